@@ -1,0 +1,26 @@
+/**
+ * The shared core: request attributes, RBAC matching, the authorizer and the
+ * bundle format. Used by the compiler (explain, who-can, diff-access) and the
+ * runtime proxy. Nothing here does I/O; the clock and trust material are passed in.
+ */
+export type { RequestAttributes } from './attributes.ts';
+export { authorize, type AuthorizeContext, type Decision, type InactiveGrant } from './authorize.ts';
+export { activeUntil, evaluateConditions, inWindow, toMinutes, type ConditionResult } from './conditions.ts';
+export { apiGroupMatches, nonResourceURLMatches, resourceMatches, resourceNameMatches, ruleAllows, verbMatches } from './rbac.ts';
+export { indexRuleSet, subjectKey, type Indexed, type RuleIndex } from './rule-index.ts';
+export type * from './rule-set.ts';
+export { BundleError, type BundleErrorCode } from './bundle-error.ts';
+export {
+  ENVELOPE_FILE,
+  PAYLOAD_TYPE,
+  keyIdOf,
+  pae,
+  sha256,
+  signStatement,
+  verifyBundle,
+  type BundleStatement,
+  type Envelope,
+  type TrustedKeys,
+  type VerifyExpectations,
+} from './bundle.ts';
+export { canonicalJson } from './canonical-json.ts';

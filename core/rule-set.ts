@@ -1,0 +1,93 @@
+/**
+ * The proxy rule set: what the compiler writes to `generated/<cluster>/rules.json`
+ * and the runtime proxy enforces. Plain data, JSON-serialisable, one per cluster.
+ */
+
+/** Where a grant or deny was written: the policy file (repo-relative) and line. */
+export interface SourceLocation {
+  readonly file: string;
+  readonly line: number;
+}
+
+/** An RBAC subject, after identity-provider prefixes were applied. */
+export interface Subject {
+  readonly kind: 'User' | 'Group';
+  readonly name: string;
+}
+
+/** One RBAC PolicyRule, with exactly Kubernetes' field meanings (rbac/v1). */
+export interface PolicyRule {
+  readonly verbs: readonly string[];
+  readonly apiGroups?: readonly string[];
+  readonly resources?: readonly string[];
+  readonly resourceNames?: readonly string[];
+  readonly nonResourceURLs?: readonly string[];
+}
+
+/** Where in a cluster a grant or deny applies. */
+export type Scope =
+  | { readonly kind: 'cluster' }
+  | { readonly kind: 'namespaces'; readonly namespaces: readonly string[] };
+
+/** A weekly recurring window in an IANA time zone; `end` is exclusive; days are `mon`…`sun`. */
+export interface TimeWindow {
+  readonly days: readonly Weekday[];
+  readonly start: string; // "HH:MM"
+  readonly end: string; // "HH:MM"; "24:00" allowed
+  readonly timeZone: string;
+}
+
+/** Days of the week as used in windows. */
+export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
+
+/** Break-glass: the grant is inactive until invoked with a reason, for at most `maxDurationSeconds`. */
+export interface BreakGlass {
+  readonly maxDurationSeconds: number;
+  readonly notify: readonly string[];
+}
+
+/** Conditions RBAC cannot express; the proxy enforces them. */
+export interface Conditions {
+  readonly notBefore?: string; // RFC 3339
+  readonly expires?: string; // RFC 3339
+  readonly windows?: readonly TimeWindow[];
+  readonly breakGlass?: BreakGlass;
+}
+
+/** A grant of rules to subjects in a scope, possibly conditional. */
+export interface Grant {
+  readonly id: string;
+  readonly source: SourceLocation;
+  readonly subjects: readonly Subject[];
+  readonly rules: readonly PolicyRule[];
+  readonly scope: Scope;
+  readonly conditions: Conditions;
+  /**
+   * Set on conditional grants. Their RBAC is bound to this group instead of
+   * the subjects, and the proxy impersonates the group only while the
+   * conditions hold, so bypassing the proxy never activates them.
+   */
+  readonly activationGroup?: string;
+}
+
+/** A deny: wins over every grant for the subjects it covers. */
+export interface Deny {
+  readonly id: string;
+  readonly source: SourceLocation;
+  /** `everyone` covers every authenticated identity, less `except`. */
+  readonly subjects: readonly Subject[] | 'everyone';
+  readonly except: readonly Subject[];
+  readonly rules: readonly PolicyRule[];
+  readonly scope: Scope;
+}
+
+/** The rule set for one cluster. */
+export interface RuleSet {
+  readonly apiVersion: 'portcullis.dev/v1';
+  readonly kind: 'RuleSet';
+  readonly cluster: string;
+  readonly grants: readonly Grant[];
+  readonly denies: readonly Deny[];
+  /** Every user and group the proxy may impersonate on this cluster (sorted). */
+  readonly impersonable: { readonly users: readonly string[]; readonly groups: readonly string[] };
+}
