@@ -3,6 +3,7 @@ import { ExitError } from './exit-error.ts';
 import { registerCompilerCommands } from '../compiler/cli.ts';
 import { registerSandboxCommands } from '../sandbox/cli.ts';
 import { registerProxyCommands } from '../runtime-proxy/cli.ts';
+import { registerKubeconfigCommands } from '../runtime-proxy/kubeconfig-cli.ts';
 import { registerGitopsCommands } from '../gitops/cli.ts';
 
 /** The CLI is thin: parse arguments, call a command function, map ExitError to the exit code. */
@@ -14,6 +15,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerCompilerCommands(program);
   registerSandboxCommands(program);
   registerProxyCommands(program);
+  registerKubeconfigCommands(program);
   registerGitopsCommands(program);
   try {
     await program.parseAsync([...argv]);
