@@ -154,8 +154,8 @@ test('effective access: moving a verb between grants or splitting a rule is no c
   assert.deepEqual(diffAccess(clusterWide, a).map((c) => `${c.change} ${c.namespace} ${c.verb}`), ['lost * get', 'lost * list']);
   const timed = ruleSet([grant('g1', 'oidc:devs', ['get', 'list'], ['team-a'], { conditions: { expires: '2027-01-01T00:00:00Z' }, activationGroup: 'portcullis:grant:g1' })]);
   assert.deepEqual(accessLines(diffAccess(a, timed)).map(formatAccessLine), [
-    '+ Group oidc:devs can now get, list pods in namespace team-a (when until 2027-01-01T00:00:00Z)',
     '- Group oidc:devs can no longer get, list pods in namespace team-a',
+    '+ Group oidc:devs can now get, list pods in namespace team-a (when until 2027-01-01T00:00:00Z)',
   ]);
 });
 
