@@ -45,7 +45,7 @@ export interface IssueOptions {
   readonly sans?: readonly string[];
   /** `serverAuth` or `clientAuth`. @default 'serverAuth' */
   readonly usage?: 'serverAuth' | 'clientAuth';
-  /** Validity in days; negative makes an already expired certificate. @default 30 */
+  /** Validity in days from now. @default 30 */
   readonly days?: number;
 }
 
@@ -84,12 +84,7 @@ export function createTestCa(name = 'portcullis test CA'): TestCa {
       const lines = ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', `extendedKeyUsage=${opts.usage ?? 'serverAuth'}`];
       if (opts.sans?.length) lines.push(`subjectAltName=${opts.sans.join(',')}`);
       writeFileSync(ext, `${lines.join('\n')}\n`);
-      const days = opts.days ?? 30;
-      const validity =
-        days >= 0
-          ? ['-days', String(days)]
-          : // openssl x509 -not_before/-not_after need 3.x; -days cannot be negative.
-            ['-not_before', stamp(Date.now() + 2 * days * 86_400_000), '-not_after', stamp(Date.now() + days * 86_400_000)];
+      const validity = ['-days', String(opts.days ?? 30)];
       openssl(['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-set_serial', String(1000 + serial), ...validity, '-sha256', '-extfile', ext, '-out', certFile]);
       return { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8'), certFile, keyFile };
     },
@@ -107,8 +102,8 @@ export interface TokenOptions {
   readonly groups?: unknown;
   /** `aud`. @default DEFAULT_AUDIENCE */
   readonly aud?: string | readonly string[];
-  /** Seconds from now until `exp`; negative for an expired token. @default 600 */
-  readonly ttlSeconds?: number;
+  /** Seconds from now until `exp`; negative for an expired token; `null` leaves `exp` out. @default 600 */
+  readonly ttlSeconds?: number | null;
   /** Seconds from now for `nbf`. @default no nbf claim */
   readonly nbfSeconds?: number;
   /** Signing algorithm, from the provider's keys. @default 'RS256' */
@@ -229,7 +224,8 @@ export async function startOidcProvider(opts: { readonly ca?: TestCa } = {}): Pr
           else p.sub = want.sub;
           if (want.groups !== undefined) p.groups = want.groups;
           p.aud = want.aud ?? DEFAULT_AUDIENCE;
-          p.exp = iat + (want.ttlSeconds ?? 600);
+          if (want.ttlSeconds === null) delete p.exp;
+          else p.exp = iat + (want.ttlSeconds ?? 600);
           if (want.nbfSeconds !== undefined) p.nbf = iat + want.nbfSeconds;
           delete p.client_id;
           delete p.scope;
@@ -321,9 +317,4 @@ function readClaims(ctx: KoaContext | undefined): WantedClaims | undefined {
 
 function openssl(args: readonly string[]): void {
   execFileSync('openssl', [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function stamp(ms: number): string {
-  // YYYYMMDDHHMMSSZ, the GeneralizedTime form openssl accepts.
-  return new Date(ms).toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
 }
