@@ -1,4 +1,138 @@
-import type { Command } from 'commander';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import { ExitError } from '../cli/exit-error.ts';
+import { renderApplySummary } from './apply.ts';
+import { readCredentials, type Credentials } from './fleet.ts';
+import { readGenerated } from './generated.ts';
+import { GitopsError } from './gitops-error.ts';
+import { octokitFor, publishPlan, pullRequestFromEnv } from './github.ts';
+import { planExitCode } from './plan.ts';
+import { renderJson, renderMarkdown, renderText } from './render.ts';
+import { compilerFreshnessCheck, runApply, runPlan, type FleetOptions } from './run.ts';
 
-/** Registers this module's commands on the CLI. */
-export function registerGitopsCommands(_program: Command): void {}
+interface FleetFlags {
+  clusters?: string;
+  generated: string;
+  fleet?: string;
+  kubeconfigs?: string;
+  tokenFile?: string;
+  proxyCa?: string;
+  kubectl: string;
+  concurrency: string;
+}
+
+function fleetOptions(cmd: Command): Command {
+  return cmd
+    .option('--clusters <selector>', 'cluster names and/or label selectors over fleet.json labels, comma-separated (e.g. "dev,env=prod")')
+    .option('--generated <dir>', 'the compiler output directory', 'generated')
+    .option('--fleet <file>', 'fleet.json to read clusters from (default: <generated>/fleet.json)')
+    .addOption(new Option('--kubeconfigs <file>', 'JSON file mapping cluster name → admin kubeconfig path (the sandbox fleet file works)').env('PORTCULLIS_KUBECONFIGS'))
+    .addOption(new Option('--token-file <file>', "a bearer token (e.g. GitHub's OIDC token) used against each cluster's proxyUrl instead of kubeconfigs").env('PORTCULLIS_TOKEN_FILE'))
+    .addOption(new Option('--proxy-ca <file>', 'CA bundle that signed the proxies\' serving certificates (with --token-file)').env('PORTCULLIS_PROXY_CA'))
+    .addOption(new Option('--kubectl <path>', 'the kubectl binary').env('PORTCULLIS_KUBECTL').default('kubectl'))
+    .option('--concurrency <n>', 'clusters at once', '4');
+}
+
+async function credentialsFor(f: FleetFlags): Promise<Credentials> {
+  if (f.kubeconfigs) return readCredentials(f.kubeconfigs);
+  if (f.tokenFile) return tokenCredentials(f);
+  throw new ExitError(1, 'no fleet credentials: pass --kubeconfigs FILE (or PORTCULLIS_KUBECONFIGS), or --token-file FILE to go through each cluster\'s proxy');
+}
+
+/** Kubeconfigs that reach each cluster's proxyUrl with a bearer token (written 0600 to a fresh temp dir). */
+async function tokenCredentials(f: FleetFlags): Promise<Credentials> {
+  const gen = await readGenerated(f.generated, f.fleet);
+  const token = (await readFile(f.tokenFile ?? '', 'utf8')).trim();
+  const ca = f.proxyCa ? (await readFile(f.proxyCa)).toString('base64') : undefined;
+  const dir = await mkdtemp(join(tmpdir(), 'portcullis-kube-'));
+  const out = new Map<string, { kubeconfig: string }>();
+  for (const c of gen.clusters) {
+    if (!c.proxyUrl) continue;
+    const path = join(dir, `${c.name}.kubeconfig`);
+    const cfg = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: c.name, cluster: { server: c.proxyUrl, ...(ca ? { 'certificate-authority-data': ca } : {}) } }],
+      users: [{ name: 'ci', user: { token } }],
+      contexts: [{ name: c.name, context: { cluster: c.name, user: 'ci' } }],
+      'current-context': c.name,
+    };
+    await writeFile(path, JSON.stringify(cfg), { mode: 0o600 });
+    out.set(c.name, { kubeconfig: path });
+  }
+  return out;
+}
+
+function positiveInt(s: string, what: string): number {
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < 1) throw new ExitError(1, `${what} must be a positive integer, not ${s}`);
+  return n;
+}
+
+async function toFleetOptions(f: FleetFlags): Promise<FleetOptions> {
+  return {
+    generatedDir: f.generated,
+    ...(f.fleet ? { fleetFile: f.fleet } : {}),
+    ...(f.clusters ? { selector: f.clusters } : {}),
+    credentials: await credentialsFor(f),
+    kubectl: f.kubectl,
+    concurrency: positiveInt(f.concurrency, '--concurrency'),
+  };
+}
+
+function asExit(e: unknown): never {
+  if (e instanceof GitopsError) throw new ExitError(1, `portcullis: ${e.message}`);
+  throw e;
+}
+
+/** Registers `plan` and `apply`. */
+export function registerGitopsCommands(program: Command): void {
+  fleetOptions(
+    program
+      .command('plan')
+      .description('compare generated/ with the live clusters: object diffs and effective-access changes. Exit 0 = no changes, 2 = changes, 1 = error'),
+  )
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'markdown', 'json']).default('text'))
+    .option('--comment', 'post the plan on the pull request as one sticky comment and set a commit status (GitHub Actions environment)')
+    .action(async (f: FleetFlags & { format: 'text' | 'markdown' | 'json'; comment?: boolean }) => {
+      try {
+        const plan = await runPlan(await toFleetOptions(f));
+        const out = f.format === 'json' ? renderJson(plan) : f.format === 'markdown' ? renderMarkdown(plan) : renderText(plan);
+        process.stdout.write(out);
+        if (f.comment) {
+          const target = await pullRequestFromEnv(process.env);
+          const { comment } = await publishPlan(octokitFor(target), target, plan);
+          process.stderr.write(`plan comment ${comment} on ${target.owner}/${target.repo}#${target.issueNumber}\n`);
+        }
+        const code = planExitCode(plan);
+        if (code !== 0) throw new ExitError(code, '');
+      } catch (e) {
+        asExit(e);
+      }
+    });
+
+  fleetOptions(
+    program
+      .command('apply')
+      .description('server-side apply generated/ to the selected clusters, prune what is no longer generated, deliver the signed bundle'),
+  )
+    .option('--policies <dir>', 'the policy sources generated/ must be up to date with', 'policies')
+    .option('--dry-run', "use the server's dry run: nothing is changed")
+    .action(async (f: FleetFlags & { policies: string; dryRun?: boolean }) => {
+      try {
+        const dryRun = f.dryRun ?? false;
+        const { results } = await runApply({
+          ...(await toFleetOptions(f)),
+          dryRun,
+          checkFresh: compilerFreshnessCheck(f.policies, f.generated),
+          onProgress: (line) => process.stderr.write(`${line}\n`),
+        });
+        process.stdout.write(renderApplySummary(results, dryRun));
+        if (results.some((r) => !r.ok)) throw new ExitError(1, '');
+      } catch (e) {
+        asExit(e);
+      }
+    });
+}

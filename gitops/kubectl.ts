@@ -1,0 +1,144 @@
+import { spawn } from 'node:child_process';
+import { stringify } from 'yaml';
+import { ENVELOPE_FILE, type RuleSet } from '../core/index.ts';
+import { readStatement } from './generated.ts';
+import { GitopsError } from './gitops-error.ts';
+import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_KINDS, kindRank, type KubeObject } from './objects.ts';
+import type { BundleFiles, LiveCluster } from './plan.ts';
+
+/** Where the proxy reads its bundle from (docs/design.md). */
+export const BUNDLE_NAMESPACE = 'portcullis-system';
+/** The ConfigMap holding the bundle's three files, keyed by file name. */
+export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
+/** The field manager for the bundle delivery, so it never takes over fields of the managed objects. */
+export const BUNDLE_FIELD_MANAGER = 'portcullis-bundle';
+
+/** A cluster's live bundle as read from the ConfigMap. */
+export interface LiveBundle {
+  readonly revision: number | null;
+  readonly files: BundleFiles;
+  readonly ruleSet: RuleSet | undefined;
+  readonly envelope: string | undefined;
+}
+
+/** The side effects plan and apply need from one cluster. */
+export interface ClusterClient {
+  readonly name: string;
+  /** Every object of a managed kind carrying the managed-by label. */
+  listManaged(): Promise<KubeObject[]>;
+  /** The bundle the cluster's proxy serves, or null. */
+  readBundle(): Promise<LiveBundle | null>;
+  /** Server-side apply with the fixed field manager, forcing conflicts so drift is reverted. */
+  apply(objects: readonly KubeObject[], opts: { readonly dryRun: boolean }): Promise<void>;
+  /** Deletes the given objects (in the given order). */
+  delete(objects: readonly KubeObject[], opts: { readonly dryRun: boolean }): Promise<void>;
+  /** Writes the bundle files to the ConfigMap, creating the namespace if needed. */
+  deliverBundle(files: BundleFiles, opts: { readonly dryRun: boolean }): Promise<void>;
+  /** Whether a namespace exists (for dry runs, where a namespace to be created is not there yet). */
+  namespaceExists(name: string): Promise<boolean>;
+}
+
+/** Reads a cluster's live state through a client. */
+export async function readLive(client: ClusterClient): Promise<LiveCluster & { readonly bundle: LiveBundle | null }> {
+  const [objects, bundle] = await Promise.all([client.listManaged(), client.readBundle()]);
+  // An object being deleted (a Terminating namespace) is already on its way out.
+  return { name: client.name, objects: objects.filter((o) => o.metadata['deletionTimestamp'] === undefined), bundle };
+}
+
+/** Runs kubectl as the cluster's admin. Thin: every decision is made elsewhere. */
+export class KubectlClient implements ClusterClient {
+  constructor(
+    readonly name: string,
+    private readonly kubeconfig: string,
+    private readonly kubectl = 'kubectl',
+    private readonly timeoutSeconds = 20,
+  ) {}
+
+  async listManaged(): Promise<KubeObject[]> {
+    const kinds = MANAGED_KINDS.map((k) => (k.group ? `${k.resource}.${k.group}` : k.resource)).join(',');
+    const out = await this.run(['get', kinds, '--all-namespaces', '-l', `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`, '-o', 'json', '--show-managed-fields=true']);
+    const list = JSON.parse(out) as { items?: KubeObject[] };
+    return list.items ?? [];
+  }
+
+  async readBundle(): Promise<LiveBundle | null> {
+    const out = await this.run(['get', 'configmap', BUNDLE_CONFIGMAP, '-n', BUNDLE_NAMESPACE, '-o', 'json', '--ignore-not-found']);
+    if (out.trim() === '') return null;
+    const cm = JSON.parse(out) as { data?: Record<string, string> };
+    const files = { ...(cm.data ?? {}) };
+    const envelope = files[ENVELOPE_FILE];
+    let ruleSet: RuleSet | undefined;
+    try {
+      ruleSet = files['rules.json'] === undefined ? undefined : (JSON.parse(files['rules.json']) as RuleSet);
+    } catch {
+      ruleSet = undefined;
+    }
+    return { revision: envelope === undefined ? null : (readStatement(envelope)?.revision ?? null), files, ruleSet, envelope };
+  }
+
+  async apply(objects: readonly KubeObject[], opts: { readonly dryRun: boolean }): Promise<void> {
+    if (objects.length === 0) return;
+    const docs = objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
+    await this.run(['apply', '--server-side', `--field-manager=${FIELD_MANAGER}`, '--force-conflicts', ...(opts.dryRun ? ['--dry-run=server'] : []), '-o', 'name', '-f', '-'], docs);
+  }
+
+  async delete(objects: readonly KubeObject[], opts: { readonly dryRun: boolean }): Promise<void> {
+    // One kubectl call per (kind, namespace), in the given order of kinds.
+    const groups = new Map<string, { resource: string; ns: string | undefined; names: string[]; rank: number }>();
+    for (const o of objects) {
+      const k = MANAGED_KINDS.find((m) => m.kind === o.kind);
+      if (!k) throw new GitopsError('KUBECTL_FAILED', `refusing to delete ${o.kind} ${o.metadata.name}: not a managed kind`);
+      const resource = k.group ? `${k.resource}.${k.group}` : k.resource;
+      const key = `${resource}/${o.metadata.namespace ?? ''}`;
+      const g = groups.get(key) ?? { resource, ns: o.metadata.namespace, names: [], rank: kindRank(o.kind) };
+      g.names.push(o.metadata.name);
+      groups.set(key, g);
+    }
+    for (const g of [...groups.values()].sort((a, b) => b.rank - a.rank)) {
+      // The names come from the managed-by listing, so only managed objects are ever deleted.
+      await this.run(['delete', g.resource, ...g.names, ...(g.ns ? ['-n', g.ns] : []), '--ignore-not-found', '--wait=false', ...(opts.dryRun ? ['--dry-run=server'] : [])]);
+    }
+  }
+
+  async deliverBundle(files: BundleFiles, opts: { readonly dryRun: boolean }): Promise<void> {
+    const ns = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: BUNDLE_NAMESPACE } };
+    const cm = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: BUNDLE_CONFIGMAP, namespace: BUNDLE_NAMESPACE, labels: { 'app.kubernetes.io/part-of': 'portcullis' } },
+      data: files,
+    };
+    const dry = opts.dryRun ? ['--dry-run=server'] : [];
+    const base = ['apply', '--server-side', `--field-manager=${BUNDLE_FIELD_MANAGER}`, '--force-conflicts', ...dry, '-o', 'name', '-f', '-'];
+    if (!(await this.namespaceExists(BUNDLE_NAMESPACE))) {
+      await this.run(base, stringify(ns));
+      if (opts.dryRun) return; // the ConfigMap cannot be dry-run into a namespace that does not exist yet
+    }
+    await this.run(base, stringify(cm, { lineWidth: 0 }));
+  }
+
+  async namespaceExists(name: string): Promise<boolean> {
+    const out = await this.run(['get', 'namespace', name, '--ignore-not-found', '-o', 'name']);
+    return out.trim() !== '';
+  }
+
+  /** Runs kubectl; an error names the cluster and says whether it could not be reached. */
+  run(args: readonly string[], stdin?: string): Promise<string> {
+    return new Promise((resolvePromise, reject) => {
+      const child = spawn(this.kubectl, ['--kubeconfig', this.kubeconfig, `--request-timeout=${this.timeoutSeconds}s`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.on('error', (e) => reject(new GitopsError('KUBECTL_FAILED', `${this.name}: cannot run ${this.kubectl}: ${e.message}`)));
+      child.on('close', (code) => {
+        const stderr = Buffer.concat(err).toString('utf8').trim();
+        if (code === 0) return resolvePromise(Buffer.concat(out).toString('utf8'));
+        const unreachable = /connection refused|no such host|i\/o timeout|Unable to connect to the server|dial tcp|context deadline exceeded|TLS handshake timeout|connect: /i.test(stderr);
+        reject(new GitopsError(unreachable ? 'CLUSTER_UNREACHABLE' : 'KUBECTL_FAILED', `${this.name}: kubectl ${args[0] ?? ''} failed: ${stderr.split('\n').slice(-5).join(' | ')}`));
+      });
+      child.stdin.on('error', () => {});
+      child.stdin.end(stdin ?? '');
+    });
+  }
+}
