@@ -29,6 +29,19 @@ export type RequestTargetResult =
 /** Parameters whose repetition could make the proxy and kube-apiserver (or its handlers) read different values. */
 const SINGLE_PARAMETERS: readonly string[] = ['watch', 'fieldSelector', 'labelSelector'];
 
+/**
+ * Query parameters NewRequestInfo or the list machinery read: no control
+ * characters at all there. Other values (an exec `command`) may carry tabs and
+ * newlines, which are data forwarded in their encoded form; NUL never.
+ */
+const PARSED_PARAMETERS: ReadonlySet<string> = new Set([
+  'watch', 'fieldSelector', 'labelSelector', 'limit', 'timeoutSeconds', 'resourceVersion',
+  'resourceVersionMatch', 'continue', 'sendInitialEvents', 'allowWatchBookmarks',
+]);
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
 const fail = (code: RequestTargetCode, reason: string): RequestTargetResult => ({ ok: false, code, reason });
 
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
@@ -36,16 +49,18 @@ const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
 /**
  * Checks one percent-encoded component (a path segment, or a query key or
  * value with `+` already turned into a space) and decodes it as Go's
- * url.PathUnescape / url.QueryUnescape would.
+ * url.PathUnescape / url.QueryUnescape would. An encoded `/` or `\` is refused
+ * in the path only: in the query it is ordinary data (kubectl sends
+ * `labelSelector=app.kubernetes.io%2Fname%3Dweb`).
  */
-function decodeComponent(raw: string, where: string): { ok: true; value: string } | { ok: false; result: RequestTargetResult } {
+function decodeComponent(raw: string, where: 'path' | 'query'): { ok: true; value: string } | { ok: false; result: RequestTargetResult } {
   for (let i = raw.indexOf('%'); i !== -1; i = raw.indexOf('%', i + 1)) {
     const hex = raw.slice(i + 1, i + 3);
     if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {
       return { ok: false, result: fail('BAD_ESCAPE', `invalid % escape in the ${where}`) };
     }
     const byte = String.fromCharCode(parseInt(hex, 16));
-    if (byte === '/' || byte === '\\') {
+    if (where === 'path' && (byte === '/' || byte === '\\')) {
       return { ok: false, result: fail('ENCODED_SEPARATOR', `encoded '/' or '\\' in the ${where}`) };
     }
     if (UNRESERVED.test(byte)) {
@@ -58,10 +73,6 @@ function decodeComponent(raw: string, where: string): { ok: true; value: string 
     value = decodeURIComponent(raw);
   } catch {
     return { ok: false, result: fail('INVALID_UTF8', `percent-encoding that is not UTF-8 in the ${where}`) };
-  }
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) {
-    return { ok: false, result: fail('CONTROL_CHARACTER', `control character in the ${where}`) };
   }
   return { ok: true, value };
 }
@@ -82,7 +93,9 @@ function decodeComponent(raw: string, where: string): { ok: true; value: string 
  * not), no `.`/`..` segment, no encoded `/` or `\`, no percent-encoded
  * unreserved character (so no `%2e`), only valid `%XX` escapes of UTF-8; in
  * the query no `;` (Go drops such pairs, URLSearchParams keeps them), the same
- * escape rules, and no repeated `watch`, `fieldSelector` or `labelSelector`.
+ * escape rules (an encoded `/` is data there), no NUL, no control character
+ * in a key or in a parameter the list machinery reads, and no repeated
+ * `watch`, `fieldSelector` or `labelSelector`.
  * Kubernetes object names never contain any of these.
  */
 export function checkRequestTarget(rawTarget: string): RequestTargetResult {
@@ -107,6 +120,7 @@ export function checkRequestTarget(rawTarget: string): RequestTargetResult {
       const d = decodeComponent(segment, 'path');
       if (!d.ok) return d.result;
       if (d.value === '.' || d.value === '..') return fail('DOT_SEGMENT', "'.' or '..' path segment");
+      if (CONTROL.test(d.value)) return fail('CONTROL_CHARACTER', 'control character in the path');
       decoded.push(d.value);
     }
   }
@@ -122,6 +136,9 @@ export function checkRequestTarget(rawTarget: string): RequestTargetResult {
     if (!key.ok) return key.result;
     const value = decodeComponent(rawValue.replaceAll('+', ' '), 'query');
     if (!value.ok) return value.result;
+    if (CONTROL.test(key.value) || value.value.includes('\u0000') || (PARSED_PARAMETERS.has(key.value) && CONTROL.test(value.value))) {
+      return fail('CONTROL_CHARACTER', 'control character in the query');
+    }
     if (SINGLE_PARAMETERS.includes(key.value) && query.has(key.value)) {
       return fail('REPEATED_PARAMETER', `repeated query parameter ${key.value}`);
     }
