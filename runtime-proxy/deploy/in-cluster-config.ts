@@ -1,0 +1,38 @@
+import type { IssuerConfig } from '../authn/index.ts';
+import { AUDIT_MOUNT, BUNDLE_MOUNT, KEYS_MOUNT, TLS_MOUNT } from './proxy-chart.ts';
+
+/** Inputs of `inClusterProxyConfig`. */
+export interface InClusterConfigOptions {
+  /** The cluster the proxy runs in and fronts. */
+  readonly cluster: string;
+  /** OIDC issuers (people, CI). */
+  readonly issuers: readonly IssuerConfig[];
+  /** Key ids of the trusted bundle keys (files `<id>.pub.pem` under KEYS_MOUNT). */
+  readonly trustedKeyIds: readonly string[];
+  /** @default 8443 */
+  readonly port?: number;
+}
+
+const SA = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/**
+ * A proxy configuration for the chart's pod fronting its own cluster: upstream
+ * `kubernetes.default.svc` with the pod's ServiceAccount token (impersonate
+ * only), the bundle from the mounted ConfigMap, audit to stdout and a file.
+ */
+export function inClusterProxyConfig(o: InClusterConfigOptions): Record<string, unknown> {
+  return {
+    listen: { host: '0.0.0.0', port: o.port ?? 8443 },
+    tls: { certFile: `${TLS_MOUNT}/tls.crt`, keyFile: `${TLS_MOUNT}/tls.key` },
+    clusters: [
+      {
+        name: o.cluster,
+        upstream: { url: 'https://kubernetes.default.svc', caFile: `${SA}/ca.crt`, tokenFile: `${SA}/token` },
+        bundle: { directory: BUNDLE_MOUNT },
+        trustedKeyFiles: [...o.trustedKeyIds].sort().map((k) => `${KEYS_MOUNT}/${k}.pub.pem`),
+      },
+    ],
+    authn: { issuers: o.issuers.map((i) => ({ ...i })) },
+    audit: { stdout: true, file: { path: `${AUDIT_MOUNT}/audit.log` } },
+  };
+}

@@ -1,0 +1,17 @@
+/** The cdk8s chart that deploys the Portcullis proxy itself. */
+export {
+  AUDIT_MOUNT,
+  BUNDLE_CONFIGMAP,
+  BUNDLE_MOUNT,
+  CONFIG_PATH,
+  IMPERSONATOR_ROLE,
+  KEYS_MOUNT,
+  PROXY_NAMESPACE,
+  PROXY_SERVICE_ACCOUNT,
+  ProxyChart,
+  TLS_MOUNT,
+  synthProxyChart,
+  type ProxyChartProps,
+  type ProxyResources,
+} from './proxy-chart.ts';
+export { inClusterProxyConfig, type InClusterConfigOptions } from './in-cluster-config.ts';

@@ -1,0 +1,164 @@
+/** The proxy's own deployment chart: snapshot, invariants, and the real apiserver's verdict (server-side dry run). */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { BUNDLE_CONFIGMAP as COMPILER_BUNDLE_CONFIGMAP, IMPERSONATOR_ROLE as COMPILER_IMPERSONATOR_ROLE, PROXY_NAMESPACE as COMPILER_NAMESPACE, PROXY_SERVICE_ACCOUNT as COMPILER_SA } from '../../compiler/synth.ts';
+import { parseConfig } from '../../runtime-proxy/config.ts';
+import {
+  BUNDLE_CONFIGMAP,
+  BUNDLE_MOUNT,
+  CONFIG_PATH,
+  IMPERSONATOR_ROLE,
+  PROXY_NAMESPACE,
+  PROXY_SERVICE_ACCOUNT,
+  inClusterProxyConfig,
+  synthProxyChart,
+  type ProxyChartProps,
+} from '../../runtime-proxy/deploy/index.ts';
+
+const SNAPSHOT = fileURLToPath(new URL('./deploy.snapshot.yaml', import.meta.url));
+
+const props: ProxyChartProps = {
+  image: 'ghcr.io/example/portcullis:0.1.0',
+  cluster: 'dev',
+  trustedKeys: { '0123456789abcdef': '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n' },
+  config: inClusterProxyConfig({
+    cluster: 'dev',
+    issuers: [
+      { issuer: 'https://login.example.com', audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups' },
+      { issuer: 'https://token.actions.githubusercontent.com', audiences: ['https://github.com/acme'], usernamePrefix: 'github:', clusters: ['dev'] },
+    ],
+    trustedKeyIds: ['0123456789abcdef'],
+  }),
+};
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: unknown };
+const objects = (yaml: string): Obj[] => parseAllDocuments(yaml).map((d) => d.toJSON() as Obj);
+const find = (objs: Obj[], kind: string) => {
+  const o = objs.find((x) => x.kind === kind);
+  assert.ok(o, `no ${kind}`);
+  return o as Obj & { spec: any; data: any; roleRef: any; subjects: any };
+};
+
+describe('proxy deployment chart', () => {
+  it('GIVEN the example props WHEN synthesized THEN the YAML matches the snapshot (UPDATE_SNAPSHOTS=1 rewrites it)', () => {
+    const yaml = synthProxyChart(props);
+    if (process.env.UPDATE_SNAPSHOTS === '1' || !existsSync(SNAPSHOT)) writeFileSync(SNAPSHOT, yaml);
+    assert.equal(yaml, readFileSync(SNAPSHOT, 'utf8'));
+  });
+
+  it('GIVEN the same props in another key order WHEN synthesized twice THEN the same bytes', () => {
+    const shuffled = { ...props, config: Object.fromEntries(Object.entries(props.config).reverse()) };
+    assert.equal(synthProxyChart(props), synthProxyChart(shuffled));
+  });
+
+  it('GIVEN the chart THEN exactly these kinds, and names shared with the compiler match its constants', () => {
+    const objs = objects(synthProxyChart(props));
+    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+    assert.equal(IMPERSONATOR_ROLE, COMPILER_IMPERSONATOR_ROLE);
+    assert.equal(PROXY_NAMESPACE, COMPILER_NAMESPACE);
+    assert.equal(PROXY_SERVICE_ACCOUNT, COMPILER_SA);
+    assert.equal(BUNDLE_CONFIGMAP, COMPILER_BUNDLE_CONFIGMAP);
+  });
+
+  it('GIVEN the chart THEN its ServiceAccount can only impersonate: bound to the compiler role, no role or rule defined here', () => {
+    const objs = objects(synthProxyChart(props));
+    const crb = find(objs, 'ClusterRoleBinding');
+    assert.deepEqual(crb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'portcullis:proxy-impersonator' });
+    assert.deepEqual(crb.subjects, [{ kind: 'ServiceAccount', name: 'portcullis-proxy', namespace: 'portcullis-system' }]);
+    assert.ok(!objs.some((o) => /Role$/.test(o.kind)), 'no Role/ClusterRole in the chart');
+    assert.ok(!objs.some((o) => o.kind === 'RoleBinding'), 'no other binding');
+    assert.equal(find(objs, 'Deployment').spec.template.spec.serviceAccountName, 'portcullis-proxy');
+    // Shared objects carry the compiler's labels, so `apply` (prune by managed-by) keeps them.
+    for (const kind of ['Namespace', 'ServiceAccount', 'ClusterRoleBinding']) {
+      assert.deepEqual(find(objs, kind).metadata.labels, { 'app.kubernetes.io/managed-by': 'portcullis', 'portcullis.dev/cluster': 'dev' });
+    }
+    // The proxy's own objects do not: apply must never prune the Deployment.
+    assert.ok(!('app.kubernetes.io/managed-by' in (find(objs, 'Deployment').metadata.labels ?? {})));
+  });
+
+  it('GIVEN the Deployment THEN ≥ 2 replicas, anti-affinity, probes, resources, non-root, read-only root, bundle mounted', () => {
+    const d = find(objects(synthProxyChart(props)), 'Deployment');
+    const pod = d.spec.template.spec;
+    const c = pod.containers[0];
+    assert.equal(d.spec.replicas, 2);
+    assert.ok(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution.length >= 1);
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+    assert.equal(c.livenessProbe.httpGet.path, '/healthz');
+    assert.ok(c.resources.requests.cpu && c.resources.limits.memory);
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+    assert.deepEqual(c.securityContext.capabilities.drop, ['ALL']);
+    assert.deepEqual(c.args, ['proxy', '--config', CONFIG_PATH]);
+    const bundle = pod.volumes.find((v: any) => v.name === 'bundle');
+    assert.deepEqual(bundle.configMap, { name: 'portcullis-bundle', optional: true });
+    assert.ok(c.volumeMounts.some((m: any) => m.name === 'bundle' && m.mountPath === BUNDLE_MOUNT && m.readOnly));
+    assert.equal(find(objects(synthProxyChart({ ...props, replicas: 3 })), 'Deployment').spec.replicas, 3);
+    assert.throws(() => synthProxyChart({ ...props, replicas: 1 }), /replicas/);
+  });
+
+  it('GIVEN a PDB and Service THEN minAvailable 1 and both select the Deployment pods', () => {
+    const objs = objects(synthProxyChart(props));
+    const sel = find(objs, 'Deployment').spec.selector.matchLabels;
+    assert.equal(find(objs, 'PodDisruptionBudget').spec.minAvailable, 1);
+    assert.deepEqual(find(objs, 'PodDisruptionBudget').spec.selector.matchLabels, sel);
+    assert.deepEqual(find(objs, 'Service').spec.selector, sel);
+  });
+
+  it('GIVEN a config change THEN the pod template checksum changes (pods roll)', () => {
+    const sum = (p: ProxyChartProps) => find(objects(synthProxyChart(p)), 'Deployment').spec.template.metadata.annotations['portcullis.dev/config-sha256'];
+    assert.notEqual(sum(props), sum({ ...props, config: { ...props.config, listen: { host: '0.0.0.0', port: 9443 } } }));
+    assert.notEqual(sum(props), sum({ ...props, trustedKeys: { other: 'PEM' } }));
+  });
+
+  it('GIVEN the ConfigMap THEN its config.yaml is accepted by the proxy config parser', () => {
+    const cm = objects(synthProxyChart(props)).find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'portcullis-proxy-config') as Obj & { data: Record<string, string> };
+    const cfg = parseConfig(cm.data['config.yaml'] ?? '', '/', 'chart config');
+    assert.equal(cfg.clusters[0]?.name, 'dev');
+    assert.deepEqual(cfg.clusters[0]?.bundle, { kind: 'directory', path: BUNDLE_MOUNT, pollIntervalMs: cfg.clusters[0]?.bundle.pollIntervalMs });
+  });
+});
+
+describe('proxy deployment chart against a real kube-apiserver', () => {
+  it('GIVEN a sandbox cluster WHEN kubectl apply --dry-run=server THEN every object is accepted', async (t) => {
+    const fleetModule = '../support/fleet.ts';
+    if (!existsSync(fileURLToPath(new URL(fleetModule, import.meta.url)))) {
+      t.skip('test/support/fleet.ts (sandbox) not available yet');
+      return;
+    }
+    const { getTestFleet } = (await import(fleetModule)) as { getTestFleet: () => Promise<any> };
+    const fleet = await getTestFleet();
+    const cluster = fleet.clusters.find((c: any) => c.name === 'dev') ?? fleet.clusters[0];
+    const kubectl: string = fleet.bin?.kubectl ?? fleet.kubectl;
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-deploy-'));
+    try {
+      const file = join(dir, 'chart.yaml');
+      writeFileSync(file, synthProxyChart(props));
+      const run = (...args: string[]) => spawnSync(kubectl, ['--kubeconfig', cluster.adminKubeconfig, ...args], { encoding: 'utf8', timeout: 60_000 });
+      // The namespace must exist for namespaced objects to pass a server dry run; creating it is idempotent.
+      const ns = run('create', 'namespace', PROXY_NAMESPACE);
+      assert.ok(ns.status === 0 || /AlreadyExists/.test(ns.stderr), ns.stderr);
+      const r = run('apply', '--dry-run=server', '-f', file, '-o', 'name');
+      assert.equal(r.status, 0, r.stderr);
+      const names = r.stdout.trim().split('\n').sort();
+      assert.deepEqual(names, [
+        'clusterrolebinding.rbac.authorization.k8s.io/portcullis:proxy-impersonator',
+        'configmap/portcullis-proxy-config',
+        'configmap/portcullis-proxy-keys',
+        'deployment.apps/portcullis-proxy',
+        'namespace/portcullis-system',
+        'poddisruptionbudget.policy/portcullis-proxy',
+        'service/portcullis-proxy',
+        'serviceaccount/portcullis-proxy',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
