@@ -1,4 +1,68 @@
 import type { Command } from 'commander';
+import { ExitError } from '../cli/exit-error.ts';
+import { SandboxError } from './errors.ts';
+import { downFleet, fleetFile, fleetStatus, readFleet, upFleet } from './fleet.ts';
 
-/** Registers this module's commands on the CLI. */
-export function registerSandboxCommands(_program: Command): void {}
+async function run(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof SandboxError) throw new ExitError(1, `portcullis sandbox: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Registers `portcullis sandbox up|status|down`. */
+export function registerSandboxCommands(program: Command): void {
+  const sandbox = program
+    .command('sandbox')
+    .description('Real Kubernetes control planes on this machine (etcd, kube-apiserver, a fake kubelet) for trying Portcullis and for tests');
+
+  sandbox
+    .command('up')
+    .description('build the binaries if needed, start N clusters on loopback, write kubeconfigs and DIR/fleet.json')
+    .option('--clusters <n>', 'number of clusters (named dev, staging, prod-eu, cluster-4, …)', '3')
+    .option('--dir <dir>', 'state directory', '.sandbox')
+    .action(async (opts: { clusters: string; dir: string }) =>
+      run(async () => {
+        const fleet = await upFleet({ dir: opts.dir, clusters: Number(opts.clusters) });
+        const lines = [`sandbox fleet is up (Kubernetes ${fleet.kubernetesVersion}); fleet file: ${fleetFile(fleet.dir)}`];
+        for (const c of fleet.clusters) {
+          lines.push(`  ${c.name.padEnd(10)} ${c.server}  kubectl --kubeconfig ${c.adminKubeconfig} get nodes`);
+        }
+        lines.push(`kubectl: ${fleet.bin.kubectl}`, `stop it with: portcullis sandbox down --dir ${opts.dir}`);
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }),
+    );
+
+  sandbox
+    .command('status')
+    .description('show whether each sandbox cluster is running and ready')
+    .option('--dir <dir>', 'state directory', '.sandbox')
+    .option('--json', 'print JSON')
+    .action(async (opts: { dir: string; json?: boolean }) =>
+      run(async () => {
+        readFleet(opts.dir);
+        const health = await fleetStatus(opts.dir);
+        if (opts.json) process.stdout.write(`${JSON.stringify(health, null, 2)}\n`);
+        else {
+          for (const h of health) {
+            const procs = h.processes.map((p) => `${p.role}:${p.pid}${p.alive ? '' : '(dead)'}`).join(' ');
+            process.stdout.write(`${h.name.padEnd(10)} ${h.ready ? 'ready   ' : 'NOT READY'} ${h.server}  ${procs}\n`);
+          }
+        }
+        if (!health.every((h) => h.ready && h.processes.every((p) => p.alive))) process.exitCode = 1;
+      }),
+    );
+
+  sandbox
+    .command('down')
+    .description('stop every sandbox process and remove the state directory')
+    .option('--dir <dir>', 'state directory', '.sandbox')
+    .action(async (opts: { dir: string }) =>
+      run(async () => {
+        const n = await downFleet(opts.dir);
+        process.stdout.write(`sandbox down: stopped ${n} process(es), removed ${opts.dir}\n`);
+      }),
+    );
+}
