@@ -1,0 +1,231 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { parse } from 'yaml';
+import { registerCompilerCommands } from '../../compiler/cli.ts';
+import { registerGitopsCommands } from '../../gitops/cli.ts';
+import { registerProxyCommands } from '../../runtime-proxy/cli.ts';
+import { registerKubeconfigCommands } from '../../runtime-proxy/kubeconfig-cli.ts';
+import { registerSandboxCommands } from '../../sandbox/cli.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const dir = join(root, '.github', 'workflows');
+const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+
+// The same registrations as cli/main.ts.
+// TODO(lead): export a buildProgram() from cli/main.ts so this cannot drift.
+function program(): Command {
+  const p = new Command('portcullis').exitOverride();
+  registerCompilerCommands(p);
+  registerSandboxCommands(p);
+  registerProxyCommands(p);
+  registerKubeconfigCommands(p);
+  registerGitopsCommands(p);
+  return p;
+}
+
+interface Step {
+  uses?: string;
+  run?: string;
+  with?: Record<string, unknown>;
+}
+interface Job {
+  permissions?: Record<string, string> | string;
+  environment?: unknown;
+  steps?: Step[];
+}
+interface Workflow {
+  on: Record<string, unknown>;
+  permissions?: Record<string, string> | string;
+  jobs: Record<string, Job>;
+}
+
+function load(f: string): { text: string; wf: Workflow } {
+  const text = readFileSync(join(dir, f), 'utf8');
+  return { text, wf: parse(text) as Workflow };
+}
+
+/** Splits a shell script into simple commands (continuations joined; `|`, `&&`, `;` split) and words (quotes respected). */
+function shellCommands(script: string): string[][] {
+  const joined = script.replace(/\\\n/g, ' ');
+  const out: string[][] = [];
+  for (const line of joined.split('\n')) {
+    let words: string[] = [];
+    let cur = '';
+    let quote: string | null = null;
+    let has = false;
+    const flush = () => {
+      if (has) words.push(cur);
+      cur = '';
+      has = false;
+    };
+    for (let i = 0; i < line.length; i++) {
+      const ch = line[i] ?? '';
+      if (quote) {
+        if (ch === quote) quote = null;
+        else cur += ch;
+        continue;
+      }
+      if (ch === '"' || ch === "'") {
+        quote = ch;
+        has = true;
+      } else if (ch === '#' && !has) break;
+      else if (/\s/.test(ch)) flush();
+      else if (ch === '|' || ch === ';' || ch === '&') {
+        flush();
+        if (words.length) out.push(words);
+        words = [];
+        if (line[i + 1] === ch) i++;
+      } else {
+        cur += ch;
+        has = true;
+      }
+    }
+    flush();
+    if (words.length) out.push(words);
+  }
+  return out;
+}
+
+/** The portcullis invocations in a script: the words after `npx portcullis` / `node bin/portcullis.js`. */
+function portcullisCalls(script: string): string[][] {
+  const calls: string[][] = [];
+  for (const words of shellCommands(script)) {
+    for (let i = 0; i < words.length; i++) {
+      if (words[i] === 'npx' && words[i + 1] === 'portcullis') calls.push(words.slice(i + 2));
+      else if (words[i] === 'node' && words[i + 1] === 'bin/portcullis.js') calls.push(words.slice(i + 2));
+      else if (words[i] === 'npm' && words[i + 1] === 'run' && words[i + 2] === 'portcullis' && words[i + 3] === '--') calls.push(words.slice(i + 4));
+    }
+  }
+  return calls;
+}
+
+/** Checks one invocation against the commander program: subcommands, options and their values. Returns the problems. */
+function checkCall(p: Command, words: readonly string[]): string[] {
+  let cmd = p;
+  let i = 0;
+  while (i < words.length && !(words[i] ?? '').startsWith('-')) {
+    const sub = cmd.commands.find((c) => c.name() === words[i] || c.aliases().includes(words[i] ?? ''));
+    if (!sub) break;
+    cmd = sub;
+    i++;
+  }
+  if (cmd === p) return [`unknown command: ${words.join(' ')}`];
+  const problems: string[] = [];
+  let positional = 0;
+  for (; i < words.length; i++) {
+    const w = words[i] ?? '';
+    if (w.startsWith('--')) {
+      const [flag] = w.split('=');
+      const opt = cmd.options.find((o) => o.long === flag || (o.negate && o.long === flag));
+      if (!opt) {
+        problems.push(`${cmd.name()}: unknown option ${flag}`);
+        continue;
+      }
+      if ((opt.required || opt.optional) && !w.includes('=')) {
+        if (opt.required && (i + 1 >= words.length || (words[i + 1] ?? '').startsWith('--'))) problems.push(`${cmd.name()}: ${flag} needs a value`);
+        else i++;
+        if (opt.argChoices && !opt.argChoices.includes(words[i] ?? '')) problems.push(`${cmd.name()}: ${flag} ${words[i]} is not one of ${opt.argChoices.join(', ')}`);
+      }
+    } else if (w.startsWith('-') && w.length > 1) {
+      if (!cmd.options.some((o) => o.short === w)) problems.push(`${cmd.name()}: unknown option ${w}`);
+    } else positional++;
+  }
+  const declared = cmd.registeredArguments;
+  const required = declared.filter((a) => a.required).length;
+  if (positional < required) problems.push(`${cmd.name()}: needs ${required} argument(s), got ${positional}`);
+  if (positional > declared.length && !declared.some((a) => a.variadic)) problems.push(`${cmd.name()}: takes ${declared.length} argument(s), got ${positional}`);
+  return problems;
+}
+
+const LEAST: Record<string, Record<string, string>> = {
+  'ci.yml': { contents: 'read' },
+  'plan.yml': { contents: 'read', 'pull-requests': 'write', statuses: 'write', 'id-token': 'write' },
+  'apply.yml': { contents: 'read', 'id-token': 'write' },
+};
+
+test('the three workflows exist', () => {
+  assert.deepEqual(files, ['apply.yml', 'ci.yml', 'plan.yml']);
+});
+
+test('every portcullis command a workflow runs exists in the CLI, with those options', () => {
+  const p = program();
+  const seen: string[] = [];
+  for (const f of files) {
+    const { wf } = load(f);
+    for (const [name, job] of Object.entries(wf.jobs)) {
+      for (const s of job.steps ?? []) {
+        for (const call of portcullisCalls(s.run ?? '')) {
+          seen.push(`${f}: ${call.slice(0, 1).join(' ')}`);
+          assert.deepEqual(checkCall(p, call), [], `${f} job ${name}: portcullis ${call.join(' ')}`);
+        }
+      }
+    }
+  }
+  // The pipeline the issue asks for is really there.
+  for (const want of ['ci.yml: compile', 'plan.yml: compile', 'plan.yml: diff-access', 'plan.yml: plan', 'apply.yml: compile', 'apply.yml: apply']) {
+    assert.ok(seen.includes(want), `${want} missing; saw ${seen.join(', ')}`);
+  }
+});
+
+test('the command checker catches an unknown command, an unknown option and a bad choice', () => {
+  const p = program();
+  assert.deepEqual(checkCall(p, ['plna']), ['unknown command: plna']);
+  assert.deepEqual(checkCall(p, ['plan', '--colour']), ['plan: unknown option --colour']);
+  assert.deepEqual(checkCall(p, ['plan', '--format', 'html']), ['plan: --format html is not one of text, markdown, json']);
+  assert.deepEqual(checkCall(p, ['plan', '--clusters', 'env=prod', '--comment']), []);
+  assert.deepEqual(
+    portcullisCalls('set +e\nnode bin/portcullis.js plan --format markdown \\\n  --comment | tee x\nnpx portcullis apply --dry-run && echo ok'),
+    [['plan', '--format', 'markdown', '--comment'], ['apply', '--dry-run']],
+  );
+});
+
+test('permissions are least: nothing by default beyond read, each job exactly what it needs, no write-all', () => {
+  for (const f of files) {
+    const { wf } = load(f);
+    const top = wf.permissions;
+    assert.ok(top !== undefined, `${f}: top-level permissions must be set`);
+    assert.ok(typeof top === 'object', `${f}: top-level permissions must be a map, not ${String(top)}`);
+    for (const [k, v] of Object.entries(top)) assert.ok(k === 'contents' && v === 'read', `${f}: top-level ${k}: ${v}`);
+    const union: Record<string, string> = {};
+    for (const [name, job] of Object.entries(wf.jobs)) {
+      assert.ok(job.permissions && typeof job.permissions === 'object', `${f} job ${name}: permissions must be explicit`);
+      for (const [k, v] of Object.entries(job.permissions)) {
+        assert.equal(LEAST[f]?.[k], v, `${f} job ${name}: ${k}: ${v} is more than it needs`);
+        union[k] = v;
+      }
+    }
+    assert.deepEqual(union, LEAST[f], `${f}: permissions`);
+    assert.ok(!('pull_request_target' in wf.on), `${f}: pull_request_target runs untrusted code with secrets`);
+  }
+});
+
+test('every action is pinned by a full commit SHA with its version in a comment; checkout keeps no credentials', () => {
+  for (const f of files) {
+    const { text, wf } = load(f);
+    for (const job of Object.values(wf.jobs)) {
+      for (const s of job.steps ?? []) {
+        if (!s.uses) continue;
+        assert.match(s.uses, /^[\w.-]+\/[\w./-]+@[0-9a-f]{40}$/, `${f}: ${s.uses} is not pinned by SHA`);
+        const line = text.split('\n').find((l) => l.includes(s.uses ?? '\0'));
+        assert.match(line ?? '', /#\s*v\d+(\.\d+)*\s*$/, `${f}: ${s.uses} lacks a "# vX.Y.Z" comment`);
+        if (s.uses.startsWith('actions/checkout@')) assert.equal(s.with?.['persist-credentials'], false, `${f}: checkout must not persist the token`);
+      }
+    }
+  }
+});
+
+test('plan runs on pull requests touching policies/, apply on push to main in a protected environment with an OIDC credential', () => {
+  const plan = load('plan.yml').wf;
+  const pr = plan.on['pull_request'] as { paths?: string[] };
+  assert.ok(pr.paths?.includes('policies/**'));
+  const apply = load('apply.yml').wf;
+  assert.deepEqual((apply.on['push'] as { branches?: string[] }).branches, ['main']);
+  for (const job of Object.values(apply.jobs)) {
+    assert.equal(job.environment, 'production');
+    assert.equal((job.permissions as Record<string, string>)['id-token'], 'write');
+  }
+});
