@@ -4,6 +4,7 @@
  * runtime proxy. Nothing here does I/O; the clock and trust material are passed in.
  */
 export type { RequestAttributes } from './attributes.ts';
+export { decide, type Verdict } from './decide.ts';
 export { authorize, type AuthorizeContext, type Decision, type InactiveGrant } from './authorize.ts';
 export { activeUntil, evaluateConditions, inWindow, toMinutes, type ConditionResult } from './conditions.ts';
 export { apiGroupMatches, nonResourceURLMatches, resourceMatches, resourceNameMatches, ruleAllows, verbMatches } from './rbac.ts';
@@ -24,3 +25,5 @@ export {
   type VerifyExpectations,
 } from './bundle.ts';
 export { canonicalJson } from './canonical-json.ts';
+export { authorizationVerb, parseRequestInfo, toAttributes, type RequestInfo } from './request-info.ts';
+export { checkRequestTarget, type RequestTargetResult } from './request-target.ts';

@@ -16,6 +16,8 @@ export interface RuleIndex {
   readonly grantsBySubject: ReadonlyMap<string, readonly Indexed<Grant>[]>;
   readonly deniesBySubject: ReadonlyMap<string, readonly Indexed<Deny>[]>;
   readonly deniesForEveryone: readonly Indexed<Deny>[];
+  readonly impersonableUsers: ReadonlySet<string>;
+  readonly impersonableGroups: ReadonlySet<string>;
 }
 
 /** The index key of a subject. */
@@ -38,7 +40,14 @@ export function indexRuleSet(ruleSet: RuleSet): RuleIndex {
     if (d.subjects === 'everyone') deniesForEveryone.push(entry);
     else for (const key of new Set(d.subjects.map(subjectKey))) push(deniesBySubject, key, entry);
   }
-  return { ruleSet, grantsBySubject, deniesBySubject, deniesForEveryone };
+  return {
+    ruleSet,
+    grantsBySubject,
+    deniesBySubject,
+    deniesForEveryone,
+    impersonableUsers: new Set(ruleSet.impersonable.users),
+    impersonableGroups: new Set(ruleSet.impersonable.groups),
+  };
 }
 
 function scopeSet(scope: Scope): ReadonlySet<string> | 'cluster' {

@@ -1,0 +1,141 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import {
+  BundleError,
+  ENVELOPE_FILE,
+  canonicalJson,
+  keyIdOf,
+  sha256,
+  signStatement,
+  verifyBundle,
+  type BundleStatement,
+  type TrustedKeys,
+} from '../core/index.ts';
+import type { Catalog } from './catalog.ts';
+import type { Fleet } from './lang/fleet.ts';
+import type { Problem } from './problem.ts';
+import { resolveFleet, type Resolution } from './resolve.ts';
+import { synthCluster } from './synth.ts';
+
+/** The bundle files of a cluster, besides the envelope. */
+export const BUNDLE_FILES = ['rbac.yaml', 'rules.json'] as const;
+
+/** Everything `compile` needs; the clock, keys and the previous output are passed in. */
+export interface CompileInput {
+  readonly fleet: Fleet;
+  readonly catalogs: ReadonlyMap<string, Catalog>;
+  readonly now: number;
+  /** sha256 over the policy sources. */
+  readonly sourceDigest: string;
+  /** The current `generated/` tree (path → bytes), to keep revisions and unchanged signatures. */
+  readonly previous: ReadonlyMap<string, Uint8Array>;
+  /** Signs changed bundles; without it only unchanged bundles can be produced. */
+  readonly signingKey?: KeyObject;
+  /** Start a new revision with a fresh expiry even where nothing changed. */
+  readonly renew?: boolean;
+}
+
+/** What `compile` produced: the whole generated tree (but the catalogs), or problems. */
+export interface CompileOutput {
+  readonly resolution: Resolution;
+  readonly files: ReadonlyMap<string, string>;
+  readonly problems: readonly Problem[];
+  /** Clusters whose bundle changed and needs a signature. */
+  readonly needsSigning: readonly string[];
+}
+
+/**
+ * Pure: resolves the policy and renders `generated/`. An unchanged cluster
+ * keeps its previous envelope byte for byte (Ed25519 is deterministic, and
+ * revision and expiry move only when the content does), so the same policy
+ * gives the same bytes.
+ */
+export function compileFleet(input: CompileInput): CompileOutput {
+  const resolution = resolveFleet(input.fleet, input.catalogs, input.now);
+  const problems = [...resolution.problems];
+  const files = new Map<string, string>();
+  const needsSigning: string[] = [];
+  if (problems.some((p) => p.severity === 'error')) return { resolution, files, problems, needsSigning };
+
+  const validityDays = input.fleet.props.bundleValidityDays ?? 30;
+  const keyId = input.signingKey ? keyIdOf(createPublicKey(input.signingKey)) : undefined;
+  for (const rc of resolution.clusters) {
+    const content: Record<string, string> = { 'rbac.yaml': synthCluster(rc), 'rules.json': canonicalJson(rc.ruleSet) };
+    const digests = Object.fromEntries(BUNDLE_FILES.map((f) => [f, sha256(content[f] ?? '')]));
+    const prevBytes = input.previous.get(`${rc.name}/${ENVELOPE_FILE}`);
+    const prev = prevBytes ? readStatement(prevBytes) : undefined;
+    const unchanged =
+      prev !== undefined &&
+      prevBytes !== undefined &&
+      !input.renew &&
+      prev.sourceDigest === input.sourceDigest &&
+      (keyId === undefined || prev.keyId === keyId) &&
+      canonicalJson(prev.files) === canonicalJson(digests);
+    for (const f of BUNDLE_FILES) files.set(`${rc.name}/${f}`, content[f] ?? '');
+    if (unchanged) {
+      files.set(`${rc.name}/${ENVELOPE_FILE}`, Buffer.from(prevBytes).toString('utf8'));
+      continue;
+    }
+    if (!input.signingKey || keyId === undefined) {
+      needsSigning.push(rc.name);
+      continue;
+    }
+    const statement: BundleStatement = {
+      _type: 'https://portcullis.dev/bundle/v1',
+      cluster: rc.name,
+      revision: (prev?.revision ?? 0) + 1,
+      notAfter: new Date(input.now + validityDays * 86_400_000).toISOString(),
+      sourceDigest: input.sourceDigest,
+      keyId,
+      files: digests,
+    };
+    files.set(`${rc.name}/${ENVELOPE_FILE}`, signStatement(statement, input.signingKey));
+  }
+  if (input.signingKey && keyId) {
+    files.set(`keys/${keyId}.pub.pem`, createPublicKey(input.signingKey).export({ type: 'spki', format: 'pem' }).toString());
+  } else {
+    for (const [path, bytes] of input.previous) if (path.startsWith('keys/')) files.set(path, Buffer.from(bytes).toString('utf8'));
+  }
+  files.set(
+    'fleet.json',
+    canonicalJson({
+      apiVersion: 'portcullis.dev/v1',
+      kind: 'Fleet',
+      name: resolution.fleet,
+      clusters: resolution.clusters.map((c) => ({ name: c.name, server: c.server, proxyUrl: c.proxyUrl, labels: c.labels })),
+      identityProviders: resolution.identityProviders,
+      keys: [...files.keys()].filter((p) => p.startsWith('keys/')).sort(),
+    }),
+  );
+  return { resolution, files, problems, needsSigning };
+}
+
+/** Reads a previous envelope's statement without trusting it: only to carry the revision forward. */
+function readStatement(bytes: Uint8Array): BundleStatement | undefined {
+  try {
+    const env = JSON.parse(Buffer.from(bytes).toString('utf8')) as { payload?: unknown };
+    if (typeof env.payload !== 'string') return undefined;
+    return JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as BundleStatement;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Verifies every cluster's bundle in a generated tree; returns a problem line per failure. */
+export function verifyGeneratedTree(tree: ReadonlyMap<string, Uint8Array>, clusters: readonly string[], keys: TrustedKeys, now: number): string[] {
+  const failures: string[] = [];
+  for (const c of clusters) {
+    const env = tree.get(`${c}/${ENVELOPE_FILE}`);
+    if (!env) {
+      failures.push(`${c}: no ${ENVELOPE_FILE}`);
+      continue;
+    }
+    const files = new Map<string, Uint8Array>();
+    for (const [p, b] of tree) if (p.startsWith(`${c}/`) && p !== `${c}/${ENVELOPE_FILE}`) files.set(p.slice(c.length + 1), b);
+    try {
+      verifyBundle(env, files, keys, { cluster: c, now, minRevision: 0 });
+    } catch (e) {
+      failures.push(`${c}: ${e instanceof BundleError ? e.message : String(e)}`);
+    }
+  }
+  return failures;
+}

@@ -1,0 +1,29 @@
+import { Construct } from 'constructs';
+import type { SourceLocation } from '../../core/index.ts';
+import { captureSource } from '../private/source-location.ts';
+import type { Fleet } from './fleet.ts';
+
+/** Properties of a cluster. */
+export interface ClusterProps {
+  /** The kube-apiserver URL (what apply and the proxy talk to). */
+  readonly server: string;
+  /** The URL of this cluster behind the Portcullis proxy. @default none */
+  readonly proxyUrl?: string;
+  /** Labels grants select clusters by (env, region, tier…). @default {} */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** One Kubernetes cluster of the fleet. Its id is its name. */
+export class Cluster extends Construct {
+  readonly source: SourceLocation;
+  readonly labels: Readonly<Record<string, string>>;
+  constructor(
+    scope: Fleet,
+    readonly name: string,
+    readonly props: ClusterProps,
+  ) {
+    super(scope, name);
+    this.source = captureSource();
+    this.labels = props.labels ?? {};
+  }
+}

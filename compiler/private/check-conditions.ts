@@ -1,0 +1,52 @@
+import { toMinutes, type TimeWindow } from '../../core/index.ts';
+import type { GrantProps } from '../lang/grant.ts';
+import type { ProblemCode } from '../problem.ts';
+
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+/** `90s`, `30m`, `2h`, `1d` (or combinations like `1h30m`) to seconds; undefined when malformed. */
+export function parseDuration(s: string): number | undefined {
+  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(s.trim());
+  if (!m || s.trim() === '') return undefined;
+  const [d, h, mi, se] = [m[1], m[2], m[3], m[4]].map((x) => Number(x ?? 0)) as [number, number, number, number];
+  const total = d * 86400 + h * 3600 + mi * 60 + se;
+  return total > 0 ? total : undefined;
+}
+
+/** Problems with a grant's time conditions and break-glass settings. */
+export function checkConditions(p: GrantProps): { code: ProblemCode; message: string; hint?: string }[] {
+  const out: { code: ProblemCode; message: string; hint?: string }[] = [];
+  for (const [field, v] of [['notBefore', p.notBefore], ['expires', p.expires]] as const) {
+    if (v !== undefined && Number.isNaN(Date.parse(v))) out.push({ code: 'INVALID_TIME', message: `${field} '${v}' is not an RFC 3339 time`, hint: "e.g. '2026-12-31T18:00:00Z'" });
+  }
+  if (p.notBefore && p.expires && Date.parse(p.notBefore) >= Date.parse(p.expires)) {
+    out.push({ code: 'INVALID_TIME', message: `notBefore ${p.notBefore} is not before expires ${p.expires}` });
+  }
+  if (p.breakGlass !== undefined) {
+    if (p.breakGlass.maxDuration === undefined || parseDuration(p.breakGlass.maxDuration) === undefined) {
+      out.push({ code: 'BREAK_GLASS_NO_MAX_DURATION', message: `break-glass needs a maximum duration like '1h', got ${JSON.stringify(p.breakGlass.maxDuration)}` });
+    }
+  }
+  for (const w of p.windows ?? []) {
+    const why = windowNeverOpens(w);
+    if (why) out.push({ code: 'WINDOW_NEVER_OPENS', message: `window ${JSON.stringify(w)} never opens: ${why}` });
+  }
+  if (p.windows !== undefined && p.windows.length === 0) out.push({ code: 'WINDOW_NEVER_OPENS', message: 'windows is an empty list: the grant would never be active' });
+  return out;
+}
+
+function windowNeverOpens(w: TimeWindow): string | undefined {
+  if (w.days.length === 0) return 'no days';
+  const bad = w.days.filter((d) => !DAYS.includes(d));
+  if (bad.length) return `unknown day ${bad.join(', ')} (use ${DAYS.join(', ')})`;
+  const s = toMinutes(w.start);
+  const e = toMinutes(w.end);
+  if (Number.isNaN(s) || Number.isNaN(e)) return "times must be 'HH:MM'";
+  if (s >= e) return `start ${w.start} is not before end ${w.end}`;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: w.timeZone });
+  } catch {
+    return `unknown time zone '${w.timeZone}'`;
+  }
+  return undefined;
+}

@@ -1,0 +1,291 @@
+import type { IConstruct } from 'constructs';
+import type { Conditions, Deny as DenyRule, Grant as GrantRule, PolicyRule, RuleSet, Scope, SourceLocation, Subject } from '../core/index.ts';
+import { CatalogIndex, NON_RESOURCE_VERBS, type Catalog } from './catalog.ts';
+import { Cluster } from './lang/cluster.ts';
+import { Deny } from './lang/deny.ts';
+import type { Fleet } from './lang/fleet.ts';
+import { Grant } from './lang/grant.ts';
+import { IdentityProvider } from './lang/identity.ts';
+import { labelsMatch, type ClusterSelector, type NamespaceSelector } from './lang/selectors.ts';
+import { Namespace, Team, TEAM_LABEL } from './lang/team.ts';
+import { didYouMean, type Problem, type ProblemCode } from './problem.ts';
+import { normalizeRules, subtractDenies } from './private/subtract.ts';
+import { checkConditions, parseDuration } from './private/check-conditions.ts';
+import { checkRules } from './private/check-rules.ts';
+
+/** A namespace the policy declares on a cluster. */
+export interface DeclaredNamespace {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Everything the compiler knows about one cluster after resolution. */
+export interface ResolvedCluster {
+  readonly name: string;
+  readonly server: string;
+  readonly proxyUrl?: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly namespaces: readonly DeclaredNamespace[];
+  readonly ruleSet: RuleSet;
+}
+
+/** The resolved fleet, or the problems that stop it. */
+export interface Resolution {
+  readonly fleet: string;
+  readonly clusters: readonly ResolvedCluster[];
+  readonly identityProviders: readonly { readonly name: string; readonly issuer: string; readonly usernamePrefix: string; readonly groupsPrefix: string }[];
+  readonly problems: readonly Problem[];
+}
+
+/** The prefix of every activation group: the proxy asserts one only while its grant's conditions hold. */
+export const ACTIVATION_GROUP_PREFIX = 'portcullis:grant:';
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const ID = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/**
+ * Pure: turns the policy's construct tree, each cluster's catalog and the
+ * clock into one rule set per cluster, collecting every problem on the way.
+ */
+export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog>, now: number): Resolution {
+  const problems: Problem[] = [];
+  const report = (severity: Problem['severity'], code: ProblemCode, at: { source: SourceLocation; path: string }, message: string, hint?: string) =>
+    problems.push({ severity, code, message, source: at.source, path: at.path, ...(hint ? { hint } : {}) });
+
+  const all = fleet.node.findAll();
+  const clusters = all.filter((c): c is Cluster => c instanceof Cluster);
+  const grants = all.filter((c): c is Grant => c instanceof Grant);
+  const denies = all.filter((c): c is Deny => c instanceof Deny);
+  const teams = all.filter((c): c is Team => c instanceof Team);
+  const namespaces = all.filter((c): c is Namespace => c instanceof Namespace);
+  const idps = all.filter((c): c is IdentityProvider => c instanceof IdentityProvider);
+  const where = (c: IConstruct & { source: SourceLocation }) => ({ source: c.source, path: c.node.path });
+  const idOf = (c: IConstruct) => c.node.path.split('/').join('.');
+
+  for (const idp of idps) {
+    if (!idp.props.usernamePrefix || idp.props.usernamePrefix.startsWith('system:')) {
+      report('error', 'SYSTEM_NAME', where(idp), `identity provider ${idp.node.id} needs a username prefix that does not start with system:`, "use e.g. 'oidc:'");
+    }
+  }
+  for (const c of clusters) {
+    if (!DNS1123_LABEL.test(c.name)) report('error', 'INVALID_NAME', where(c), `cluster name '${c.name}' is not a DNS-1123 label`);
+  }
+  const seen = new Map<string, IConstruct & { source: SourceLocation }>();
+  for (const x of [...grants, ...denies]) {
+    const id = idOf(x);
+    if (!ID.test(id)) report('error', 'INVALID_NAME', where(x), `id '${id}' must be lowercase letters, digits, '-' and '.'`);
+    const prev = seen.get(id);
+    if (prev) report('error', 'DUPLICATE_ID', where(x), `id '${id}' is also used at ${prev.source.file}:${prev.source.line}`);
+    else seen.set(id, x);
+  }
+  for (const ns of [...namespaces.map((n) => ({ c: n, names: [n.name] })), ...teams.map((t) => ({ c: t, names: t.props.namespaces }))]) {
+    for (const name of ns.names) {
+      if (!DNS1123_LABEL.test(name) || name.length > 63) report('error', 'INVALID_NAME', where(ns.c), `namespace '${name}' is not a DNS-1123 label`);
+    }
+  }
+
+  const clusterNames = clusters.map((c) => c.name);
+  const selectClusters = (sel: ClusterSelector, at: IConstruct & { source: SourceLocation }): Cluster[] => {
+    if (sel === 'all') return clusters;
+    for (const n of sel.names ?? []) {
+      if (!clusterNames.includes(n)) report('error', 'UNKNOWN_CLUSTER', where(at), `unknown cluster '${n}'`, didYouMean(n, clusterNames));
+    }
+    const chosen = clusters.filter((c) => (sel.names === undefined || sel.names.includes(c.name)) && labelsMatch(c.labels, sel.labels ?? {}));
+    if (chosen.length === 0 && (sel.names ?? []).every((n) => clusterNames.includes(n))) {
+      report('error', 'SELECTOR_MATCHES_NOTHING', where(at), `cluster selector ${JSON.stringify(sel)} matches no cluster`);
+    }
+    return chosen;
+  };
+
+  // Namespaces declared per cluster.
+  const nsByCluster = new Map<string, Map<string, Record<string, string>>>();
+  const declare = (cluster: string, name: string, labels: Readonly<Record<string, string>>) => {
+    const m = nsByCluster.get(cluster) ?? new Map<string, Record<string, string>>();
+    m.set(name, { ...(m.get(name) ?? {}), ...labels, 'kubernetes.io/metadata.name': name });
+    nsByCluster.set(cluster, m);
+  };
+  for (const t of teams) {
+    for (const c of selectClusters(t.props.clusters ?? 'all', t)) {
+      for (const n of t.props.namespaces) declare(c.name, n, { ...(t.props.labels ?? {}), [TEAM_LABEL]: t.node.id });
+    }
+  }
+  for (const n of namespaces) for (const c of selectClusters(n.props.clusters ?? 'all', n)) declare(c.name, n.name, n.props.labels ?? {});
+
+  const scopeOn = (sel: NamespaceSelector, cluster: string): Scope => {
+    if (sel === 'cluster') return { kind: 'cluster' };
+    if (Array.isArray(sel)) return { kind: 'namespaces', namespaces: [...new Set(sel as readonly string[])].sort() };
+    const labels = (sel as { labels: Record<string, string> }).labels;
+    const names = [...(nsByCluster.get(cluster) ?? new Map()).entries()].filter(([, l]) => labelsMatch(l, labels)).map(([n]) => n);
+    return { kind: 'namespaces', namespaces: names.sort() };
+  };
+
+  // Per-construct checks that do not depend on the cluster.
+  const catalogFor = (cluster: string) => {
+    const cat = catalogs.get(cluster);
+    return cat ? new CatalogIndex(cat) : undefined;
+  };
+  for (const c of clusters) {
+    if (!catalogs.has(c.name)) {
+      report('error', 'MISSING_CATALOG', where(c), `no API resource catalog for cluster ${c.name}`, `run 'portcullis discover --cluster ${c.name} --kubeconfig FILE' or copy another cluster's generated/catalog file`);
+    }
+  }
+
+  const out: ResolvedCluster[] = [];
+  const perCluster = new Map<string, { grants: GrantRule[]; denies: DenyRule[]; users: Set<string>; groups: Set<string> }>();
+  for (const c of clusters) perCluster.set(c.name, { grants: [], denies: [], users: new Set(), groups: new Set() });
+  for (const t of teams) {
+    for (const c of selectClusters(t.props.clusters ?? 'all', t)) {
+      const pc = perCluster.get(c.name);
+      for (const m of t.props.members ?? []) pc?.users.add(m.name);
+    }
+  }
+
+  // Denies first: grants are narrowed by them.
+  const denyTargets = new Map<Deny, Cluster[]>();
+  for (const d of denies) {
+    const id = idOf(d);
+    const rules = 'roleName' in d.props.rules ? d.props.rules.rules : (d.props.rules as readonly PolicyRule[]);
+    const targets = selectClusters(d.props.clusters, d);
+    denyTargets.set(d, targets);
+    for (const c of targets) {
+      const cat = catalogFor(c.name);
+      if (cat) checkRules(rules, cat, (code, msg, hint) => report('error', code, where(d), msg, hint), { deny: true });
+      const scope = scopeOn(d.props.namespaces ?? 'cluster', c.name);
+      const subjects = d.props.subjects === 'everyone' ? ('everyone' as const) : plainSubjects(d.props.subjects);
+      perCluster.get(c.name)?.denies.push({ id, source: d.source, subjects, except: plainSubjects(d.props.except ?? []), rules: normalizeRules(rules), scope });
+    }
+    for (const s of d.props.subjects === 'everyone' ? [] : d.props.subjects) checkSubject(s, d);
+  }
+
+  function checkSubject(s: Subject, at: IConstruct & { source: SourceLocation }) {
+    if (s.name.startsWith('system:')) report('error', 'SYSTEM_NAME', where(at), `subject ${s.name} starts with system:`);
+  }
+
+  for (const g of grants) {
+    const id = idOf(g);
+    const p = g.props;
+    for (const s of p.to) checkSubject(s, g);
+    if (p.to.length === 0) report('error', 'EMPTY_RULE', where(g), `grant ${id} is given to nobody`);
+    const condProblems = checkConditions(p);
+    for (const cp of condProblems) report('error', cp.code, where(g), cp.message, cp.hint);
+    const ack = p.acknowledgeEscalation ?? p.role.acknowledgeEscalation;
+    const conditions: Conditions = {
+      ...(p.notBefore ? { notBefore: new Date(p.notBefore).toISOString() } : {}),
+      ...(p.expires ? { expires: new Date(p.expires).toISOString() } : {}),
+      ...(p.windows?.length ? { windows: p.windows } : {}),
+      ...(p.breakGlass ? { breakGlass: { maxDurationSeconds: parseDuration(p.breakGlass.maxDuration) ?? 0, notify: [...(p.breakGlass.notify ?? [])].sort() } } : {}),
+    };
+    if (condProblems.length === 0 && p.expires && Date.parse(p.expires) <= now) {
+      report('warning', 'GRANT_EXPIRED', where(g), `grant ${id} expired at ${conditions.expires}; it is left out`);
+      continue;
+    }
+    if (condProblems.length === 0 && p.notBefore && Date.parse(p.notBefore) > now) {
+      report('warning', 'GRANT_NOT_YET_ACTIVE', where(g), `grant ${id} starts at ${conditions.notBefore}; it is left out until a compile after then`);
+      continue;
+    }
+    const conditional = conditions.expires !== undefined || conditions.windows !== undefined || conditions.breakGlass !== undefined;
+    const targets = selectClusters(p.clusters, g);
+    let matchedNamespaces = p.namespaces === 'cluster' || Array.isArray(p.namespaces);
+    for (const c of targets) {
+      const cat = catalogFor(c.name);
+      if (!cat) continue;
+      if (!p.role.builtin) checkRules(p.role.rules, cat, (code, msg, hint) => report('error', code, where(g), msg, hint), { acknowledged: ack !== undefined && ack.trim() !== '' });
+      const scope = scopeOn(p.namespaces, c.name);
+      if (scope.kind === 'namespaces' && scope.namespaces.length > 0) matchedNamespaces = true;
+      if (scope.kind === 'namespaces' && scope.namespaces.length === 0) continue;
+      if (scope.kind === 'namespaces' && p.role.rules.some((r) => r.nonResourceURLs?.length)) {
+        report('error', 'NON_RESOURCE_IN_NAMESPACE', where(g), `grant ${id} gives nonResourceURLs in namespaces; RBAC honours them only cluster-wide`, "use namespaces: 'cluster'");
+      }
+      const pc = perCluster.get(c.name);
+      if (!pc) continue;
+      const subjects = plainSubjects(p.to);
+      // Denies that bind these subjects here; all subjects must agree, or the RBAC could not hold the deny for only some.
+      const applicable = pc.denies.filter((d) => overlapsScope(d.scope, scope));
+      const bound = applicable.filter((d) => subjects.some((s) => denyBinds(d, s)));
+      const mixed = bound.filter((d) => !subjects.every((s) => denyBinds(d, s)));
+      for (const d of mixed) {
+        report('error', 'MIXED_DENY_SUBJECTS', where(g), `deny ${d.id} binds some subjects of grant ${id} but not others; split the grant so each part is bound alike`);
+      }
+      const narrowed = subtractDenies(normalizeRules(p.role.rules), bound.flatMap((d) => d.rules), cat);
+      if (narrowed.lossy) {
+        report('warning', 'DENY_NARROWS_GRANT', where(g), `on ${c.name}, RBAC cannot express exactly what remains of grant ${id} after ${bound.map((d) => d.id).join(', ')}; the grant keeps less, never more`);
+      }
+      const partial = bound.filter((d) => d.scope.kind === 'namespaces' && (scope.kind === 'cluster' || scope.namespaces.some((n) => !(d.scope as { namespaces: readonly string[] }).namespaces.includes(n))));
+      if (partial.length) {
+        report('warning', 'DENY_NARROWS_GRANT', where(g), `on ${c.name}, grant ${id} loses what ${partial.map((d) => d.id).join(', ')} forbid in all of its namespaces, not only the denied ones (one role per grant)`);
+      }
+      const activationGroup = conditional ? `${ACTIVATION_GROUP_PREFIX}${id}` : undefined;
+      pc.grants.push({
+        id,
+        source: g.source,
+        subjects,
+        rules: narrowed.rules,
+        scope,
+        conditions,
+        ...(activationGroup ? { activationGroup } : {}),
+      });
+      for (const s of subjects) (s.kind === 'User' ? pc.users : pc.groups).add(s.name);
+      if (activationGroup) pc.groups.add(activationGroup);
+    }
+    if (!matchedNamespaces && targets.length > 0) {
+      report('error', 'SELECTOR_MATCHES_NOTHING', where(g), `namespace selector ${JSON.stringify(p.namespaces)} of grant ${id} matches no declared namespace on its clusters`);
+    }
+  }
+
+  for (const c of clusters) {
+    const pc = perCluster.get(c.name);
+    if (!pc) continue;
+    const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : 1);
+    const ns = [...(nsByCluster.get(c.name) ?? new Map<string, Record<string, string>>()).entries()]
+      .map(([name, labels]) => ({ name, labels }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    out.push({
+      name: c.name,
+      server: c.props.server,
+      ...(c.props.proxyUrl ? { proxyUrl: c.props.proxyUrl } : {}),
+      labels: c.labels,
+      namespaces: ns,
+      ruleSet: {
+        apiVersion: 'portcullis.dev/v1',
+        kind: 'RuleSet',
+        cluster: c.name,
+        grants: pc.grants.sort(byId),
+        denies: pc.denies.sort(byId),
+        impersonable: { users: [...pc.users].sort(), groups: [...pc.groups].sort() },
+      },
+    });
+  }
+  return {
+    fleet: fleet.name,
+    clusters: out.sort((a, b) => (a.name < b.name ? -1 : 1)),
+    identityProviders: idps
+      .map((i) => ({ name: i.node.id, issuer: i.props.issuer, usernamePrefix: i.props.usernamePrefix, groupsPrefix: i.groupsPrefix }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1)),
+    problems: dedupe(problems).sort((a, b) => (a.source.file + String(a.source.line).padStart(6, '0') < b.source.file + String(b.source.line).padStart(6, '0') ? -1 : 1)),
+  };
+}
+
+function dedupe(problems: readonly Problem[]): Problem[] {
+  const seen = new Map<string, Problem>();
+  for (const p of problems) seen.set(JSON.stringify([p.code, p.message, p.source, p.path]), p);
+  return [...seen.values()];
+}
+
+function plainSubjects(list: readonly Subject[]): Subject[] {
+  const seen = new Map<string, Subject>();
+  for (const s of list) seen.set(`${s.kind}:${s.name}`, { kind: s.kind, name: s.name });
+  return [...seen.values()].sort((a, b) => (`${a.kind}:${a.name}` < `${b.kind}:${b.name}` ? -1 : 1));
+}
+
+/** Whether a deny binds a subject for RBAC purposes: named by it, or everyone and not excepted. */
+function denyBinds(d: DenyRule, s: Subject): boolean {
+  if (d.except.some((e) => e.kind === s.kind && e.name === s.name)) return false;
+  return d.subjects === 'everyone' || d.subjects.some((x) => x.kind === s.kind && x.name === s.name);
+}
+
+function overlapsScope(deny: Scope, grant: Scope): boolean {
+  if (deny.kind === 'cluster' || grant.kind === 'cluster') return true;
+  return grant.namespaces.some((n) => deny.namespaces.includes(n));
+}
+
+export { NON_RESOURCE_VERBS };

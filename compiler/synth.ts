@@ -1,0 +1,103 @@
+import { ApiObject, App, Chart, YamlOutputType } from 'cdk8s';
+import type { Grant, PolicyRule, Subject } from '../core/index.ts';
+import type { ResolvedCluster } from './resolve.ts';
+
+/** Labels on every object Portcullis manages; `apply` prunes by the first. */
+export const MANAGED_BY = { key: 'app.kubernetes.io/managed-by', value: 'portcullis' } as const;
+/** The label naming the cluster an object was generated for. */
+export const CLUSTER_LABEL = 'portcullis.dev/cluster';
+/** Where the proxy's ServiceAccount and bundle ConfigMap live. */
+export const PROXY_NAMESPACE = 'portcullis-system';
+/** The proxy's ServiceAccount: it may do nothing but impersonate. */
+export const PROXY_SERVICE_ACCOUNT = 'portcullis-proxy';
+/** The ClusterRole that lets the proxy impersonate exactly the policy's users and groups. */
+export const IMPERSONATOR_ROLE = 'portcullis:proxy-impersonator';
+/** The ServiceAccount that may read the bundle ConfigMap, and nothing else. */
+export const BUNDLE_READER = 'portcullis-bundle-reader';
+/** The ConfigMap `apply` delivers a cluster's bundle in. */
+export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
+/** The user-extra keys the proxy sets when impersonating. */
+export const EXTRA_KEYS = ['portcullis.dev/authenticated-by', 'portcullis.dev/grant'] as const;
+
+const RBAC = 'rbac.authorization.k8s.io';
+
+/** The RBAC object name of a grant. */
+export function grantObjectName(grant: Pick<Grant, 'id'>): string {
+  return `portcullis:grant:${grant.id}`;
+}
+
+/**
+ * Synthesizes one cluster's RBAC with cdk8s: namespaces, one ClusterRole per
+ * grant bound cluster-wide or per namespace (to the grant's subjects, or to
+ * its activation group when it is conditional), and the proxy's
+ * impersonate-only identity. Pure; objects are added in a stable order.
+ */
+export function synthCluster(rc: ResolvedCluster): string {
+  const app = new App({ yamlOutputType: YamlOutputType.FILE_PER_APP });
+  const chart = new Chart(app, rc.name, { labels: { [MANAGED_BY.key]: MANAGED_BY.value, [CLUSTER_LABEL]: rc.name } });
+  let n = 0;
+  const add = (apiVersion: string, kind: string, metadata: Record<string, unknown>, rest: Record<string, unknown> = {}) =>
+    new ApiObject(chart, `o${n++}`, { apiVersion, kind, metadata, ...rest });
+
+  add('v1', 'Namespace', { name: PROXY_NAMESPACE });
+  for (const ns of rc.namespaces) add('v1', 'Namespace', { name: ns.name, labels: sortedRecord(ns.labels) });
+
+  const { users, groups } = rc.ruleSet.impersonable;
+  add('v1', 'ServiceAccount', { name: PROXY_SERVICE_ACCOUNT, namespace: PROXY_NAMESPACE });
+  add(`${RBAC}/v1`, 'ClusterRole', { name: IMPERSONATOR_ROLE }, { rules: impersonatorRules(users, groups) });
+  add(`${RBAC}/v1`, 'ClusterRoleBinding', { name: IMPERSONATOR_ROLE }, {
+    roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: IMPERSONATOR_ROLE },
+    subjects: [{ kind: 'ServiceAccount', name: PROXY_SERVICE_ACCOUNT, namespace: PROXY_NAMESPACE }],
+  });
+  add('v1', 'ServiceAccount', { name: BUNDLE_READER, namespace: PROXY_NAMESPACE });
+  add(`${RBAC}/v1`, 'Role', { name: 'portcullis:bundle-reader', namespace: PROXY_NAMESPACE }, {
+    rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [BUNDLE_CONFIGMAP], verbs: ['get', 'list', 'watch'] }],
+  });
+  add(`${RBAC}/v1`, 'RoleBinding', { name: 'portcullis:bundle-reader', namespace: PROXY_NAMESPACE }, {
+    roleRef: { apiGroup: RBAC, kind: 'Role', name: 'portcullis:bundle-reader' },
+    subjects: [{ kind: 'ServiceAccount', name: BUNDLE_READER, namespace: PROXY_NAMESPACE }],
+  });
+
+  for (const g of rc.ruleSet.grants) {
+    const name = grantObjectName(g);
+    const subjects = (g.activationGroup ? [{ kind: 'Group' as const, name: g.activationGroup }] : g.subjects).map(rbacSubject);
+    const annotations = { 'portcullis.dev/source': `${g.source.file}:${g.source.line}`, ...(g.activationGroup ? { 'portcullis.dev/enforced-by': 'proxy' } : {}) };
+    add(`${RBAC}/v1`, 'ClusterRole', { name, annotations }, { rules: g.rules.map(rbacRule) });
+    const roleRef = { apiGroup: RBAC, kind: 'ClusterRole', name };
+    if (g.scope.kind === 'cluster') add(`${RBAC}/v1`, 'ClusterRoleBinding', { name, annotations }, { roleRef, subjects });
+    else for (const ns of g.scope.namespaces) add(`${RBAC}/v1`, 'RoleBinding', { name, namespace: ns, annotations }, { roleRef, subjects });
+  }
+  return app.synthYaml();
+}
+
+/**
+ * Impersonate only the named users and groups. RBAC reads an empty
+ * resourceNames as "every name", so an empty list gets no rule at all.
+ */
+export function impersonatorRules(users: readonly string[], groups: readonly string[]): PolicyRule[] {
+  const rules: PolicyRule[] = [];
+  if (users.length) rules.push({ apiGroups: [''], resources: ['users'], resourceNames: [...users], verbs: ['impersonate'] });
+  if (groups.length) rules.push({ apiGroups: [''], resources: ['groups'], resourceNames: [...groups], verbs: ['impersonate'] });
+  if (users.length) {
+    rules.push({ apiGroups: ['authentication.k8s.io'], resources: EXTRA_KEYS.map((k) => `userextras/${k}`), verbs: ['impersonate'] });
+  }
+  return rules;
+}
+
+function rbacSubject(s: Subject): Record<string, string> {
+  return { apiGroup: RBAC, kind: s.kind, name: s.name };
+}
+
+function rbacRule(r: PolicyRule): Record<string, readonly string[]> {
+  const out: Record<string, readonly string[]> = {};
+  if (r.apiGroups) out.apiGroups = r.apiGroups;
+  if (r.nonResourceURLs?.length) out.nonResourceURLs = r.nonResourceURLs;
+  if (r.resourceNames?.length) out.resourceNames = r.resourceNames;
+  if (r.resources) out.resources = r.resources;
+  out.verbs = r.verbs;
+  return out;
+}
+
+function sortedRecord(r: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
