@@ -97,6 +97,13 @@ function decodeComponent(raw: string, where: 'path' | 'query'): { ok: true; valu
  * in a key or in a parameter the list machinery reads, and no repeated
  * `watch`, `fieldSelector` or `labelSelector`.
  * Kubernetes object names never contain any of these.
+ *
+ * Observed against the real kube-apiserver v1.34.4: `/api/v1/pods/` and
+ * `/api/v1/namespaces/default/serviceaccounts//` are served as lists (splitPath
+ * trims the slashes), `/api/v1/namespaces//pods` as the cluster-wide pod list,
+ * `/api/v1/namespaces/%2e%2e/pods` as pods of a namespace named `..`. Every
+ * target kubectl v1.34.4 sends (test/core/fixtures/requestinfo-kubectl-targets.txt)
+ * is accepted.
  */
 export function checkRequestTarget(rawTarget: string): RequestTargetResult {
   if (!rawTarget.startsWith('/')) {

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { parseRequestInfo } from '../../core/request-info.ts';
+import { authorizationVerb, parseRequestInfo } from '../../core/request-info.ts';
 import { checkRequestTarget, type RequestTargetCode } from '../../core/request-target.ts';
 
 describe('checkRequestTarget: valid targets', () => {
@@ -174,6 +174,31 @@ describe('checkRequestTarget agrees with Go (golden file from net/http + the rea
     ]) {
       assert.ok(golden.some((g) => g.target === t), `${t} is in the corpus`);
       assert.equal(checkRequestTarget(t).ok, false, t);
+    }
+  });
+});
+
+describe('real kubectl traffic', () => {
+  const lines = readFileSync(new URL('./fixtures/requestinfo-kubectl-targets.txt', import.meta.url), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'));
+
+  it('GIVEN every target kubectl v1.34.4 sent in a recorded session WHEN checked THEN all are accepted', () => {
+    assert.ok(lines.length > 50);
+    const refused = lines.filter((l) => !checkRequestTarget(l.split(' ')[1] ?? '').ok);
+    assert.deepEqual(refused, []);
+  });
+
+  it('GIVEN kubectl exec over WebSocket (GET) and SPDY (POST) THEN both authorize as create on pods/exec', () => {
+    const execs = lines.filter((l) => l.includes('/exec?'));
+    assert.ok(execs.some((l) => l.startsWith('GET ')) && execs.some((l) => l.startsWith('POST ')));
+    for (const l of execs) {
+      const [method = '', target = ''] = l.split(' ');
+      const r = checkRequestTarget(target);
+      assert.ok(r.ok, l);
+      const info = parseRequestInfo(method, r.path, r.query);
+      assert.equal(info.subresource, 'exec', l);
+      assert.equal(authorizationVerb(info, { isUpgrade: true }), 'create', l);
     }
   });
 });
