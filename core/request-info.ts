@@ -658,10 +658,19 @@ const NON_RESOURCE_VERBS: ReadonlySet<string> = new Set(['get', 'head', 'post', 
  * (`ensureAuthorizedForVerb(ctx, r.Authorizer, "create")` in ExecREST /
  * AttachREST / PortForwardREST.Connect, pkg/registry/core/pod/rest/subresources.go,
  * kubernetes/kubernetes#134577); v1.34 itself asks only for `get` on a
- * WebSocket upgrade, so the proxy is the stricter party there. `isUpgrade`
- * is stated by the caller for the record; by design it never lowers the verb.
- * An empty verb (unknown method) stays empty, and a request that
- * NewRequestInfo could not parse gets '' — both deny.
+ * WebSocket upgrade (observed against the real v1.34.4: a user holding only
+ * `get` on pods/exec passes authorization on the WebSocket GET and gets 403 on
+ * the SPDY POST), so the proxy is the stricter party there. `isUpgrade` is
+ * stated by the caller for the record; by design it never changes the verb.
+ * An empty verb (unknown method) stays empty, a non-resource verb other than
+ * get/head/post/put/patch/delete becomes '' (OPTIONS, TRACE…), and a request
+ * that NewRequestInfo could not parse gets '' — all deny.
+ *
+ * Rule 5 (what the proxy cannot see): a PUT that creates stays `update` and a
+ * server-side-apply PATCH that creates stays `patch` here; kube-apiserver
+ * re-authorizes those as `create` for the impersonated user itself
+ * (withAuthorization in k8s.io/apiserver/pkg/endpoints/handlers/update.go and
+ * patch.go), so upstream RBAC decides the create.
  */
 export function authorizationVerb(info: RequestInfo, _opts: { readonly isUpgrade: boolean }): string {
   if (info.error !== undefined) return '';
