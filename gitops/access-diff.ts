@@ -158,26 +158,47 @@ export interface AccessLine {
   readonly condition: string;
 }
 
-/** Folds atoms into readable lines (verbs joined), in a stable order. */
+/**
+ * Folds atoms into readable lines: first the verbs of one resource, then the
+ * resources that share exactly those verbs, in a stable order.
+ */
 export function accessLines(changes: readonly AccessChange[]): AccessLine[] {
-  const groups = new Map<string, { line: Omit<AccessLine, 'verbs'>; verbs: Set<string> }>();
+  const byResource = new Map<string, { line: Omit<AccessLine, 'verbs' | 'what'>; what: string; verbs: Set<string> }>();
   for (const c of changes) {
     const what = c.nonResourceURL
       ? `URL ${c.nonResourceURL}`
       : `${c.apiGroup === '' ? '' : `${c.apiGroup}/`}${c.resource}${c.resourceNames.length ? ` named ${c.resourceNames.join(', ')}` : ''}`;
     const where = c.namespace === '*' ? (c.nonResourceURL ? 'cluster-wide' : 'in every namespace and cluster-wide') : `in namespace ${c.namespace}`;
-    const line = { change: c.change, effect: c.effect, subject: c.subject, what, where, condition: c.condition };
-    const k = JSON.stringify(line);
-    const g = groups.get(k);
+    const line = { change: c.change, effect: c.effect, subject: c.subject, where, condition: c.condition };
+    const k = JSON.stringify([line, what]);
+    const g = byResource.get(k);
     if (g) g.verbs.add(c.verb);
-    else groups.set(k, { line, verbs: new Set([c.verb]) });
+    else byResource.set(k, { line, what, verbs: new Set([c.verb]) });
   }
-  return [...groups.values()].map((g) => ({ ...g.line, verbs: [...g.verbs].sort() }));
+  const byVerbs = new Map<string, { line: Omit<AccessLine, 'verbs' | 'what'>; verbs: string[]; what: string[] }>();
+  for (const g of byResource.values()) {
+    const verbs = [...g.verbs].sort();
+    const k = JSON.stringify([g.line, verbs]);
+    const h = byVerbs.get(k);
+    if (h) h.what.push(g.what);
+    else byVerbs.set(k, { line: g.line, verbs, what: [g.what] });
+  }
+  // Finally the namespaces that get exactly the same.
+  const byNamespaces = new Map<string, AccessLine & { namespaces: string[] }>();
+  for (const g of byVerbs.values()) {
+    const what = g.what.join(', ');
+    const ns = g.line.where.startsWith('in namespace ') ? g.line.where.slice('in namespace '.length) : undefined;
+    const k = JSON.stringify([{ ...g.line, where: ns === undefined ? g.line.where : '' }, g.verbs, what]);
+    const h = byNamespaces.get(k);
+    if (h && ns !== undefined) h.namespaces.push(ns);
+    else byNamespaces.set(k, { ...g.line, verbs: g.verbs, what, namespaces: ns === undefined ? [] : [ns] });
+  }
+  return [...byNamespaces.values()].map(({ namespaces, ...l }) => (namespaces.length > 1 ? { ...l, where: `in namespaces ${namespaces.join(', ')}` } : l));
 }
 
-/** One readable line, e.g. `+ Group oidc:devs can get, list on pods in namespace team-a`. */
+/** One readable line, e.g. `+ Group oidc:devs can now get, list on pods, services in namespace team-a`. */
 export function formatAccessLine(l: AccessLine): string {
   const sign = l.change === 'gained' ? '+' : '-';
   const verb = l.effect === 'allow' ? (l.change === 'gained' ? 'can now' : 'can no longer') : l.change === 'gained' ? 'is now denied' : 'is no longer denied';
-  return `${sign} ${l.subject} ${verb} ${l.verbs.join(', ')} ${l.what} ${l.where}${l.condition ? ` (when ${l.condition})` : ''}`;
+  return `${sign} ${l.subject} ${verb} ${l.verbs.join(', ')} on ${l.what} ${l.where}${l.condition ? ` (when ${l.condition})` : ''}`;
 }

@@ -19,7 +19,7 @@ interface FleetFlags {
   kubeconfigs?: string;
   tokenFile?: string;
   proxyCa?: string;
-  kubectl: string;
+  kubectl?: string;
   concurrency: string;
 }
 
@@ -31,13 +31,13 @@ function fleetOptions(cmd: Command): Command {
     .addOption(new Option('--kubeconfigs <file>', 'JSON file mapping cluster name → admin kubeconfig path (the sandbox fleet file works)').env('PORTCULLIS_KUBECONFIGS'))
     .addOption(new Option('--token-file <file>', "a bearer token (e.g. GitHub's OIDC token) used against each cluster's proxyUrl instead of kubeconfigs").env('PORTCULLIS_TOKEN_FILE'))
     .addOption(new Option('--proxy-ca <file>', 'CA bundle that signed the proxies\' serving certificates (with --token-file)').env('PORTCULLIS_PROXY_CA'))
-    .addOption(new Option('--kubectl <path>', 'the kubectl binary').env('PORTCULLIS_KUBECTL').default('kubectl'))
+    .addOption(new Option('--kubectl <path>', 'the kubectl binary (default: the sandbox fleet file\'s, else kubectl on PATH)').env('PORTCULLIS_KUBECTL'))
     .option('--concurrency <n>', 'clusters at once', '4');
 }
 
-async function credentialsFor(f: FleetFlags): Promise<Credentials> {
+async function credentialsFor(f: FleetFlags): Promise<{ readonly credentials: Credentials; readonly kubectl?: string }> {
   if (f.kubeconfigs) return readCredentials(f.kubeconfigs);
-  if (f.tokenFile) return tokenCredentials(f);
+  if (f.tokenFile) return { credentials: await tokenCredentials(f) };
   throw new ExitError(1, 'no fleet credentials: pass --kubeconfigs FILE (or PORTCULLIS_KUBECONFIGS), or --token-file FILE to go through each cluster\'s proxy');
 }
 
@@ -72,12 +72,13 @@ function positiveInt(s: string, what: string): number {
 }
 
 async function toFleetOptions(f: FleetFlags): Promise<FleetOptions> {
+  const creds = await credentialsFor(f);
   return {
     generatedDir: f.generated,
     ...(f.fleet ? { fleetFile: f.fleet } : {}),
     ...(f.clusters ? { selector: f.clusters } : {}),
-    credentials: await credentialsFor(f),
-    kubectl: f.kubectl,
+    credentials: creds.credentials,
+    kubectl: f.kubectl ?? creds.kubectl ?? 'kubectl',
     concurrency: positiveInt(f.concurrency, '--concurrency'),
   };
 }

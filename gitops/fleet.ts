@@ -43,14 +43,16 @@ export type Credentials = ReadonlyMap<string, { readonly kubeconfig: string }>;
  * sandbox's fleet file (`{ "clusters": [ { "name", "kubeconfig" | "adminKubeconfig" } ] }`
  * or the same keyed by name). Relative paths are relative to the file.
  */
-export async function readCredentials(file: string): Promise<Credentials> {
+export async function readCredentials(file: string): Promise<{ readonly credentials: Credentials; readonly kubectl?: string }> {
   let data: unknown;
   try {
     data = JSON.parse(await readFile(file, 'utf8'));
   } catch (e) {
     throw new GitopsError('CREDENTIALS_MISSING', `cannot read the fleet credentials file ${file}: ${(e as Error).message}`);
   }
-  return parseCredentials(data, dirname(resolve(file)));
+  // The sandbox's fleet file also names the kubectl it built.
+  const kubectl = (data as { bin?: { kubectl?: unknown } } | null)?.bin?.kubectl;
+  return { credentials: parseCredentials(data, dirname(resolve(file))), ...(typeof kubectl === 'string' ? { kubectl } : {}) };
 }
 
 /** Pure part of readCredentials. */

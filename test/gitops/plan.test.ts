@@ -81,7 +81,7 @@ test('GIVEN an empty cluster WHEN planned THEN every object is a create in apply
   );
   assert.equal(p.bundle.changed, true);
   assert.equal(planExitCode({ clusters: [p] }), 2);
-  assert.deepEqual(accessLines(p.access).map(formatAccessLine), ['+ Group oidc:devs can now get pods in namespace team-a']);
+  assert.deepEqual(accessLines(p.access).map(formatAccessLine), ['+ Group oidc:devs can now get on pods in namespace team-a']);
 });
 
 test('GIVEN a cluster as the server returns it after apply WHEN planned again THEN there are no changes (exit 0)', () => {
@@ -108,7 +108,7 @@ test('GIVEN a policy edit WHEN planned THEN exactly the changed role is an updat
   const diff = p.changes[0]?.diff ?? '';
   assert.match(diff, /^\+ {6}- list$/m);
   assert.doesNotMatch(diff, /uid|resourceVersion|managedFields/);
-  assert.deepEqual(accessLines(p.access).map(formatAccessLine), ['+ Group oidc:devs can now list pods in namespace team-a']);
+  assert.deepEqual(accessLines(p.access).map(formatAccessLine), ['+ Group oidc:devs can now list on pods in namespace team-a']);
   assert.deepEqual(p.bundle, { changed: true, fromRevision: 1, toRevision: 2, files: { ...bundleFiles, 'rules.json': 'b2' } });
 });
 
@@ -154,8 +154,8 @@ test('effective access: moving a verb between grants or splitting a rule is no c
   assert.deepEqual(diffAccess(clusterWide, a).map((c) => `${c.change} ${c.namespace} ${c.verb}`), ['lost * get', 'lost * list']);
   const timed = ruleSet([grant('g1', 'oidc:devs', ['get', 'list'], ['team-a'], { conditions: { expires: '2027-01-01T00:00:00Z' }, activationGroup: 'portcullis:grant:g1' })]);
   assert.deepEqual(accessLines(diffAccess(a, timed)).map(formatAccessLine), [
-    '- Group oidc:devs can no longer get, list pods in namespace team-a',
-    '+ Group oidc:devs can now get, list pods in namespace team-a (when until 2027-01-01T00:00:00Z)',
+    '- Group oidc:devs can no longer get, list on pods in namespace team-a',
+    '+ Group oidc:devs can now get, list on pods in namespace team-a (when until 2027-01-01T00:00:00Z)',
   ]);
 });
 
