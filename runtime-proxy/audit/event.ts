@@ -1,0 +1,114 @@
+import type { RequestAttributes } from '../../core/attributes.ts';
+
+/** Audit stages the proxy writes (audit.k8s.io/v1 Stage). */
+export type AuditStage = 'ResponseStarted' | 'ResponseComplete';
+
+/** The transport a request arrived on. */
+export type Transport = 'http1' | 'http2' | 'websocket' | 'spdy';
+
+/** One audit record, in the audit.k8s.io/v1 Event shape, annotations carrying the proxy's decision. */
+export interface AuditEvent {
+  readonly kind: 'Event';
+  readonly apiVersion: 'audit.k8s.io/v1';
+  readonly level: 'Metadata';
+  readonly auditID: string;
+  readonly stage: AuditStage;
+  readonly requestURI: string;
+  readonly verb: string;
+  readonly user: { readonly username: string; readonly groups?: readonly string[]; readonly extra?: Readonly<Record<string, readonly string[]>> };
+  readonly impersonatedUser?: { readonly username: string; readonly groups?: readonly string[] };
+  readonly sourceIPs: readonly string[];
+  readonly userAgent?: string;
+  readonly objectRef?: {
+    readonly resource?: string;
+    readonly namespace?: string;
+    readonly name?: string;
+    readonly apiGroup?: string;
+    readonly apiVersion?: string;
+    readonly subresource?: string;
+  };
+  readonly responseStatus: { readonly metadata: Record<string, never>; readonly code: number; readonly status?: string; readonly reason?: string; readonly message?: string };
+  readonly requestReceivedTimestamp: string;
+  readonly stageTimestamp: string;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+/** Everything the pipeline knows about a request when it writes a stage. */
+export interface AuditFacts {
+  readonly auditId: string;
+  readonly stage: AuditStage;
+  readonly requestURI: string;
+  readonly method: string;
+  readonly receivedAt: number;
+  readonly at: number;
+  readonly sourceIP: string;
+  readonly userAgent?: string;
+  readonly cluster?: string;
+  readonly transport: Transport;
+  readonly user?: { readonly name: string; readonly groups: readonly string[]; readonly issuer: string };
+  readonly impersonated?: { readonly user: string; readonly groups: readonly string[] };
+  readonly attributes?: RequestAttributes;
+  readonly decision: 'allow' | 'deny' | 'error';
+  readonly reason: string;
+  readonly grantId?: string;
+  readonly denyId?: string;
+  readonly source?: string;
+  readonly bundleRevision?: number;
+  readonly policyDigest?: string;
+  readonly code: number;
+  readonly errorCode?: string;
+  readonly streamEnd?: string;
+  readonly breakGlass?: string;
+}
+
+/** Builds the Event; pure. */
+export function toAuditEvent(f: AuditFacts): AuditEvent {
+  const a = f.attributes;
+  const annotations: Record<string, string> = {
+    'portcullis.dev/decision': f.decision,
+    'portcullis.dev/reason': f.reason,
+    'portcullis.dev/transport': f.transport,
+  };
+  if (f.cluster !== undefined) annotations['portcullis.dev/cluster'] = f.cluster;
+  if (f.grantId !== undefined) annotations['portcullis.dev/grant'] = f.grantId;
+  if (f.denyId !== undefined) annotations['portcullis.dev/deny'] = f.denyId;
+  if (f.source !== undefined) annotations['portcullis.dev/source'] = f.source;
+  if (f.bundleRevision !== undefined) annotations['portcullis.dev/bundle-revision'] = String(f.bundleRevision);
+  if (f.policyDigest !== undefined) annotations['portcullis.dev/policy-digest'] = f.policyDigest;
+  if (f.errorCode !== undefined) annotations['portcullis.dev/error'] = f.errorCode;
+  if (f.streamEnd !== undefined) annotations['portcullis.dev/stream-end'] = f.streamEnd;
+  if (f.breakGlass !== undefined) annotations['portcullis.dev/break-glass'] = f.breakGlass;
+  return {
+    kind: 'Event',
+    apiVersion: 'audit.k8s.io/v1',
+    level: 'Metadata',
+    auditID: f.auditId,
+    stage: f.stage,
+    requestURI: f.requestURI,
+    verb: a?.verb || f.method.toLowerCase(),
+    user: f.user ? { username: f.user.name, groups: f.user.groups, extra: { 'portcullis.dev/authenticated-by': [f.user.issuer] } } : { username: 'system:anonymous' },
+    ...(f.impersonated ? { impersonatedUser: { username: f.impersonated.user, groups: f.impersonated.groups } } : {}),
+    sourceIPs: [f.sourceIP],
+    ...(f.userAgent !== undefined ? { userAgent: f.userAgent } : {}),
+    ...(a && a.isResourceRequest
+      ? {
+          objectRef: {
+            resource: a.resource,
+            ...(a.namespace ? { namespace: a.namespace } : {}),
+            ...(a.name ? { name: a.name } : {}),
+            apiGroup: a.apiGroup,
+            apiVersion: a.apiVersion,
+            ...(a.subresource ? { subresource: a.subresource } : {}),
+          },
+        }
+      : {}),
+    responseStatus: { metadata: {}, code: f.code, ...(f.code >= 400 ? { status: 'Failure', reason: f.reason } : {}) },
+    requestReceivedTimestamp: micro(f.receivedAt),
+    stageTimestamp: micro(f.at),
+    annotations,
+  };
+}
+
+function micro(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}

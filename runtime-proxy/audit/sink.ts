@@ -1,0 +1,121 @@
+import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import type { AuditEvent } from './event.ts';
+
+/** Where audit lines go. */
+export interface AuditSinkOptions {
+  readonly file?: { readonly path: string; readonly maxBytes: number; readonly maxFiles: number };
+  readonly stdout: boolean;
+  readonly flushIntervalMs: number;
+  /** Lines kept while the sink fails; beyond this, records are counted as lost. */
+  readonly maxBufferedLines?: number;
+  /** Where stdout lines go (tests pass their own). */
+  readonly stdoutWrite?: (chunk: string) => void;
+}
+
+/**
+ * A buffered JSON-lines audit sink: one line per Event, flushed every
+ * `flushIntervalMs` and on close, with size-based rotation (path, path.1 …).
+ * Writes are synchronous at flush time so a failure is known at once: the
+ * sink turns unhealthy, keeps the lines and retries on the next flush. The
+ * proxy refuses new requests while it is unhealthy (audit.onFailure: deny).
+ */
+export class AuditSink {
+  #buffer: string[] = [];
+  #fd: number | undefined;
+  #size = 0;
+  #healthy = true;
+  #lost = 0;
+  #written = 0;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #max: number;
+
+  constructor(private readonly opts: AuditSinkOptions) {
+    this.#max = opts.maxBufferedLines ?? 100_000;
+    if (opts.file) this.#open();
+    this.#timer = setInterval(() => this.flush(), opts.flushIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** Whether the last write succeeded. */
+  get healthy(): boolean {
+    return this.#healthy;
+  }
+
+  /** Records dropped because the buffer overflowed while the sink failed. */
+  get lost(): number {
+    return this.#lost;
+  }
+
+  /** Records written so far. */
+  get written(): number {
+    return this.#written;
+  }
+
+  /** Queues one Event. */
+  write(event: AuditEvent): void {
+    if (this.#buffer.length >= this.#max) {
+      this.#lost++;
+      return;
+    }
+    this.#buffer.push(`${JSON.stringify(event)}\n`);
+  }
+
+  /** Writes everything queued; returns whether it all went out. */
+  flush(): boolean {
+    if (this.#buffer.length === 0) return this.#healthy;
+    const lines = this.#buffer;
+    this.#buffer = [];
+    const chunk = lines.join('');
+    try {
+      if (this.opts.file) this.#writeFile(chunk);
+      if (this.opts.stdout) (this.opts.stdoutWrite ?? ((c: string) => process.stdout.write(c)))(chunk);
+      this.#written += lines.length;
+      this.#healthy = true;
+      return true;
+    } catch {
+      this.#healthy = false;
+      this.#buffer = lines.concat(this.#buffer).slice(0, this.#max);
+      this.#fd = undefined; // reopen on the next attempt
+      return false;
+    }
+  }
+
+  /** Flushes and closes; call after the last request finished. */
+  close(): boolean {
+    if (this.#timer) clearInterval(this.#timer);
+    const ok = this.flush();
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+    return ok;
+  }
+
+  #open(): void {
+    const f = this.opts.file;
+    if (!f) return;
+    this.#fd = openSync(f.path, 'a', 0o600);
+    this.#size = fstatSync(this.#fd).size;
+  }
+
+  #writeFile(chunk: string): void {
+    const f = this.opts.file;
+    if (!f) return;
+    if (this.#fd === undefined) this.#open();
+    const bytes = Buffer.from(chunk, 'utf8');
+    if (this.#size > 0 && this.#size + bytes.length > f.maxBytes) this.#rotate();
+    let off = 0;
+    while (off < bytes.length) off += writeSync(this.#fd as number, bytes, off);
+    this.#size += bytes.length;
+  }
+
+  #rotate(): void {
+    const f = this.opts.file;
+    if (!f || this.#fd === undefined) return;
+    closeSync(this.#fd);
+    this.#fd = undefined;
+    const oldest = `${f.path}.${f.maxFiles}`;
+    if (existsSync(oldest)) rmSync(oldest);
+    for (let i = f.maxFiles - 1; i >= 1; i--) if (existsSync(`${f.path}.${i}`)) renameSync(`${f.path}.${i}`, `${f.path}.${i + 1}`);
+    renameSync(f.path, `${f.path}.1`);
+    this.#open();
+  }
+}

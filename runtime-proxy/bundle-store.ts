@@ -1,0 +1,108 @@
+import { BundleError } from '../core/bundle-error.ts';
+import { ENVELOPE_FILE, verifyBundle, type BundleStatement, type TrustedKeys } from '../core/bundle.ts';
+import { indexRuleSet, type RuleIndex } from '../core/rule-index.ts';
+import type { RuleSet } from '../core/rule-set.ts';
+import { DISCOVERY_GRANT } from './discovery.ts';
+
+/** A verified, parsed bundle: what a request captures once and uses throughout. */
+export interface ActiveBundle {
+  readonly cluster: string;
+  readonly revision: number;
+  readonly notAfter: number;
+  readonly sourceDigest: string;
+  readonly ruleSet: RuleSet;
+  /** The rule set plus the built-in discovery grant, indexed. */
+  readonly index: RuleIndex;
+  readonly fingerprint: string;
+}
+
+/** What happened to an offered bundle. */
+export type OfferResult =
+  | { readonly result: 'accepted'; readonly bundle: ActiveBundle; readonly previous?: ActiveBundle }
+  | { readonly result: 'unchanged' }
+  | { readonly result: 'rejected'; readonly code: string; readonly message: string };
+
+/**
+ * The bundle of one cluster: verifies before parsing (SECURITY rule 13), keeps
+ * the last good one on failure, swaps atomically (one reference assignment)
+ * and refuses rollback (revision ≥ last accepted + 1). Pure apart from the clock passed in.
+ */
+export class BundleStore {
+  #current: ActiveBundle | undefined;
+
+  constructor(
+    readonly cluster: string,
+    private readonly keys: TrustedKeys,
+  ) {}
+
+  /** The active bundle, or undefined before the first good one or after it expired (fail closed). */
+  current(now: number): ActiveBundle | undefined {
+    const b = this.#current;
+    return b !== undefined && now < b.notAfter ? b : undefined;
+  }
+
+  /** The last accepted bundle, even if expired (for metrics and status). */
+  lastAccepted(): ActiveBundle | undefined {
+    return this.#current;
+  }
+
+  /** Offers the files of a bundle (the envelope included). */
+  offer(files: ReadonlyMap<string, Uint8Array>, now: number): OfferResult {
+    const prev = this.#current;
+    const fingerprint = fingerprintOf(files);
+    if (prev !== undefined && prev.fingerprint === fingerprint) return { result: 'unchanged' };
+    try {
+      const envelope = files.get(ENVELOPE_FILE);
+      if (envelope === undefined) throw new BundleError('BUNDLE_FILE_MISSING', `${ENVELOPE_FILE} is missing`);
+      const rest = new Map([...files].filter(([n]) => n !== ENVELOPE_FILE));
+      // Verification first; nothing of the bundle is parsed before it passes.
+      const st = verifyBundle(envelope, rest, this.keys, { cluster: this.cluster, now, minRevision: prev === undefined ? 0 : prev.revision + 1 });
+      const ruleSet = parseRuleSet(rest.get('rules.json'), this.cluster);
+      const bundle = toActive(st, ruleSet, fingerprint);
+      this.#current = bundle; // the atomic swap
+      return prev === undefined ? { result: 'accepted', bundle } : { result: 'accepted', bundle, previous: prev };
+    } catch (err) {
+      if (err instanceof BundleError) return { result: 'rejected', code: err.code, message: err.message };
+      return { result: 'rejected', code: 'BUNDLE_RULES', message: (err as Error).message };
+    }
+  }
+}
+
+function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string): ActiveBundle {
+  const withDiscovery: RuleSet = { ...ruleSet, grants: [...ruleSet.grants, DISCOVERY_GRANT] };
+  return {
+    cluster: st.cluster,
+    revision: st.revision,
+    notAfter: Date.parse(st.notAfter),
+    sourceDigest: st.sourceDigest,
+    ruleSet,
+    index: indexRuleSet(withDiscovery),
+    fingerprint,
+  };
+}
+
+function fingerprintOf(files: ReadonlyMap<string, Uint8Array>): string {
+  const parts: string[] = [];
+  for (const name of [...files.keys()].sort()) parts.push(`${name}\0${Buffer.from(files.get(name) ?? new Uint8Array()).toString('base64')}`);
+  return parts.join('\0');
+}
+
+/** Parses the (already verified) rules.json and checks its shape enough that the authorizer cannot trip over it. */
+function parseRuleSet(bytes: Uint8Array | undefined, cluster: string): RuleSet {
+  if (bytes === undefined) throw new Error('the bundle has no rules.json');
+  const v = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<RuleSet> | null;
+  if (!v || v.apiVersion !== 'portcullis.dev/v1' || v.kind !== 'RuleSet') throw new Error('rules.json is not a portcullis.dev/v1 RuleSet');
+  if (v.cluster !== cluster) throw new Error(`rules.json is for cluster ${String(v.cluster)}, not ${cluster}`);
+  if (!Array.isArray(v.grants) || !Array.isArray(v.denies)) throw new Error('rules.json lacks grants or denies');
+  const imp = v.impersonable;
+  if (!imp || !Array.isArray(imp.users) || !Array.isArray(imp.groups)) throw new Error('rules.json lacks impersonable users and groups');
+  for (const g of v.grants) {
+    if (typeof g.id !== 'string' || !Array.isArray(g.subjects) || !Array.isArray(g.rules) || typeof g.conditions !== 'object' || !g.scope) {
+      throw new Error(`rules.json: malformed grant ${String(g.id)}`);
+    }
+  }
+  for (const d of v.denies) {
+    if (typeof d.id !== 'string' || !Array.isArray(d.rules) || !Array.isArray(d.except) || !d.scope) throw new Error(`rules.json: malformed deny ${String(d.id)}`);
+  }
+  return v as RuleSet;
+}

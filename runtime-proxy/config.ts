@@ -1,0 +1,304 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+
+/** Where the proxy gets a cluster's signed bundle. */
+export type BundleSourceConfig =
+  | { readonly kind: 'directory'; readonly path: string; readonly pollIntervalMs: number }
+  | { readonly kind: 'url'; readonly url: string; readonly caFile?: string; readonly pollIntervalMs: number }
+  | {
+      readonly kind: 'configMap';
+      /** A read-only token allowed to `get` only `portcullis-system/portcullis-bundle`; not the impersonating credential. */
+      readonly tokenFile: string;
+      readonly namespace: string;
+      readonly name: string;
+      readonly pollIntervalMs: number;
+    };
+
+/** One cluster behind the proxy. Upstream credentials come from here, never from the bundle. */
+export interface ClusterConfig {
+  readonly name: string;
+  readonly upstream: {
+    readonly url: string;
+    readonly caFile: string;
+    /** The proxy's ServiceAccount token; re-read when the file changes. */
+    readonly tokenFile?: string;
+    readonly clientCertFile?: string;
+    readonly clientKeyFile?: string;
+  };
+  readonly bundle: BundleSourceConfig;
+  /** PEM files of the Ed25519 public keys whose signatures this proxy trusts for this cluster. */
+  readonly trustedKeyFiles: readonly string[];
+}
+
+/** What happens when the audit sink cannot write. */
+export type AuditFailureMode = 'deny' | 'serve';
+
+/** The whole proxy configuration (`portcullis proxy --config FILE`). */
+export interface ProxyConfig {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly tls: { readonly certFile: string; readonly keyFile: string };
+  readonly clusters: readonly ClusterConfig[];
+  /** Passed unchanged to `createAuthenticator` of `runtime-proxy/authn`. */
+  readonly authn: Readonly<Record<string, unknown>>;
+  readonly audit: {
+    readonly stdout: boolean;
+    readonly file?: { readonly path: string; readonly maxBytes: number; readonly maxFiles: number };
+    readonly flushIntervalMs: number;
+    /** `deny` (default): refuse new requests with 503 while the sink fails; `serve`: keep serving and count the loss. */
+    readonly onFailure: AuditFailureMode;
+  };
+  readonly breakGlass: {
+    /** Receives a POST with the activation as JSON. */
+    readonly webhookUrl?: string;
+    readonly webhookCaFile?: string;
+    /** Directory shared by every replica (one file per activation); in memory only when absent. */
+    readonly stateDir?: string;
+  };
+  readonly limits: {
+    readonly maxHeaderBytes: number;
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly maxLongRunningPerIdentity: number;
+    readonly shutdownGraceMs: number;
+  };
+}
+
+/** The configuration was refused; the message lists every problem. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+// The YAML schema (before defaults and path resolution).
+interface RawConfig {
+  listen?: { host?: string; port?: number };
+  tls: { certFile: string; keyFile: string };
+  clusters: {
+    name: string;
+    upstream: { url: string; caFile: string; tokenFile?: string; clientCertFile?: string; clientKeyFile?: string };
+    bundle: { directory?: string; url?: string; caFile?: string; configMap?: { tokenFile: string; namespace?: string; name?: string }; pollIntervalMs?: number };
+    trustedKeyFiles: string[];
+  }[];
+  authn: Record<string, unknown>;
+  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; onFailure?: 'deny' | 'serve' };
+  breakGlass?: { webhookUrl?: string; webhookCaFile?: string; stateDir?: string };
+  limits?: Partial<ProxyConfig['limits']>;
+}
+
+const str = { type: 'string', minLength: 1 } as const;
+const posInt = { type: 'integer', minimum: 1 } as const;
+const schema: JSONSchemaType<RawConfig> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tls', 'clusters', 'authn'],
+  properties: {
+    listen: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      properties: { host: { ...str, nullable: true }, port: { type: 'integer', minimum: 0, maximum: 65535, nullable: true } },
+    },
+    tls: { type: 'object', additionalProperties: false, required: ['certFile', 'keyFile'], properties: { certFile: str, keyFile: str } },
+    clusters: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'upstream', 'bundle', 'trustedKeyFiles'],
+        properties: {
+          name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' },
+          upstream: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['url', 'caFile'],
+            properties: {
+              url: { type: 'string', pattern: '^https://' },
+              caFile: str,
+              tokenFile: { ...str, nullable: true },
+              clientCertFile: { ...str, nullable: true },
+              clientKeyFile: { ...str, nullable: true },
+            },
+          },
+          bundle: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              directory: { ...str, nullable: true },
+              url: { type: 'string', pattern: '^https://', nullable: true },
+              caFile: { ...str, nullable: true },
+              configMap: {
+                type: 'object',
+                nullable: true,
+                additionalProperties: false,
+                required: ['tokenFile'],
+                properties: { tokenFile: str, namespace: { ...str, nullable: true }, name: { ...str, nullable: true } },
+              },
+              pollIntervalMs: { ...posInt, nullable: true },
+            },
+          },
+          trustedKeyFiles: { type: 'array', minItems: 1, items: str },
+        },
+      },
+    },
+    authn: { type: 'object', required: [], additionalProperties: true },
+    audit: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      properties: {
+        stdout: { type: 'boolean', nullable: true },
+        file: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          required: ['path'],
+          properties: { path: str, maxBytes: { ...posInt, nullable: true }, maxFiles: { ...posInt, nullable: true } },
+        },
+        flushIntervalMs: { ...posInt, nullable: true },
+        onFailure: { type: 'string', enum: ['deny', 'serve'], nullable: true },
+      },
+    },
+    breakGlass: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      properties: {
+        webhookUrl: { type: 'string', pattern: '^https?://', nullable: true },
+        webhookCaFile: { ...str, nullable: true },
+        stateDir: { ...str, nullable: true },
+      },
+    },
+    limits: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      properties: {
+        maxHeaderBytes: { ...posInt, nullable: true },
+        headersTimeoutMs: { ...posInt, nullable: true },
+        requestTimeoutMs: { ...posInt, nullable: true },
+        idleTimeoutMs: { ...posInt, nullable: true },
+        maxLongRunningPerIdentity: { ...posInt, nullable: true },
+        shutdownGraceMs: { ...posInt, nullable: true },
+      },
+    },
+  },
+};
+
+const validate = new Ajv({ allErrors: true }).compile(schema);
+
+/** Reads and validates a YAML configuration file; relative paths are resolved against the file's directory. */
+export function loadConfig(file: string): ProxyConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  return parseConfig(text, dirname(resolve(file)), file);
+}
+
+/** Validates configuration text; pure apart from nothing (paths are only resolved, not read). Collects every problem, then fails once. */
+export function parseConfig(text: string, baseDir: string, label = 'config'): ProxyConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${label}: not valid YAML: ${(err as Error).message}`);
+  }
+  if (!validate(raw)) throw new ConfigError(`${label}:\n${(validate.errors ?? []).map(describe).join('\n')}`);
+  const problems: string[] = [];
+  const p = (f: string): string => resolve(baseDir, f);
+  const seen = new Set<string>();
+  const clusters = raw.clusters.map((c, i): ClusterConfig => {
+    if (seen.has(c.name)) problems.push(`  /clusters/${i}/name: duplicate cluster ${c.name}`);
+    seen.add(c.name);
+    const u = c.upstream;
+    const hasToken = u.tokenFile !== undefined;
+    const hasCert = u.clientCertFile !== undefined || u.clientKeyFile !== undefined;
+    if (hasToken === hasCert) problems.push(`  /clusters/${i}/upstream: set exactly one of tokenFile or clientCertFile+clientKeyFile`);
+    if (hasCert && (u.clientCertFile === undefined || u.clientKeyFile === undefined)) problems.push(`  /clusters/${i}/upstream: clientCertFile and clientKeyFile go together`);
+    const b = c.bundle;
+    const kinds = [b.directory, b.url, b.configMap].filter((x) => x !== undefined).length;
+    if (kinds !== 1) problems.push(`  /clusters/${i}/bundle: set exactly one of directory, url or configMap`);
+    const pollIntervalMs = b.pollIntervalMs ?? 5000;
+    const bundle: BundleSourceConfig =
+      b.directory !== undefined
+        ? { kind: 'directory', path: p(b.directory), pollIntervalMs }
+        : b.url !== undefined
+          ? { kind: 'url', url: b.url, ...(b.caFile !== undefined ? { caFile: p(b.caFile) } : {}), pollIntervalMs }
+          : {
+              kind: 'configMap',
+              tokenFile: p(b.configMap?.tokenFile ?? ''),
+              namespace: b.configMap?.namespace ?? 'portcullis-system',
+              name: b.configMap?.name ?? 'portcullis-bundle',
+              pollIntervalMs,
+            };
+    return {
+      name: c.name,
+      upstream: {
+        url: u.url,
+        caFile: p(u.caFile),
+        ...(u.tokenFile !== undefined ? { tokenFile: p(u.tokenFile) } : {}),
+        ...(u.clientCertFile !== undefined ? { clientCertFile: p(u.clientCertFile) } : {}),
+        ...(u.clientKeyFile !== undefined ? { clientKeyFile: p(u.clientKeyFile) } : {}),
+      },
+      bundle,
+      trustedKeyFiles: c.trustedKeyFiles.map(p),
+    };
+  });
+  if (problems.length > 0) throw new ConfigError(`${label}:\n${problems.join('\n')}`);
+  const a = raw.audit ?? {};
+  const l = raw.limits ?? {};
+  const bg = raw.breakGlass ?? {};
+  return {
+    listen: { host: raw.listen?.host ?? '127.0.0.1', port: raw.listen?.port ?? 8443 },
+    tls: { certFile: p(raw.tls.certFile), keyFile: p(raw.tls.keyFile) },
+    clusters,
+    authn: resolveAuthnPaths(raw.authn, p),
+    audit: {
+      stdout: a.stdout ?? false,
+      ...(a.file ? { file: { path: p(a.file.path), maxBytes: a.file.maxBytes ?? 100 * 1024 * 1024, maxFiles: a.file.maxFiles ?? 5 } } : {}),
+      flushIntervalMs: a.flushIntervalMs ?? 200,
+      onFailure: a.onFailure ?? 'deny',
+    },
+    breakGlass: {
+      ...(bg.webhookUrl !== undefined ? { webhookUrl: bg.webhookUrl } : {}),
+      ...(bg.webhookCaFile !== undefined ? { webhookCaFile: p(bg.webhookCaFile) } : {}),
+      ...(bg.stateDir !== undefined ? { stateDir: p(bg.stateDir) } : {}),
+    },
+    limits: {
+      maxHeaderBytes: l.maxHeaderBytes ?? 32 * 1024,
+      headersTimeoutMs: l.headersTimeoutMs ?? 10_000,
+      requestTimeoutMs: l.requestTimeoutMs ?? 60_000,
+      idleTimeoutMs: l.idleTimeoutMs ?? 120_000,
+      maxLongRunningPerIdentity: l.maxLongRunningPerIdentity ?? 64,
+      shutdownGraceMs: l.shutdownGraceMs ?? 30_000,
+    },
+  };
+}
+
+function describe(e: ErrorObject): string {
+  const where = e.instancePath || '/';
+  if (e.keyword === 'additionalProperties') return `  ${where}: unknown field ${String(e.params['additionalProperty'])} (check the spelling)`;
+  if (e.keyword === 'required') return `  ${where}: missing field ${String(e.params['missingProperty'])}`;
+  return `  ${where}: ${e.message ?? e.keyword}`;
+}
+
+/** Resolves the file paths inside the authn section (issuers[].caFile, clientCertificates.caFile) like every other path. */
+function resolveAuthnPaths(authn: Record<string, unknown>, p: (f: string) => string): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...authn };
+  if (Array.isArray(authn['issuers'])) {
+    out['issuers'] = (authn['issuers'] as unknown[]).map((i) =>
+      i && typeof i === 'object' && typeof (i as { caFile?: unknown }).caFile === 'string' ? { ...i, caFile: p((i as { caFile: string }).caFile) } : i,
+    );
+  }
+  const cc = authn['clientCertificates'];
+  if (cc && typeof cc === 'object' && typeof (cc as { caFile?: unknown }).caFile === 'string') out['clientCertificates'] = { ...cc, caFile: p((cc as { caFile: string }).caFile) };
+  return out;
+}

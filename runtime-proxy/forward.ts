@@ -1,0 +1,95 @@
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { pipeline } from 'node:stream';
+import { filterResponseHeaders, type UpstreamHeaders } from './headers.ts';
+import { upstreamPath, type Upstream } from './upstream.ts';
+
+/** How a forwarded request ended. */
+export type ForwardOutcome =
+  | { readonly kind: 'response'; readonly status: number }
+  | { readonly kind: 'upstream-error'; readonly message: string }
+  | { readonly kind: 'aborted'; readonly status: number; readonly message: string };
+
+/** Callbacks of one forwarded request. */
+export interface ForwardHooks {
+  /** Upstream answered; headers are about to be relayed. */
+  readonly onResponse: (status: number) => void;
+  /** The exchange ended (always called once). */
+  readonly onEnd: (o: ForwardOutcome) => void;
+}
+
+/** A forwarded request that can be cut (a watch whose access ended). */
+export interface Forwarded {
+  readonly cut: () => void;
+}
+
+/**
+ * Stage 4, forward (ordinary requests): the exact canonical target, the
+ * allow-listed headers, over the cluster's verified keep-alive pool. Bodies
+ * stream both ways with backpressure (stream.pipeline), so a watch flows as
+ * upstream writes it. Redirects are relayed, never followed (SECURITY rule 11):
+ * node:https never follows them and the status and Location pass as they are.
+ */
+export function forwardHttp(
+  req: IncomingMessage | Http2ServerRequest,
+  res: ServerResponse | Http2ServerResponse,
+  upstream: Upstream,
+  target: string,
+  headers: UpstreamHeaders,
+  hooks: ForwardHooks,
+): Forwarded {
+  let ended = false;
+  let status = 0;
+  const end = (o: ForwardOutcome): void => {
+    if (ended) return;
+    ended = true;
+    hooks.onEnd(o);
+  };
+  const up = https.request({
+    protocol: 'https:',
+    hostname: upstream.base.hostname,
+    port: upstream.base.port || 443,
+    method: req.method,
+    path: upstreamPath(upstream.base, target),
+    headers,
+    agent: upstream.agent,
+  });
+  up.on('response', (upRes) => {
+    status = upRes.statusCode ?? 502;
+    hooks.onResponse(status);
+    const h = filterResponseHeaders(upRes.headers);
+    if (!res.headersSent) res.writeHead(status, h);
+    // Flush headers now: a watch may send no body for a long time.
+    (res as ServerResponse).flushHeaders?.();
+    pipeline(upRes, res as NodeJS.WritableStream, (err) => {
+      if (err) end({ kind: 'aborted', status, message: err.message });
+      else end({ kind: 'response', status });
+    });
+  });
+  up.on('error', (err) => {
+    if (status !== 0) end({ kind: 'aborted', status, message: err.message });
+    else end({ kind: 'upstream-error', message: err.message });
+  });
+  pipeline(req as NodeJS.ReadableStream, up, (err) => {
+    if (err && status === 0) {
+      up.destroy();
+      end({ kind: 'upstream-error', message: `client body: ${err.message}` });
+    }
+  });
+  res.on('close', () => {
+    // The client went away (or we cut it): stop the upstream too.
+    if (ended) return;
+    if (res.writableFinished) end({ kind: 'response', status });
+    else {
+      up.destroy();
+      end({ kind: 'aborted', status, message: 'client closed' });
+    }
+  });
+  return {
+    cut: () => {
+      up.destroy();
+      res.destroy();
+    },
+  };
+}

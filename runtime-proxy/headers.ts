@@ -1,0 +1,108 @@
+/**
+ * Upstream request headers (SECURITY rule 6). Built from an allow-list of
+ * client headers, never by deleting from the client's set; then the proxy's
+ * own credential, impersonation and Audit-ID are set last, replacing anything.
+ */
+
+/** Client headers that may pass upstream (lower case). Everything else is dropped. */
+const ALLOWED = new Set([
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'content-type',
+  'content-encoding',
+  'content-length',
+  'user-agent',
+  'if-match',
+  'if-none-match',
+  'if-modified-since',
+  'if-unmodified-since',
+  'kubectl-command',
+  'kubectl-session',
+  'x-stream-protocol-version',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+  'traceparent',
+  'tracestate',
+]);
+
+/** Never forwarded even if someone adds them to the allow-list (checked again, by prefix where it applies). */
+const FORBIDDEN_PREFIXES = ['impersonate-', 'x-remote-', 'x-forwarded-'];
+const FORBIDDEN = new Set(['authorization', 'audit-id', 'proxy-authorization', 'forwarded', 'cookie']);
+/** RFC 9110 §7.6.1 hop-by-hop headers, plus the legacy ones proxies drop. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'host']);
+
+/** The WebSocket subprotocol entry that carries a bearer token (kubectl / client-go). */
+export const BEARER_SUBPROTOCOL_PREFIX = 'base64url.bearer.authorization.k8s.io.';
+
+/** What the proxy asserts upstream for one request. */
+export interface UpstreamIdentity {
+  /** `Bearer …` from the proxy's own credential, or absent with client-certificate upstream auth. */
+  readonly authorization?: string;
+  readonly user: string;
+  readonly groups: readonly string[];
+  readonly extra: Readonly<Record<string, string>>;
+  readonly auditId: string;
+}
+
+/** Upstream header map for node:http(s).request; arrays become repeated header lines. */
+export type UpstreamHeaders = Record<string, string | string[]>;
+
+/**
+ * Builds upstream headers from the client's raw header list (name, value, name, value …).
+ * `upgrade` is the protocol for upgrade requests (the proxy sets Connection/Upgrade itself).
+ */
+export function buildUpstreamHeaders(rawHeaders: readonly string[], who: UpstreamIdentity, upgrade?: string): UpstreamHeaders {
+  const nominated = new Set<string>();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] ?? '').toLowerCase() === 'connection') {
+      for (const t of (rawHeaders[i + 1] ?? '').split(',')) nominated.add(t.trim().toLowerCase());
+    }
+  }
+  const out: UpstreamHeaders = {};
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = (rawHeaders[i] ?? '').toLowerCase();
+    let value = rawHeaders[i + 1] ?? '';
+    if (!ALLOWED.has(name) || nominated.has(name) || HOP_BY_HOP.has(name) || FORBIDDEN.has(name)) continue;
+    if (FORBIDDEN_PREFIXES.some((p) => name.startsWith(p))) continue;
+    if (name === 'sec-websocket-protocol') {
+      value = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '' && !s.startsWith(BEARER_SUBPROTOCOL_PREFIX))
+        .join(', ');
+      if (value === '') continue;
+    }
+    const prev = out[name];
+    out[name] = prev === undefined ? value : `${String(prev)}, ${value}`;
+  }
+  if (upgrade !== undefined) {
+    out['connection'] = 'Upgrade';
+    out['upgrade'] = upgrade;
+  }
+  // Set, never append: these keys were not copied above, and each is assigned once.
+  if (who.authorization !== undefined) out['authorization'] = who.authorization;
+  out['impersonate-user'] = who.user;
+  if (who.groups.length > 0) out['impersonate-group'] = [...who.groups];
+  for (const [k, v] of Object.entries(who.extra)) out[`impersonate-extra-${encodeExtraKey(k)}`] = v;
+  out['audit-id'] = who.auditId;
+  return out;
+}
+
+/** Percent-encodes an extra key the way kube-apiserver's unescapeExtraKey expects (e.g. `portcullis.dev%2fgrant`). */
+export function encodeExtraKey(key: string): string {
+  return encodeURIComponent(key.toLowerCase()).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Response headers that must not be relayed to the client (hop-by-hop; HTTP/2 forbids them outright). */
+export function filterResponseHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
+  const nominated = new Set(String(headers['connection'] ?? '').split(',').map((s) => s.trim().toLowerCase()));
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined || HOP_BY_HOP.has(k) || nominated.has(k)) continue;
+    out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+/**
+ * The proxy's request pipeline as a fixed sequence of named stages:
+ * authenticate → parse request → authorize → forward → audit.
+ * This file holds the first three (no network I/O apart from what the
+ * authenticator does); forwarding is in forward.ts / upgrade.ts and the
+ * server runs audit for every outcome.
+ */
+import type { RequestAttributes } from '../core/attributes.ts';
+import { authorize } from '../core/authorize.ts';
+import { activeUntil } from '../core/conditions.ts';
+import { authorizationVerb, parseRequestInfo, toAttributes, type RequestInfo } from '../core/request-info.ts';
+import { checkRequestTarget } from '../core/request-target.ts';
+import type { Grant } from '../core/rule-set.ts';
+import type { ActiveBundle } from './bundle-store.ts';
+import { ALL_AUTHENTICATED } from './discovery.ts';
+import { ProxyError } from './errors.ts';
+import type { Authenticator, Identity } from './identity.ts';
+import type { StreamDeadline } from './streams.ts';
+import type { X509Certificate } from 'node:crypto';
+
+/** Extra keys the proxy sends upstream as Impersonate-Extra-* (design.md). */
+export const EXTRA_GRANT = 'portcullis.dev/grant';
+export const EXTRA_AUTHENTICATED_BY = 'portcullis.dev/authenticated-by';
+
+/** Cluster names are DNS labels; anything else is not a route. */
+const CLUSTER_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** Stage 0, routing: `/clusters/NAME/rest…` → NAME and `/rest…`. */
+export function route(rawTarget: string): { readonly cluster: string; readonly target: string } | undefined {
+  const m = /^\/clusters\/([^/?#]+)(.*)$/s.exec(rawTarget);
+  if (!m || !CLUSTER_NAME.test(m[1] ?? '')) return undefined;
+  const rest = m[2] ?? '';
+  // The rest is checked for canonical form by the parse stage, not normalised here.
+  return { cluster: m[1] ?? '', target: rest.startsWith('/') ? rest : `/${rest}` };
+}
+
+/** Stage 1, authenticate: positively succeeds with a usable identity or throws 401 (SECURITY rule 8). */
+export async function authenticateStage(
+  authn: Authenticator,
+  req: { readonly rawHeaders: readonly string[]; readonly peerCertificate?: X509Certificate },
+  now: number,
+  cluster: string,
+): Promise<Identity> {
+  // The cluster goes to the authenticator so issuers bound to clusters stay bound (SECURITY rule 9).
+  const r = await authn.authenticate(req.peerCertificate ? { rawHeaders: req.rawHeaders, peerCertificate: req.peerCertificate } : { rawHeaders: req.rawHeaders }, now, cluster);
+  if (!r.ok) throw new ProxyError('UNAUTHENTICATED', `${r.code}: ${r.message}`);
+  const id = r.identity;
+  // Defence in depth: whatever the authenticator, an empty or system: name never passes.
+  if (typeof id.user !== 'string' || id.user === '' || id.user.startsWith('system:')) throw new ProxyError('UNAUTHENTICATED', `unusable username ${JSON.stringify(id.user)}`);
+  if (id.groups.some((g) => g === '' || g.startsWith('system:'))) throw new ProxyError('UNAUTHENTICATED', 'identity carries a system: group');
+  if (id.expiresAt !== undefined && id.expiresAt <= now) throw new ProxyError('UNAUTHENTICATED', 'EXPIRED: credential expired');
+  return id;
+}
+
+/** A parsed request: the attributes' inputs, and the exact target that will be forwarded. */
+export interface ParsedRequest {
+  readonly info: RequestInfo;
+  readonly verb: string;
+  /** The canonical target forwarded upstream byte for byte (SECURITY rule 2). */
+  readonly target: string;
+  readonly longRunning: boolean;
+}
+
+/** Stage 2, parse request: canonical targets only (400 otherwise), then kube's RequestInfo. */
+export function parseRequestStage(method: string, target: string, isUpgrade: boolean): ParsedRequest {
+  const t = checkRequestTarget(target);
+  if (!t.ok) throw new ProxyError('BAD_REQUEST', `non-canonical target: ${t.reason}`);
+  const info = parseRequestInfo(method, t.path, t.query);
+  const verb = authorizationVerb(info, { isUpgrade });
+  return { info, verb, target, longRunning: isLongRunning(info, t.query, isUpgrade) };
+}
+
+/**
+ * Mirrors kube-apiserver's long-running check (BasicLongRunningRequestCheck
+ * with verbs watch, proxy and subresources attach, exec, proxy, log, portforward),
+ * narrowed for `log` to follow=true, since a plain log GET ends by itself.
+ */
+function isLongRunning(info: RequestInfo, query: URLSearchParams, isUpgrade: boolean): boolean {
+  if (isUpgrade) return true;
+  if (info.verb === 'watch' || info.verb === 'proxy') return true;
+  if (['attach', 'exec', 'proxy', 'portforward'].includes(info.subresource)) return true;
+  return info.subresource === 'log' && query.get('follow') === 'true';
+}
+
+/** What authorization admitted: everything forwarding, streams and audit need. */
+export interface Admission {
+  readonly identity: Identity;
+  readonly bundle: ActiveBundle;
+  readonly attributes: RequestAttributes;
+  readonly grant: Grant;
+  /** The identity as asserted upstream (groups after the impersonable filter, plus the activation group). */
+  readonly impersonate: { readonly user: string; readonly groups: readonly string[]; readonly extra: Readonly<Record<string, string>> };
+  readonly deadline: StreamDeadline;
+  readonly breakGlassUntil?: number;
+}
+
+/** The facts a refused authorization leaves for the audit record. */
+export interface AuthorizeFacts {
+  attributes?: RequestAttributes;
+  denyId?: string;
+  source?: string;
+}
+
+/**
+ * Stage 3, authorize: against the bundle the request captured, bound to its
+ * cluster (SECURITY rule 9: the bundle is the cluster's own, checked at load).
+ * Users outside `impersonable.users` are denied; groups outside
+ * `impersonable.groups` are dropped before authorization and impersonation.
+ */
+export function authorizeStage(
+  parsed: ParsedRequest,
+  identity: Identity,
+  bundle: ActiveBundle,
+  activations: ReadonlyMap<string, number>,
+  now: number,
+  facts: AuthorizeFacts,
+): Admission {
+  const imp = bundle.ruleSet.impersonable;
+  const groups = identity.groups.filter((g) => imp.groups.includes(g));
+  const attributes = toAttributes(parsed.info, parsed.verb, identity.user, [...groups, ALL_AUTHENTICATED]);
+  facts.attributes = attributes;
+  if (!imp.users.includes(identity.user)) throw new ProxyError('FORBIDDEN', `user ${identity.user} is not impersonable on ${bundle.cluster}`, forbiddenMessage(attributes));
+  if (parsed.verb === '') throw new ProxyError('FORBIDDEN', `no verb for ${parsed.info.path}${parsed.info.error ? ` (${parsed.info.error})` : ''}`, forbiddenMessage(attributes));
+  const d = authorize(attributes, bundle.index, { now, breakGlass: new Set(activations.keys()) });
+  if (!d.allowed) {
+    if (d.reason === 'deny') {
+      facts.denyId = d.deny.id;
+      facts.source = `${d.deny.source.file}:${d.deny.source.line}`;
+      throw new ProxyError('FORBIDDEN', `denied by ${d.deny.id}`, forbiddenMessage(attributes));
+    }
+    const why = d.inactive.map((i) => `${i.grant.id}: ${i.why}`).join('; ');
+    throw new ProxyError('FORBIDDEN', `no active grant${why ? ` (inactive: ${why})` : ''}`, forbiddenMessage(attributes));
+  }
+  const g = d.grant;
+  facts.source = `${g.source.file}:${g.source.line}`;
+  const upstreamGroups = g.activationGroup !== undefined && !groups.includes(g.activationGroup) ? [...groups, g.activationGroup] : groups;
+  const bgUntil = g.conditions.breakGlass !== undefined ? activations.get(g.id) : undefined;
+  return {
+    identity,
+    bundle,
+    attributes,
+    grant: g,
+    impersonate: { user: identity.user, groups: upstreamGroups, extra: { [EXTRA_GRANT]: g.id, [EXTRA_AUTHENTICATED_BY]: identity.issuer } },
+    deadline: deadlineOf(identity, g, bundle, now, bgUntil),
+    ...(bgUntil !== undefined ? { breakGlassUntil: bgUntil } : {}),
+  };
+}
+
+/** The earliest instant access ends for a long-running request, and why. */
+export function deadlineOf(identity: Identity, g: Grant, bundle: ActiveBundle, now: number, breakGlassUntil: number | undefined): StreamDeadline {
+  const cands: StreamDeadline[] = [{ at: bundle.notAfter, reason: 'bundle-expired' }];
+  if (identity.expiresAt !== undefined) cands.push({ at: identity.expiresAt, reason: 'token-expired' });
+  cands.push({ at: activeUntil(g.conditions, now), reason: 'window-ended' });
+  if (breakGlassUntil !== undefined) cands.push({ at: breakGlassUntil, reason: 'break-glass-ended' });
+  return cands.reduce((a, b) => (b.at < a.at ? b : a));
+}
+
+/** kube-apiserver's forbidden message (as in authorization filters' forbidden responder), built only from the request itself. */
+function forbiddenMessage(a: RequestAttributes): string {
+  if (!a.isResourceRequest) return `forbidden: User "${a.user}" cannot ${a.verb || 'access'} path "${a.path}" (portcullis)`;
+  const res = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
+  const ns = a.namespace ? ` in the namespace "${a.namespace}"` : '';
+  const name = a.name ? ` "${a.name}"` : '';
+  return `${res}${name} is forbidden: User "${a.user}" cannot ${a.verb || 'access'} resource "${res}" in API group "${a.apiGroup}"${ns} (portcullis)`;
+}

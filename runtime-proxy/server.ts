@@ -1,0 +1,583 @@
+import { createPublicKey, randomUUID, type KeyObject, type X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { pino, type Logger } from 'pino';
+import { authorize } from '../core/authorize.ts';
+import { keyIdOf } from '../core/bundle.ts';
+import { toAuditEvent, type AuditFacts, type Transport } from './audit/event.ts';
+import { AuditSink } from './audit/sink.ts';
+import { ActivationStore, checkBreakGlass } from './break-glass.ts';
+import { fetchBundle, watchBundleSource } from './bundle-source.ts';
+import { BundleStore, type OfferResult } from './bundle-store.ts';
+import type { ClusterConfig, ProxyConfig } from './config.ts';
+import { ProxyError, type ProxyErrorCode } from './errors.ts';
+import { forwardHttp } from './forward.ts';
+import { buildUpstreamHeaders } from './headers.ts';
+import type { Authenticator, Identity } from './identity.ts';
+import { createMetrics, type ProxyMetrics } from './metrics.ts';
+import { authenticateStage, authorizeStage, deadlineOf, parseRequestStage, route, type Admission, type AuthorizeFacts } from './pipeline.ts';
+import { sendStatus, sendStatusOnSocket } from './status-body.ts';
+import { StreamRegistry, type StreamEndReason } from './streams.ts';
+import { forwardUpgrade, upgradeProtocol } from './upgrade.ts';
+import { createUpstream, type Upstream } from './upstream.ts';
+import { postJson } from './webhook.ts';
+
+/** What the proxy is built from. */
+export interface ProxyOptions {
+  readonly config: ProxyConfig;
+  readonly authenticator: Authenticator;
+  readonly logger?: Logger;
+  readonly clock?: () => number;
+  /** Where audit lines for `audit.stdout` go (defaults to process.stdout). */
+  readonly auditStdout?: (chunk: string) => void;
+}
+
+interface ClusterRuntime {
+  readonly config: ClusterConfig;
+  readonly store: BundleStore;
+  readonly upstream: Upstream;
+  reloading: Promise<OfferResult | undefined> | undefined;
+  stopWatch?: () => void;
+}
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+/** The per-request record the stages fill in; audit reads it whatever the outcome. */
+interface RequestState extends AuthorizeFacts {
+  readonly auditId: string;
+  readonly receivedAt: number;
+  readonly method: string;
+  readonly requestURI: string;
+  readonly sourceIP: string;
+  readonly userAgent?: string;
+  transport: Transport;
+  cluster?: string;
+  identity?: Identity;
+  admission?: Admission | undefined;
+  bundleRevision?: number;
+  policyDigest?: string;
+  breakGlass?: string;
+}
+
+const BREAK_GLASS_PATH = '/portcullis/break-glass';
+
+/**
+ * The runtime proxy: one HTTPS server (HTTP/2 with HTTP/1.1 fallback) for the
+ * whole fleet at /clusters/NAME/…, running every request through
+ * authenticate → parse request → authorize → forward → audit.
+ */
+export class PortcullisProxy {
+  readonly metrics: ProxyMetrics;
+  readonly streams: StreamRegistry;
+  readonly audit: AuditSink;
+  readonly activations: ActivationStore;
+  readonly log: Logger;
+  readonly #clusters = new Map<string, ClusterRuntime>();
+  readonly #clock: () => number;
+  readonly #server: Http2SecureServer;
+  #inflight = 0;
+  #stopping = false;
+  #drained: (() => void) | undefined;
+  readonly #webhookCa: Buffer | undefined;
+
+  constructor(private readonly opts: ProxyOptions) {
+    const c = opts.config;
+    this.#clock = opts.clock ?? Date.now;
+    this.log = opts.logger ?? pino({ name: 'portcullis-proxy' }, pino.destination(2));
+    this.metrics = createMetrics();
+    this.streams = new StreamRegistry(c.limits.maxLongRunningPerIdentity, this.#clock);
+    this.audit = new AuditSink({ ...c.audit, ...(opts.auditStdout ? { stdoutWrite: opts.auditStdout } : {}) });
+    this.activations = new ActivationStore(c.breakGlass.stateDir, this.#clock);
+    this.#webhookCa = c.breakGlass.webhookCaFile !== undefined ? readFileSync(c.breakGlass.webhookCaFile) : undefined;
+    for (const cc of c.clusters) {
+      this.#clusters.set(cc.name, { config: cc, store: new BundleStore(cc.name, loadKeys(cc.trustedKeyFiles)), upstream: createUpstream(cc.upstream), reloading: undefined });
+    }
+    const clientCa = (c.authn as { clientCertificates?: { caFile?: string } }).clientCertificates?.caFile;
+    this.#server = http2.createSecureServer({
+      key: readFileSync(c.tls.keyFile),
+      cert: readFileSync(c.tls.certFile),
+      allowHTTP1: true,
+      minVersion: 'TLSv1.2',
+      // The authenticator verifies client certificates against its own CAs.
+      // Client certificates are asked for (not required: bearer tokens are the norm) and verified against the client CA;
+      // only a verified one reaches the authenticator, which checks it again.
+      ...(clientCa !== undefined ? { requestCert: true, rejectUnauthorized: false, ca: readFileSync(clientCa) } : {}),
+      settings: { maxHeaderListSize: c.limits.maxHeaderBytes },
+      maxSessionMemory: 32,
+    });
+    // SECURITY rule 15 for the HTTP/1.1 side: Node's strict parser (insecureHTTPParser is never set), bounded headers, timeouts.
+    const s = this.#server as unknown as { maxHeaderSize: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number };
+    s.maxHeaderSize = c.limits.maxHeaderBytes;
+    s.headersTimeout = c.limits.headersTimeoutMs;
+    s.requestTimeout = c.limits.requestTimeoutMs;
+    s.keepAliveTimeout = c.limits.idleTimeoutMs;
+    this.#server.setTimeout(c.limits.idleTimeoutMs);
+    this.#server.on('timeout', (x: Http2Session | Socket) => {
+      // Idle HTTP/2 sessions close gracefully (live streams finish first); idle HTTP/1.1 sockets close.
+      if ('close' in x && 'goaway' in x) (x as Http2Session).close();
+      else (x as Socket).destroy();
+    });
+    this.#server.on('request', (req: Req, res: Res) => void this.#onRequest(req, res));
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#onUpgrade(req, socket, head));
+    this.#server.on('sessionError', (err) => this.log.debug({ err: err.message }, 'http2 session error'));
+  }
+
+  /** Loads every cluster's bundle once, starts watching the sources and listens. */
+  async start(): Promise<{ readonly port: number; readonly host: string }> {
+    for (const [name, cr] of this.#clusters) {
+      await this.reload(name);
+      cr.stopWatch = watchBundleSource(cr.config.bundle, () => void this.reload(name));
+    }
+    const { host, port } = this.opts.config.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => resolve());
+    });
+    const a = this.#server.address() as AddressInfo;
+    this.log.info({ host: a.address, port: a.port }, 'portcullis proxy listening');
+    return { port: a.port, host: a.address };
+  }
+
+  /** Whether every cluster has a valid bundle and the audit sink can write. */
+  ready(): { readonly ok: boolean; readonly problems: readonly string[] } {
+    const problems: string[] = [];
+    const now = this.#clock();
+    for (const [name, cr] of this.#clusters) if (!cr.store.current(now)) problems.push(`cluster ${name}: no valid bundle`);
+    if (!this.audit.healthy && this.opts.config.audit.onFailure === 'deny') problems.push('audit sink failing');
+    if (this.#stopping) problems.push('shutting down');
+    return { ok: problems.length === 0, problems };
+  }
+
+  /** The bundle store of a cluster (tests and status). */
+  store(cluster: string): BundleStore | undefined {
+    return this.#clusters.get(cluster)?.store;
+  }
+
+  /** Fetches and offers a cluster's bundle now; reloads of one cluster never overlap. */
+  async reload(cluster: string): Promise<OfferResult | undefined> {
+    const cr = this.#clusters.get(cluster);
+    if (!cr) return undefined;
+    while (cr.reloading) await cr.reloading;
+    const run = this.#reloadOnce(cr);
+    cr.reloading = run;
+    try {
+      return await run;
+    } finally {
+      cr.reloading = undefined;
+    }
+  }
+
+  async #reloadOnce(cr: ClusterRuntime): Promise<OfferResult | undefined> {
+    const name = cr.config.name;
+    let files;
+    try {
+      files = await fetchBundle(cr.config.bundle, { serverUrl: cr.upstream.base.href, ca: cr.upstream.tls.ca });
+    } catch (err) {
+      this.metrics.reloads.inc({ cluster: name, result: 'fetch_failed' });
+      this.log.error({ cluster: name, err: (err as Error).message, alert: true }, 'bundle fetch failed; keeping the last good bundle');
+      return undefined;
+    }
+    const r = cr.store.offer(files, this.#clock());
+    this.metrics.reloads.inc({ cluster: name, result: r.result });
+    if (r.result === 'rejected') {
+      this.log.error({ cluster: name, code: r.code, err: r.message, alert: true, activeRevision: cr.store.lastAccepted()?.revision }, 'bundle refused; keeping the last good bundle');
+    } else if (r.result === 'accepted') {
+      this.metrics.bundleRevision.set({ cluster: name }, r.bundle.revision);
+      this.log.info({ cluster: name, revision: r.bundle.revision, previous: r.previous?.revision }, 'bundle accepted');
+      if (r.previous) this.#recheckStreams(name);
+    }
+    return r;
+  }
+
+  /** Re-authorizes every live stream of a cluster against its current bundle; revoked ones close now. */
+  #recheckStreams(cluster: string): void {
+    const cr = this.#clusters.get(cluster);
+    if (!cr) return;
+    const now = this.#clock();
+    const bundle = cr.store.current(now);
+    const closed = this.streams.recheck(cluster, (s) => {
+      if (!bundle || !s.identity) return { allowed: false };
+      if (!bundle.ruleSet.impersonable.users.includes(s.attributes.user)) return { allowed: false };
+      const groups = s.attributes.groups.filter((g) => g === 'system:authenticated' || bundle.ruleSet.impersonable.groups.includes(g));
+      const acts = this.activations.active(cluster, s.attributes.user);
+      const d = authorize({ ...s.attributes, groups }, bundle.index, { now, breakGlass: new Set(acts.keys()) });
+      if (!d.allowed) return { allowed: false };
+      const bg = d.grant.conditions.breakGlass !== undefined ? acts.get(d.grant.id) : undefined;
+      return { allowed: true, grantId: d.grant.id, deadline: deadlineOf(s.identity, d.grant, bundle, now, bg) };
+    });
+    if (closed > 0) this.log.warn({ cluster, closed }, 'closed long-running requests revoked by the new bundle');
+  }
+
+  /** Graceful shutdown: stop accepting, drain in-flight requests, end streams, flush audit. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const cr of this.#clusters.values()) cr.stopWatch?.();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    if (this.#inflight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          this.#drained = resolve;
+        }),
+        new Promise<void>((resolve) => setTimeout(resolve, this.opts.config.limits.shutdownGraceMs).unref()),
+      ]);
+    }
+    this.streams.closeAll('shutdown');
+    await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
+    for (const cr of this.#clusters.values()) cr.upstream.close();
+    // Let stream-close audit records land before the final flush.
+    await new Promise((r) => setImmediate(r));
+    this.audit.close();
+  }
+
+  // ---- request handling -------------------------------------------------
+
+  #begin(req: Req, transport: Transport): RequestState {
+    const ua = req.headers['user-agent'];
+    return {
+      auditId: randomUUID(),
+      receivedAt: this.#clock(),
+      method: req.method ?? '',
+      requestURI: req.url ?? '',
+      sourceIP: req.socket?.remoteAddress ?? '',
+      ...(typeof ua === 'string' ? { userAgent: ua } : {}),
+      transport,
+    };
+  }
+
+  #audit(st: RequestState, stage: 'ResponseStarted' | 'ResponseComplete', code: number, extra: Partial<AuditFacts> = {}): void {
+    const a = st.admission;
+    const id = st.identity;
+    const facts: AuditFacts = {
+      auditId: st.auditId,
+      stage,
+      requestURI: st.requestURI,
+      method: st.method,
+      receivedAt: st.receivedAt,
+      at: this.#clock(),
+      sourceIP: st.sourceIP,
+      ...(st.userAgent !== undefined ? { userAgent: st.userAgent } : {}),
+      ...(st.cluster !== undefined ? { cluster: st.cluster } : {}),
+      transport: st.transport,
+      ...(id ? { user: { name: id.user, groups: id.groups, issuer: id.issuer } } : {}),
+      ...(a ? { impersonated: { user: a.impersonate.user, groups: a.impersonate.groups }, grantId: a.grant.id } : {}),
+      ...(st.attributes ? { attributes: st.attributes } : {}),
+      ...(st.denyId !== undefined ? { denyId: st.denyId } : {}),
+      ...(st.source !== undefined ? { source: st.source } : {}),
+      ...(st.bundleRevision !== undefined ? { bundleRevision: st.bundleRevision } : {}),
+      ...(st.policyDigest !== undefined ? { policyDigest: st.policyDigest } : {}),
+      ...(st.breakGlass !== undefined ? { breakGlass: st.breakGlass } : {}),
+      decision: a ? 'allow' : 'deny',
+      reason: a ? 'grant' : 'refused',
+      code,
+      ...extra,
+    };
+    this.audit.write(toAuditEvent(facts));
+    this.metrics.auditHealthy.set(this.audit.healthy ? 1 : 0);
+    this.metrics.auditLost.set(this.audit.lost);
+  }
+
+  #refuse(st: RequestState, err: unknown): ProxyError {
+    const e = err instanceof ProxyError ? err : new ProxyError('UPSTREAM_FAILED', `internal: ${(err as Error)?.stack ?? String(err)}`);
+    const result = e.code === 'FORBIDDEN' ? 'deny' : 'error';
+    this.metrics.decisions.inc({ cluster: st.cluster ?? '', result: e.code === 'UPSTREAM_FAILED' && st.admission ? 'allow' : result });
+    this.log.info({ auditID: st.auditId, cluster: st.cluster, code: e.code, detail: e.detail, user: st.identity?.user }, 'request refused');
+    this.#audit(st, 'ResponseComplete', e.httpStatus, { reason: reasonOf(e.code), errorCode: e.code, ...(st.admission ? { decision: 'allow' } : { decision: 'deny' }) });
+    return e;
+  }
+
+  /** Checks that come before the pipeline: shutdown, the audit sink, request framing. */
+  #preflight(req: Req): void {
+    if (this.#stopping) throw new ProxyError('SHUTTING_DOWN', 'shutting down');
+    if (!this.audit.healthy && this.opts.config.audit.onFailure === 'deny') throw new ProxyError('AUDIT_UNAVAILABLE', 'audit sink failing');
+    if (req.headers['content-length'] !== undefined && req.headers['transfer-encoding'] !== undefined) {
+      throw new ProxyError('BAD_REQUEST', 'Content-Length together with Transfer-Encoding');
+    }
+  }
+
+  /** Stages 0–3 shared by ordinary requests and upgrades. */
+  async #admit(req: Req, st: RequestState, isUpgrade: boolean): Promise<{ cr: ClusterRuntime; target: string; admission?: Admission; breakGlass: boolean; longRunning: boolean }> {
+    this.#preflight(req);
+    const r = route(req.url ?? '');
+    if (!r) throw new ProxyError('NOT_FOUND', `no route for ${req.url ?? ''}`);
+    const cr = this.#clusters.get(r.cluster);
+    if (!cr) throw new ProxyError('NOT_FOUND', `unknown cluster ${r.cluster}`);
+    st.cluster = r.cluster;
+    const identity = await authenticateStage(this.opts.authenticator, { rawHeaders: req.rawHeaders, ...peerCert(req) }, this.#clock(), r.cluster);
+    st.identity = identity;
+    const now = this.#clock();
+    // The request captures one bundle revision here and uses it throughout.
+    const bundle = cr.store.current(now);
+    if (!bundle) throw new ProxyError('NO_BUNDLE', `cluster ${r.cluster} has no valid bundle`);
+    st.bundleRevision = bundle.revision;
+    st.policyDigest = bundle.sourceDigest;
+    if (!isUpgrade && r.target.split('?')[0] === BREAK_GLASS_PATH) return { cr, target: r.target, breakGlass: true, longRunning: false };
+    const parsed = parseRequestStage(req.method ?? '', r.target, isUpgrade);
+    const admission = authorizeStage(parsed, identity, bundle, this.activations.active(r.cluster, identity.user), now, st);
+    st.admission = admission;
+    this.metrics.decisions.inc({ cluster: r.cluster, result: 'allow' });
+    return { cr, target: parsed.target, admission, breakGlass: false, longRunning: parsed.longRunning };
+  }
+
+  #enter(): () => void {
+    this.#inflight++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#inflight--;
+      if (this.#inflight === 0 && this.#drained) this.#drained();
+    };
+  }
+
+  async #onRequest(req: Req, res: Res): Promise<void> {
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/healthz' || path === '/livez') return void res.end('ok');
+    if (path === '/readyz') {
+      const r = this.ready();
+      res.writeHead(r.ok ? 200 : 503, { 'content-type': 'text/plain' });
+      return void res.end(r.ok ? 'ok\n' : `${r.problems.join('\n')}\n`);
+    }
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+      return void res.end(await this.metrics.registry.metrics());
+    }
+    const leave = this.#enter();
+    const st = this.#begin(req, req.httpVersionMajor === 2 ? 'http2' : 'http1');
+    let admitted;
+    try {
+      admitted = await this.#admit(req, st, false);
+    } catch (err) {
+      sendStatus(res, this.#refuse(st, err), { 'audit-id': st.auditId });
+      leave();
+      return;
+    }
+    if (admitted.breakGlass) {
+      await this.#breakGlass(req, res, st, admitted.cr).finally(leave);
+      return;
+    }
+    const a = admitted.admission as Admission;
+    const cr = admitted.cr;
+    const streamId = st.auditId;
+    let streaming = false;
+    if (admitted.longRunning) {
+      const ok = this.streams.register({
+        id: streamId,
+        cluster: cr.config.name,
+        identityKey: `${a.identity.issuer} ${a.identity.user}`,
+        identity: a.identity,
+        attributes: a.attributes,
+        grantId: a.grant.id,
+        deadline: a.deadline,
+        close: (reason) => {
+          closeReason = reason;
+          fwd.cut();
+        },
+      });
+      if (!ok) {
+        st.admission = undefined;
+        sendStatus(res, this.#refuse(st, new ProxyError('TOO_MANY_STREAMS', `limit ${this.opts.config.limits.maxLongRunningPerIdentity}`)), { 'audit-id': st.auditId });
+        leave();
+        return;
+      }
+      streaming = true;
+      this.metrics.activeStreams.set({ cluster: cr.config.name }, this.streams.count(cr.config.name));
+      // Long-running: no idle timeout on this HTTP/1.1 socket; it ends with access or the client.
+      if (req.httpVersionMajor === 1) (req.socket as Socket).setTimeout(0);
+      leave(); // streams do not hold up the drain; shutdown closes them
+    }
+    let closeReason: StreamEndReason | undefined;
+    const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: st.auditId });
+    const fwd = forwardHttp(req, res, cr.upstream, admitted.target, headers, {
+      onResponse: (status) => {
+        if (streaming) this.#audit(st, 'ResponseStarted', status);
+      },
+      onEnd: (o) => {
+        if (streaming) {
+          this.streams.unregister(streamId);
+          this.metrics.activeStreams.set({ cluster: cr.config.name }, this.streams.count(cr.config.name));
+          if (closeReason) this.metrics.streamsClosed.inc({ cluster: cr.config.name, reason: closeReason });
+        } else {
+          this.metrics.latency.observe({ cluster: cr.config.name, result: 'allow' }, (this.#clock() - st.receivedAt) / 1000);
+        }
+        if (o.kind === 'upstream-error') {
+          this.log.warn({ auditID: st.auditId, cluster: cr.config.name, err: o.message }, 'upstream request failed');
+          const e = new ProxyError('UPSTREAM_FAILED', o.message);
+          sendStatus(res, e, { 'audit-id': st.auditId });
+          this.#audit(st, 'ResponseComplete', e.httpStatus, { errorCode: e.code, ...(closeReason ? { streamEnd: closeReason } : {}) });
+        } else {
+          this.#audit(st, 'ResponseComplete', o.status, closeReason ? { streamEnd: closeReason } : o.kind === 'aborted' ? { streamEnd: 'client-closed' } : {});
+        }
+        leave();
+      },
+    });
+  }
+
+  async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const proto = upgradeProtocol(req.headers.upgrade);
+    const st = this.#begin(req, proto ?? 'http1');
+    const leave = this.#enter();
+    socket.on('error', () => undefined);
+    let admitted;
+    try {
+      if (!proto) throw new ProxyError('BAD_REQUEST', `upgrade to ${req.headers.upgrade ?? ''} is not supported`);
+      admitted = await this.#admit(req, st, true);
+    } catch (err) {
+      sendStatusOnSocket(socket, this.#refuse(st, err), { 'audit-id': st.auditId });
+      leave();
+      return;
+    }
+    const a = admitted.admission as Admission;
+    const cr = admitted.cr;
+    const cluster = cr.config.name;
+    let closeReason: StreamEndReason | undefined;
+    const ok = this.streams.register({
+      id: st.auditId,
+      cluster,
+      identityKey: `${a.identity.issuer} ${a.identity.user}`,
+      identity: a.identity,
+      attributes: a.attributes,
+      grantId: a.grant.id,
+      deadline: a.deadline,
+      close: (reason) => {
+        closeReason = reason;
+        fwd.cut();
+      },
+    });
+    if (!ok) {
+      st.admission = undefined;
+      sendStatusOnSocket(socket, this.#refuse(st, new ProxyError('TOO_MANY_STREAMS', 'limit')), { 'audit-id': st.auditId });
+      leave();
+      return;
+    }
+    this.metrics.activeStreams.set({ cluster }, this.streams.count(cluster));
+    (socket as Socket).setTimeout?.(0);
+    leave();
+    const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: st.auditId }, req.headers.upgrade);
+    const fwd = forwardUpgrade(req, socket, head, cr.upstream, admitted.target, headers, {
+      onUpgraded: () => this.#audit(st, 'ResponseStarted', 101),
+      onEnd: (o) => {
+        this.streams.unregister(st.auditId);
+        this.metrics.activeStreams.set({ cluster }, this.streams.count(cluster));
+        if (closeReason) this.metrics.streamsClosed.inc({ cluster, reason: closeReason });
+        const code = o.kind === 'upgraded-closed' ? 101 : o.kind === 'refused' ? o.status : o.kind === 'early-bytes' ? 400 : 502;
+        if (o.kind === 'upstream-error') {
+          this.log.warn({ auditID: st.auditId, cluster, err: o.message }, 'upstream upgrade failed');
+          if (!socket.destroyed) sendStatusOnSocket(socket, new ProxyError('UPSTREAM_FAILED', o.message));
+        }
+        this.#audit(st, 'ResponseComplete', code, {
+          ...(closeReason ? { streamEnd: closeReason } : o.kind === 'upgraded-closed' ? { streamEnd: 'closed' } : {}),
+          ...(o.kind === 'early-bytes' ? { errorCode: 'EARLY_BYTES' } : o.kind === 'upstream-error' ? { errorCode: 'UPSTREAM_FAILED' } : {}),
+        });
+      },
+    });
+  }
+
+  /** `POST /clusters/NAME/portcullis/break-glass` {grant, reason, durationSeconds}. */
+  async #breakGlass(req: Req, res: Res, st: RequestState, cr: ClusterRuntime): Promise<void> {
+    const cluster = cr.config.name;
+    const identity = st.identity as Identity;
+    const reply = (code: number, body: unknown): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(code, { 'content-type': 'application/json', 'audit-id': st.auditId });
+      res.end(text);
+    };
+    const status = (code: number, message: string): void =>
+      reply(code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: code === 403 ? 'Forbidden' : 'BadRequest', code });
+    if (req.method !== 'POST') {
+      status(405 as 400, 'use POST');
+      this.#audit(st, 'ResponseComplete', 405, { reason: 'break-glass: method' });
+      return;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse((await readBody(req, 16 * 1024)).toString('utf8'));
+    } catch {
+      body = undefined;
+    }
+    const bundle = cr.store.current(this.#clock());
+    if (!bundle) {
+      sendStatus(res, this.#refuse(st, new ProxyError('NO_BUNDLE', 'bundle expired during break-glass')));
+      return;
+    }
+    const groups = identity.groups.filter((g) => bundle.ruleSet.impersonable.groups.includes(g));
+    const chk = bundle.ruleSet.impersonable.users.includes(identity.user)
+      ? checkBreakGlass(body, bundle.ruleSet, identity.user, groups)
+      : ({ ok: false, status: 403, message: 'no break-glass grant for you on this cluster' } as const);
+    if (!chk.ok) {
+      this.metrics.breakGlass.inc({ cluster, result: 'refused' });
+      status(chk.status, chk.message);
+      this.#audit(st, 'ResponseComplete', chk.status, { reason: `break-glass refused: ${chk.message}`, decision: 'deny' });
+      return;
+    }
+    const now = this.#clock();
+    const b = body as { reason: string };
+    const activation = { cluster, user: identity.user, grant: chk.grant.id, reason: b.reason.trim(), activatedAt: now, expiresAt: now + chk.durationSeconds * 1000 };
+    const url = this.opts.config.breakGlass.webhookUrl;
+    if (url !== undefined) {
+      try {
+        await postJson(url, { kind: 'BreakGlassActivation', ...activation, issuer: identity.issuer, notify: chk.grant.conditions.breakGlass?.notify ?? [], auditID: st.auditId }, this.#webhookCa);
+      } catch (err) {
+        // Notification is part of the control: no notification, no activation.
+        this.metrics.breakGlass.inc({ cluster, result: 'notify_failed' });
+        this.log.error({ cluster, grant: chk.grant.id, user: identity.user, err: (err as Error).message, alert: true }, 'break-glass webhook failed; activation refused');
+        status(503 as 400, 'break-glass notification failed; not activated');
+        this.#audit(st, 'ResponseComplete', 503, { reason: 'break-glass notify failed', decision: 'deny', errorCode: 'NOTIFY_FAILED' });
+        return;
+      }
+    }
+    this.activations.add(activation);
+    this.metrics.breakGlass.inc({ cluster, result: 'activated' });
+    st.breakGlass = `activated ${chk.grant.id} until ${new Date(activation.expiresAt).toISOString()}: ${activation.reason}`;
+    st.source = `${chk.grant.source.file}:${chk.grant.source.line}`;
+    this.log.warn({ cluster, grant: chk.grant.id, user: identity.user, reason: activation.reason, expiresAt: activation.expiresAt, alert: true }, 'BREAK-GLASS ACTIVATED');
+    reply(201, { kind: 'BreakGlassActivation', apiVersion: 'portcullis.dev/v1', cluster, grant: chk.grant.id, user: identity.user, expiresAt: new Date(activation.expiresAt).toISOString() });
+    this.#audit(st, 'ResponseComplete', 201, { reason: 'break-glass activated', decision: 'allow', grantId: chk.grant.id });
+  }
+}
+
+function authz(cr: ClusterRuntime): { authorization?: string } {
+  const a = cr.upstream.authorization();
+  return a === undefined ? {} : { authorization: a };
+}
+
+function peerCert(req: Req): { peerCertificate?: X509Certificate } {
+  const sock = (req as Http2ServerRequest).stream?.session?.socket ?? req.socket;
+  const tls = sock as TLSSocket | undefined;
+  if (!tls?.authorized) return {};
+  const c = tls.getPeerX509Certificate?.();
+  return c ? { peerCertificate: c } : {};
+}
+
+function reasonOf(code: ProxyErrorCode): string {
+  return code === 'FORBIDDEN' ? 'forbidden' : code.toLowerCase().replace(/_/g, '-');
+}
+
+function readBody(req: Req, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) reject(new Error('body too large'));
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Reads trusted Ed25519 public keys (PEM) into a key-id map; the algorithm comes from here, never from an envelope. */
+export function loadKeys(files: readonly string[]): ReadonlyMap<string, KeyObject> {
+  const m = new Map<string, KeyObject>();
+  for (const f of files) {
+    const k = createPublicKey(readFileSync(f));
+    m.set(keyIdOf(k), k);
+  }
+  return m;
+}

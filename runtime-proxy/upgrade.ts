@@ -1,0 +1,129 @@
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { UpstreamHeaders } from './headers.ts';
+import { upstreamPath, type Upstream } from './upstream.ts';
+
+/** The only upgrades the proxy relays (SECURITY rule 10). */
+export function upgradeProtocol(value: string | undefined): 'websocket' | 'spdy' | undefined {
+  const v = (value ?? '').trim().toLowerCase();
+  if (v === 'websocket') return 'websocket';
+  if (v === 'spdy/3.1') return 'spdy';
+  return undefined;
+}
+
+/** How an upgrade ended. */
+export type UpgradeOutcome =
+  | { readonly kind: 'upgraded-closed'; readonly status: 101 }
+  | { readonly kind: 'refused'; readonly status: number }
+  | { readonly kind: 'early-bytes' }
+  | { readonly kind: 'upstream-error'; readonly message: string };
+
+/** Callbacks of one upgrade. */
+export interface UpgradeHooks {
+  readonly onUpgraded: () => void;
+  readonly onEnd: (o: UpgradeOutcome) => void;
+}
+
+const MAX_REFUSAL_BODY = 1024 * 1024;
+
+/**
+ * Stage 4, forward (upgrades: exec, attach, port-forward). HTTP/1.1 on a fresh
+ * upstream connection each (agent: false). The client socket is not read
+ * until the upstream answers 101; a client that sends bytes before that is
+ * cut off, so nothing it sent early ever reaches upstream. On any other status
+ * the response is relayed and both sockets close.
+ */
+export function forwardUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  upstream: Upstream,
+  target: string,
+  headers: UpstreamHeaders,
+  hooks: UpgradeHooks,
+): { readonly cut: () => void } {
+  let ended = false;
+  let upSocket: Duplex | undefined;
+  const end = (o: UpgradeOutcome): void => {
+    if (ended) return;
+    ended = true;
+    socket.destroy();
+    upSocket?.destroy();
+    hooks.onEnd(o);
+  };
+  const up = https.request({
+    protocol: 'https:',
+    hostname: upstream.base.hostname,
+    port: upstream.base.port || 443,
+    method: req.method,
+    path: upstreamPath(upstream.base, target),
+    headers,
+    agent: false,
+    ...upstream.tls,
+    rejectUnauthorized: true,
+  });
+  const early = (): void => {
+    up.destroy();
+    end({ kind: 'early-bytes' });
+  };
+  if (head.length > 0) {
+    queueMicrotask(early);
+  } else {
+    socket.on('data', early);
+  }
+  socket.on('error', () => end(upSocket ? { kind: 'upgraded-closed', status: 101 } : { kind: 'upstream-error', message: 'client socket error' }));
+  socket.on('close', () => {
+    if (!ended) {
+      up.destroy();
+      end(upSocket ? { kind: 'upgraded-closed', status: 101 } : { kind: 'upstream-error', message: 'client closed before upgrade' });
+    }
+  });
+  up.on('upgrade', (upRes, s, upHead) => {
+    if (ended) {
+      s.destroy();
+      return;
+    }
+    upSocket = s;
+    socket.removeListener('data', early);
+    const lines = [`HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}`];
+    for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (upHead.length > 0) socket.write(upHead);
+    hooks.onUpgraded();
+    s.on('error', () => end({ kind: 'upgraded-closed', status: 101 }));
+    s.on('close', () => end({ kind: 'upgraded-closed', status: 101 }));
+    s.pipe(socket);
+    socket.pipe(s);
+  });
+  up.on('response', (upRes) => {
+    const status = upRes.statusCode ?? 502;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    upRes.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_REFUSAL_BODY) chunks.push(c);
+    });
+    upRes.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const lines = [`HTTP/1.1 ${status} ${upRes.statusMessage ?? ''}`];
+      for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) {
+        const k = (upRes.rawHeaders[i] ?? '').toLowerCase();
+        if (['connection', 'transfer-encoding', 'content-length', 'keep-alive', 'upgrade'].includes(k)) continue;
+        lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
+      }
+      lines.push(`content-length: ${body.length}`, 'connection: close');
+      socket.removeListener('data', early);
+      socket.end(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), body]), () => end({ kind: 'refused', status }));
+    });
+    upRes.on('error', () => end({ kind: 'refused', status }));
+  });
+  up.on('error', (err) => end({ kind: 'upstream-error', message: err.message }));
+  up.end();
+  return {
+    cut: () => {
+      up.destroy();
+      end(upSocket ? { kind: 'upgraded-closed', status: 101 } : { kind: 'upstream-error', message: 'cut' });
+    },
+  };
+}

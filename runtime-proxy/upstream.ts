@@ -1,0 +1,58 @@
+import { readFileSync, statSync } from 'node:fs';
+import https from 'node:https';
+import type { ClusterConfig } from './config.ts';
+
+/** How the proxy reaches one cluster's API server with its own credential. */
+export interface Upstream {
+  readonly base: URL;
+  /** Keep-alive pool for ordinary requests. */
+  readonly agent: https.Agent;
+  /** TLS options for fresh connections (upgrades use one each). */
+  readonly tls: { readonly ca: Buffer; readonly cert?: Buffer; readonly key?: Buffer; readonly servername?: string };
+  /** `Bearer …` from the token file, re-read when it changes; undefined with client-certificate auth. */
+  authorization(): string | undefined;
+  close(): void;
+}
+
+/** Builds the upstream of a cluster from its configuration: verified TLS, never the bundle's data. */
+export function createUpstream(c: ClusterConfig['upstream']): Upstream {
+  const base = new URL(c.url.endsWith('/') ? c.url : `${c.url}/`);
+  const ca = readFileSync(c.caFile);
+  const cert = c.clientCertFile !== undefined ? readFileSync(c.clientCertFile) : undefined;
+  const key = c.clientKeyFile !== undefined ? readFileSync(c.clientKeyFile) : undefined;
+  const servername = /^[\d.]+$|^\[/.test(base.hostname) ? undefined : base.hostname;
+  const tls = { ca, ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(servername ? { servername } : {}) };
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, rejectUnauthorized: true, ...tls });
+  let token: string | undefined;
+  let mtime = -1;
+  let checkedAt = 0;
+  const readToken = (): string | undefined => {
+    if (c.tokenFile === undefined) return undefined;
+    const now = Date.now();
+    if (token === undefined || now - checkedAt >= 1000) {
+      checkedAt = now;
+      const m = statSync(c.tokenFile).mtimeMs;
+      if (m !== mtime) {
+        token = readFileSync(c.tokenFile, 'utf8').trim();
+        mtime = m;
+      }
+    }
+    return token;
+  };
+  readToken();
+  return {
+    base,
+    agent,
+    tls,
+    authorization: () => {
+      const t = readToken();
+      return t === undefined ? undefined : `Bearer ${t}`;
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+/** The upstream path for a canonical request target: the base path plus the target (which starts with `/`). */
+export function upstreamPath(base: URL, target: string): string {
+  return `${base.pathname.replace(/\/$/, '')}${target}`;
+}

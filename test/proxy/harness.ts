@@ -1,0 +1,273 @@
+/**
+ * Test harness for the runtime proxy: a real sandbox cluster (getTestFleet),
+ * a real OIDC provider, the real authenticator, the proxy on loopback, real
+ * kubectl pointed at https://127.0.0.1:PORT/clusters/NAME, and bundles signed
+ * in the test with a fresh Ed25519 key.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { stringify } from 'yaml';
+import { sha256, signStatement, type BundleStatement } from '../../core/bundle.ts';
+import { canonicalJson } from '../../core/canonical-json.ts';
+import type { Conditions, Grant, PolicyRule, RuleSet, Scope, Subject } from '../../core/rule-set.ts';
+import { createAuthenticator } from '../../runtime-proxy/authn/index.ts';
+import type { AuditEvent } from '../../runtime-proxy/audit/event.ts';
+import { parseConfig, type ProxyConfig } from '../../runtime-proxy/config.ts';
+import { PortcullisProxy } from '../../runtime-proxy/server.ts';
+import { getTestFleet, type TestCluster, type TestFleet } from '../support/fleet.ts';
+import { createTestCa, startOidcProvider, type TestCa, type TestOidcProvider } from '../support/oidc.ts';
+
+/** Builds a grant the way the compiler would write it. */
+export function grant(id: string, subjects: readonly Subject[], rules: readonly PolicyRule[], scope: Scope, extra: { conditions?: Conditions; activationGroup?: string; line?: number } = {}): Grant {
+  return {
+    id,
+    source: { file: 'policies/test.ts', line: extra.line ?? 10 },
+    subjects,
+    rules,
+    scope,
+    conditions: extra.conditions ?? {},
+    ...(extra.activationGroup !== undefined ? { activationGroup: extra.activationGroup } : {}),
+  };
+}
+
+export const user = (name: string): Subject => ({ kind: 'User', name });
+export const group = (name: string): Subject => ({ kind: 'Group', name });
+export const ns = (...namespaces: string[]): Scope => ({ kind: 'namespaces', namespaces });
+
+/** A rule set for one cluster. */
+export function ruleSet(cluster: string, grants: readonly Grant[], extra: { denies?: RuleSet['denies']; users?: readonly string[]; groups?: readonly string[] } = {}): RuleSet {
+  const users = new Set(extra.users ?? []);
+  const groups = new Set(extra.groups ?? []);
+  for (const g of grants) {
+    for (const s of g.subjects) (s.kind === 'User' ? users : groups).add(s.name);
+    if (g.activationGroup) groups.add(g.activationGroup);
+  }
+  return { apiVersion: 'portcullis.dev/v1', kind: 'RuleSet', cluster, grants, denies: extra.denies ?? [], impersonable: { users: [...users].sort(), groups: [...groups].sort() } };
+}
+
+/** Writes a signed bundle (rules.json, rbac.yaml, bundle.sig.json) into `dir`, atomically file by file. */
+export function writeBundle(dir: string, rs: RuleSet, key: KeyObject, keyId: string, o: { revision: number; notAfter?: string; cluster?: string; rbac?: string }): void {
+  mkdirSync(dir, { recursive: true });
+  const files: Record<string, string> = { 'rules.json': canonicalJson(rs), 'rbac.yaml': o.rbac ?? `# rbac for ${rs.cluster} r${o.revision}\n` };
+  const st: BundleStatement = {
+    _type: 'https://portcullis.dev/bundle/v1',
+    cluster: o.cluster ?? rs.cluster,
+    revision: o.revision,
+    notAfter: o.notAfter ?? new Date(Date.now() + 24 * 3600_000).toISOString(),
+    sourceDigest: sha256(`r${o.revision}`),
+    keyId,
+    files: Object.fromEntries(Object.entries(files).map(([k, v]) => [k, sha256(v)])),
+  };
+  const all = { ...files, 'bundle.sig.json': signStatement(st, key) };
+  for (const [name, text] of Object.entries(all)) {
+    writeFileSync(join(dir, `.${name}.tmp`), text);
+    renameSync(join(dir, `.${name}.tmp`), join(dir, name));
+  }
+}
+
+/** Result of a kubectl run. */
+export interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Everything a proxy test needs. */
+export interface Harness {
+  readonly fleet: TestFleet;
+  readonly cluster: TestCluster;
+  readonly kubectlBin: string;
+  readonly oidc: TestOidcProvider;
+  readonly proxy: PortcullisProxy;
+  readonly port: number;
+  readonly dir: string;
+  readonly bundleDir: string;
+  readonly auditFile: string;
+  readonly config: ProxyConfig;
+  readonly signingKey: KeyObject;
+  readonly keyId: string;
+  readonly proxyCa: TestCa;
+  /** The proxy's ServiceAccount token (impersonate-only). */
+  readonly proxyToken: string;
+  /** Issues a real OIDC token; the user gets the `oidc:` prefix at the proxy. */
+  token(sub: string, groups?: readonly string[], ttlSeconds?: number): Promise<string>;
+  /** A kubeconfig for kubectl through the proxy to `cluster` with this bearer token. */
+  kubeconfig(token: string, cluster?: string): string;
+  kubectl(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>): Promise<Run>;
+  /** kubectl as the sandbox admin, directly against the cluster. */
+  admin(args: readonly string[], stdin?: string): Run;
+  /** Publishes a rule set as bundle `revision` and reloads the proxy now. */
+  publish(rs: RuleSet, revision: number): Promise<void>;
+  /** Every audit record written so far (flushes first). */
+  auditEvents(): AuditEvent[];
+  /** The proxy's log lines so far. */
+  logs(): Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+/** Options for {@link startHarness}. */
+export interface HarnessOptions {
+  /** Namespaces to create in the cluster (idempotent). */
+  readonly namespaces?: readonly string[];
+  /** RBAC (YAML) to apply upstream as admin, e.g. what the compiler's rbac.yaml would hold. */
+  readonly rbac?: string;
+  /** Users/groups (with prefix) the proxy's ServiceAccount may impersonate (resourceNames). */
+  readonly impersonable: { readonly users: readonly string[]; readonly groups: readonly string[] };
+  readonly ruleSet?: RuleSet;
+  /** Extra YAML merged into the config (limits, breakGlass …). */
+  readonly configExtra?: Record<string, unknown>;
+  readonly clusterName?: string;
+}
+
+/** Starts the whole setup. Unique names per call, so test files do not disturb each other on the shared fleet. */
+export async function startHarness(o: HarnessOptions): Promise<Harness> {
+  const fleet = await getTestFleet();
+  const clusterName = o.clusterName ?? 'dev';
+  const cluster = fleet.cluster(clusterName);
+  const kubectlBin = fleet.bin.kubectl;
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-proxy-'));
+  const suffix = randomBytes(3).toString('hex');
+  const admin = (args: readonly string[], stdin?: string): Run => {
+    const r = spawnSync(kubectlBin, ['--kubeconfig', cluster.adminKubeconfig, ...args], { encoding: 'utf8', input: stdin ?? '', timeout: 60_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const must = (r: Run, what: string): Run => {
+    if (r.status !== 0) throw new Error(`${what}: ${r.stderr}`);
+    return r;
+  };
+  // The proxy's ServiceAccount: impersonate only, only the named users and groups (SECURITY rule 7).
+  const sa = `portcullis-proxy-${suffix}`;
+  const manifests = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'portcullis-system' } },
+    ...(o.namespaces ?? []).map((n) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: n } })),
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'portcullis-system' } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: sa },
+      rules: [
+        ...(o.impersonable.users.length ? [{ apiGroups: [''], resources: ['users'], verbs: ['impersonate'], resourceNames: [...o.impersonable.users] }] : []),
+        ...(o.impersonable.groups.length ? [{ apiGroups: [''], resources: ['groups'], verbs: ['impersonate'], resourceNames: [...o.impersonable.groups] }] : []),
+        { apiGroups: ['authentication.k8s.io'], resources: ['userextras/portcullis.dev/grant', 'userextras/portcullis.dev/authenticated-by'], verbs: ['impersonate'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: sa },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: sa },
+      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'portcullis-system' }],
+    },
+  ];
+  must(admin(['apply', '-f', '-'], manifests.map((m) => stringify(m)).join('---\n')), 'apply proxy RBAC');
+  if (o.rbac) must(admin(['apply', '-f', '-'], o.rbac), 'apply test RBAC');
+  const proxyToken = must(admin(['create', 'token', sa, '-n', 'portcullis-system', '--duration', '2h']), 'create token').stdout.trim();
+  const tokenFile = join(dir, 'upstream.token');
+  writeFileSync(tokenFile, proxyToken);
+
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const { keyIdOf } = await import('../../core/bundle.ts');
+  const keyId = keyIdOf(publicKey);
+  writeFileSync(join(dir, 'trusted.pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+  const bundleDir = join(dir, 'bundle');
+  if (o.ruleSet) writeBundle(bundleDir, o.ruleSet, privateKey, keyId, { revision: 1 });
+  else mkdirSync(bundleDir);
+
+  const proxyCa = createTestCa('portcullis proxy test CA');
+  const serving = proxyCa.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
+  const oidc = await startOidcProvider();
+  const auditFile = join(dir, 'audit.log');
+  const cfg = {
+    listen: { host: '127.0.0.1', port: 0 },
+    tls: { certFile: serving.certFile, keyFile: serving.keyFile },
+    clusters: [
+      {
+        name: clusterName,
+        upstream: { url: cluster.server, caFile: cluster.caFile, tokenFile },
+        bundle: { directory: 'bundle', pollIntervalMs: 1000 },
+        trustedKeyFiles: ['trusted.pub.pem'],
+      },
+    ],
+    authn: { issuers: [{ issuer: oidc.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', caFile: oidc.caFile }] },
+    audit: { file: { path: 'audit.log' }, flushIntervalMs: 50 },
+    ...(o.configExtra ?? {}),
+  };
+  writeFileSync(join(dir, 'proxy.yaml'), stringify(cfg));
+  const config = parseConfig(readFileSync(join(dir, 'proxy.yaml'), 'utf8'), dir, 'proxy.yaml');
+  const logLines: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void logLines.push(s) });
+  const proxy = new PortcullisProxy({ config, authenticator: createAuthenticator(config.authn as never), logger });
+  const { port } = await proxy.start();
+
+  return {
+    fleet,
+    cluster,
+    kubectlBin,
+    oidc,
+    proxy,
+    port,
+    dir,
+    bundleDir,
+    auditFile,
+    config,
+    signingKey: privateKey,
+    keyId,
+    proxyCa,
+    proxyToken,
+    token: (sub, groups, ttlSeconds) => oidc.token({ sub, ...(groups ? { groups: [...groups] } : {}), ...(ttlSeconds !== undefined ? { ttlSeconds } : {}) }),
+    kubeconfig(token, c = clusterName) {
+      const file = join(dir, `kc-${randomBytes(4).toString('hex')}.yaml`);
+      writeFileSync(
+        file,
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: c, cluster: { server: `https://127.0.0.1:${port}/clusters/${c}`, 'certificate-authority': proxyCa.caFile } }],
+          users: [{ name: 'u', user: { token } }],
+          contexts: [{ name: c, context: { cluster: c, user: 'u' } }],
+          'current-context': c,
+        }),
+      );
+      return file;
+    },
+    kubectl(kubeconfig, args, env = {}) {
+      return new Promise((res) => {
+        const p = spawn(kubectlBin, ['--kubeconfig', kubeconfig, ...args], { env: { ...process.env, HOME: dir, ...env } });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+        p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
+        p.on('close', (status) => {
+          clearTimeout(t);
+          res({ status, stdout, stderr });
+        });
+      });
+    },
+    admin,
+    async publish(rs, revision) {
+      writeBundle(bundleDir, rs, privateKey, keyId, { revision });
+      await proxy.reload(clusterName);
+    },
+    auditEvents() {
+      proxy.audit.flush();
+      if (!existsSync(auditFile)) return [];
+      return readFileSync(auditFile, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as AuditEvent);
+    },
+    logs: () => logLines.map((l) => JSON.parse(l) as Record<string, unknown>),
+    async stop() {
+      await proxy.stop();
+      await oidc.stop();
+      proxyCa.remove();
+      admin(['delete', 'clusterrole,clusterrolebinding', sa, '--ignore-not-found']);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
