@@ -263,6 +263,10 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterIn
       const r = await get(`${server}/api/v1/namespaces/default/serviceaccounts/default`, adminTls);
       return r.status === 200;
     });
+    await waitFor(`aggregated ClusterRole view of ${name}`, controllers, 60_000, async () => {
+      const r = await get(`${server}/apis/rbac.authorization.k8s.io/v1/clusterroles/view`, adminTls);
+      return r.status === 200 && (JSON.parse(r.body) as { rules?: unknown[] }).rules?.length !== 0 && r.body.includes('"rules"');
+    });
     return {
       name,
       server,

@@ -16,16 +16,19 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/kubernetes/pkg/controller/certificates/rootcacertpublisher"
+	"k8s.io/kubernetes/pkg/controller/clusterroleaggregation"
 	namespacecontroller "k8s.io/kubernetes/pkg/controller/namespace"
 	serviceaccountcontroller "k8s.io/kubernetes/pkg/controller/serviceaccount"
 )
 
-// runControllers runs the three kube-controller-manager controllers a sandbox
+// runControllers runs the four kube-controller-manager controllers a sandbox
 // needs, from their real packages, wired as in
 // cmd/kube-controller-manager/app/core.go (startModifiedNamespaceController,
-// startServiceAccountController) and certificates.go (startRootCACertPublisher):
-// namespace deletion (content cleanup and the kubernetes finalizer), the
-// default ServiceAccount in every namespace, and kube-root-ca.crt.
+// startServiceAccountController), certificates.go (startRootCACertPublisher)
+// and rbac.go (startClusterRoleAggregationController): namespace deletion
+// (content cleanup and the kubernetes finalizer), the default ServiceAccount
+// in every namespace, kube-root-ca.crt, and the rules of the aggregated
+// ClusterRoles (admin, edit, view), which are empty without it.
 // Building all of kube-controller-manager would pull in the kubelet, cadvisor
 // and every volume plugin for no benefit here.
 func runControllers(args []string) error {
@@ -73,11 +76,13 @@ func runControllers(args []string) error {
 	if err != nil {
 		return fmt.Errorf("root CA publisher: %w", err)
 	}
+	agg := clusterroleaggregation.NewClusterRoleAggregation(factory.Rbac().V1().ClusterRoles(), client.RbacV1())
 	factory.Start(ctx.Done())
+	go agg.Run(ctx, 5)
 	go nsc.Run(ctx, 5)
 	go sac.Run(ctx, 1)
 	go pub.Run(ctx, 1)
-	fmt.Fprintln(os.Stderr, "sandbox controllers running: namespace, serviceaccount, root-ca-cert-publisher")
+	fmt.Fprintln(os.Stderr, "sandbox controllers running: namespace, serviceaccount, root-ca-cert-publisher, clusterrole-aggregation")
 	<-ctx.Done()
 	return nil
 }
