@@ -84,6 +84,12 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
     }
   }
 
+  for (const x of [...grants.map((g) => ({ c: g, sel: g.props.namespaces })), ...denies.map((d) => ({ c: d, sel: d.props.namespaces ?? 'cluster' }))]) {
+    if (!Array.isArray(x.sel)) continue;
+    for (const name of x.sel as readonly string[]) {
+      if (!DNS1123_LABEL.test(name) || name.length > 63) report('error', 'INVALID_NAME', where(x.c), `namespace '${name}' is not a DNS-1123 label`);
+    }
+  }
   const clusterNames = clusters.map((c) => c.name);
   const selectClusters = (sel: ClusterSelector, at: IConstruct & { source: SourceLocation }): Cluster[] => {
     if (sel === 'all') return clusters;
@@ -169,9 +175,12 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
     const condProblems = checkConditions(p);
     for (const cp of condProblems) report('error', cp.code, where(g), cp.message, cp.hint);
     const ack = p.acknowledgeEscalation ?? p.role.acknowledgeEscalation;
+    const iso = (t: string | undefined) => (t !== undefined && !Number.isNaN(Date.parse(t)) ? new Date(t).toISOString() : undefined);
+    const notBefore = iso(p.notBefore);
+    const expires = iso(p.expires);
     const conditions: Conditions = {
-      ...(p.notBefore ? { notBefore: new Date(p.notBefore).toISOString() } : {}),
-      ...(p.expires ? { expires: new Date(p.expires).toISOString() } : {}),
+      ...(notBefore ? { notBefore } : {}),
+      ...(expires ? { expires } : {}),
       ...(p.windows?.length ? { windows: p.windows } : {}),
       ...(p.breakGlass ? { breakGlass: { maxDurationSeconds: parseDuration(p.breakGlass.maxDuration) ?? 0, notify: [...(p.breakGlass.notify ?? [])].sort() } } : {}),
     };

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { readTree } from '../../compiler/load.ts';
+
+const NOW = '2026-11-22T12:00:00Z';
+const work: string[] = [];
+after(() => work.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** A copy of the example policies and catalogs in a scratch dir inside the repo (so `../../compiler` resolves). */
+function scratch(): { dir: string; policies: string; out: string } {
+  const dir = mkdtempSync(join(process.cwd(), '.tmp-test-'));
+  work.push(dir);
+  const policies = join(dir, 'policies');
+  cpSync('policies', policies, { recursive: true });
+  for (const f of readdirSync(policies).filter((x) => x.endsWith('.ts'))) {
+    const p = join(policies, f);
+    writeFileSync(p, readFileSync(p, 'utf8').replaceAll("'../compiler/", "'../../compiler/").replace("signingKeyFile: 'policies/", `signingKeyFile: '${dir.slice(process.cwd().length + 1)}/policies/`));
+  }
+  const out = join(dir, 'generated');
+  cpSync('generated/catalog', join(out, 'catalog'), { recursive: true });
+  return { dir, policies, out };
+}
+function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, ['bin/portcullis.js', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+const compile = (s: { policies: string; out: string }, ...extra: string[]) => cli(['compile', '--policies', s.policies, '--out', s.out, '--now', NOW, '--no-typecheck', ...extra]);
+
+describe('portcullis compile', () => {
+  it('GIVEN the committed example policy THEN generated/ is up to date (compile --check)', () => {
+    const r = cli(['compile', '--check']);
+    assert.equal(r.code, 0, r.err);
+  });
+
+  it('GIVEN the same policy compiled twice into fresh directories THEN the bytes are identical', () => {
+    const a = scratch();
+    const b = { policies: a.policies, out: join(a.dir, 'generated-again') };
+    cpSync(join(a.out, 'catalog'), join(b.out, 'catalog'), { recursive: true });
+    assert.equal(compile(a).code, 0);
+    assert.equal(compile(b).code, 0);
+    const ta = readTree(a.out);
+    const tb = readTree(b.out);
+    assert.deepEqual([...ta.keys()], [...tb.keys()]);
+    for (const [p, bytes] of ta) assert.equal(Buffer.compare(Buffer.from(bytes), Buffer.from(tb.get(p) ?? [])), 0, p);
+  });
+
+  it('GIVEN an unchanged policy WHEN compiled again later THEN nothing changes, not even the revision', () => {
+    const s = scratch();
+    compile(s);
+    const before = readTree(s.out);
+    assert.equal(cli(['compile', '--policies', s.policies, '--out', s.out, '--now', '2026-11-25T00:00:00Z', '--no-typecheck']).code, 0);
+    assert.deepEqual(readTree(s.out), before);
+  });
+
+  it('GIVEN a policy change THEN only the affected clusters get a new revision', () => {
+    const s = scratch();
+    compile(s);
+    const p = join(s.policies, 'access.ts');
+    writeFileSync(p, readFileSync(p, 'utf8').replace("namespaces: ['search'],\n    expires", "namespaces: ['search', 'checkout'],\n    expires"));
+    const r = compile(s);
+    assert.equal(r.code, 0, r.err);
+    const rev = (c: string) => JSON.parse(Buffer.from(JSON.parse(readFileSync(join(s.out, c, 'bundle.sig.json'), 'utf8')).payload, 'base64').toString()).revision;
+    // sourceDigest covers every policy file, so every cluster moves on; content changed only on staging.
+    assert.equal(rev('staging'), 2);
+  });
+
+  const broken: [string, string, string, RegExp][] = [
+    ['a runtime error', 'access.ts', "  new Grant(fleet, 'developers-read-prod', {", /access\.ts:\d+: error POLICY_LOAD/],
+    ['a validation error', 'access.ts', "clusters: { names: ['staging'] },", /access\.ts:\d+: error UNKNOWN_CLUSTER: unknown cluster 'stagin' \(did you mean 'staging'\?\)/],
+  ];
+  for (const [name, file, needle, want] of broken) {
+    it(`GIVEN ${name} THEN it names file and line, exits 1 and writes nothing`, () => {
+      const s = scratch();
+      compile(s);
+      const before = readTree(s.out);
+      const p = join(s.policies, file);
+      const src = readFileSync(p, 'utf8');
+      assert.ok(src.includes(needle), needle);
+      const edited = name === 'a runtime error' ? src.replace(needle, `  (undefined as unknown as { x: () => void }).x();\n${needle}`) : src.replace(needle, needle.replace("'staging'", "'stagin'"));
+      writeFileSync(p, edited);
+      const r = compile(s);
+      assert.equal(r.code, 1);
+      assert.match(r.err, want);
+      assert.match(r.err, /nothing was written/);
+      assert.deepEqual(readTree(s.out), before);
+    });
+  }
+
+  it('GIVEN a type error THEN compile reports it with file:line and writes nothing', () => {
+    const s = scratch();
+    compile(s);
+    const before = readTree(s.out);
+    const p = join(s.policies, 'clusters.ts');
+    writeFileSync(p, readFileSync(p, 'utf8').replace("labels: { env: 'dev',", "labels: { env: 42,"));
+    const r = cli(['compile', '--policies', s.policies, '--out', s.out, '--now', NOW]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /clusters\.ts:\d+: error TYPE_ERROR: .*number.*string/);
+    assert.deepEqual(readTree(s.out), before);
+  });
+
+  it('GIVEN a hand-edited generated file THEN compile --check fails and names it; verify refuses the bundle', () => {
+    const s = scratch();
+    compile(s);
+    const f = join(s.out, 'prod-eu', 'rbac.yaml');
+    writeFileSync(f, readFileSync(f, 'utf8').replace('- get', '- delete'));
+    const r = cli(['compile', '--check', '--policies', s.policies, '--out', s.out, '--now', NOW, '--no-typecheck']);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /stale: prod-eu\/rbac\.yaml/);
+    assert.match(r.err, /verify: prod-eu: BUNDLE_DIGEST/);
+    const v = cli(['verify', '--cluster', 'prod-eu', '--generated', s.out]);
+    assert.equal(v.code, 1);
+    assert.match(v.err, /BUNDLE_DIGEST/);
+  });
+
+  it('GIVEN a changed policy and no signing key THEN compile refuses and says how to provide one', () => {
+    const s = scratch();
+    compile(s);
+    const p = join(s.policies, 'index.ts');
+    writeFileSync(p, readFileSync(p, 'utf8').replace(/signingKeyFile: '[^']+',/, '').replace('bundleValidityDays: 30', 'bundleValidityDays: 20'));
+    const tp = join(s.policies, 'teams.ts');
+    writeFileSync(tp, readFileSync(tp, 'utf8').replace("'carol@acme.example'", "'carol@acme.example', 'cora@acme.example'"));
+    const r = compile(s);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /PORTCULLIS_SIGNING_KEY/);
+  });
+
+  it('GIVEN keygen THEN it refuses to write a private key under generated/', () => {
+    const s = scratch();
+    const r = cli(['keygen', '--out', join(s.out, 'k.pem')]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /generated/);
+  });
+});

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import type { Catalog } from '../../compiler/catalog.ts';
+import { Cluster, Deny, Fleet, Grant, IdentityProvider, Role, Roles, Team, type GrantProps } from '../../compiler/index.ts';
+import type { ProblemCode } from '../../compiler/problem.ts';
+import { resolveFleet } from '../../compiler/resolve.ts';
+
+const catalog = JSON.parse(readFileSync('generated/catalog/dev.json', 'utf8')) as Catalog;
+const NOW = Date.parse('2026-11-22T12:00:00Z');
+
+/** A small valid fleet; `edit` adds one thing to it. */
+function build(edit: (f: Fleet, idp: IdentityProvider) => void) {
+  const f = new Fleet('t');
+  const idp = new IdentityProvider(f, 'corp', { issuer: 'https://idp.example', usernamePrefix: 'oidc:' });
+  new Cluster(f, 'dev', { server: 'https://dev:6443', labels: { env: 'dev' } });
+  new Cluster(f, 'prod-eu', { server: 'https://prod:6443', labels: { env: 'prod' } });
+  new Team(f, 'shop', { group: idp.group('shop'), namespaces: ['shop'] });
+  edit(f, idp);
+  return resolveFleet(f, new Map([['dev', catalog], ['prod-eu', catalog]]), NOW);
+}
+const grant = (over: Partial<GrantProps>) => (f: Fleet, idp: IdentityProvider) =>
+  new Grant(f, 'g', { to: [idp.group('devs')], role: Roles.view, clusters: 'all', namespaces: ['shop'], ...over });
+const custom = (rules: Role['rules'], over: Partial<GrantProps> = {}) => (f: Fleet, idp: IdentityProvider) =>
+  new Grant(f, 'g', { to: [idp.group('devs')], role: new Role(f, 'r', { rules }), clusters: 'all', namespaces: ['shop'], ...over });
+
+describe('validation reports every problem with a stable code, file:line and hints', () => {
+  it('GIVEN a valid policy THEN there are no problems', () => {
+    assert.deepEqual(build(grant({})).problems, []);
+  });
+
+  const invalid: [string, (f: Fleet, idp: IdentityProvider) => unknown, ProblemCode, string?][] = [
+    ['an unknown cluster', grant({ clusters: { names: ['prod-e'] } }), 'UNKNOWN_CLUSTER', "did you mean 'prod-eu'?"],
+    ['a cluster selector that matches nothing', grant({ clusters: { labels: { env: 'qa' } } }), 'SELECTOR_MATCHES_NOTHING'],
+    ['a namespace selector that matches nothing', grant({ namespaces: { labels: { team: 'nobody' } } }), 'SELECTOR_MATCHES_NOTHING'],
+    ['a duplicate id (a team grant and a fleet grant named alike)', (f, idp) => {
+      (f.node.findChild('shop') as Team).grant('edit', { role: Roles.edit });
+      new Grant(f, 'shop.edit', { to: [idp.group('x')], role: Roles.view, clusters: 'all', namespaces: ['shop'] });
+    }, 'DUPLICATE_ID'],
+    ['an unknown verb', custom([{ verbs: ['gett'], apiGroups: [''], resources: ['pods'] }]), 'UNKNOWN_VERB', "did you mean 'get'?"],
+    ['an unknown resource', custom([{ verbs: ['get'], apiGroups: [''], resources: ['pod'] }]), 'UNKNOWN_RESOURCE', "did you mean 'pods'?"],
+    ['an unknown API group', custom([{ verbs: ['get'], apiGroups: ['app'], resources: ['deployments'] }]), 'UNKNOWN_API_GROUP', "did you mean 'apps'?"],
+    ['an invalid namespace name', grant({ namespaces: ['Shop_Prod'] }), 'INVALID_NAME'],
+    ['an invalid team namespace name', (f, idp) => new Team(f, 'bad', { group: idp.group('b'), namespaces: ['UPPER'] }), 'INVALID_NAME'],
+    ['an invalid cluster name', (f) => new Cluster(f, 'Prod_EU', { server: 'https://x' }), 'INVALID_NAME'],
+    ['bind without acknowledgement', custom([{ verbs: ['bind'], apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'] }]), 'ESCALATION_NOT_ACKNOWLEDGED'],
+    ['escalate without acknowledgement', custom([{ verbs: ['escalate'], apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles'] }]), 'ESCALATION_NOT_ACKNOWLEDGED'],
+    ['impersonate without acknowledgement', custom([{ verbs: ['impersonate'], apiGroups: [''], resources: ['users'] }], { namespaces: 'cluster' }), 'ESCALATION_NOT_ACKNOWLEDGED'],
+    ['nodes/proxy without acknowledgement', custom([{ verbs: ['get'], apiGroups: [''], resources: ['nodes/proxy'] }], { namespaces: 'cluster' }), 'ESCALATION_NOT_ACKNOWLEDGED'],
+    ['* on * without acknowledgement', custom([{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }], { namespaces: 'cluster' }), 'ESCALATION_NOT_ACKNOWLEDGED'],
+    ['pods/* (RBAC does not understand it)', custom([{ verbs: ['get'], apiGroups: [''], resources: ['pods/*'] }]), 'INVALID_SUBRESOURCE_WILDCARD'],
+    ['resourceNames with create', custom([{ verbs: ['create'], apiGroups: [''], resources: ['configmaps'], resourceNames: ['a'] }]), 'RESOURCE_NAMES_WITH_CREATE'],
+    ['resourceNames with deletecollection', custom([{ verbs: ['deletecollection'], apiGroups: [''], resources: ['configmaps'], resourceNames: ['a'] }]), 'RESOURCE_NAMES_WITH_CREATE'],
+    ['break-glass without a maximum duration', grant({ breakGlass: { maxDuration: '' } }), 'BREAK_GLASS_NO_MAX_DURATION'],
+    ['break-glass with a malformed duration', grant({ breakGlass: { maxDuration: 'an hour' } }), 'BREAK_GLASS_NO_MAX_DURATION'],
+    ['a window that never opens (start after end)', grant({ windows: [{ days: ['mon'], start: '18:00', end: '08:00', timeZone: 'Europe/Berlin' }] }), 'WINDOW_NEVER_OPENS'],
+    ['a window without days', grant({ windows: [{ days: [], start: '08:00', end: '18:00', timeZone: 'Europe/Berlin' }] }), 'WINDOW_NEVER_OPENS'],
+    ['a window in an unknown time zone', grant({ windows: [{ days: ['mon'], start: '08:00', end: '18:00', timeZone: 'Mars/Olympus' }] }), 'WINDOW_NEVER_OPENS'],
+    ['an unparsable expiry', grant({ expires: 'next tuesday' }), 'INVALID_TIME'],
+    ['notBefore after expires', grant({ notBefore: '2027-02-01T00:00:00Z', expires: '2027-01-01T00:00:00Z' }), 'INVALID_TIME'],
+    ['a system: subject', (f) => new Grant(f, 'g', { to: [{ kind: 'Group', name: 'system:masters', source: { file: 'x', line: 1 } }], role: Roles.view, clusters: 'all', namespaces: ['shop'] }), 'SYSTEM_NAME'],
+    ['an identity provider without prefix', (f) => new IdentityProvider(f, 'bad', { issuer: 'https://x', usernamePrefix: '' }), 'SYSTEM_NAME'],
+    ['a rule without verbs', custom([{ verbs: [], apiGroups: [''], resources: ['pods'] }]), 'EMPTY_RULE'],
+    ['nonResourceURLs in namespaces', custom([{ verbs: ['get'], nonResourceURLs: ['/healthz'] }]), 'NON_RESOURCE_IN_NAMESPACE'],
+    ['a deny that binds only some subjects of a grant', (f, idp) => {
+      new Grant(f, 'g', { to: [idp.group('a'), idp.group('b')], role: Roles.edit, clusters: 'all', namespaces: ['shop'] });
+      new Deny(f, 'd', { subjects: 'everyone', except: [idp.group('a')], rules: [{ verbs: ['get'], apiGroups: [''], resources: ['secrets'] }], clusters: 'all' });
+    }, 'MIXED_DENY_SUBJECTS'],
+  ];
+  for (const [name, edit, code, hint] of invalid) {
+    it(`GIVEN ${name} THEN ${code}`, () => {
+      const errors = build(edit).problems.filter((p) => p.severity === 'error');
+      const p = errors.find((x) => x.code === code);
+      assert.ok(p, `expected ${code}, got ${JSON.stringify(errors.map((e) => e.code))}`);
+      assert.equal(p.source.file, 'test/compiler/validation.test.ts');
+      assert.ok(p.source.line > 0);
+      if (hint) assert.equal(p.hint, hint);
+    });
+  }
+
+  it('GIVEN several problems THEN all are reported at once', () => {
+    const r = build((f, idp) => {
+      grant({ clusters: { names: ['nope'] } })(f, idp);
+      new Grant(f, 'h', { to: [idp.group('d')], role: Roles.view, clusters: 'all', namespaces: ['BAD'] });
+      new Grant(f, 'i', { to: [idp.group('d')], role: new Role(f, 'r', { rules: [{ verbs: ['gett'], apiGroups: [''], resources: ['pods'] }] }), clusters: 'all', namespaces: ['shop'] });
+    });
+    assert.deepEqual([...new Set(r.problems.map((p) => p.code))].sort(), ['INVALID_NAME', 'UNKNOWN_CLUSTER', 'UNKNOWN_VERB']);
+  });
+
+  it('GIVEN an expired grant THEN it is left out with a warning; a future one too, saying when it starts', () => {
+    const r = build((f, idp) => {
+      grant({ expires: '2026-01-01T00:00:00Z' })(f, idp);
+      new Grant(f, 'later', { to: [idp.group('d')], role: Roles.view, clusters: 'all', namespaces: ['shop'], notBefore: '2027-01-01T00:00:00Z' });
+    });
+    assert.deepEqual(r.problems.map((p) => [p.severity, p.code]), [['warning', 'GRANT_EXPIRED'], ['warning', 'GRANT_NOT_YET_ACTIVE']]);
+    assert.match(r.problems[1]?.message ?? '', /starts at 2027-01-01T00:00:00.000Z/);
+    assert.deepEqual(r.clusters.flatMap((c) => c.ruleSet.grants.map((g) => g.id)), []);
+  });
+});
