@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ExitError } from '../cli/exit-error.ts';
 import { SandboxError } from './errors.ts';
+import { ensureBinaries } from './build.ts';
 import { downFleet, fleetFile, fleetStatus, readFleet, upFleet } from './fleet.ts';
 
 async function run(fn: () => Promise<void>): Promise<void> {
@@ -17,6 +18,16 @@ export function registerSandboxCommands(program: Command): void {
   const sandbox = program
     .command('sandbox')
     .description('Real Kubernetes control planes on this machine (etcd, kube-apiserver, a fake kubelet) for trying Portcullis and for tests');
+
+  sandbox
+    .command('build')
+    .description('build kube-apiserver, kubectl, etcd and the sandbox agent from tools/ into the cache (or reuse it) and print their paths')
+    .action(async () =>
+      run(async () => {
+        const bin = await ensureBinaries();
+        for (const [name, path] of Object.entries(bin)) process.stdout.write(`${name.padEnd(14)} ${path}\n`);
+      }),
+    );
 
   sandbox
     .command('up')

@@ -1,8 +1,15 @@
 #!/usr/bin/env node
 // Runs every *.test.ts under test/ with Node's test runner (through tsx).
 // `node test/run.js [FILTER…]` runs only the files whose path contains a filter.
-import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+//
+// When a selected file uses the sandbox fleet (imports test/support/fleet.ts),
+// ONE fleet of 3 real clusters is started first (building the binaries if the
+// cache lacks them), shared by every file through PORTCULLIS_TEST_FLEET, and
+// always torn down afterwards — on success, failure, SIGINT or SIGTERM.
+// A fleet you started yourself can be reused: PORTCULLIS_TEST_FLEET=DIR/fleet.json.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,8 +24,62 @@ const files = [];
   }
 })(join(root, 'test'));
 const chosen = filters.length ? files.filter((f) => filters.some((x) => f.includes(x))) : files;
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...chosen], {
-  cwd: root,
-  stdio: 'inherit',
-});
-process.exit(r.status ?? 1);
+if (chosen.length === 0) {
+  console.error(`no test file matches ${filters.join(', ')}`);
+  process.exit(1);
+}
+
+const sandboxMain = join(root, 'sandbox', 'main.ts');
+const runTs = join(root, 'bin', 'run-ts.js');
+const needsFleet = !process.env.PORTCULLIS_TEST_FLEET && chosen.some((f) => /support\/fleet(\.ts)?['"]/.test(readFileSync(join(root, f), 'utf8')));
+
+let fleetDir;
+let child;
+let tornDown = false;
+function teardown() {
+  if (!fleetDir || tornDown) return;
+  tornDown = true;
+  const r = spawnSync(process.execPath, [runTs, sandboxMain, 'down', '--dir', fleetDir], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) console.error(`test fleet teardown failed; run: node bin/run-ts.js sandbox/main.ts down --dir ${fleetDir}`);
+}
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    if (child) child.kill(sig);
+    teardown();
+    process.exit(130);
+  });
+}
+process.on('exit', teardown);
+
+const t0 = Date.now();
+const env = { ...process.env };
+if (needsFleet) {
+  fleetDir = mkdtempSync(join(tmpdir(), 'portcullis-test-fleet-'));
+  console.log(`starting the test fleet (3 clusters) in ${fleetDir}`);
+  const up = await run(process.execPath, [runTs, sandboxMain, 'up', '--clusters', '3', '--dir', fleetDir]);
+  if (up !== 0) {
+    console.error('could not start the test fleet (see above)');
+    process.exit(1);
+  }
+  env.PORTCULLIS_TEST_FLEET = join(fleetDir, 'fleet.json');
+  console.log(`test fleet up in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+}
+
+const code = await run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...chosen], env);
+teardown();
+console.log(`test run finished in ${((Date.now() - t0) / 1000).toFixed(1)}s (exit ${code})`);
+process.exit(code);
+
+function run(cmd, args, runEnv = process.env) {
+  return new Promise((resolve) => {
+    child = spawn(cmd, args, { cwd: root, stdio: 'inherit', env: runEnv });
+    child.on('error', (err) => {
+      console.error(err.message);
+      resolve(1);
+    });
+    child.on('close', (c, signal) => {
+      child = undefined;
+      resolve(c ?? (signal ? 1 : 0));
+    });
+  });
+}
