@@ -76,6 +76,60 @@ export interface Run {
   readonly stderr: string;
 }
 
+/** A running kubectl whose output the test watches. */
+export interface LiveKubectl {
+  readonly out: () => string;
+  readonly err: () => string;
+  /** Resolves when stdout matches, rejects after `ms`. */
+  waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit code when kubectl exits. */
+  readonly exited: Promise<number | null>;
+  kill(): void;
+}
+
+function liveKubectl(bin: string, args: readonly string[], env: NodeJS.ProcessEnv): LiveKubectl {
+  const p = spawn(bin, [...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const waiters: (() => void)[] = [];
+  p.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+    for (const w of waiters) w();
+  });
+  p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const killer = setTimeout(() => p.kill('SIGKILL'), 120_000);
+  const exited = new Promise<number | null>((r) =>
+    p.on('close', (code) => {
+      clearTimeout(killer);
+      for (const w of waiters) w();
+      r(code);
+    }),
+  );
+  return {
+    out: () => out,
+    err: () => err,
+    exited,
+    kill: () => p.kill('SIGKILL'),
+    waitFor(re, ms = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          const m = re.exec(out);
+          if (m) {
+            clearTimeout(t);
+            resolve(m);
+          } else if (p.exitCode !== null) {
+            clearTimeout(t);
+            reject(new Error(`kubectl exited (${p.exitCode}) before ${re}: ${err}`));
+          }
+        };
+        const t = setTimeout(() => reject(new Error(`timed out waiting for ${re}; stdout: ${out}; stderr: ${err}`)), ms);
+        waiters.push(check);
+        check();
+      });
+    },
+  };
+}
+
 /** Everything a proxy test needs. */
 export interface Harness {
   readonly fleet: TestFleet;
@@ -97,7 +151,9 @@ export interface Harness {
   token(sub: string, groups?: readonly string[], ttlSeconds?: number): Promise<string>;
   /** A kubeconfig for kubectl through the proxy to `cluster` with this bearer token. */
   kubeconfig(token: string, cluster?: string): string;
-  kubectl(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>): Promise<Run>;
+  kubectl(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>, input?: string): Promise<Run>;
+  /** Starts a long-running kubectl (watch, exec, port-forward). */
+  spawnKubectl(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>): LiveKubectl;
   /** kubectl as the sandbox admin, directly against the cluster. */
   admin(args: readonly string[], stdin?: string): Run;
   /** Publishes a rule set as bundle `revision` and reloads the proxy now. */
@@ -234,9 +290,13 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       );
       return file;
     },
-    kubectl(kubeconfig, args, env = {}) {
+    spawnKubectl(kubeconfig, args, env = {}) {
+      return liveKubectl(kubectlBin, ['--kubeconfig', kubeconfig, ...args], { ...process.env, HOME: dir, ...env });
+    },
+    kubectl(kubeconfig, args, env = {}, input) {
       return new Promise((res) => {
         const p = spawn(kubectlBin, ['--kubeconfig', kubeconfig, ...args], { env: { ...process.env, HOME: dir, ...env } });
+        p.stdin.end(input ?? '');
         let stdout = '';
         let stderr = '';
         p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -1,0 +1,130 @@
+// Long-running requests through the proxy with real kubectl: watch, exec and
+// port-forward over WebSocket and SPDY against the sandbox's fake kubelet, and
+// revocation by a new bundle closing a live watch and a live exec within 1 s.
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { grant, group, ns, ruleSet, startHarness, user, type Harness } from './harness.ts';
+
+const NS = 'proxy-streams';
+const READ = grant('dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] }], ns(NS), { line: 5 });
+const EXEC = grant('ops-exec', [user('oidc:olivia')], [
+  { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] },
+  { verbs: ['create'], apiGroups: [''], resources: ['pods/exec', 'pods/portforward', 'pods/attach'] },
+], ns(NS), { line: 9 });
+const RULES = ruleSet('dev', [READ, EXEC], { users: ['oidc:alice'] });
+
+const RBAC = [
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'streams', namespace: NS }, rules: [
+    { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] },
+    { verbs: ['get', 'create'], apiGroups: [''], resources: ['pods/exec', 'pods/portforward', 'pods/attach'] },
+  ] },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'streams', namespace: NS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'streams' }, subjects: [
+    { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'oidc:developers' },
+    { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'oidc:olivia' },
+  ] },
+].map((m) => stringify(m)).join('---\n');
+
+const SPDY = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' };
+const WS = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'true', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'true' };
+
+function echoThrough(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.write(text));
+    let got = '';
+    s.on('data', (c) => {
+      got += c.toString();
+      if (got.length >= text.length) {
+        s.destroy();
+        resolve(got);
+      }
+    });
+    s.on('error', reject);
+    setTimeout(() => reject(new Error(`no echo, got ${JSON.stringify(got)}`)), 10_000).unref();
+  });
+}
+
+describe('long-running requests through the proxy', () => {
+  let h: Harness;
+  let pod: string;
+  let olivia: string;
+  let alice: string;
+  let revision = 1;
+  before(async () => {
+    h = await startHarness({ namespaces: [NS], rbac: RBAC, impersonable: RULES.impersonable, ruleSet: RULES });
+    pod = await h.fleet.createPod(h.cluster, NS, { name: 'streamer' });
+    olivia = h.kubeconfig(await h.token('olivia', []));
+    alice = h.kubeconfig(await h.token('alice', ['developers']));
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  for (const [name, env] of [['WebSocket', WS], ['SPDY', SPDY]] as const) {
+    it(`GIVEN an exec grant WHEN kubectl exec runs over ${name} THEN stdout and stdin flow through the proxy`, async () => {
+      let r = await h.kubectl(olivia, ['exec', pod, '-n', NS, '--', 'echo', 'hello', name], env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, `hello ${name}\n`);
+      r = await h.kubectl(olivia, ['exec', '-i', pod, '-n', NS, '--', 'cat'], env, 'piped through\n');
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, 'piped through\n');
+      const transports = h.auditEvents().filter((e) => e.objectRef?.subresource === 'exec' && e.stage === 'ResponseStarted').map((e) => e.annotations['portcullis.dev/transport']);
+      assert.ok(transports.includes(name === 'SPDY' ? 'spdy' : 'websocket'), transports.join());
+    });
+
+    it(`GIVEN a port-forward grant WHEN kubectl port-forward runs over ${name} THEN bytes echo through the fake kubelet's port 7`, async () => {
+      const pf = h.spawnKubectl(olivia, ['port-forward', '-n', NS, `pod/${pod}`, ':7'], env);
+      try {
+        const m = await pf.waitFor(/Forwarding from 127\.0\.0\.1:(\d+) -> 7/);
+        assert.equal(await echoThrough(Number(m[1]), `ping over ${name}`), `ping over ${name}`);
+      } finally {
+        pf.kill();
+      }
+    });
+
+    it(`GIVEN only a read grant WHEN alice execs over ${name} THEN the proxy refuses with 403 before any upgrade`, async () => {
+      const r = await h.kubectl(alice, ['exec', pod, '-n', NS, '--', 'echo', 'no'], env);
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /forbidden|Forbidden/);
+      assert.doesNotMatch(r.stdout, /no/);
+    });
+  }
+
+  it('GIVEN a live watch WHEN a configmap is created THEN the event streams through', async () => {
+    const w = h.spawnKubectl(alice, ['get', 'configmaps', '-n', NS, '-w', '-o', 'name']);
+    try {
+      await w.waitFor(/configmap\/kube-root-ca\.crt/);
+      assert.equal(h.admin(['create', 'configmap', 'watched-1', '-n', NS]).status, 0);
+      await w.waitFor(/configmap\/watched-1/);
+    } finally {
+      w.kill();
+    }
+  });
+
+  it('GIVEN a live watch and a live exec WHEN a new bundle revokes their grants THEN both close within 1 s and the audit says revoked', async () => {
+    const w = h.spawnKubectl(alice, ['get', 'configmaps', '-n', NS, '-w', '-o', 'name']);
+    const x = h.spawnKubectl(olivia, ['exec', pod, '-n', NS, '--', 'sleep', '60']);
+    await w.waitFor(/configmap\//);
+    // exec has no output; wait until the proxy registered it as a live stream
+    const deadline = Date.now() + 15_000;
+    while (h.proxy.streams.list('dev').filter((s) => s.attributes.subresource === 'exec').length === 0) {
+      assert.ok(Date.now() < deadline, `exec never went live: ${x.err()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const t0 = Date.now();
+    await h.publish(ruleSet('dev', [], { users: ['oidc:alice', 'oidc:olivia'], groups: ['oidc:developers'] }), ++revision);
+    const [wc, xc] = await Promise.all([w.exited, x.exited]);
+    const took = Date.now() - t0;
+    assert.ok(took < 1000, `streams closed after ${took} ms`);
+    assert.notEqual(xc, 0);
+    void wc;
+    const ends = h.auditEvents().filter((e) => e.stage === 'ResponseComplete' && e.annotations['portcullis.dev/stream-end'] === 'revoked');
+    assert.ok(ends.some((e) => e.objectRef?.subresource === 'exec'), 'exec end audited');
+    assert.ok(ends.some((e) => e.verb === 'watch'), 'watch end audited');
+    // and new requests are denied under the new revision
+    const r = await h.kubectl(alice, ['get', 'configmaps', '-n', NS]);
+    assert.notEqual(r.status, 0);
+    await h.publish(RULES, ++revision);
+  });
+});
