@@ -215,7 +215,7 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
       for (const d of mixed) {
         report('error', 'MIXED_DENY_SUBJECTS', where(g), `deny ${d.id} binds some subjects of grant ${id} but not others; split the grant so each part is bound alike`);
       }
-      const narrowed = subtractDenies(normalizeRules(p.role.rules), bound.flatMap((d) => d.rules), cat);
+      const narrowed = subtractDenies(normalizeRules(p.role.rules), bound.flatMap((d) => widenStreamDenies(d.rules)), cat);
       if (narrowed.lossy) {
         report('warning', 'DENY_NARROWS_GRANT', where(g), `on ${c.name}, RBAC cannot express exactly what remains of grant ${id} after ${bound.map((d) => d.id).join(', ')}; the grant keeps less, never more`);
       }
@@ -272,6 +272,21 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
       .sort((a, b) => (a.name < b.name ? -1 : 1)),
     problems: dedupe(problems).sort((a, b) => (a.source.file + String(a.source.line).padStart(6, '0') < b.source.file + String(b.source.line).padStart(6, '0') ? -1 : 1)),
   };
+}
+
+const STREAMS = ['pods/exec', 'pods/attach', 'pods/portforward'];
+
+/**
+ * kube-apiserver v1.34 authorizes a WebSocket exec, attach or port-forward
+ * as `get` (only v1.35's AuthorizePodWebsocketUpgradeCreatePermission asks
+ * for `create`), so a deny of `create` on those must also take `get` away in
+ * RBAC, or going around the proxy would still open a stream.
+ */
+export function widenStreamDenies(rules: readonly PolicyRule[]): PolicyRule[] {
+  return rules.map((r) => {
+    const streams = (r.resources ?? []).some((x) => x === '*' || x === '*/exec' || x === '*/attach' || x === '*/portforward' || STREAMS.includes(x));
+    return streams && r.verbs.includes('create') && !r.verbs.includes('get') ? { ...r, verbs: [...r.verbs, 'get'] } : r;
+  });
 }
 
 function dedupe(problems: readonly Problem[]): Problem[] {
