@@ -81,6 +81,8 @@ export class PortcullisProxy {
   readonly #clock: () => number;
   readonly #server: Http2SecureServer;
   #inflight = 0;
+  /** Long-running exchanges whose end was not yet audited. */
+  #live = 0;
   #stopping = false;
   #drained: (() => void) | undefined;
   readonly #webhookCa: Buffer | undefined;
@@ -228,10 +230,10 @@ export class PortcullisProxy {
       ]);
     }
     this.streams.closeAll('shutdown');
+    // Wait until every closed stream audited its end (bounded), then flush.
+    for (let i = 0; i < 200 && this.#live > 0; i++) await new Promise((r) => setTimeout(r, 10));
     await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
     for (const cr of this.#clusters.values()) cr.upstream.close();
-    // Let stream-close audit records land before the final flush.
-    await new Promise((r) => setImmediate(r));
     this.audit.close();
   }
 
@@ -386,6 +388,7 @@ export class PortcullisProxy {
         return;
       }
       streaming = true;
+      this.#live++;
       this.metrics.activeStreams.set({ cluster: cr.config.name }, this.streams.count(cr.config.name));
       // Long-running: no idle timeout on this HTTP/1.1 socket; it ends with access or the client.
       if (req.httpVersionMajor === 1) (req.socket as Socket).setTimeout(0);
@@ -399,6 +402,7 @@ export class PortcullisProxy {
       },
       onEnd: (o) => {
         if (streaming) {
+          this.#live--;
           this.streams.unregister(streamId);
           this.metrics.activeStreams.set({ cluster: cr.config.name }, this.streams.count(cr.config.name));
           if (closeReason) this.metrics.streamsClosed.inc({ cluster: cr.config.name, reason: closeReason });
@@ -455,6 +459,7 @@ export class PortcullisProxy {
       leave();
       return;
     }
+    this.#live++;
     this.metrics.activeStreams.set({ cluster }, this.streams.count(cluster));
     (socket as Socket).setTimeout?.(0);
     leave();
@@ -462,6 +467,7 @@ export class PortcullisProxy {
     const fwd = forwardUpgrade(req, socket, head, cr.upstream, admitted.target, headers, {
       onUpgraded: () => this.#audit(st, 'ResponseStarted', 101),
       onEnd: (o) => {
+        this.#live--;
         this.streams.unregister(st.auditId);
         this.metrics.activeStreams.set({ cluster }, this.streams.count(cluster));
         if (closeReason) this.metrics.streamsClosed.inc({ cluster, reason: closeReason });

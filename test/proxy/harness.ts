@@ -5,6 +5,7 @@
  * in the test with a fresh Ed25519 key.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,6 +68,13 @@ export function writeBundle(dir: string, rs: RuleSet, key: KeyObject, keyId: str
     writeFileSync(join(dir, `.${name}.tmp`), text);
     renameSync(join(dir, `.${name}.tmp`), join(dir, name));
   }
+}
+
+/** A response to a raw request. */
+export interface RawResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: string;
 }
 
 /** Result of a kubectl run. */
@@ -156,10 +164,16 @@ export interface Harness {
   spawnKubectl(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>): LiveKubectl;
   /** kubectl as the sandbox admin, directly against the cluster. */
   admin(args: readonly string[], stdin?: string): Run;
-  /** Publishes a rule set as bundle `revision` and reloads the proxy now. */
+  /** Publishes a rule set as bundle `revision` (for `rs.cluster`) and reloads the proxy now. */
   publish(rs: RuleSet, revision: number): Promise<void>;
+  /** The bundle directory of a cluster. */
+  bundleDirOf(cluster: string): string;
   /** Every audit record written so far (flushes first). */
   auditEvents(): AuditEvent[];
+  /** A raw HTTPS request to the proxy (HTTP/1.1; `headers` as name/value pairs so duplicates survive). */
+  request(method: string, path: string, headers?: readonly (readonly [string, string])[], body?: string, port?: number): Promise<RawResponse>;
+  /** Starts another proxy from a modified copy of this configuration (same authenticator settings). */
+  extraProxy(mutate: (c: ProxyConfig) => ProxyConfig): Promise<{ readonly proxy: PortcullisProxy; readonly port: number; readonly logs: () => Record<string, unknown>[] }>;
   /** The proxy's log lines so far. */
   logs(): Record<string, unknown>[];
   stop(): Promise<void>;
@@ -177,6 +191,8 @@ export interface HarnessOptions {
   /** Extra YAML merged into the config (limits, breakGlass …). */
   readonly configExtra?: Record<string, unknown>;
   readonly clusterName?: string;
+  /** A second cluster behind the same proxy (same ServiceAccount setup and RBAC), with its own bundle. */
+  readonly second?: { readonly name: string; readonly ruleSet?: RuleSet };
 }
 
 /** Starts the whole setup. Unique names per call, so test files do not disturb each other on the shared fleet. */
@@ -187,43 +203,51 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const kubectlBin = fleet.bin.kubectl;
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-proxy-'));
   const suffix = randomBytes(3).toString('hex');
-  const admin = (args: readonly string[], stdin?: string): Run => {
-    const r = spawnSync(kubectlBin, ['--kubeconfig', cluster.adminKubeconfig, ...args], { encoding: 'utf8', input: stdin ?? '', timeout: 60_000 });
+  const adminOf = (c: TestCluster) => (args: readonly string[], stdin?: string): Run => {
+    const r = spawnSync(kubectlBin, ['--kubeconfig', c.adminKubeconfig, ...args], { encoding: 'utf8', input: stdin ?? '', timeout: 60_000 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
+  const admin = adminOf(cluster);
   const must = (r: Run, what: string): Run => {
     if (r.status !== 0) throw new Error(`${what}: ${r.stderr}`);
     return r;
   };
   // The proxy's ServiceAccount: impersonate only, only the named users and groups (SECURITY rule 7).
   const sa = `portcullis-proxy-${suffix}`;
-  const manifests = [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'portcullis-system' } },
-    ...(o.namespaces ?? []).map((n) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: n } })),
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'portcullis-system' } },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: sa },
-      rules: [
-        ...(o.impersonable.users.length ? [{ apiGroups: [''], resources: ['users'], verbs: ['impersonate'], resourceNames: [...o.impersonable.users] }] : []),
-        ...(o.impersonable.groups.length ? [{ apiGroups: [''], resources: ['groups'], verbs: ['impersonate'], resourceNames: [...o.impersonable.groups] }] : []),
-        { apiGroups: ['authentication.k8s.io'], resources: ['userextras/portcullis.dev/grant', 'userextras/portcullis.dev/authenticated-by'], verbs: ['impersonate'] },
-      ],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: sa },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: sa },
-      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'portcullis-system' }],
-    },
-  ];
-  must(admin(['apply', '-f', '-'], manifests.map((m) => stringify(m)).join('---\n')), 'apply proxy RBAC');
-  if (o.rbac) must(admin(['apply', '-f', '-'], o.rbac), 'apply test RBAC');
-  const proxyToken = must(admin(['create', 'token', sa, '-n', 'portcullis-system', '--duration', '2h']), 'create token').stdout.trim();
+  const setupSa = (c: TestCluster, file: string): string => {
+    const manifests = [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'portcullis-system' } },
+      ...(o.namespaces ?? []).map((n) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: n } })),
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'portcullis-system' } },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: sa },
+        rules: [
+          ...(o.impersonable.users.length ? [{ apiGroups: [''], resources: ['users'], verbs: ['impersonate'], resourceNames: [...o.impersonable.users] }] : []),
+          ...(o.impersonable.groups.length ? [{ apiGroups: [''], resources: ['groups'], verbs: ['impersonate'], resourceNames: [...o.impersonable.groups] }] : []),
+          { apiGroups: ['authentication.k8s.io'], resources: ['userextras/portcullis.dev/grant', 'userextras/portcullis.dev/authenticated-by'], verbs: ['impersonate'] },
+        ],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: sa },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: sa },
+        subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'portcullis-system' }],
+      },
+    ];
+    const adm = adminOf(c);
+    must(adm(['apply', '-f', '-'], manifests.map((m) => stringify(m)).join('---\n')), 'apply proxy RBAC');
+    if (o.rbac) must(adm(['apply', '-f', '-'], o.rbac), 'apply test RBAC');
+    const token = must(adm(['create', 'token', sa, '-n', 'portcullis-system', '--duration', '2h']), 'create token').stdout.trim();
+    writeFileSync(file, token);
+    return token;
+  };
   const tokenFile = join(dir, 'upstream.token');
-  writeFileSync(tokenFile, proxyToken);
+  const proxyToken = setupSa(cluster, tokenFile);
+  const second = o.second ? fleet.cluster(o.second.name) : undefined;
+  if (second) setupSa(second, join(dir, `upstream-${second.name}.token`));
 
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const { keyIdOf } = await import('../../core/bundle.ts');
@@ -232,6 +256,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const bundleDir = join(dir, 'bundle');
   if (o.ruleSet) writeBundle(bundleDir, o.ruleSet, privateKey, keyId, { revision: 1 });
   else mkdirSync(bundleDir);
+  if (o.second?.ruleSet) writeBundle(join(dir, `bundle-${o.second.name}`), o.second.ruleSet, privateKey, keyId, { revision: 1 });
 
   const proxyCa = createTestCa('portcullis proxy test CA');
   const serving = proxyCa.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
@@ -247,6 +272,16 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         bundle: { directory: 'bundle', pollIntervalMs: 1000 },
         trustedKeyFiles: ['trusted.pub.pem'],
       },
+      ...(second
+        ? [
+            {
+              name: second.name,
+              upstream: { url: second.server, caFile: second.caFile, tokenFile: `upstream-${second.name}.token` },
+              bundle: { directory: `bundle-${second.name}`, pollIntervalMs: 1000 },
+              trustedKeyFiles: ['trusted.pub.pem'],
+            },
+          ]
+        : []),
     ],
     authn: { issuers: [{ issuer: oidc.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', caFile: oidc.caFile }] },
     audit: { file: { path: 'audit.log' }, flushIntervalMs: 50 },
@@ -258,6 +293,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const logger = pino({ level: 'debug' }, { write: (s: string) => void logLines.push(s) });
   const proxy = new PortcullisProxy({ config, authenticator: createAuthenticator(config.authn as never), logger });
   const { port } = await proxy.start();
+  const extras: PortcullisProxy[] = [];
 
   return {
     fleet,
@@ -310,9 +346,10 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
     },
     admin,
     async publish(rs, revision) {
-      writeBundle(bundleDir, rs, privateKey, keyId, { revision });
-      await proxy.reload(clusterName);
+      writeBundle(rs.cluster === clusterName ? bundleDir : join(dir, `bundle-${rs.cluster}`), rs, privateKey, keyId, { revision });
+      await proxy.reload(rs.cluster);
     },
+    bundleDirOf: (c) => (c === clusterName ? bundleDir : join(dir, `bundle-${c}`)),
     auditEvents() {
       proxy.audit.flush();
       if (!existsSync(auditFile)) return [];
@@ -322,11 +359,38 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         .map((l) => JSON.parse(l) as AuditEvent);
     },
     logs: () => logLines.map((l) => JSON.parse(l) as Record<string, unknown>),
+    request(method, path, headers = [], body, p = port) {
+      return new Promise((resolve, reject) => {
+        const raw: string[] = [];
+        for (const [k, v] of headers) raw.push(k, v);
+        const req = httpsRequest({ host: '127.0.0.1', port: p, method, path, headers: raw as unknown as Record<string, string>, ca: proxyCa.caPem, agent: false });
+        req.on('response', (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
+        req.end(body);
+      });
+    },
+    async extraProxy(mutate) {
+      const lines: string[] = [];
+      const lg = pino({ level: 'debug' }, { write: (x: string) => void lines.push(x) });
+      const c = mutate(config);
+      const px = new PortcullisProxy({ config: c, authenticator: createAuthenticator(c.authn as never), logger: lg });
+      extras.push(px);
+      const { port: p } = await px.start();
+      return { proxy: px, port: p, logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+    },
     async stop() {
+      for (const x of extras) await x.stop();
       await proxy.stop();
       await oidc.stop();
       proxyCa.remove();
       admin(['delete', 'clusterrole,clusterrolebinding', sa, '--ignore-not-found']);
+      if (second) adminOf(second)(['delete', 'clusterrole,clusterrolebinding', sa, '--ignore-not-found']);
       rmSync(dir, { recursive: true, force: true });
     },
   };
