@@ -63,6 +63,15 @@ const SPECIAL_VERB_RESOURCES: Readonly<Record<string, readonly string[]>> = {
 /** Verbs for non-resource URLs. */
 export const NON_RESOURCE_VERBS: readonly string[] = ['get', 'post', 'put', 'patch', 'delete', 'head', 'options'];
 
+const indexes = new WeakMap<Catalog, CatalogIndex>();
+
+/** The index of a catalog, built once per catalog object (clusters often share one). */
+export function catalogIndex(catalog: Catalog): CatalogIndex {
+  let i = indexes.get(catalog);
+  if (!i) indexes.set(catalog, (i = new CatalogIndex(catalog)));
+  return i;
+}
+
 /** Indexed view of a catalog for the compiler's checks and wildcard expansion. */
 export class CatalogIndex {
   readonly groups: readonly string[];

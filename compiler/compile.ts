@@ -3,6 +3,7 @@ import {
   BundleError,
   ENVELOPE_FILE,
   canonicalJson,
+  encodeRuleSet,
   keyIdOf,
   sha256,
   signStatement,
@@ -59,7 +60,7 @@ export function compileFleet(input: CompileInput): CompileOutput {
   const validityDays = input.fleet.props.bundleValidityDays ?? 30;
   const keyId = input.signingKey ? keyIdOf(createPublicKey(input.signingKey)) : undefined;
   for (const rc of resolution.clusters) {
-    const content: Record<string, string> = { 'rbac.yaml': synthCluster(rc), 'rules.json': canonicalJson(rc.ruleSet) };
+    const content: Record<string, string> = { 'rbac.yaml': synthCluster(rc), 'rules.json': encodeRuleSet(rc.ruleSet) };
     const digests = Object.fromEntries(BUNDLE_FILES.map((f) => [f, sha256(content[f] ?? '')]));
     const prevBytes = input.previous.get(`${rc.name}/${ENVELOPE_FILE}`);
     const prev = prevBytes ? readStatement(prevBytes) : undefined;

@@ -2,14 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitError } from '../cli/exit-error.ts';
-import { indexRuleSet, type RuleSet } from '../core/index.ts';
+import { decodeRuleSet, indexRuleSet, type RuleSet } from '../core/index.ts';
 import { accessLines, diffAccess, formatAccessLine } from '../gitops/access-diff.ts';
 import { explainRequest, parseResourceArg, whoCan } from './questions.ts';
 
 function readRuleSet(generated: string, cluster: string): RuleSet {
   const p = join(generated, cluster, 'rules.json');
   if (!existsSync(p)) throw new ExitError(1, `no rule set for cluster '${cluster}' at ${p}; run 'portcullis compile'`);
-  return JSON.parse(readFileSync(p, 'utf8')) as RuleSet;
+  return decodeRuleSet(readFileSync(p, 'utf8'));
 }
 
 function timeOf(now: string | undefined): number {
@@ -55,7 +55,7 @@ function ruleSetsAt(rev: string, generated: string): Map<string, RuleSet> {
     throw new ExitError(1, `cannot read ${generated}/ at '${rev}': is it a git revision?`);
   }
   for (const p of list.filter((x) => x.endsWith('/rules.json')).sort()) {
-    const rs = JSON.parse(read(p)) as RuleSet;
+    const rs = decodeRuleSet(read(p));
     out.set(rs.cluster, rs);
   }
   return out;

@@ -1,6 +1,7 @@
 import type { IConstruct } from 'constructs';
+import { canonicalJson, sha256 } from '../core/index.ts';
 import type { Conditions, Deny as DenyRule, Grant as GrantRule, PolicyRule, RuleSet, Scope, SourceLocation, Subject } from '../core/index.ts';
-import { CatalogIndex, NON_RESOURCE_VERBS, type Catalog } from './catalog.ts';
+import { catalogIndex, NON_RESOURCE_VERBS, type Catalog, type CatalogIndex } from './catalog.ts';
 import { Cluster } from './lang/cluster.ts';
 import { Deny } from './lang/deny.ts';
 import type { Fleet } from './lang/fleet.ts';
@@ -8,6 +9,7 @@ import { Grant } from './lang/grant.ts';
 import { IdentityProvider } from './lang/identity.ts';
 import { labelsMatch, type ClusterSelector, type NamespaceSelector } from './lang/selectors.ts';
 import { Namespace, Team, TEAM_LABEL } from './lang/team.ts';
+import { Role } from './lang/role.ts';
 import { didYouMean, type Problem, type ProblemCode } from './problem.ts';
 import { normalizeRules, subtractDenies } from './private/subtract.ts';
 import { checkConditions, parseDuration } from './private/check-conditions.ts';
@@ -91,8 +93,12 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
     }
   }
   const clusterNames = clusters.map((c) => c.name);
+  const selected = new Map<string, Cluster[]>();
   const selectClusters = (sel: ClusterSelector, at: IConstruct & { source: SourceLocation }): Cluster[] => {
     if (sel === 'all') return clusters;
+    const key = JSON.stringify(sel);
+    const hit = selected.get(key);
+    if (hit && hit.length > 0) return hit;
     for (const n of sel.names ?? []) {
       if (!clusterNames.includes(n)) report('error', 'UNKNOWN_CLUSTER', where(at), `unknown cluster '${n}'`, didYouMean(n, clusterNames));
     }
@@ -100,6 +106,7 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
     if (chosen.length === 0 && (sel.names ?? []).every((n) => clusterNames.includes(n))) {
       report('error', 'SELECTOR_MATCHES_NOTHING', where(at), `cluster selector ${JSON.stringify(sel)} matches no cluster`);
     }
+    selected.set(key, chosen);
     return chosen;
   };
 
@@ -117,18 +124,27 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
   }
   for (const n of namespaces) for (const c of selectClusters(n.props.clusters ?? 'all', n)) declare(c.name, n.name, n.props.labels ?? {});
 
+  const scopes = new Map<string, Scope>();
   const scopeOn = (sel: NamespaceSelector, cluster: string): Scope => {
     if (sel === 'cluster') return { kind: 'cluster' };
-    if (Array.isArray(sel)) return { kind: 'namespaces', namespaces: [...new Set(sel as readonly string[])].sort() };
-    const labels = (sel as { labels: Record<string, string> }).labels;
-    const names = [...(nsByCluster.get(cluster) ?? new Map()).entries()].filter(([, l]) => labelsMatch(l, labels)).map(([n]) => n);
-    return { kind: 'namespaces', namespaces: names.sort() };
+    const key = `${cluster}\u0000${JSON.stringify(sel)}`;
+    const hit = scopes.get(key);
+    if (hit) return hit;
+    let scope: Scope;
+    if (Array.isArray(sel)) scope = { kind: 'namespaces', namespaces: [...new Set(sel as readonly string[])].sort() };
+    else {
+      const labels = (sel as { labels: Record<string, string> }).labels;
+      const names = [...(nsByCluster.get(cluster) ?? new Map()).entries()].filter(([, l]) => labelsMatch(l, labels)).map(([n]) => n);
+      scope = { kind: 'namespaces', namespaces: names.sort() };
+    }
+    scopes.set(key, scope);
+    return scope;
   };
 
   // Per-construct checks that do not depend on the cluster.
   const catalogFor = (cluster: string) => {
     const cat = catalogs.get(cluster);
-    return cat ? new CatalogIndex(cat) : undefined;
+    return cat ? catalogIndex(cat) : undefined;
   };
   for (const c of clusters) {
     if (!catalogs.has(c.name)) {
@@ -136,6 +152,23 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
     }
   }
 
+  // Subtraction and normalisation depend only on the role and the denies bound, not on the cluster: memoise them.
+  const roleIds = new Map<object, number>();
+  const narrowCache = new Map<string, { rules: readonly PolicyRule[]; lossy: boolean; role: string }>();
+  const narrow = (role: Grant['props']['role'], bound: readonly DenyRule[], cat: CatalogIndex) => {
+    let rid = roleIds.get(role);
+    if (rid === undefined) roleIds.set(role, (rid = roleIds.size));
+    const key = `${rid}|${cat.catalog.kubernetesVersion}|${cat.catalog.resources.length}|${bound.map((d) => d.id).join(',')}`;
+    let hit = narrowCache.get(key);
+    if (!hit) {
+      const n = subtractDenies(normalizeRules(role.rules), bound.flatMap((d) => widenStreamDenies(d.rules)), cat);
+      hit = { ...n, role: `${role.roleName}:${sha256(canonicalJson(n.rules)).slice(0, 10)}` };
+      narrowCache.set(key, hit);
+    }
+    return hit;
+  };
+
+  const rulesChecked = new Map<object, Set<string>>();
   const out: ResolvedCluster[] = [];
   const perCluster = new Map<string, { grants: GrantRule[]; denies: DenyRule[]; users: Set<string>; groups: Set<string> }>();
   for (const c of clusters) perCluster.set(c.name, { grants: [], denies: [], users: new Set(), groups: new Set() });
@@ -198,7 +231,15 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
     for (const c of targets) {
       const cat = catalogFor(c.name);
       if (!cat) continue;
-      if (!p.role.builtin) checkRules(p.role.rules, cat, (code, msg, hint) => report('error', code, where(g), msg, hint), { acknowledged: ack !== undefined && ack.trim() !== '' });
+      const checkKey = `${cat.catalog.kubernetesVersion}|${cat.catalog.resources.length}|${ack ?? ''}`;
+      const checked = rulesChecked.get(p.role) ?? new Set<string>();
+      rulesChecked.set(p.role, checked);
+      if (!p.role.builtin && !checked.has(checkKey)) {
+        checked.add(checkKey);
+        // A role's problems are reported where the role is written, once.
+        const at = p.role instanceof Role ? where(p.role) : where(g);
+        checkRules(p.role.rules, cat, (code, msg, hint) => report('error', code, at, msg, hint), { acknowledged: ack !== undefined && ack.trim() !== '' });
+      }
       const scope = scopeOn(p.namespaces, c.name);
       if (scope.kind === 'namespaces' && scope.namespaces.length > 0) matchedNamespaces = true;
       if (scope.kind === 'namespaces' && scope.namespaces.length === 0) continue;
@@ -215,7 +256,7 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
       for (const d of mixed) {
         report('error', 'MIXED_DENY_SUBJECTS', where(g), `deny ${d.id} binds some subjects of grant ${id} but not others; split the grant so each part is bound alike`);
       }
-      const narrowed = subtractDenies(normalizeRules(p.role.rules), bound.flatMap((d) => widenStreamDenies(d.rules)), cat);
+      const narrowed = narrow(p.role, bound, cat);
       if (narrowed.lossy) {
         report('warning', 'DENY_NARROWS_GRANT', where(g), `on ${c.name}, RBAC cannot express exactly what remains of grant ${id} after ${bound.map((d) => d.id).join(', ')}; the grant keeps less, never more`);
       }
@@ -229,6 +270,7 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
         source: g.source,
         subjects,
         rules: narrowed.rules,
+        role: narrowed.role,
         scope,
         conditions,
         ...(activationGroup ? { activationGroup } : {}),

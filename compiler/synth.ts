@@ -1,4 +1,5 @@
-import { ApiObject, App, Chart, YamlOutputType } from 'cdk8s';
+import { ApiObject, App, Chart } from 'cdk8s';
+import { emitYamlDocuments } from './private/yaml-emit.ts';
 import type { Grant, PolicyRule, Subject } from '../core/index.ts';
 import type { ResolvedCluster } from './resolve.ts';
 
@@ -21,9 +22,38 @@ export const EXTRA_KEYS = ['portcullis.dev/authenticated-by', 'portcullis.dev/gr
 
 const RBAC = 'rbac.authorization.k8s.io';
 
-/** The RBAC object name of a grant. */
-export function grantObjectName(grant: Pick<Grant, 'id'>): string {
-  return `portcullis:grant:${grant.id}`;
+/**
+ * An ApiObject whose manifest is plain data: no tokens, so cdk8s's token
+ * resolution (most of synth time on large fleets) is skipped and the object
+ * is emitted as given, with the chart's labels already merged in.
+ */
+class PlainApiObject extends ApiObject {
+  constructor(
+    scope: Chart,
+    id: string,
+    private readonly manifest: { apiVersion: string; kind: string; metadata: Record<string, unknown> } & Record<string, unknown>,
+  ) {
+    super(scope, id, { apiVersion: manifest.apiVersion, kind: manifest.kind });
+  }
+
+  override toJson(): Record<string, unknown> {
+    return this.manifest;
+  }
+}
+
+/** The ClusterRole a grant's (shared) role is synthesized as. */
+export function roleObjectName(grant: Pick<Grant, 'id' | 'role'>): string {
+  return grant.role === undefined ? `portcullis:grant:${grant.id}` : `portcullis:role:${grant.role}`;
+}
+
+/**
+ * The binding of a grant. It carries the role's hash because RBAC's roleRef
+ * is immutable: a grant whose rules change gets a new binding (applied before
+ * the old one is pruned) instead of an update the API server refuses.
+ */
+export function bindingObjectName(grant: Pick<Grant, 'id' | 'role'>): string {
+  const hash = grant.role?.split(':').pop();
+  return hash ? `portcullis:grant:${grant.id}:${hash}` : `portcullis:grant:${grant.id}`;
 }
 
 /**
@@ -33,11 +63,12 @@ export function grantObjectName(grant: Pick<Grant, 'id'>): string {
  * impersonate-only identity. Pure; objects are added in a stable order.
  */
 export function synthCluster(rc: ResolvedCluster): string {
-  const app = new App({ yamlOutputType: YamlOutputType.FILE_PER_APP });
+  const app = new App();
   const chart = new Chart(app, rc.name, { labels: { [MANAGED_BY.key]: MANAGED_BY.value, [CLUSTER_LABEL]: rc.name } });
   let n = 0;
+  const labels = { [MANAGED_BY.key]: MANAGED_BY.value, [CLUSTER_LABEL]: rc.name };
   const add = (apiVersion: string, kind: string, metadata: Record<string, unknown>, rest: Record<string, unknown> = {}) =>
-    new ApiObject(chart, `o${n++}`, { apiVersion, kind, metadata, ...rest });
+    new PlainApiObject(chart, `o${n++}`, { apiVersion, kind, metadata: { ...metadata, labels: { ...labels, ...(metadata.labels as object | undefined) } }, ...rest });
 
   add('v1', 'Namespace', { name: PROXY_NAMESPACE });
   for (const ns of rc.namespaces) add('v1', 'Namespace', { name: ns.name, labels: sortedRecord(ns.labels) });
@@ -58,16 +89,20 @@ export function synthCluster(rc: ResolvedCluster): string {
     subjects: [{ kind: 'ServiceAccount', name: BUNDLE_READER, namespace: PROXY_NAMESPACE }],
   });
 
+  // One ClusterRole per distinct role (grants with the same effective rules share it), in name order.
+  const roles = new Map<string, Grant>();
+  for (const g of rc.ruleSet.grants) if (!roles.has(roleObjectName(g))) roles.set(roleObjectName(g), g);
+  for (const [name, g] of [...roles].sort(([a], [b]) => (a < b ? -1 : 1))) add(`${RBAC}/v1`, 'ClusterRole', { name }, { rules: g.rules.map(rbacRule) });
+
   for (const g of rc.ruleSet.grants) {
-    const name = grantObjectName(g);
+    const name = bindingObjectName(g);
     const subjects = (g.activationGroup ? [{ kind: 'Group' as const, name: g.activationGroup }] : g.subjects).map(rbacSubject);
     const annotations = { 'portcullis.dev/source': `${g.source.file}:${g.source.line}`, ...(g.activationGroup ? { 'portcullis.dev/enforced-by': 'proxy' } : {}) };
-    add(`${RBAC}/v1`, 'ClusterRole', { name, annotations }, { rules: g.rules.map(rbacRule) });
-    const roleRef = { apiGroup: RBAC, kind: 'ClusterRole', name };
+    const roleRef = { apiGroup: RBAC, kind: 'ClusterRole', name: roleObjectName(g) };
     if (g.scope.kind === 'cluster') add(`${RBAC}/v1`, 'ClusterRoleBinding', { name, annotations }, { roleRef, subjects });
     else for (const ns of g.scope.namespaces) add(`${RBAC}/v1`, 'RoleBinding', { name, namespace: ns, annotations }, { roleRef, subjects });
   }
-  return app.synthYaml();
+  return emitYamlDocuments(chart.toJson());
 }
 
 /**

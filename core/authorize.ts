@@ -2,7 +2,7 @@ import type { RequestAttributes } from './attributes.ts';
 import { evaluateConditions } from './conditions.ts';
 import { ruleAllows } from './rbac.ts';
 import type { Deny, Grant, PolicyRule } from './rule-set.ts';
-import type { Indexed, RuleIndex } from './rule-index.ts';
+import { resourceKey, type Buckets, type Indexed, type RuleIndex } from './rule-index.ts';
 
 /** What the authorizer decided, and what determined it. The zero value is a deny. */
 export type Decision =
@@ -30,33 +30,55 @@ const NONE: ReadonlySet<string> = new Set();
  * is preferred (no activation group needed upstream), then the lowest id.
  */
 export function authorize(attrs: RequestAttributes, index: RuleIndex, ctx: AuthorizeContext): Decision {
-  const keys = [`u:${attrs.user}`, ...attrs.groups.map((g) => `g:${g}`)];
-  for (const d of index.deniesForEveryone) {
-    if (!excepted(d.item, attrs) && matches(d, attrs)) return { allowed: false, reason: 'deny', deny: d.item };
-  }
-  for (const k of keys) {
-    for (const d of index.deniesBySubject.get(k) ?? []) {
-      if (!excepted(d.item, attrs) && matches(d, attrs)) return { allowed: false, reason: 'deny', deny: d.item };
-    }
-  }
+  const key = resourceKey(attrs.apiGroup, attrs.resource);
+  const deny = firstDeny(index.deniesForEveryone, attrs, key) ?? bySubject(index.deniesByUser, index.deniesByGroup, attrs, (b) => firstDeny(b, attrs, key));
+  if (deny) return { allowed: false, reason: 'deny', deny };
   let plain: Grant | undefined;
   let conditional: Grant | undefined;
   const inactive: InactiveGrant[] = [];
-  for (const k of keys) {
-    for (const g of index.grantsBySubject.get(k) ?? []) {
-      if (!matches(g, attrs)) continue;
-      const c = evaluateConditions(g.item.id, g.item.conditions, ctx.now, ctx.breakGlass ?? NONE);
-      if (!c.active) inactive.push({ grant: g.item, why: c.why });
-      else if (g.item.activationGroup !== undefined) conditional = lower(conditional, g.item);
-      else {
-        plain = lower(plain, g.item);
-        break; // lists are in id order: nothing later in this one is lower
+  const visit = (b: Buckets<Grant>): undefined => {
+    for (const list of candidates(b, attrs, key)) {
+      for (const g of list) {
+        if (!matches(g, attrs)) continue;
+        const c = evaluateConditions(g.item.id, g.item.conditions, ctx.now, ctx.breakGlass ?? NONE);
+        if (!c.active) inactive.push({ grant: g.item, why: c.why });
+        else if (g.item.activationGroup !== undefined) conditional = lower(conditional, g.item);
+        else {
+          plain = lower(plain, g.item);
+          break; // lists are in id order: nothing later in this one is lower
+        }
       }
     }
-  }
+    return undefined;
+  };
+  bySubject(index.grantsByUser, index.grantsByGroup, attrs, visit);
   const grant = plain ?? conditional;
   if (grant) return { allowed: true, reason: 'grant', grant };
   return { allowed: false, reason: 'no-grant', inactive };
+}
+
+/** Calls `f` on the buckets of the user and each group until it returns something. */
+function bySubject<T, R>(users: ReadonlyMap<string, Buckets<T>>, groups: ReadonlyMap<string, Buckets<T>>, attrs: RequestAttributes, f: (b: Buckets<T>) => R | undefined): R | undefined {
+  const u = users.get(attrs.user);
+  const r = u && f(u);
+  if (r !== undefined) return r;
+  for (const g of attrs.groups) {
+    const b = groups.get(g);
+    const x = b && f(b);
+    if (x !== undefined) return x;
+  }
+  return undefined;
+}
+
+function candidates<T>(b: Buckets<T>, attrs: RequestAttributes, key: string): readonly (readonly Indexed<T>[])[] {
+  if (!attrs.isResourceRequest) return [b.nonResource];
+  const exact = b.byResource.get(key);
+  return exact ? [exact, b.wildcard] : [b.wildcard];
+}
+
+function firstDeny(b: Buckets<Deny>, attrs: RequestAttributes, key: string): Deny | undefined {
+  for (const list of candidates(b, attrs, key)) for (const d of list) if (!excepted(d.item, attrs) && matches(d, attrs)) return d.item;
+  return undefined;
 }
 
 function matches(e: Indexed<{ readonly rules: readonly PolicyRule[] }>, attrs: RequestAttributes): boolean {

@@ -15,3 +15,17 @@ function sortKeys(v: unknown): unknown {
   }
   return v;
 }
+
+/** Compact canonical JSON (keys sorted at every level, no spaces), written directly without copying objects. */
+export function compactCanonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : compactCanonicalJson(x))).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  let out = '';
+  for (const k of Object.keys(o).sort()) {
+    const x = o[k];
+    if (x === undefined) continue;
+    out += `${out ? ',' : ''}${JSON.stringify(k)}:${compactCanonicalJson(x)}`;
+  }
+  return `{${out}}`;
+}

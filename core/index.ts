@@ -8,7 +8,7 @@ export { decide, type Verdict } from './decide.ts';
 export { authorize, type AuthorizeContext, type Decision, type InactiveGrant } from './authorize.ts';
 export { activeUntil, evaluateConditions, inWindow, toMinutes, type ConditionResult } from './conditions.ts';
 export { apiGroupMatches, nonResourceURLMatches, resourceMatches, resourceNameMatches, ruleAllows, verbMatches } from './rbac.ts';
-export { indexRuleSet, subjectKey, type Indexed, type RuleIndex } from './rule-index.ts';
+export { indexRuleSet, resourceKey, type Buckets, type Indexed, type RuleIndex } from './rule-index.ts';
 export type * from './rule-set.ts';
 export { BundleError, type BundleErrorCode } from './bundle-error.ts';
 export {
@@ -25,5 +25,6 @@ export {
   type VerifyExpectations,
 } from './bundle.ts';
 export { canonicalJson } from './canonical-json.ts';
+export { decodeRuleSet, encodeRuleSet } from './rule-set-codec.ts';
 export { authorizationVerb, parseRequestInfo, toAttributes, type RequestInfo } from './request-info.ts';
 export { checkRequestTarget, type RequestTargetResult } from './request-target.ts';

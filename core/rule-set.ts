@@ -63,6 +63,11 @@ export interface Grant {
   readonly scope: Scope;
   readonly conditions: Conditions;
   /**
+   * The shared role the grant's rules come from (`NAME:HASH`, the key of the
+   * role table in rules.json and the suffix of its ClusterRole). Set by the compiler.
+   */
+  readonly role?: string;
+  /**
    * Set on conditional grants. Their RBAC is bound to this group instead of
    * the subjects, and the proxy impersonates the group only while the
    * conditions hold, so bypassing the proxy never activates them.

@@ -43,10 +43,21 @@ function windowNeverOpens(w: TimeWindow): string | undefined {
   const e = toMinutes(w.end);
   if (Number.isNaN(s) || Number.isNaN(e)) return "times must be 'HH:MM'";
   if (s >= e) return `start ${w.start} is not before end ${w.end}`;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: w.timeZone });
-  } catch {
-    return `unknown time zone '${w.timeZone}'`;
-  }
+  if (!knownTimeZone(w.timeZone)) return `unknown time zone '${w.timeZone}'`;
   return undefined;
+}
+
+const zones = new Map<string, boolean>();
+function knownTimeZone(tz: string): boolean {
+  let ok = zones.get(tz);
+  if (ok === undefined) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      ok = true;
+    } catch {
+      ok = false;
+    }
+    zones.set(tz, ok);
+  }
+  return ok;
 }
