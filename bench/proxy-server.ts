@@ -1,0 +1,45 @@
+/**
+ * Runs the Portcullis proxy (proxy-core's PortcullisProxy with the real
+ * authenticator) as its own process for `bench/proxy.ts`, so the benchmark can
+ * read the proxy's RSS and the load generator does not share its event loop.
+ * Usage: node bin/run-ts.js bench/proxy-server.ts CONFIG.yaml
+ * Prints one JSON line `{ "port": N, "pid": N }` once listening; SIGTERM stops it gracefully.
+ */
+import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { pino } from 'pino';
+import { createAuthenticator, type AuthnConfig } from '../runtime-proxy/authn/index.ts';
+import { loadConfig } from '../runtime-proxy/config.ts';
+import { PortcullisProxy } from '../runtime-proxy/server.ts';
+
+const file = process.argv[2];
+if (!file) {
+  process.stderr.write('usage: proxy-server CONFIG.yaml\n');
+  process.exit(2);
+}
+// Diagnosis only (BENCH_NODELAY=1): disable Nagle on client connections, to measure what it costs.
+if (process.env.BENCH_NODELAY === '1') {
+  const original = http2.createSecureServer;
+  (http2 as { createSecureServer: typeof original }).createSecureServer = ((...a: Parameters<typeof original>) => {
+    const server = original(...a);
+    server.on('secureConnection', (s: TLSSocket) => s.setNoDelay(true));
+    return server;
+  }) as typeof original;
+}
+const config = loadConfig(file);
+const proxy = new PortcullisProxy({
+  config,
+  authenticator: createAuthenticator(config.authn as unknown as AuthnConfig),
+  logger: pino({ name: 'portcullis-proxy', level: process.env.BENCH_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+});
+const { port } = await proxy.start();
+process.stdout.write(`${JSON.stringify({ port, pid: process.pid })}\n`);
+let stopping = false;
+process.on('SIGTERM', () => {
+  if (stopping) return;
+  stopping = true;
+  void proxy.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+});

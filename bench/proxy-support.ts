@@ -1,0 +1,242 @@
+/** Helpers of `bench/proxy.ts`: load generation, statistics, bundle signing, nginx and the proxy child process. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { canonicalJson, keyIdOf, sha256, signStatement, type BundleStatement, type RuleSet } from '../core/index.ts';
+
+/** One HTTP endpoint the load generator hits. */
+export interface Target {
+  readonly label: string;
+  /** https://127.0.0.1:PORT plus any path prefix (`/clusters/bench` for Portcullis). */
+  readonly base: string;
+  readonly ca: string;
+  readonly token: string;
+}
+
+/** Latency samples of one run, in ms. */
+export interface RunResult {
+  readonly samples: number[];
+  readonly errors: number;
+  readonly firstError?: string;
+  readonly elapsedMs: number;
+}
+
+/** A GET that reads the whole body; resolves with the status. */
+function get(agent: Agent, t: Target, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${t.base}${path}`, { agent, ca: t.ca, headers: { authorization: `Bearer ${t.token}`, accept: 'application/json' } }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * `count` GETs of `path` with `concurrency` workers on one keep-alive pool,
+ * stopping early at `maxMs`. Each sample is request start → last body byte.
+ */
+export async function run(t: Target, path: string, concurrency: number, count: number, maxMs: number): Promise<RunResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency, ca: t.ca });
+  const samples: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let issued = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    while (issued < count && performance.now() - t0 < maxMs) {
+      issued++;
+      const s = performance.now();
+      try {
+        const status = await get(agent, t, path);
+        if (status === 200) samples.push(performance.now() - s);
+        else {
+          errors++;
+          firstError ??= `HTTP ${status}`;
+        }
+      } catch (err) {
+        errors++;
+        firstError ??= (err as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsedMs = performance.now() - t0;
+  agent.destroy();
+  return { samples, errors, elapsedMs, ...(firstError !== undefined ? { firstError } : {}) };
+}
+
+/** The q-quantile (0…1) of samples, nearest rank. */
+export function quantile(samples: readonly number[], q: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const s = [...samples].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? Number.NaN;
+}
+
+/** A fresh Ed25519 signing key with its PEM public key and key id. */
+export function signingKey(): { readonly privateKey: KeyObject; readonly publicPem: string; readonly keyId: string } {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const pub = createPublicKey(privateKey);
+  return { privateKey, publicPem: pub.export({ type: 'spki', format: 'pem' }).toString(), keyId: keyIdOf(pub) };
+}
+
+/** Writes a signed bundle directory (rbac.yaml, rules.json, bundle.sig.json) and returns its files. */
+export function writeBundle(dir: string, ruleSet: RuleSet, key: ReturnType<typeof signingKey>, revision: number, now: number): Map<string, Uint8Array> {
+  mkdirSync(dir, { recursive: true });
+  const rules = Buffer.from(canonicalJson(ruleSet), 'utf8');
+  const rbac = Buffer.from('# RBAC is applied by `portcullis apply`; the proxy only verifies its digest.\n', 'utf8');
+  const st: BundleStatement = {
+    _type: 'https://portcullis.dev/bundle/v1',
+    cluster: ruleSet.cluster,
+    revision,
+    notAfter: new Date(now + 86_400_000).toISOString(),
+    sourceDigest: sha256(rules),
+    keyId: key.keyId,
+    files: { 'rbac.yaml': sha256(rbac), 'rules.json': sha256(rules) },
+  };
+  const env = Buffer.from(signStatement(st, key.privateKey), 'utf8');
+  writeFileSync(join(dir, 'rules.json'), rules);
+  writeFileSync(join(dir, 'rbac.yaml'), rbac);
+  writeFileSync(join(dir, 'bundle.sig.json'), env);
+  return new Map<string, Uint8Array>([
+    ['rules.json', rules],
+    ['rbac.yaml', rbac],
+    ['bundle.sig.json', env],
+  ]);
+}
+
+/** A rule set with `n` grants over many subjects and namespaces, like a large organisation's. */
+export function bigRuleSet(cluster: string, n: number): RuleSet {
+  const grants = Array.from({ length: n }, (_, i) => ({
+    id: `g${String(i).padStart(5, '0')}`,
+    source: { file: 'policies/big.ts', line: i + 1 },
+    subjects: [i % 3 === 0 ? { kind: 'Group' as const, name: `oidc:team-${i % 500}` } : { kind: 'User' as const, name: `oidc:user-${i % 2000}` }],
+    rules: [
+      { verbs: ['get', 'list', 'watch'], apiGroups: ['', 'apps'], resources: ['pods', 'deployments', 'configmaps'] },
+      { verbs: ['create', 'delete'], apiGroups: [''], resources: ['pods/exec'] },
+    ],
+    scope: i % 10 === 0 ? { kind: 'cluster' as const } : { kind: 'namespaces' as const, namespaces: [`ns-${i % 300}`, `ns-${(i + 1) % 300}`] },
+    conditions: i % 50 === 0 ? { windows: [{ days: ['mon' as const, 'tue' as const], start: '09:00', end: '17:00', timeZone: 'Europe/Berlin' }] } : {},
+    ...(i % 50 === 0 ? { activationGroup: `portcullis:grant:g${String(i).padStart(5, '0')}` } : {}),
+  }));
+  const users = [...new Set(grants.flatMap((g) => g.subjects.filter((s) => s.kind === 'User').map((s) => s.name)))].sort();
+  const groups = [...new Set([...grants.flatMap((g) => g.subjects.filter((s) => s.kind === 'Group').map((s) => s.name)), ...grants.flatMap((g) => (g.activationGroup ? [g.activationGroup] : []))])].sort();
+  return { apiVersion: 'portcullis.dev/v1', kind: 'RuleSet', cluster, grants, denies: [], impersonable: { users, groups } };
+}
+
+/** Starts a child process running `bench/proxy-server.ts` and waits for its `{port,pid}` line. */
+export async function startProxyChild(root: string, configFile: string, logFile: string): Promise<{ readonly child: ChildProcess; readonly port: number; readonly pid: number }> {
+  const child = spawn(process.execPath, ['--max-old-space-size=2048', join(root, 'bin/run-ts.js'), join(root, 'bench/proxy-server.ts'), configFile], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const errChunks: string[] = [];
+  child.stderr?.on('data', (c: Buffer) => {
+    errChunks.push(c.toString());
+    writeFileSync(logFile, errChunks.join(''));
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`proxy did not start within 60 s:\n${errChunks.join('')}`)), 60_000);
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', (l) => {
+      clearTimeout(timer);
+      resolve(l);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`proxy exited with ${code}:\n${errChunks.join('')}`));
+    });
+  });
+  const { port, pid } = JSON.parse(line) as { port: number; pid: number };
+  return { child, port, pid };
+}
+
+/** Resident set size of a process in MiB, from /proc. */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+/** Where nginx is, or undefined. */
+export function findNginx(): string | undefined {
+  for (const p of ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx']) {
+    const r = spawnSync(p, ['-v'], { encoding: 'utf8' });
+    if (r.status === 0) return p;
+  }
+  return undefined;
+}
+
+/** Starts nginx (1 worker, like the single-threaded proxy) as a plain TLS reverse proxy to `upstream`. */
+export async function startNginx(
+  nginx: string,
+  dir: string,
+  port: number,
+  tls: { readonly certFile: string; readonly keyFile: string },
+  upstream: { readonly hostPort: string; readonly caFile: string },
+): Promise<ChildProcess> {
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  const runningAsRoot = process.getuid?.() === 0;
+  const conf = `
+${runningAsRoot ? 'user root root;' : ''}
+worker_processes 1;
+daemon off;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'error.log')} warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${join(dir, 'tmp/body')};
+  proxy_temp_path ${join(dir, 'tmp/proxy')};
+  fastcgi_temp_path ${join(dir, 'tmp/fastcgi')};
+  uwsgi_temp_path ${join(dir, 'tmp/uwsgi')};
+  scgi_temp_path ${join(dir, 'tmp/scgi')};
+  upstream kube {
+    server ${upstream.hostPort};
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${tls.certFile};
+    ssl_certificate_key ${tls.keyFile};
+    keepalive_requests 100000;
+    location / {
+      proxy_pass https://kube;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_ssl_trusted_certificate ${upstream.caFile};
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_session_reuse on;
+      proxy_buffering off;
+      proxy_read_timeout 3600s;
+    }
+  }
+}
+`;
+  const confFile = join(dir, 'nginx.conf');
+  writeFileSync(confFile, conf);
+  const check = spawnSync(nginx, ['-t', '-c', confFile, '-e', join(dir, 'error.log')], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`nginx -t failed: ${check.stderr}`);
+  const child = spawn(nginx, ['-c', confFile, '-e', join(dir, 'error.log')], { stdio: 'ignore' });
+  // Wait until it accepts TLS connections.
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = request(`https://127.0.0.1:${port}/`, { rejectUnauthorized: false }, (res) => {
+        res.resume();
+        resolve(true);
+      });
+      req.on('error', () => resolve(false));
+      req.end();
+    });
+    if (ok) return child;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGTERM');
+  throw new Error(`nginx did not start: ${readFileSync(join(dir, 'error.log'), 'utf8')}`);
+}

@@ -1,0 +1,426 @@
+/**
+ * Proxy benchmark (a script, not a test): `node bin/run-ts.js bench/proxy.ts [--fleet DIR] [--quick]`.
+ *
+ * On loopback against a sandbox cluster, side by side in one run:
+ *   direct to kube-apiserver · through Portcullis · through nginx as a plain TLS reverse proxy.
+ * GET of one ConfigMap and LIST of 500, at concurrency 1 and 32; p50/p99 per path,
+ * the latency each proxy adds over direct, and Portcullis' added latency over nginx's.
+ * Then: bundle reload of 10,000 grants, 2,000 concurrent watches through one proxy
+ * (its RSS), and the audit sink at 10,000 records/s (lines counted afterwards).
+ *
+ * Without --fleet it starts its own one-cluster sandbox (sandbox/upFleet) and stops it at the end.
+ * Every loop is bounded in count and time.
+ */
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { keyIdOf, type RuleSet } from '../core/index.ts';
+import { toAuditEvent } from '../runtime-proxy/audit/event.ts';
+import { AuditSink } from '../runtime-proxy/audit/sink.ts';
+import { BundleStore } from '../runtime-proxy/bundle-store.ts';
+import { downFleet, readFleet, upFleet, type SandboxFleet } from '../sandbox/fleet.ts';
+import { createTestCa, startOidcProvider } from '../test/support/oidc.ts';
+import { bigRuleSet, findNginx, quantile, rssMiB, run, signingKey, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const fleetArg = args.includes('--fleet') ? args[args.indexOf('--fleet') + 1] : undefined;
+const parts = new Set((args.includes('--parts') ? (args[args.indexOf('--parts') + 1] ?? '') : 'latency,reload,watches,audit').split(','));
+const NS = 'portcullis-bench';
+const OBJECTS = 500;
+const WATCHES = 2000;
+const out = (s = '') => process.stdout.write(`${s}\n`);
+const say = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+const work = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
+const children: ChildProcess[] = [];
+let ownFleetDir: string | undefined;
+let stopOidc: (() => Promise<void>) | undefined;
+
+async function main(): Promise<void> {
+  // ---- the cluster -------------------------------------------------------------
+  let fleet: SandboxFleet;
+  if (fleetArg) fleet = readFleet(fleetArg);
+  else {
+    ownFleetDir = join(work, 'sandbox');
+    say(`starting a one-cluster sandbox in ${ownFleetDir}`);
+    fleet = await upFleet({ dir: ownFleetDir, names: ['bench'], log: say });
+  }
+  const cluster = fleet.clusters[0];
+  if (!cluster) throw new Error('the sandbox has no cluster');
+  const kubectl = (input: string | undefined, ...a: string[]) => {
+    const r = spawnSync(fleet.bin.kubectl, ['--kubeconfig', cluster.adminKubeconfig, ...a], { encoding: 'utf8', input, timeout: 120_000, maxBuffer: 64 << 20 });
+    if (r.status !== 0) throw new Error(`kubectl ${a.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const aliceToken = cluster.tokens.alice;
+  if (!aliceToken) throw new Error('sandbox has no static token for alice');
+
+  say(`creating ${OBJECTS} ConfigMaps and RBAC in ${cluster.name}/${NS}`);
+  const items = Array.from({ length: OBJECTS }, (_, i) => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: `cm-${String(i).padStart(3, '0')}`, namespace: NS, labels: { app: 'bench' } },
+    data: { index: String(i), payload: 'x'.repeat(200) },
+  }));
+  const setup = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'bench-read', namespace: NS }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'bench-read', namespace: NS },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'bench-read' },
+      subjects: [
+        { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'alice' },
+        { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'oidc:bench' },
+      ],
+    },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'portcullis-bench-proxy', namespace: NS } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'portcullis-bench:impersonator' },
+      rules: [
+        { apiGroups: [''], resources: ['users'], resourceNames: ['oidc:bench'], verbs: ['impersonate'] },
+        { apiGroups: [''], resources: ['groups'], resourceNames: ['system:authenticated', 'oidc:bench-team'], verbs: ['impersonate'] },
+        { apiGroups: ['authentication.k8s.io'], resources: ['userextras/portcullis.dev/grant', 'userextras/portcullis.dev/authenticated-by'], verbs: ['impersonate'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'portcullis-bench:impersonator' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'portcullis-bench:impersonator' },
+      subjects: [{ kind: 'ServiceAccount', name: 'portcullis-bench-proxy', namespace: NS }],
+    },
+  ];
+  kubectl(stringify({ apiVersion: 'v1', kind: 'List', items: setup }), 'apply', '-f', '-');
+  kubectl(stringify({ apiVersion: 'v1', kind: 'List', items }), 'apply', '--server-side', '--field-manager=portcullis-bench', '-f', '-');
+  const saToken = kubectl(undefined, 'create', 'token', 'portcullis-bench-proxy', '-n', NS, '--duration=2h').trim();
+  writeFileSync(join(work, 'proxy-sa.token'), saToken, { mode: 0o600 });
+
+  // ---- identity, bundle, TLS ---------------------------------------------------
+  const oidc = await startOidcProvider();
+  stopOidc = () => oidc.stop();
+  const userToken = await oidc.token({ sub: 'bench', groups: ['bench-team'], ttlSeconds: 7200 });
+  const key = signingKey();
+  writeFileSync(join(work, 'bundle-key.pub.pem'), key.publicPem);
+  const ruleSet: RuleSet = {
+    apiVersion: 'portcullis.dev/v1',
+    kind: 'RuleSet',
+    cluster: cluster.name,
+    grants: [
+      {
+        id: 'bench-read',
+        source: { file: 'bench/proxy.ts', line: 1 },
+        subjects: [{ kind: 'User', name: 'oidc:bench' }],
+        rules: [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps'] }],
+        scope: { kind: 'namespaces', namespaces: [NS] },
+        conditions: {},
+      },
+    ],
+    denies: [],
+    impersonable: { users: ['oidc:bench'], groups: ['oidc:bench-team'] },
+  };
+  writeBundle(join(work, 'bundle'), ruleSet, key, 1, Date.now());
+  const ca = createTestCa('portcullis bench CA');
+  const serving = ca.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
+  const auditLog = join(work, 'proxy-audit.log');
+  const proxyConfig = {
+    listen: { host: '127.0.0.1', port: 0 },
+    tls: { certFile: serving.certFile, keyFile: serving.keyFile },
+    clusters: [
+      {
+        name: cluster.name,
+        upstream: { url: cluster.server, caFile: cluster.caFile, tokenFile: join(work, 'proxy-sa.token') },
+        bundle: { directory: join(work, 'bundle') },
+        trustedKeyFiles: [join(work, 'bundle-key.pub.pem')],
+      },
+    ],
+    authn: { issuers: [{ issuer: oidc.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', caFile: oidc.caFile }] },
+    audit: { stdout: false, file: { path: auditLog, maxBytes: 1 << 30, maxFiles: 2 }, flushIntervalMs: 100 },
+    limits: { maxLongRunningPerIdentity: WATCHES + 100 },
+  };
+  const configFile = join(work, 'proxy.yaml');
+  writeFileSync(configFile, stringify(proxyConfig));
+  say('starting the Portcullis proxy (child process)');
+  const proxy = await startProxyChild(root, configFile, join(work, 'proxy.log'));
+  children.push(proxy.child);
+
+  const nginx = findNginx();
+  let nginxPort: number | undefined;
+  if (nginx) {
+    nginxPort = await freePort();
+    const upstreamHostPort = new URL(cluster.server).host;
+    children.push(await startNginx(nginx, join(work, 'nginx'), nginxPort, serving, { hostPort: upstreamHostPort, caFile: cluster.caFile }));
+  } else {
+    say('nginx not found: the nginx column is skipped. Install it with `apt-get update && apt-get install -y nginx` (Debian) and run again.');
+  }
+
+  const targets: Target[] = [
+    { label: 'direct', base: cluster.server, ca: cluster.caPem, token: aliceToken },
+    { label: 'portcullis', base: `https://127.0.0.1:${proxy.port}/clusters/${cluster.name}`, ca: ca.caPem, token: userToken },
+    ...(nginxPort !== undefined ? [{ label: 'nginx', base: `https://127.0.0.1:${nginxPort}`, ca: ca.caPem, token: aliceToken }] : []),
+  ];
+
+  const getPath = `/api/v1/namespaces/${NS}/configmaps/cm-000`;
+  const listPath = `/api/v1/namespaces/${NS}/configmaps`;
+  for (const t of targets) {
+    const r = await run(t, listPath, 1, 1, 10_000);
+    if (r.errors > 0) throw new Error(`${t.label}: LIST failed (${r.firstError}); see ${work}`);
+  }
+
+  // ---- latency -------------------------------------------------------------------
+  out(`Portcullis proxy benchmark — ${new Date().toISOString()} — node ${process.version}, kube-apiserver ${fleet.kubernetesVersion}, ${nginx ? spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim() : 'no nginx'}`);
+  out(`loopback, HTTP/1.1 keep-alive, TLS everywhere; latency = request start → last body byte, ms`);
+  out();
+  const scenarios = !parts.has('latency') ? [] : [
+    { name: 'GET 1 object', path: getPath, concurrency: 1, count: quick ? 200 : 1000 },
+    { name: 'GET 1 object', path: getPath, concurrency: 32, count: quick ? 1000 : 4000 },
+    { name: `LIST ${OBJECTS} objects`, path: listPath, concurrency: 1, count: quick ? 30 : 150 },
+    { name: `LIST ${OBJECTS} objects`, path: listPath, concurrency: 32, count: quick ? 100 : 480 },
+  ];
+  const header = ['scenario', 'path', 'n', 'err', 'req/s', 'p50', 'p99', '+p50', '+p99'];
+  const rows: string[][] = [];
+  const ratios: string[] = [];
+  for (const s of scenarios) {
+    const results = new Map<string, RunResult>();
+    // Interleave: each path gets a warm-up, then the measured run, in the same order every scenario.
+    for (const t of targets) {
+      await run(t, s.path, Math.min(s.concurrency, 8), Math.min(50, s.count), 10_000);
+      results.set(t.label, await run(t, s.path, s.concurrency, s.count, 45_000));
+    }
+    const d = results.get('direct');
+    const dp50 = d ? quantile(d.samples, 0.5) : Number.NaN;
+    const dp99 = d ? quantile(d.samples, 0.99) : Number.NaN;
+    for (const [label, r] of results) {
+      const p50 = quantile(r.samples, 0.5);
+      const p99 = quantile(r.samples, 0.99);
+      rows.push([
+        `${s.name} c=${s.concurrency}`,
+        label,
+        String(r.samples.length),
+        String(r.errors),
+        (r.samples.length / (r.elapsedMs / 1000)).toFixed(0),
+        p50.toFixed(2),
+        p99.toFixed(2),
+        label === 'direct' ? '' : (p50 - dp50).toFixed(2),
+        label === 'direct' ? '' : (p99 - dp99).toFixed(2),
+      ]);
+    }
+    const p = results.get('portcullis');
+    const n = results.get('nginx');
+    if (p && n) {
+      const addP50 = quantile(p.samples, 0.5) - dp50;
+      const addN50 = quantile(n.samples, 0.5) - dp50;
+      const addP99 = quantile(p.samples, 0.99) - dp99;
+      const addN99 = quantile(n.samples, 0.99) - dp99;
+      ratios.push(`${s.name} c=${s.concurrency}: Portcullis/nginx added latency p50 ${ratio(addP50, addN50)}, p99 ${ratio(addP99, addN99)}`);
+    }
+  }
+  if (rows.length) printTable(header, rows);
+  out();
+  for (const r of ratios) out(r);
+  out('(targets: Portcullis adds ≤ 0.5 ms p50 and ≤ 2 ms p99 over direct; within 2× of nginx)');
+  out();
+
+  // ---- bundle reload -------------------------------------------------------------
+  if (parts.has('reload')) await reloadBench(cluster.name, key);
+  if (parts.has('watches')) await watchBench(proxy.pid, targets[1] as Target);
+  if (parts.has('audit')) {
+    const audit = await auditThroughput(join(work, 'audit-bench.log'), quick ? 3 : 5);
+    out(
+      `audit sink at 10,000 records/s for ${audit.seconds} s: queued ${audit.queued}, written ${audit.written}, lines in file ${audit.lines}, lost ${audit.lost}; ` +
+        `offered rate ${audit.offeredRate.toFixed(0)}/s, flush p99 ${audit.flushP99.toFixed(1)} ms`,
+    );
+  }
+}
+
+async function reloadBench(clusterName: string, key: ReturnType<typeof signingKey>): Promise<void> {
+  const big = bigRuleSet(clusterName, 10_000);
+  const bigFiles = writeBundle(join(work, 'big-bundle'), big, key, 1, Date.now());
+  // Public keys loaded from the PEM, as the proxy loads them.
+  const pub = createPublicKey(key.publicPem);
+  const keys = new Map([[keyIdOf(pub), pub]]);
+  const reloads: number[] = [];
+  for (let i = 0; i < (quick ? 5 : 15); i++) {
+    const store = new BundleStore(clusterName, keys);
+    const t0 = performance.now();
+    const r = store.offer(bigFiles, Date.now());
+    reloads.push(performance.now() - t0);
+    if (r.result !== 'accepted') throw new Error(`big bundle refused: ${JSON.stringify(r)}`);
+  }
+  out(`bundle reload, 10,000 grants (${(bigFiles.get('rules.json')?.length ?? 0) / 1e6} MB rules.json): verify+parse+index p50 ${quantile(reloads, 0.5).toFixed(1)} ms, max ${Math.max(...reloads).toFixed(1)} ms over ${reloads.length} (target ≤ 100 ms)`);
+
+}
+
+async function watchBench(pid: number, watchTarget: Target): Promise<void> {
+  const rssBefore = rssMiB(pid);
+  const opened = await openWatches(watchTarget, `/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=900&allowWatchBookmarks=false`, quick ? 500 : WATCHES, 120_000);
+  await new Promise((r) => setTimeout(r, 2000));
+  const rssAfter = rssMiB(pid);
+  out(`${opened.ok} concurrent watches through one proxy (${opened.failed} failed${opened.firstError ? `: ${opened.firstError}` : ''}): proxy RSS ${rssBefore.toFixed(0)} MiB idle → ${rssAfter.toFixed(0)} MiB with watches open (target ≤ 400 MB)`);
+  opened.close();
+  await new Promise((r) => setTimeout(r, 1000));
+}
+
+async function openWatches(t: Target, path: string, n: number, maxMs: number): Promise<{ ok: number; failed: number; firstError?: string; close: () => void }> {
+  const agent = new Agent({ keepAlive: false, maxSockets: Infinity, ca: t.ca });
+  const reqs: ReturnType<typeof request>[] = [];
+  let ok = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const t0 = Date.now();
+  const one = () =>
+    new Promise<void>((resolve) => {
+      let done = false;
+      const finish = (good: boolean, why?: string) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (good) ok++;
+        else {
+          failed++;
+          firstError ??= why;
+        }
+        resolve();
+      };
+      // A watch that gets no response headers within 15 s counts as failed (and the bench moves on).
+      const timer = setTimeout(() => finish(false, 'no response headers within 15 s'), 15_000);
+      const req = request(`${t.base}${path}`, { agent, ca: t.ca, headers: { authorization: `Bearer ${t.token}`, accept: 'application/json' } }, (res) => {
+        res.on('data', () => {});
+        res.on('error', () => {});
+        finish(res.statusCode === 200, `HTTP ${res.statusCode}`);
+      });
+      req.on('error', (e) => finish(false, e.message));
+      req.end();
+      reqs.push(req);
+    });
+  for (let i = 0; i < n && Date.now() - t0 < maxMs; i += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, n - i) }, one));
+  }
+  return {
+    ok,
+    failed,
+    ...(firstError !== undefined ? { firstError } : {}),
+    close: () => {
+      for (const r of reqs) r.destroy();
+      agent.destroy();
+    },
+  };
+}
+
+async function auditThroughput(path: string, seconds: number) {
+  const sink = new AuditSink({ stdout: false, file: { path, maxBytes: 1 << 30, maxFiles: 2 }, flushIntervalMs: 100 });
+  const now = Date.now();
+  const facts = (i: number) => ({
+    auditId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    stage: 'ResponseComplete' as const,
+    requestURI: `/api/v1/namespaces/${NS}/configmaps/cm-${i % 500}`,
+    method: 'GET',
+    receivedAt: now,
+    at: now,
+    sourceIP: '127.0.0.1',
+    userAgent: 'kubectl/v1.34.4',
+    cluster: 'bench',
+    transport: 'http1' as const,
+    user: { name: 'oidc:bench', groups: ['oidc:bench-team'], issuer: 'https://127.0.0.1' },
+    impersonated: { user: 'oidc:bench', groups: ['oidc:bench-team'] },
+    decision: 'allow' as const,
+    reason: 'grant',
+    grantId: 'bench-read',
+    source: 'policies/bench.ts:1',
+    bundleRevision: 1,
+    policyDigest: 'f'.repeat(64),
+    code: 200,
+  });
+  const perTick = 100; // every 10 ms → 10,000/s
+  const ticks = seconds * 100;
+  let queued = 0;
+  const flushTimes: number[] = [];
+  const t0 = performance.now();
+  for (let tick = 0; tick < ticks; tick++) {
+    for (let j = 0; j < perTick; j++) sink.write(toAuditEvent(facts(queued++)));
+    if (tick % 10 === 9) {
+      const f0 = performance.now();
+      sink.flush();
+      flushTimes.push(performance.now() - f0);
+    }
+    const due = t0 + (tick + 1) * 10;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  sink.close();
+  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0).length;
+  return { seconds, queued, written: sink.written, lost: sink.lost, lines, offeredRate: queued / elapsed, flushP99: quantile(flushTimes, 0.99) };
+}
+
+function ratio(a: number, b: number): string {
+  if (!(b > 0)) return `${a.toFixed(2)} ms vs ${b.toFixed(2)} ms (nginx adds ≤ 0)`;
+  return `${(a / b).toFixed(2)}× (${a.toFixed(2)} vs ${b.toFixed(2)} ms)`;
+}
+
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  out(line(header));
+  for (const r of rows) out(line(r));
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function cleanup(): Promise<void> {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 500));
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await stopOidc?.();
+  if (ownFleetDir) await downFleet(ownFleetDir);
+  if (!process.env.BENCH_KEEP) rmSync(work, { recursive: true, force: true });
+}
+
+// Bounded: whatever happens, stop everything this script started and exit.
+const watchdog = setTimeout(
+  () => {
+    say('watchdog: the run exceeded its time budget; cleaning up');
+    process.env.BENCH_KEEP = '1';
+    void cleanup().finally(() => process.exit(3));
+  },
+  (quick ? 12 : 25) * 60_000,
+);
+watchdog.unref();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    say(`${sig}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+try {
+  await main();
+  await cleanup();
+} catch (err) {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.env.BENCH_KEEP = '1';
+  say(`kept ${work} for inspection`);
+  await cleanup();
+  process.exitCode = 1;
+}
