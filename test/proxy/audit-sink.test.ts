@@ -1,0 +1,100 @@
+// The audit sink and Event shape (SECURITY rule 17, unit level).
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { toAuditEvent, type AuditFacts } from '../../runtime-proxy/audit/event.ts';
+import { AuditSink } from '../../runtime-proxy/audit/sink.ts';
+
+const FACTS: AuditFacts = {
+  auditId: 'a1',
+  stage: 'ResponseComplete',
+  requestURI: '/clusters/dev/api/v1/namespaces/n/pods/p',
+  method: 'GET',
+  receivedAt: Date.parse('2026-01-01T00:00:00.123Z'),
+  at: Date.parse('2026-01-01T00:00:00.456Z'),
+  sourceIP: '127.0.0.1',
+  userAgent: 'kubectl',
+  cluster: 'dev',
+  transport: 'http2',
+  user: { name: 'oidc:a', groups: ['oidc:g'], issuer: 'https://idp' },
+  impersonated: { user: 'oidc:a', groups: ['oidc:g'] },
+  attributes: { user: 'oidc:a', groups: ['oidc:g'], verb: 'get', isResourceRequest: true, path: '/api/v1/namespaces/n/pods/p', apiGroup: '', apiVersion: 'v1', resource: 'pods', subresource: '', namespace: 'n', name: 'p' },
+  decision: 'allow',
+  reason: 'grant',
+  grantId: 'g1',
+  source: 'policies/x.ts:7',
+  bundleRevision: 4,
+  policyDigest: 'abc',
+  code: 200,
+};
+
+describe('audit', () => {
+  it('GIVEN the facts of a request WHEN turned into an Event THEN it has the audit.k8s.io/v1 shape and the decision annotations', () => {
+    assert.deepEqual(toAuditEvent(FACTS), {
+      kind: 'Event',
+      apiVersion: 'audit.k8s.io/v1',
+      level: 'Metadata',
+      auditID: 'a1',
+      stage: 'ResponseComplete',
+      requestURI: '/clusters/dev/api/v1/namespaces/n/pods/p',
+      verb: 'get',
+      user: { username: 'oidc:a', groups: ['oidc:g'], extra: { 'portcullis.dev/authenticated-by': ['https://idp'] } },
+      impersonatedUser: { username: 'oidc:a', groups: ['oidc:g'] },
+      sourceIPs: ['127.0.0.1'],
+      userAgent: 'kubectl',
+      objectRef: { resource: 'pods', namespace: 'n', name: 'p', apiGroup: '', apiVersion: 'v1' },
+      responseStatus: { metadata: {}, code: 200 },
+      requestReceivedTimestamp: '2026-01-01T00:00:00.123000Z',
+      stageTimestamp: '2026-01-01T00:00:00.456000Z',
+      annotations: {
+        'portcullis.dev/decision': 'allow',
+        'portcullis.dev/reason': 'grant',
+        'portcullis.dev/transport': 'http2',
+        'portcullis.dev/cluster': 'dev',
+        'portcullis.dev/grant': 'g1',
+        'portcullis.dev/source': 'policies/x.ts:7',
+        'portcullis.dev/bundle-revision': '4',
+        'portcullis.dev/policy-digest': 'abc',
+      },
+    });
+  });
+
+  it('GIVEN a size limit WHEN more than it is written THEN the file rotates and no line is lost or split', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'audit-'));
+    const path = join(dir, 'audit.log');
+    const sink = new AuditSink({ file: { path, maxBytes: 4000, maxFiles: 3 }, stdout: false, flushIntervalMs: 60_000 });
+    for (let i = 0; i < 30; i++) {
+      sink.write(toAuditEvent({ ...FACTS, auditId: `id-${i}` }));
+      sink.flush();
+    }
+    sink.close();
+    const files = [path, `${path}.1`, `${path}.2`, `${path}.3`].filter(existsSync);
+    assert.ok(files.length >= 3, files.join());
+    const ids = files.flatMap((f) => readFileSync(f, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { auditID: string }).auditID));
+    // oldest files beyond maxFiles are dropped by design; what is kept is whole and in order
+    const nums = ids.map((x) => Number(x.slice(3))).sort((a, b) => a - b);
+    assert.equal(nums.at(-1), 29);
+    assert.deepEqual(nums, [...new Set(nums)]);
+    for (const f of files) assert.ok(readFileSync(f).length <= 4000 + 1000);
+  });
+
+  it('GIVEN stdout WHEN flushed THEN each Event is one line', () => {
+    const out: string[] = [];
+    const sink = new AuditSink({ stdout: true, flushIntervalMs: 60_000, stdoutWrite: (c) => out.push(c) });
+    sink.write(toAuditEvent(FACTS));
+    sink.write(toAuditEvent({ ...FACTS, auditId: 'a2' }));
+    assert.equal(out.length, 0, 'buffered until flush');
+    sink.close();
+    assert.deepEqual(out.join('').trim().split('\n').map((l) => (JSON.parse(l) as { auditID: string }).auditID), ['a1', 'a2']);
+  });
+
+  it('GIVEN a failing file WHEN flushed THEN the sink is unhealthy and keeps the lines', () => {
+    const sink = new AuditSink({ file: { path: '/dev/full', maxBytes: 1e12, maxFiles: 1 }, stdout: false, flushIntervalMs: 60_000 });
+    sink.write(toAuditEvent(FACTS));
+    assert.equal(sink.flush(), false);
+    assert.equal(sink.healthy, false);
+    assert.equal(sink.written, 0);
+  });
+});
