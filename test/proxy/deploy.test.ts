@@ -1,6 +1,5 @@
 /** The proxy's own deployment chart: snapshot, invariants, and the real apiserver's verdict (server-side dry run). */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { BUNDLE_CONFIGMAP as COMPILER_BUNDLE_CONFIGMAP, IMPERSONATOR_ROLE as COMPILER_IMPERSONATOR_ROLE, PROXY_NAMESPACE as COMPILER_NAMESPACE, PROXY_SERVICE_ACCOUNT as COMPILER_SA } from '../../compiler/synth.ts';
 import { parseConfig } from '../../runtime-proxy/config.ts';
+import { getTestFleet } from '../support/fleet.ts';
 import {
   BUNDLE_CONFIGMAP,
   BUNDLE_MOUNT,
@@ -126,28 +126,20 @@ describe('proxy deployment chart', () => {
 });
 
 describe('proxy deployment chart against a real kube-apiserver', () => {
-  it('GIVEN a sandbox cluster WHEN kubectl apply --dry-run=server THEN every object is accepted', async (t) => {
-    const fleetModule = '../support/fleet.ts';
-    if (!existsSync(fileURLToPath(new URL(fleetModule, import.meta.url)))) {
-      t.skip('test/support/fleet.ts (sandbox) not available yet');
-      return;
-    }
-    const { getTestFleet } = (await import(fleetModule)) as { getTestFleet: () => Promise<any> };
+  it('GIVEN a sandbox cluster WHEN kubectl apply --dry-run=server THEN every object is accepted', async () => {
     const fleet = await getTestFleet();
-    const cluster = fleet.clusters.find((c: any) => c.name === 'dev') ?? fleet.clusters[0];
-    const kubectl: string = fleet.bin?.kubectl ?? fleet.kubectl;
+    const cluster = fleet.cluster('dev');
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-deploy-'));
     try {
       const file = join(dir, 'chart.yaml');
       writeFileSync(file, synthProxyChart(props));
-      const run = (...args: string[]) => spawnSync(kubectl, ['--kubeconfig', cluster.adminKubeconfig, ...args], { encoding: 'utf8', timeout: 60_000 });
+      const kubeconfig = cluster.adminKubeconfig;
       // The namespace must exist for namespaced objects to pass a server dry run; creating it is idempotent.
-      const ns = run('create', 'namespace', PROXY_NAMESPACE);
-      assert.ok(ns.status === 0 || /AlreadyExists/.test(ns.stderr), ns.stderr);
-      const r = run('apply', '--dry-run=server', '-f', file, '-o', 'name');
-      assert.equal(r.status, 0, r.stderr);
-      const names = r.stdout.trim().split('\n').sort();
-      assert.deepEqual(names, [
+      const ns = await fleet.kubectl(['create', 'namespace', PROXY_NAMESPACE], { kubeconfig });
+      assert.ok(ns.code === 0 || /AlreadyExists/.test(ns.stderr), ns.stderr);
+      const r = await fleet.kubectl(['apply', '--dry-run=server', '-f', file, '-o', 'name'], { kubeconfig, timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split('\n').sort(), [
         'clusterrolebinding.rbac.authorization.k8s.io/portcullis:proxy-impersonator',
         'configmap/portcullis-proxy-config',
         'configmap/portcullis-proxy-keys',
@@ -157,6 +149,11 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
         'service/portcullis-proxy',
         'serviceaccount/portcullis-proxy',
       ]);
+      // And the apiserver rejects what it should: the same chart with an invalid object is refused.
+      writeFileSync(file, synthProxyChart(props).replace('minAvailable: 1', 'minAvailable: -1'));
+      const bad = await fleet.kubectl(['apply', '--dry-run=server', '-f', file, '-o', 'name'], { kubeconfig, timeoutMs: 60_000 });
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /minAvailable/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
