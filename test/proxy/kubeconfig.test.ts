@@ -9,7 +9,8 @@ import { parse } from 'yaml';
 import { ExitError } from '../../cli/exit-error.ts';
 import type { Grant, RuleSet } from '../../core/index.ts';
 import { kubeconfigCommand, registerKubeconfigCommands } from '../../runtime-proxy/kubeconfig-cli.ts';
-import { buildKubeconfig, reachableClusters, type FleetFile, type Kubeconfig } from '../../runtime-proxy/kubeconfig.ts';
+import { buildKubeconfig, reachableClusters, renderKubeconfig, type FleetFile, type Kubeconfig } from '../../runtime-proxy/kubeconfig.ts';
+import { getTestFleet } from '../support/fleet.ts';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const fleet: FleetFile = {
@@ -178,5 +179,28 @@ describe('portcullis kubeconfig (CLI)', () => {
     const text = kubeconfigCommand({ user: ci, group: [], generated: dir, clientId: 'portcullis' }, NOW);
     assert.match(text, /--oidc-issuer-url=https:\/\/token\.actions\.githubusercontent\.com/);
     writeFileSync(join(dir, 'dev', 'rules.json'), JSON.stringify(rs));
+  });
+});
+
+describe('portcullis kubeconfig read by the real kubectl', () => {
+  it('GIVEN the written kubeconfig WHEN kubectl lists contexts and resolves one THEN it sees exactly the reachable clusters behind the proxy, and runs the exec plugin for credentials', async () => {
+    const sandbox = await getTestFleet();
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-kubeconfig-e2e-'));
+    try {
+      const file = join(dir, 'config');
+      const k = buildKubeconfig({ identity: { user: 'oidc:bob', groups: ['oidc:sre', 'oidc:devs'] }, fleet, ruleSets, login, now: NOW, proxyCaPem: sandbox.cluster('dev').caPem });
+      writeFileSync(file, renderKubeconfig(k), { mode: 0o600 });
+      const contexts = await sandbox.kubectl(['config', 'get-contexts', '-o', 'name'], { kubeconfig: file });
+      assert.equal(contexts.code, 0, contexts.stderr);
+      assert.deepEqual(contexts.stdout.trim().split('\n'), ['dev', 'prod-eu', 'staging']);
+      const server = await sandbox.kubectl(['config', 'view', '--minify', '--context', 'prod-eu', '-o', 'jsonpath={.clusters[0].cluster.server}'], { kubeconfig: file });
+      assert.equal(server.stdout, 'https://proxy.example:8443/clusters/prod-eu');
+      // kubectl asks the exec plugin for a token before it dials: with no `kubectl` on PATH it fails with our install hint.
+      const call = await sandbox.kubectl(['get', '--raw', '/version', '--context', 'dev', '--request-timeout=5s'], { kubeconfig: file, env: { PATH: dir } });
+      assert.notEqual(call.code, 0);
+      assert.match(call.stderr, /kubelogin/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
