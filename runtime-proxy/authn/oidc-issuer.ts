@@ -10,6 +10,8 @@ export const ASYMMETRIC_ALGORITHMS: ReadonlySet<string> = new Set([
 ]);
 
 const DEFAULT_ALGORITHMS = ['RS256', 'ES256'] as const;
+/** How long a failed discovery is remembered before the next request retries it. */
+const DISCOVERY_RETRY_MS = 2_000;
 
 /**
  * Verifies tokens of one OIDC issuer: discovery and JWKS fetched lazily from
@@ -91,14 +93,21 @@ export class IssuerVerifier {
     };
   }
 
-  /** Discovery then JWKS, memoised on success; a failure is retried on the next request. */
+  /**
+   * Discovery then JWKS, memoised on success. A failed discovery is remembered
+   * for DISCOVERY_RETRY_MS, so a flood of tokens naming a down issuer does not
+   * turn into a flood of discovery requests; after that the next request retries.
+   */
   private jwks(): Promise<ReturnType<typeof createRemoteJWKSet>> {
     if (!this.keySet) {
-      this.keySet = this.discoverJwksUri().then((uri) =>
+      const attempt = this.discoverJwksUri().then((uri) =>
         createRemoteJWKSet(new URL(uri), { [customFetch]: this.fetcher, cooldownDuration: 30_000, cacheMaxAge: 600_000 }),
       );
-      this.keySet.catch(() => {
-        this.keySet = undefined;
+      this.keySet = attempt;
+      attempt.catch(() => {
+        setTimeout(() => {
+          if (this.keySet === attempt) this.keySet = undefined;
+        }, DISCOVERY_RETRY_MS).unref();
       });
     }
     return this.keySet;
