@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ENVELOPE_FILE, keyIdOf, verifyBundle, type BundleStatement, type RuleSet, type TrustedKeys } from '../core/index.ts';
+import { decodeRuleSet, ENVELOPE_FILE, keyIdOf, verifyBundle, type BundleStatement, type RuleSet, type TrustedKeys } from '../core/index.ts';
 import type { KubeObject } from './objects.ts';
 import { GitopsError } from './gitops-error.ts';
 import type { DesiredCluster } from './plan.ts';
@@ -85,9 +85,9 @@ export async function readClusterBundle(dir: string, cluster: string): Promise<G
   const objects = parseManifests(rbac.toString('utf8'), `${cdir}/rbac.yaml`);
   let ruleSet: RuleSet;
   try {
-    ruleSet = JSON.parse(rules.toString('utf8')) as RuleSet;
-  } catch {
-    throw new GitopsError('GENERATED_MALFORMED', `${cdir}/rules.json is not JSON`);
+    ruleSet = decodeRuleSet(rules.toString('utf8'));
+  } catch (e) {
+    throw new GitopsError('GENERATED_MALFORMED', `${cdir}/rules.json: ${e instanceof Error ? e.message : String(e)}`);
   }
   const bundleFiles: Record<string, string> = {};
   for (const [n, b] of files) bundleFiles[n] = b.toString('utf8');

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { stringify } from 'yaml';
-import { ENVELOPE_FILE, type RuleSet } from '../core/index.ts';
+import { decodeRuleSet, ENVELOPE_FILE, type RuleSet } from '../core/index.ts';
 import { readStatement } from './generated.ts';
 import { GitopsError } from './gitops-error.ts';
 import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_KINDS, kindRank, type KubeObject } from './objects.ts';
@@ -10,6 +10,9 @@ import type { BundleFiles, LiveCluster } from './plan.ts';
 export const BUNDLE_NAMESPACE = 'portcullis-system';
 /** The ConfigMap holding the bundle's three files, keyed by file name. */
 export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
+/** Objects per kubectl process below which a kind is applied by one process. */
+const CHUNK = 100;
+
 /** The field manager for the bundle delivery, so it never takes over fields of the managed objects. */
 export const BUNDLE_FIELD_MANAGER = 'portcullis-bundle';
 
@@ -52,6 +55,8 @@ export class KubectlClient implements ClusterClient {
     private readonly kubeconfig: string,
     private readonly kubectl = 'kubectl',
     private readonly timeoutSeconds = 20,
+    /** kubectl processes at once per kind while applying. */
+    private readonly parallel = 3,
   ) {}
 
   async listManaged(): Promise<KubeObject[]> {
@@ -69,7 +74,7 @@ export class KubectlClient implements ClusterClient {
     const envelope = files[ENVELOPE_FILE];
     let ruleSet: RuleSet | undefined;
     try {
-      ruleSet = files['rules.json'] === undefined ? undefined : (JSON.parse(files['rules.json']) as RuleSet);
+      ruleSet = files['rules.json'] === undefined ? undefined : decodeRuleSet(files['rules.json']);
     } catch {
       ruleSet = undefined;
     }
@@ -78,26 +83,32 @@ export class KubectlClient implements ClusterClient {
 
   async apply(objects: readonly KubeObject[], opts: { readonly dryRun: boolean }): Promise<void> {
     if (objects.length === 0) return;
-    const docs = objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
-    await this.run(['apply', '--server-side', `--field-manager=${FIELD_MANAGER}`, '--force-conflicts', ...(opts.dryRun ? ['--dry-run=server'] : []), '-o', 'name', '-f', '-'], docs);
+    // Kinds strictly in order (namespaces, then service accounts and roles, then bindings);
+    // within a kind, up to `parallel` kubectl processes on chunks of at least CHUNK objects.
+    const byRank = new Map<number, KubeObject[]>();
+    for (const o of objects) {
+      const r = kindRank(o.kind);
+      byRank.set(r, [...(byRank.get(r) ?? []), o]);
+    }
+    const args = ['apply', '--server-side', `--field-manager=${FIELD_MANAGER}`, '--force-conflicts', ...(opts.dryRun ? ['--dry-run=server'] : []), '-o', 'name', '-f', '-'];
+    for (const rank of [...byRank.keys()].sort((a, b) => a - b)) {
+      const list = byRank.get(rank) ?? [];
+      const n = Math.max(1, Math.min(this.parallel, Math.ceil(list.length / CHUNK)));
+      const size = Math.ceil(list.length / n);
+      const chunks = Array.from({ length: n }, (_, i) => list.slice(i * size, (i + 1) * size)).filter((c) => c.length);
+      await Promise.all(chunks.map((c) => this.run(args, c.map((o) => stringify(o, { lineWidth: 0 })).join('---\n'))));
+    }
   }
 
   async delete(objects: readonly KubeObject[], opts: { readonly dryRun: boolean }): Promise<void> {
-    // One kubectl call per (kind, namespace), in the given order of kinds.
-    const groups = new Map<string, { resource: string; ns: string | undefined; names: string[]; rank: number }>();
+    if (objects.length === 0) return;
     for (const o of objects) {
-      const k = MANAGED_KINDS.find((m) => m.kind === o.kind);
-      if (!k) throw new GitopsError('KUBECTL_FAILED', `refusing to delete ${o.kind} ${o.metadata.name}: not a managed kind`);
-      const resource = k.group ? `${k.resource}.${k.group}` : k.resource;
-      const key = `${resource}/${o.metadata.namespace ?? ''}`;
-      const g = groups.get(key) ?? { resource, ns: o.metadata.namespace, names: [], rank: kindRank(o.kind) };
-      g.names.push(o.metadata.name);
-      groups.set(key, g);
+      if (!MANAGED_KINDS.some((m) => m.kind === o.kind)) throw new GitopsError('KUBECTL_FAILED', `refusing to delete ${o.kind} ${o.metadata.name}: not a managed kind`);
     }
-    for (const g of [...groups.values()].sort((a, b) => b.rank - a.rank)) {
-      // The names come from the managed-by listing, so only managed objects are ever deleted.
-      await this.run(['delete', g.resource, ...g.names, ...(g.ns ? ['-n', g.ns] : []), '--ignore-not-found', '--wait=false', ...(opts.dryRun ? ['--dry-run=server'] : [])]);
-    }
+    // One kubectl call; it deletes in the order given (bindings before roles before namespaces).
+    // The objects come from the managed-by listing, so only managed objects are ever deleted.
+    const refs = objects.map((o) => stringify({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) } }));
+    await this.run(['delete', '--ignore-not-found', '--wait=false', ...(opts.dryRun ? ['--dry-run=server'] : []), '-f', '-'], refs.join('---\n'));
   }
 
   async deliverBundle(files: BundleFiles, opts: { readonly dryRun: boolean }): Promise<void> {

@@ -2,7 +2,8 @@ import { BundleError } from '../core/bundle-error.ts';
 import { ENVELOPE_FILE, verifyBundle, type BundleStatement, type TrustedKeys } from '../core/bundle.ts';
 import { indexRuleSet, type RuleIndex } from '../core/rule-index.ts';
 import type { RuleSet } from '../core/rule-set.ts';
-import { DISCOVERY_GRANT } from './discovery.ts';
+import { decodeRuleSet } from '../core/rule-set-codec.ts';
+import { ALL_AUTHENTICATED, DISCOVERY_GRANT } from './discovery.ts';
 
 /** A verified, parsed bundle: what a request captures once and uses throughout. */
 export interface ActiveBundle {
@@ -69,7 +70,13 @@ export class BundleStore {
 }
 
 function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string): ActiveBundle {
-  const withDiscovery: RuleSet = { ...ruleSet, grants: [...ruleSet.grants, DISCOVERY_GRANT] };
+  // The built-in discovery grant names system:authenticated, which every identity carries for
+  // authorization (never impersonated: kube-apiserver adds it upstream by itself).
+  const withDiscovery: RuleSet = {
+    ...ruleSet,
+    grants: [...ruleSet.grants, DISCOVERY_GRANT],
+    impersonable: { users: ruleSet.impersonable.users, groups: [...ruleSet.impersonable.groups, ALL_AUTHENTICATED] },
+  };
   return {
     cluster: st.cluster,
     revision: st.revision,
@@ -87,22 +94,10 @@ function fingerprintOf(files: ReadonlyMap<string, Uint8Array>): string {
   return parts.join('\0');
 }
 
-/** Parses the (already verified) rules.json and checks its shape enough that the authorizer cannot trip over it. */
+/** Parses the (already verified) rules.json with the shared codec, and binds it to this cluster. */
 function parseRuleSet(bytes: Uint8Array | undefined, cluster: string): RuleSet {
   if (bytes === undefined) throw new Error('the bundle has no rules.json');
-  const v = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<RuleSet> | null;
-  if (!v || v.apiVersion !== 'portcullis.dev/v1' || v.kind !== 'RuleSet') throw new Error('rules.json is not a portcullis.dev/v1 RuleSet');
-  if (v.cluster !== cluster) throw new Error(`rules.json is for cluster ${String(v.cluster)}, not ${cluster}`);
-  if (!Array.isArray(v.grants) || !Array.isArray(v.denies)) throw new Error('rules.json lacks grants or denies');
-  const imp = v.impersonable;
-  if (!imp || !Array.isArray(imp.users) || !Array.isArray(imp.groups)) throw new Error('rules.json lacks impersonable users and groups');
-  for (const g of v.grants) {
-    if (typeof g.id !== 'string' || !Array.isArray(g.subjects) || !Array.isArray(g.rules) || typeof g.conditions !== 'object' || !g.scope) {
-      throw new Error(`rules.json: malformed grant ${String(g.id)}`);
-    }
-  }
-  for (const d of v.denies) {
-    if (typeof d.id !== 'string' || !Array.isArray(d.rules) || !Array.isArray(d.except) || !d.scope) throw new Error(`rules.json: malformed deny ${String(d.id)}`);
-  }
-  return v as RuleSet;
+  const v = decodeRuleSet(Buffer.from(bytes).toString('utf8'));
+  if (v.cluster !== cluster) throw new Error(`rules.json is for cluster ${v.cluster}, not ${cluster}`);
+  return v;
 }

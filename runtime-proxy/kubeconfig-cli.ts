@@ -1,8 +1,9 @@
+import { decodeRuleSet } from '../core/index.ts';
 import type { Command } from 'commander';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitError } from '../cli/exit-error.ts';
-import type { RuleSet } from '../core/index.ts';
+import { decodeRuleSet, type RuleSet } from '../core/index.ts';
 import { buildKubeconfig, renderKubeconfig, type FleetFile } from './kubeconfig.ts';
 
 /** Options of `portcullis kubeconfig`. */
@@ -48,7 +49,7 @@ export function kubeconfigCommand(opts: KubeconfigOptions, now: number): string 
   const ruleSets = new Map<string, RuleSet>();
   for (const c of fleetJson.clusters) {
     const p = join(opts.generated, c.name, 'rules.json');
-    if (existsSync(p)) ruleSets.set(c.name, JSON.parse(readFileSync(p, 'utf8')) as RuleSet);
+    if (existsSync(p)) ruleSets.set(c.name, decodeRuleSet(readFileSync(p, 'utf8')));
   }
   const issuerUrl = opts.issuerUrl ?? issuerFor(opts.user, fleetJson);
   if (issuerUrl === undefined) throw new ExitError(2, `no identity provider in ${fleetPath} has a prefix of ${opts.user}; pass --issuer-url`);

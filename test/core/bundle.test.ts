@@ -47,14 +47,14 @@ describe('bundle verification', () => {
     ['a changed byte in the payload', () => {
       const e = JSON.parse(env.toString());
       const p = Buffer.from(e.payload, 'base64');
-      p[p.length - 3] ^= 1;
+      p.writeUInt8(p.readUInt8(p.length - 3) ^ 1, p.length - 3);
       e.payload = p.toString('base64');
       return verifyBundle(Buffer.from(JSON.stringify(e)), files, keys, expect);
     }, 'BUNDLE_SIGNATURE'],
     ['a changed signature', () => {
       const e = JSON.parse(env.toString());
       const s = Buffer.from(e.signatures[0].sig, 'base64');
-      s[0] ^= 1;
+      s.writeUInt8(s.readUInt8(0) ^ 1, 0);
       e.signatures[0].sig = s.toString('base64');
       return verifyBundle(Buffer.from(JSON.stringify(e)), files, keys, expect);
     }, 'BUNDLE_SIGNATURE'],

@@ -3,6 +3,7 @@
  * kube-apiservers and kubectl from the shared sandbox fleet (dev, staging,
  * prod-eu). Leaves the fleet with the repository's generated/ applied.
  */
+import { canonicalJson, decodeRuleSet, sha256 } from '../../core/index.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,14 @@ import { appendToLastFunction, closedPort, downKubeconfig, makeWorkspace, type W
 const MANAGED = 'app.kubernetes.io/managed-by=portcullis';
 const KINDS = MANAGED_KINDS.map((k) => (k.group ? `${k.resource}.${k.group}` : k.resource)).join(',');
 const EDIT = `new Grant(fleet, 'e2e-contractor-configmaps', { to: [id.contractor], role: new Role(fleet, 'e2e-configmap-reader').allow(['get', 'list'], ['configmaps']), clusters: { names: ['dev'] }, namespaces: ['search'] });`;
+
+// The compiler names a ClusterRole by its role and a hash of its rules, and a binding by its grant and that hash.
+const HASH = sha256(canonicalJson([{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }])).slice(0, 10);
+const ROLE = `portcullis:role:e2e-configmap-reader:${HASH}`;
+const BINDING = `portcullis:grant:e2e-contractor-configmaps:${HASH}`;
+
+// The committed generated/ is at some revision; everything below counts from it.
+const BASE = (JSON.parse(Buffer.from((JSON.parse(readFileSync('generated/dev/bundle.sig.json', 'utf8')) as { payload: string }).payload, 'base64').toString()) as { revision: number }).revision;
 
 let fleet: TestFleet;
 let ws: Workspace;
@@ -74,7 +83,7 @@ test('GIVEN clusters without Portcullis WHEN apply runs THEN every generated obj
   assert.equal(r.code, 0, r.stderr + r.stdout);
   assert.match(r.stdout, /Apply summary: 3 of 3 clusters ok/);
   assert.match(r.stderr, /\[dev\] applying \d+ objects…/);
-  assert.match(r.stderr, /\[dev\] delivering bundle revision 1…/);
+  assert.match(r.stderr, new RegExp(`\\[dev\\] delivering bundle revision ${BASE}…`));
   for (const c of fleet.clusters) {
     const want = docs(ws.read(`generated/${c.name}/rbac.yaml`)).length;
     assert.equal(await managedCount(c.name), want, `${c.name}: managed objects`);
@@ -101,16 +110,16 @@ test('GIVEN a policy edit WHEN compiled and planned THEN exactly the expected ob
   const dev = plan.clusters.find((x) => x.cluster === 'dev');
   assert.ok(dev);
   assert.deepEqual(dev.changes.map((x) => `${x.action} ${x.ref}`), [
-    'create ClusterRole portcullis:grant:e2e-contractor-configmaps',
     'update ClusterRole portcullis:proxy-impersonator',
-    'create RoleBinding search/portcullis:grant:e2e-contractor-configmaps',
+    `create ClusterRole ${ROLE}`,
+    `create RoleBinding search/${BINDING}`,
   ]);
-  assert.match(dev.changes[1]?.diff ?? '', /^\+ {6}- oidc:zoe@contractor\.example$/m);
+  assert.match(dev.changes[0]?.diff ?? '', /^\+ {6}- oidc:zoe@contractor\.example$/m);
   assert.deepEqual(
     dev.access.map((a) => `${a.change} ${a.subject} ${a.verb} ${a.resource} ${a.namespace}`),
     ['gained User oidc:zoe@contractor.example get configmaps search', 'gained User oidc:zoe@contractor.example list configmaps search'],
   );
-  assert.deepEqual(dev.bundle, { changed: true, fromRevision: 1, toRevision: 2 });
+  assert.deepEqual(dev.bundle, { changed: true, fromRevision: BASE, toRevision: BASE + 1 });
   for (const other of plan.clusters.filter((x) => x.cluster !== 'dev')) {
     assert.deepEqual(other.changes, [], `${other.cluster}: no object changes`);
     assert.deepEqual(other.access, [], `${other.cluster}: no access changes`);
@@ -129,7 +138,7 @@ test('GIVEN a policy edit WHEN compiled and planned THEN exactly the expected ob
   // prod-eu was not selected: its new bundle revision is still to come.
   const prod = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--clusters', 'env=prod']);
   assert.equal(prod.code, 2);
-  assert.match(prod.stdout, /prod-eu: 0 to create, 0 to update, 0 to delete, \d+ unchanged; bundle revision 1 → 2/);
+  assert.match(prod.stdout, new RegExp(`prod-eu: 0 to create, 0 to update, 0 to delete, \\d+ unchanged; bundle revision ${BASE} → ${BASE + 1}`));
 });
 
 test('GIVEN a grant removed WHEN applied THEN its objects are pruned (binding before role) and unmanaged objects are untouched', async () => {
@@ -142,15 +151,15 @@ test('GIVEN a grant removed WHEN applied THEN its objects are pruned (binding be
   const dev = (JSON.parse(p.stdout) as { clusters: { changes: { action: string; ref: string }[]; access: { change: string }[] }[] }).clusters[0];
   assert.deepEqual(dev?.changes.map((x) => `${x.action} ${x.ref}`), [
     'update ClusterRole portcullis:proxy-impersonator',
-    'delete RoleBinding search/portcullis:grant:e2e-contractor-configmaps',
-    'delete ClusterRole portcullis:grant:e2e-contractor-configmaps',
+    `delete RoleBinding search/${BINDING}`,
+    `delete ClusterRole ${ROLE}`,
   ]);
   assert.deepEqual(dev?.access.map((a) => a.change), ['lost', 'lost']);
   const a = await ws.cli(['apply', '--kubeconfigs', fleet.file]);
   assert.equal(a.code, 0, a.stderr + a.stdout);
   assert.match(a.stdout, /dev: ok — 1 applied, 2 pruned, bundle delivered/);
-  assert.equal((await k('dev', ['get', 'rolebinding', '-n', 'search', 'portcullis:grant:e2e-contractor-configmaps', '--ignore-not-found', '-o', 'name'])).stdout, '');
-  assert.equal((await k('dev', ['get', 'clusterrole', 'portcullis:grant:e2e-contractor-configmaps', '--ignore-not-found', '-o', 'name'])).stdout, '');
+  assert.equal((await k('dev', ['get', 'rolebinding', '-n', 'search', BINDING, '--ignore-not-found', '-o', 'name'])).stdout, '');
+  assert.equal((await k('dev', ['get', 'clusterrole', ROLE, '--ignore-not-found', '-o', 'name'])).stdout, '');
   assert.equal((await k('dev', ['get', 'role', '-n', 'search', 'hand-made', '-o', 'name'])).stdout.trim(), 'role.rbac.authorization.k8s.io/hand-made');
   assert.equal(await canI('dev', ['get', 'configmaps', '-n', 'search', '--as', 'oidc:zoe@contractor.example']), false);
   assert.equal((await ws.cli(['plan', '--kubeconfigs', fleet.file])).code, 0);
@@ -243,13 +252,13 @@ test('GIVEN a tampered generated/ WHEN planned or applied THEN that cluster is r
 });
 
 test('GIVEN an older signed generated/ than what is live WHEN planned THEN it is refused as a rollback', async () => {
-  // The workspace is at revision 3 on dev now; the repository's generated/ is revision 1.
+  // The workspace is at revision BASE + 2 on dev now; the repository's generated/ is revision BASE.
   const { credentials, kubectl } = await readCredentials(fleet.file);
   const old = makeWorkspace();
   try {
     const plan = await runPlan({ generatedDir: join(old.dir, 'generated'), credentials, kubectl: kubectl ?? 'kubectl', selector: 'dev' });
     assert.equal(plan.clusters[0]?.status, 'error');
-    assert.match(plan.clusters[0]?.status === 'error' ? plan.clusters[0].error : '', /BUNDLE_ROLLBACK: revision 1 is older than 4/);
+    assert.match(plan.clusters[0]?.status === 'error' ? plan.clusters[0].error : '', new RegExp(`BUNDLE_ROLLBACK: revision ${BASE} is older than ${BASE + 3}`));
   } finally {
     old.remove();
   }
@@ -277,7 +286,7 @@ test("GIVEN the example policy applied WHEN kubectl auth can-i asks the real clu
     const mismatches: string[] = [];
     let probes = 0;
     for (const c of fleet.clusters) {
-      const rs = JSON.parse(repo.read(`generated/${c.name}/rules.json`)) as RuleSet;
+      const rs = decodeRuleSet(repo.read(`generated/${c.name}/rules.json`));
       const index = indexRuleSet(rs);
       const served = new Set((await k(c.name, ['api-resources', '-o', 'name'])).stdout.split('\n').filter(Boolean));
       const cases = probeCases(rs, served);
