@@ -6,7 +6,7 @@
  * server runs audit for every outcome.
  */
 import type { RequestAttributes } from '../core/attributes.ts';
-import { authorize } from '../core/authorize.ts';
+import { decide } from '../core/decide.ts';
 import { activeUntil } from '../core/conditions.ts';
 import { authorizationVerb, parseRequestInfo, toAttributes, type RequestInfo } from '../core/request-info.ts';
 import { checkRequestTarget } from '../core/request-target.ts';
@@ -115,14 +115,18 @@ export function authorizeStage(
   now: number,
   facts: AuthorizeFacts,
 ): Admission {
-  const imp = bundle.ruleSet.impersonable;
-  const groups = identity.groups.filter((g) => imp.groups.includes(g));
-  const attributes = toAttributes(parsed.info, parsed.verb, identity.user, [...groups, ALL_AUTHENTICATED]);
-  facts.attributes = attributes;
-  if (!imp.users.includes(identity.user)) throw new ProxyError('FORBIDDEN', `user ${identity.user} is not impersonable on ${bundle.cluster}`, forbiddenMessage(attributes));
-  if (parsed.verb === '') throw new ProxyError('FORBIDDEN', `no verb for ${parsed.info.path}${parsed.info.error ? ` (${parsed.info.error})` : ''}`, forbiddenMessage(attributes));
-  const d = authorize(attributes, bundle.index, { now, breakGlass: new Set(activations.keys()) });
+  const attributes = toAttributes(parsed.info, parsed.verb, identity.user, [...identity.groups, ALL_AUTHENTICATED]);
+  if (parsed.verb === '') {
+    facts.attributes = attributes;
+    throw new ProxyError('FORBIDDEN', `no verb for ${parsed.info.path}${parsed.info.error ? ` (${parsed.info.error})` : ''}`, forbiddenMessage(attributes));
+  }
+  // The shared decision (also behind `portcullis explain`): drop groups the policy
+  // does not name, deny users it does not name, then authorize.
+  const v = decide(attributes, bundle.index, { now, breakGlass: new Set(activations.keys()) });
+  facts.attributes = v.droppedGroups.length ? { ...attributes, groups: attributes.groups.filter((g) => !v.droppedGroups.includes(g)) } : attributes;
+  const d = v.decision;
   if (!d.allowed) {
+    if (d.reason === 'not-impersonable') throw new ProxyError('FORBIDDEN', `user ${identity.user} is not impersonable on ${bundle.cluster}`, forbiddenMessage(attributes));
     if (d.reason === 'deny') {
       facts.denyId = d.deny.id;
       facts.source = `${d.deny.source.file}:${d.deny.source.line}`;
@@ -133,12 +137,13 @@ export function authorizeStage(
   }
   const g = d.grant;
   facts.source = `${g.source.file}:${g.source.line}`;
-  const upstreamGroups = g.activationGroup !== undefined && !groups.includes(g.activationGroup) ? [...groups, g.activationGroup] : groups;
+  // kube-apiserver adds system:authenticated to an impersonated user itself; the proxy never asserts it.
+  const upstreamGroups = (v.impersonate?.groups ?? []).filter((x) => x !== ALL_AUTHENTICATED);
   const bgUntil = g.conditions.breakGlass !== undefined ? activations.get(g.id) : undefined;
   return {
     identity,
     bundle,
-    attributes,
+    attributes: facts.attributes,
     grant: g,
     impersonate: { user: identity.user, groups: upstreamGroups, extra: { [EXTRA_GRANT]: g.id, [EXTRA_AUTHENTICATED_BY]: identity.issuer } },
     deadline: deadlineOf(identity, g, bundle, now, bgUntil),

@@ -6,7 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { pino, type Logger } from 'pino';
-import { authorize } from '../core/authorize.ts';
+import { decide } from '../core/decide.ts';
 import { keyIdOf } from '../core/bundle.ts';
 import { toAuditEvent, type AuditFacts, type Transport } from './audit/event.ts';
 import { AuditSink } from './audit/sink.ts';
@@ -203,11 +203,10 @@ export class PortcullisProxy {
     const now = this.#clock();
     const bundle = cr.store.current(now);
     const closed = this.streams.recheck(cluster, (s) => {
-      if (!bundle || !s.identity) return { allowed: false };
-      if (!bundle.ruleSet.impersonable.users.includes(s.attributes.user)) return { allowed: false };
-      const groups = s.attributes.groups.filter((g) => g === 'system:authenticated' || bundle.ruleSet.impersonable.groups.includes(g));
+      if (!bundle) return { allowed: false };
       const acts = this.activations.active(cluster, s.attributes.user);
-      const d = authorize({ ...s.attributes, groups }, bundle.index, { now, breakGlass: new Set(acts.keys()) });
+      const v = decide(s.attributes, bundle.index, { now, breakGlass: new Set(acts.keys()) });
+      const d = v.decision;
       if (!d.allowed) return { allowed: false };
       const bg = d.grant.conditions.breakGlass !== undefined ? acts.get(d.grant.id) : undefined;
       return { allowed: true, grantId: d.grant.id, deadline: deadlineOf(s.identity, d.grant, bundle, now, bg) };

@@ -1,9 +1,12 @@
 // SECURITY rules 13 and 14 at the unit level: verify before parsing, no rollback, last good kept, atomic swap.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { keyIdOf, sha256, signStatement, type BundleStatement } from '../../core/bundle.ts';
 import { canonicalJson } from '../../core/canonical-json.ts';
+import { decide } from '../../core/decide.ts';
 import type { RuleSet } from '../../core/rule-set.ts';
 import { BundleStore } from '../../runtime-proxy/bundle-store.ts';
 
@@ -84,4 +87,42 @@ describe('BundleStore', () => {
     assert.equal(captured?.revision, 1);
     assert.equal(s.current(NOW)?.revision, 2);
   });
+});
+
+describe('the compiler\'s committed output', () => {
+  const root = join(import.meta.dirname, '..', '..', 'generated');
+  const keys = new Map(
+    (existsSync(join(root, 'keys')) ? readdirSync(join(root, 'keys')) : []).map((f) => {
+      const k = createPublicKey(readFileSync(join(root, 'keys', f)));
+      return [keyIdOf(k), k] as const;
+    }),
+  );
+  const clusters = existsSync(root) ? readdirSync(root).filter((d) => existsSync(join(root, d, 'bundle.sig.json'))) : [];
+  it('GIVEN generated/ has bundles WHEN listed THEN there is at least one to check', () => {
+    assert.ok(clusters.length > 0, 'no generated/<cluster>/bundle.sig.json');
+  });
+  for (const c of clusters) {
+    it(`GIVEN generated/${c} WHEN the proxy offers it to its store THEN it verifies with the committed keys and every grant's own rules authorize its subjects`, () => {
+      const files = new Map(readdirSync(join(root, c)).map((f) => [f, readFileSync(join(root, c, f))]));
+      const s = new BundleStore(c, keys);
+      const r = s.offer(files, Date.now());
+      assert.equal(r.result, 'accepted', r.result === 'rejected' ? r.message : '');
+      const b = s.current(Date.now());
+      assert.ok(b);
+      let checked = 0;
+      for (const g of b.ruleSet.grants.filter((x) => Object.keys(x.conditions).length === 0)) {
+        const rule = g.rules.find((x) => x.resources?.length && !x.resources[0]?.includes('*') && !x.resources[0]?.includes('/') && x.verbs[0] !== '*' && !x.resourceNames?.length && !x.apiGroups?.[0]?.includes('*'));
+        const subj = g.subjects.find((x) => (x.kind === 'User' ? b.index.impersonableUsers.has(x.name) : b.index.impersonableGroups.has(x.name)));
+        const someUser = [...b.index.impersonableUsers][0];
+        if (!rule || !subj || someUser === undefined) continue;
+        const ns = g.scope.kind === 'namespaces' ? (g.scope.namespaces[0] ?? '') : '';
+        const attrs = { user: subj.kind === 'User' ? subj.name : someUser, groups: subj.kind === 'Group' ? [subj.name] : [], verb: rule.verbs[0] ?? '', isResourceRequest: true, path: '/x', apiGroup: rule.apiGroups?.[0] ?? '', apiVersion: 'v1', resource: rule.resources?.[0] ?? '', subresource: '', namespace: ns, name: '' };
+        const v = decide(attrs, b.index, { now: Date.now() });
+        checked++;
+        // a deny may still win; otherwise the grant (or a lower-id one) allows
+        assert.ok(v.decision.allowed || v.decision.reason === 'deny', `${c}: ${g.id} for ${subj.name} ${attrs.verb} ${attrs.resource} in ${ns}: ${v.decision.reason}`);
+      }
+      assert.ok(checked > 0, 'no grant was checkable');
+    });
+  }
 });
