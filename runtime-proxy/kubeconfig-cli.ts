@@ -1,4 +1,3 @@
-import { decodeRuleSet } from '../core/index.ts';
 import type { Command } from 'commander';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
