@@ -48,7 +48,12 @@ export function kubeconfigCommand(opts: KubeconfigOptions, now: number): string 
   const ruleSets = new Map<string, RuleSet>();
   for (const c of fleetJson.clusters) {
     const p = join(opts.generated, c.name, 'rules.json');
-    if (existsSync(p)) ruleSets.set(c.name, decodeRuleSet(readFileSync(p, 'utf8')));
+    if (!existsSync(p)) continue;
+    try {
+      ruleSets.set(c.name, decodeRuleSet(readFileSync(p, 'utf8')));
+    } catch (err) {
+      throw new ExitError(2, `${p}: ${(err as Error).message}; recompile with \`portcullis compile\``);
+    }
   }
   const issuerUrl = opts.issuerUrl ?? issuerFor(opts.user, fleetJson);
   if (issuerUrl === undefined) throw new ExitError(2, `no identity provider in ${fleetPath} has a prefix of ${opts.user}; pass --issuer-url`);

@@ -1,13 +1,14 @@
 /** `portcullis kubeconfig`: a context for each reachable cluster, and only those. */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { parse } from 'yaml';
 import { ExitError } from '../../cli/exit-error.ts';
-import type { Grant, RuleSet } from '../../core/index.ts';
+import { decodeRuleSet, type Grant, type RuleSet } from '../../core/index.ts';
 import { kubeconfigCommand, registerKubeconfigCommands } from '../../runtime-proxy/kubeconfig-cli.ts';
 import { buildKubeconfig, reachableClusters, renderKubeconfig, type FleetFile, type Kubeconfig } from '../../runtime-proxy/kubeconfig.ts';
 import { getTestFleet } from '../support/fleet.ts';
@@ -179,6 +180,22 @@ describe('portcullis kubeconfig (CLI)', () => {
     const text = kubeconfigCommand({ user: ci, group: [], generated: dir, clientId: 'portcullis' }, NOW);
     assert.match(text, /--oidc-issuer-url=https:\/\/token\.actions\.githubusercontent\.com/);
     writeFileSync(join(dir, 'dev', 'rules.json'), JSON.stringify(rs));
+  });
+});
+
+describe('portcullis kubeconfig over the committed generated/ (the compiler\'s real output format)', () => {
+  const generated = fileURLToPath(new URL('../../generated/', import.meta.url));
+  it('GIVEN a subject of a dev grant WHEN running the command on generated/ THEN dev is a context, served through fleet.json\'s proxyUrl', (t) => {
+    if (!existsSync(join(generated, 'fleet.json'))) return t.skip('no generated/ yet');
+    const rs = decodeRuleSet(readFileSync(join(generated, 'dev', 'rules.json'), 'utf8'));
+    const subject = rs.grants.find((g) => !g.conditions.expires)?.subjects[0];
+    assert.ok(subject, 'dev has a grant');
+    const opts = subject.kind === 'User' ? { user: subject.name, group: [] } : { user: 'oidc:nobody', group: [subject.name] };
+    const k = parse(kubeconfigCommand({ ...opts, generated, clientId: 'portcullis' }, Date.now())) as Kubeconfig;
+    const fleetJson = JSON.parse(readFileSync(join(generated, 'fleet.json'), 'utf8')) as FleetFile;
+    const dev = fleetJson.clusters.find((c) => c.name === 'dev');
+    assert.ok(k.contexts.some((c) => c.name === 'dev'));
+    assert.equal(k.clusters.find((c) => c.name === 'dev')?.cluster.server, dev?.proxyUrl?.endsWith('/clusters/dev') ? dev.proxyUrl : `${dev?.proxyUrl}/clusters/dev`);
   });
 });
 
