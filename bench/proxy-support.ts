@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { canonicalJson, keyIdOf, sha256, signStatement, type BundleStatement, type RuleSet } from '../core/index.ts';
+import { encodeRuleSet, keyIdOf, sha256, signStatement, type BundleStatement, type PolicyRule, type RuleSet } from '../core/index.ts';
 
 /** One HTTP endpoint the load generator hits. */
 export interface Target {
@@ -89,7 +89,8 @@ export function signingKey(): { readonly privateKey: KeyObject; readonly publicP
 /** Writes a signed bundle directory (rbac.yaml, rules.json, bundle.sig.json) and returns its files. */
 export function writeBundle(dir: string, ruleSet: RuleSet, key: ReturnType<typeof signingKey>, revision: number, now: number): Map<string, Uint8Array> {
   mkdirSync(dir, { recursive: true });
-  const rules = Buffer.from(canonicalJson(ruleSet), 'utf8');
+  // The compiler's wire format (role table, one grant per line).
+  const rules = Buffer.from(encodeRuleSet(ruleSet), 'utf8');
   const rbac = Buffer.from('# RBAC is applied by `portcullis apply`; the proxy only verifies its digest.\n', 'utf8');
   const st: BundleStatement = {
     _type: 'https://portcullis.dev/bundle/v1',
@@ -113,14 +114,17 @@ export function writeBundle(dir: string, ruleSet: RuleSet, key: ReturnType<typeo
 
 /** A rule set with `n` grants over many subjects and namespaces, like a large organisation's. */
 export function bigRuleSet(cluster: string, n: number): RuleSet {
+  // 40 shared roles, as the compiler de-duplicates rule lists into a role table.
+  const roles: PolicyRule[][] = Array.from({ length: 40 }, (_, r) => [
+    { verbs: r % 2 ? ['get', 'list', 'watch'] : ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'], apiGroups: ['', 'apps'], resources: ['pods', 'deployments', 'configmaps', `custom${r}`] },
+    { verbs: ['create'], apiGroups: [''], resources: ['pods/exec', 'pods/portforward'] },
+  ]);
   const grants = Array.from({ length: n }, (_, i) => ({
     id: `g${String(i).padStart(5, '0')}`,
     source: { file: 'policies/big.ts', line: i + 1 },
     subjects: [i % 3 === 0 ? { kind: 'Group' as const, name: `oidc:team-${i % 500}` } : { kind: 'User' as const, name: `oidc:user-${i % 2000}` }],
-    rules: [
-      { verbs: ['get', 'list', 'watch'], apiGroups: ['', 'apps'], resources: ['pods', 'deployments', 'configmaps'] },
-      { verbs: ['create', 'delete'], apiGroups: [''], resources: ['pods/exec'] },
-    ],
+    rules: roles[i % roles.length] ?? [],
+    role: `role-${i % roles.length}:${String(i % roles.length).padStart(10, '0')}`,
     scope: i % 10 === 0 ? { kind: 'cluster' as const } : { kind: 'namespaces' as const, namespaces: [`ns-${i % 300}`, `ns-${(i + 1) % 300}`] },
     conditions: i % 50 === 0 ? { windows: [{ days: ['mon' as const, 'tue' as const], start: '09:00', end: '17:00', timeZone: 'Europe/Berlin' }] } : {},
     ...(i % 50 === 0 ? { activationGroup: `portcullis:grant:g${String(i).padStart(5, '0')}` } : {}),
