@@ -30,7 +30,7 @@ const config = loadConfig(file);
 const proxy = new PortcullisProxy({
   config,
   authenticator: createAuthenticator(config.authn as unknown as AuthnConfig),
-  logger: pino({ name: 'portcullis-proxy', level: process.env.BENCH_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+  logger: pino({ name: 'portcullis-proxy', level: process.env.BENCH_LOG_LEVEL ?? 'info' }, pino.destination(2)),
 });
 const { port } = await proxy.start();
 process.stdout.write(`${JSON.stringify({ port, pid: process.pid })}\n`);

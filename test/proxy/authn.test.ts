@@ -56,7 +56,8 @@ describe('credential extraction (rawHeaders)', () => {
   });
 
   it('GIVEN an empty, non-Bearer or malformed Authorization THEN INVALID_CREDENTIALS', async () => {
-    for (const value of ['Bearer ', 'Bearer', '', 'Basic YWxpY2U6c2VjcmV0', 'Bearer a b', 'Bearer  tok', 'Token abc', 'Bearer tok\t']) {
+    // 'Bearer a, Bearer b' is how a folded duplicate (e.g. HTTP/2 joining repeated fields) arrives: still refused.
+    for (const value of ['Bearer ', 'Bearer', '', 'Basic YWxpY2U6c2VjcmV0', 'Bearer a b', 'Bearer  tok', 'Token abc', 'Bearer tok\t', 'Bearer a.b.c, Bearer d.e.f']) {
       failed(await authn.authenticate({ rawHeaders: ['authorization', value] }, Date.now()), 'INVALID_CREDENTIALS');
     }
   });
