@@ -38,6 +38,8 @@ export function forwardHttp(
   target: string,
   headers: UpstreamHeaders,
   hooks: ForwardHooks,
+  /** A body the proxy already read (and checked); otherwise the client's body streams through. */
+  body?: Buffer,
 ): Forwarded {
   let ended = false;
   let status = 0;
@@ -71,12 +73,15 @@ export function forwardHttp(
     if (status !== 0) end({ kind: 'aborted', status, message: err.message });
     else end({ kind: 'upstream-error', message: err.message });
   });
-  pipeline(req as NodeJS.ReadableStream, up, (err) => {
-    if (err && status === 0) {
-      up.destroy();
-      end({ kind: 'upstream-error', message: `client body: ${err.message}` });
-    }
-  });
+  if (body !== undefined) up.end(body);
+  else {
+    pipeline(req as NodeJS.ReadableStream, up, (err) => {
+      if (err && status === 0) {
+        up.destroy();
+        end({ kind: 'upstream-error', message: `client body: ${err.message}` });
+      }
+    });
+  }
   res.on('close', () => {
     // The client went away (or we cut it): stop the upstream too.
     if (ended) return;

@@ -19,7 +19,9 @@ import { forwardHttp } from './forward.ts';
 import { buildUpstreamHeaders } from './headers.ts';
 import type { Authenticator, Identity } from './identity.ts';
 import { createMetrics, type ProxyMetrics } from './metrics.ts';
-import { authenticateStage, authorizeStage, deadlineOf, parseRequestStage, route, type Admission, type AuthorizeFacts } from './pipeline.ts';
+import { authenticateStage, authorizeStage, deadlineOf, EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, parseRequestStage, route, type Admission, type AuthorizeFacts } from './pipeline.ts';
+import { deniedReview, isSelfAccessReview, readReviewSpec, reviewAttributes } from './self-review.ts';
+import { ALL_AUTHENTICATED } from './discovery.ts';
 import { sendStatus, sendStatusOnSocket } from './status-body.ts';
 import { StreamRegistry, type StreamEndReason } from './streams.ts';
 import { forwardUpgrade, upgradeProtocol } from './upgrade.ts';
@@ -364,6 +366,10 @@ export class PortcullisProxy {
     }
     const a = admitted.admission as Admission;
     const cr = admitted.cr;
+    if (isSelfAccessReview(a.attributes)) {
+      await this.#selfReview(req, res, st, cr, a, admitted.target).finally(leave);
+      return;
+    }
     const streamId = st.auditId;
     let streaming = false;
     if (admitted.longRunning) {
@@ -481,6 +487,41 @@ export class PortcullisProxy {
         });
       },
     });
+  }
+
+  /** `kubectl auth can-i`: answered from the proxy's decision, and from upstream RBAC when the proxy would allow (self-review.ts). */
+  async #selfReview(req: Req, res: Res, st: RequestState, cr: ClusterRuntime, a: Admission, target: string): Promise<void> {
+    let raw: Buffer;
+    try {
+      raw = await readBody(req, 64 * 1024);
+    } catch {
+      sendStatus(res, this.#refuse(st, new ProxyError('BAD_REQUEST', 'unreadable SelfSubjectAccessReview')), { 'audit-id': st.auditId });
+      return;
+    }
+    const spec = readReviewSpec(String(req.headers['content-type'] ?? ''), raw);
+    const asked = reviewAttributes(spec, a.identity.user, a.attributes.groups);
+    const now = this.#clock();
+    const v = asked ? decide(asked, a.bundle.index, { now, breakGlass: new Set(this.activations.active(cr.config.name, a.identity.user).keys()) }) : undefined;
+    if (!v || !v.decision.allowed) {
+      const text = JSON.stringify(deniedReview(spec, v?.decision.reason === 'deny'));
+      res.writeHead(201, { 'content-type': 'application/json', 'audit-id': st.auditId });
+      res.end(text);
+      this.metrics.latency.observe({ cluster: cr.config.name, result: 'allow' }, (this.#clock() - st.receivedAt) / 1000);
+      this.#audit(st, 'ResponseComplete', 201, { reason: `self-review answered by the proxy: ${v ? v.decision.reason : 'unreadable spec'}` });
+      return;
+    }
+    const g = v.decision.grant;
+    const groups = (v.impersonate?.groups ?? []).filter((x) => x !== ALL_AUTHENTICATED);
+    const who = { ...authz(cr), user: a.identity.user, groups, extra: { [EXTRA_GRANT]: g.id, [EXTRA_AUTHENTICATED_BY]: a.identity.issuer }, auditId: st.auditId };
+    const headers = buildUpstreamHeaders(req.rawHeaders, who);
+    headers['content-length'] = String(raw.length);
+    forwardHttp(req, res, cr.upstream, target, headers, {
+      onResponse: () => undefined,
+      onEnd: (o) => {
+        if (o.kind === 'upstream-error') sendStatus(res, new ProxyError('UPSTREAM_FAILED', o.message), { 'audit-id': st.auditId });
+        this.#audit(st, 'ResponseComplete', o.kind === 'upstream-error' ? 502 : o.status, { reason: `self-review of ${g.id} answered upstream` });
+      },
+    }, raw);
   }
 
   /** `POST /clusters/NAME/portcullis/break-glass` {grant, reason, durationSeconds}. */

@@ -11,7 +11,12 @@ const NS_B = 'proxy-kubectl-b';
 const RULES = ruleSet('dev', [
   grant('dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] }], ns(NS_A), { line: 12 }),
   grant('alice-write', [user('oidc:alice')], [{ verbs: ['create', 'update', 'patch', 'delete'], apiGroups: [''], resources: ['configmaps'] }], ns(NS_A), { line: 20 }),
-], { users: ['oidc:alice', 'oidc:dave'] });
+  // conditional: bound upstream to its activation group only
+  grant('alice-temp', [user('oidc:alice')], [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['secrets'] }], ns(NS_A), { line: 30, conditions: { expires: '2099-01-01T00:00:00Z' }, activationGroup: 'portcullis:grant:alice-temp' }),
+], {
+  users: ['oidc:alice', 'oidc:dave'],
+  denies: [{ id: 'keep-protected', source: { file: 'policies/test.ts', line: 40 }, subjects: [user('oidc:alice')], except: [], rules: [{ verbs: ['delete'], apiGroups: [''], resources: ['configmaps'], resourceNames: ['protected'] }], scope: ns(NS_A) }],
+});
 
 // What the compiler's rbac.yaml would bind upstream for the same grants.
 const RBAC = [
@@ -19,6 +24,8 @@ const RBAC = [
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'dev-read', namespace: NS_A }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'dev-read' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'oidc:developers' }] },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'alice-write', namespace: NS_A }, rules: [{ verbs: ['create', 'update', 'patch', 'delete'], apiGroups: [''], resources: ['configmaps'] }] },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'alice-write', namespace: NS_A }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'alice-write' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'oidc:alice' }] },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'alice-temp', namespace: NS_A }, rules: [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['secrets'] }] },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'alice-temp', namespace: NS_A }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'alice-temp' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'portcullis:grant:alice-temp' }] },
 ].map((m) => stringify(m)).join('---\n');
 
 describe('kubectl through the proxy', () => {
@@ -38,6 +45,9 @@ describe('kubectl through the proxy', () => {
     const r = await h.kubectl(alice, ['get', 'configmaps', '-n', NS_A, '-o', 'name']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /configmap\/kube-root-ca.crt/);
+    // kubectl negotiates HTTP/2 with the proxy (ALPN h2); the proxy speaks HTTP/1.1 upstream
+    const ev = h.auditEvents().filter((e) => e.user.username === 'oidc:alice' && e.verb === 'list').at(-1);
+    assert.equal(ev?.annotations['portcullis.dev/transport'], 'http2');
   });
 
   it('GIVEN no grant in another namespace WHEN alice lists there THEN the proxy answers 403 as kubectl prints it', async () => {
@@ -88,7 +98,26 @@ describe('kubectl through the proxy', () => {
     let r = await h.kubectl(alice, ['auth', 'can-i', 'create', 'configmaps', '-n', NS_A]);
     assert.equal(r.stdout.trim(), 'yes', r.stderr);
     r = await h.kubectl(alice, ['auth', 'can-i', 'delete', 'pods', '-n', NS_A]);
-    assert.equal(r.stdout.trim(), 'no', r.stderr);
+    assert.equal(r.stdout.trim(), 'no - no portcullis grant allows this', r.stderr);
+  });
+
+  it('GIVEN a policy deny that upstream RBAC does not know WHEN kubectl auth can-i asks THEN the proxy answers no, as it would refuse the request', async () => {
+    let r = await h.kubectl(alice, ['auth', 'can-i', 'delete', 'configmaps/protected', '-n', NS_A]);
+    assert.equal(r.stdout.trim(), 'no - denied by portcullis policy', r.stderr);
+    r = await h.kubectl(alice, ['auth', 'can-i', 'delete', 'configmaps/other', '-n', NS_A]);
+    assert.equal(r.stdout.trim(), 'yes', r.stderr);
+    h.admin(['create', 'configmap', 'protected', '-n', NS_A]);
+    const del = await h.kubectl(alice, ['delete', 'configmap', 'protected', '-n', NS_A]);
+    assert.notEqual(del.status, 0);
+  });
+
+  it('GIVEN a conditional grant bound upstream to its activation group WHEN kubectl auth can-i asks THEN the answer is yes, like the real request', async () => {
+    const r = await h.kubectl(alice, ['auth', 'can-i', 'list', 'secrets', '-n', NS_A]);
+    assert.equal(r.stdout.trim(), 'yes', r.stderr);
+    const l = await h.kubectl(alice, ['get', 'secrets', '-n', NS_A]);
+    assert.equal(l.status, 0, l.stderr);
+    const dave = h.kubeconfig(await h.token('dave', ['developers']));
+    assert.match((await h.kubectl(dave, ['auth', 'can-i', 'list', 'secrets', '-n', NS_A])).stdout.trim(), /^no\b/);
   });
 
   it('GIVEN impersonation WHEN alice asks kubectl auth whoami through the proxy THEN upstream sees the proxy-asserted identity with grant and issuer extras', async () => {
