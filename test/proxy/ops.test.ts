@@ -1,0 +1,150 @@
+// Operations: `portcullis proxy --config` as a process (SIGTERM drains and flushes),
+// /healthz, /readyz, /metrics, and the URL and ConfigMap bundle sources.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parse, stringify } from 'yaml';
+import { grant, group, ns, ruleSet, startHarness, writeBundle, type Harness } from './harness.ts';
+
+const NS = 'proxy-ops';
+const RULES = ruleSet('dev', [grant('dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['configmaps'] }], ns(NS))], { users: ['oidc:alice'] });
+const RBAC = [
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'dev-read', namespace: NS }, rules: [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['configmaps'] }] },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'dev-read', namespace: NS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'dev-read' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'oidc:developers' }] },
+].map((m) => stringify(m)).join('---\n');
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('proxy operations', () => {
+  let h: Harness;
+  let alice: string;
+  before(async () => {
+    h = await startHarness({ namespaces: [NS], rbac: RBAC, impersonable: RULES.impersonable, ruleSet: RULES });
+    alice = await h.token('alice', ['developers']);
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  it('GIVEN a running proxy WHEN probed THEN /healthz and /readyz answer ok and /metrics has decisions, latency, reloads and streams', async () => {
+    assert.equal((await h.request('GET', '/healthz')).body, 'ok');
+    assert.equal((await h.request('GET', '/readyz')).status, 200);
+    await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, [['Authorization', `Bearer ${alice}`]]);
+    await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/secrets`, [['Authorization', `Bearer ${alice}`]]);
+    const m = (await h.request('GET', '/metrics')).body;
+    assert.match(m, /portcullis_decisions_total\{cluster="dev",result="allow"\} [1-9]/);
+    assert.match(m, /portcullis_decisions_total\{cluster="dev",result="deny"\} [1-9]/);
+    assert.match(m, /portcullis_request_duration_seconds_bucket\{le="0.005",cluster="dev",result="allow"\}/);
+    assert.match(m, /portcullis_bundle_reloads_total\{cluster="dev",result="accepted"\} 1/);
+    assert.match(m, /portcullis_bundle_revision\{cluster="dev"\} 1/);
+    assert.match(m, /portcullis_audit_sink_healthy 1/);
+  });
+
+  it('GIVEN `portcullis proxy --config FILE` WHEN a request goes through it and it gets SIGTERM THEN it exits 0 with the audit flushed', async () => {
+    const cfg = parse(readFileSync(join(h.dir, 'proxy.yaml'), 'utf8')) as Record<string, unknown>;
+    cfg['audit'] = { file: { path: 'audit-cli.log' }, flushIntervalMs: 60_000 };
+    const file = join(h.dir, 'proxy-cli.yaml');
+    writeFileSync(file, stringify(cfg));
+    const p = spawn(process.execPath, [join(ROOT, 'bin', 'portcullis.js'), 'proxy', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const port = await new Promise<number>((res, rej) => {
+      p.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+        const m = /"port":(\d+)[^\n]*portcullis proxy listening/.exec(err);
+        if (m) res(Number(m[1]));
+      });
+      p.on('close', (code) => rej(new Error(`exited ${code}: ${err}`)));
+      setTimeout(() => rej(new Error(`no listen line: ${err}`)), 30_000).unref();
+    });
+    const r = await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, [['Authorization', `Bearer ${alice}`], ['User-Agent', 'cli-test']], undefined, port);
+    assert.equal(r.status, 200);
+    const exited = new Promise<number | null>((res) => p.on('close', res));
+    p.kill('SIGTERM');
+    assert.equal(await exited, 0, err);
+    const lines = readFileSync(join(h.dir, 'audit-cli.log'), 'utf8').trim().split('\n');
+    assert.ok(lines.some((l) => l.includes(String(r.headers['audit-id']))), 'the request is in the audit log although the flush interval never came');
+  });
+
+  it('GIVEN a bad configuration WHEN `portcullis proxy` starts THEN it exits 2 and says what to fix', async () => {
+    const file = join(h.dir, 'bad.yaml');
+    writeFileSync(file, 'tls: {}\nclusters: []\n');
+    const p = spawn(process.execPath, [join(ROOT, 'bin', 'portcullis.js'), 'proxy', '--config', file]);
+    let err = '';
+    p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((res) => p.on('close', res));
+    assert.equal(code, 2);
+    assert.match(err, /missing field certFile/);
+    assert.match(err, /missing field authn/);
+  });
+
+  it('GIVEN the bundle in the ConfigMap portcullis-system/portcullis-bundle WHEN read with a separate read-only token THEN the proxy serves from it and follows updates', async () => {
+    const name = `portcullis-bundle-${Date.now().toString(36)}`;
+    const dir = join(h.dir, 'cm-bundle');
+    const apply = (rev: number) => {
+      writeBundle(dir, RULES, h.signingKey, h.keyId, { revision: rev });
+      const data = Object.fromEntries(['rules.json', 'rbac.yaml', 'bundle.sig.json'].map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
+      const r = h.admin(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'portcullis-system' }, data }));
+      assert.equal(r.status, 0, r.stderr);
+    };
+    apply(1);
+    const reader = `${name}-reader`;
+    const rbac = [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: reader, namespace: 'portcullis-system' } },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: reader, namespace: 'portcullis-system' }, rules: [{ verbs: ['get'], apiGroups: [''], resources: ['configmaps'], resourceNames: [name] }] },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: reader, namespace: 'portcullis-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: reader }, subjects: [{ kind: 'ServiceAccount', name: reader, namespace: 'portcullis-system' }] },
+    ];
+    assert.equal(h.admin(['apply', '-f', '-'], rbac.map((m) => stringify(m)).join('---\n')).status, 0);
+    const tokenFile = join(h.dir, 'cm-reader.token');
+    writeFileSync(tokenFile, h.admin(['create', 'token', reader, '-n', 'portcullis-system']).stdout.trim());
+    const x = await h.extraProxy((c) => ({
+      ...c,
+      listen: { host: '127.0.0.1', port: 0 },
+      audit: { ...c.audit, file: { path: join(h.dir, 'audit-cm.log'), maxBytes: 1e6, maxFiles: 1 } },
+      clusters: [{ ...(c.clusters[0] as (typeof c.clusters)[0]), bundle: { kind: 'configMap', tokenFile, namespace: 'portcullis-system', name, pollIntervalMs: 300 } }],
+    }));
+    assert.equal(x.proxy.store('dev')?.current(Date.now())?.revision, 1);
+    const r = await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, [['Authorization', `Bearer ${alice}`]], undefined, x.port);
+    assert.equal(r.status, 200);
+    apply(2);
+    for (let i = 0; i < 50 && x.proxy.store('dev')?.current(Date.now())?.revision !== 2; i++) await sleep(100);
+    assert.equal(x.proxy.store('dev')?.current(Date.now())?.revision, 2);
+    await x.proxy.stop();
+  });
+
+  it('GIVEN the bundle at an HTTPS URL WHEN polled THEN the proxy serves from it, and keeps the last good one when the URL fails', async () => {
+    const dir = join(h.dir, 'url-bundle');
+    writeBundle(dir, RULES, h.signingKey, h.keyId, { revision: 7 });
+    let down = false;
+    const tls = h.proxyCa.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1'] });
+    const srv = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
+      const f = (req.url ?? '').replace('/bundles/dev/', '');
+      if (down || !['rules.json', 'rbac.yaml', 'bundle.sig.json'].includes(f)) {
+        res.writeHead(down ? 503 : 404).end();
+        return;
+      }
+      res.end(readFileSync(join(dir, f)));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `https://127.0.0.1:${(srv.address() as AddressInfo).port}/bundles/dev/`;
+      const x = await h.extraProxy((c) => ({
+        ...c,
+        listen: { host: '127.0.0.1', port: 0 },
+        audit: { ...c.audit, file: { path: join(h.dir, 'audit-url.log'), maxBytes: 1e6, maxFiles: 1 } },
+        clusters: [{ ...(c.clusters[0] as (typeof c.clusters)[0]), bundle: { kind: 'url', url, caFile: h.proxyCa.caFile, pollIntervalMs: 200 } }],
+      }));
+      assert.equal(x.proxy.store('dev')?.current(Date.now())?.revision, 7);
+      down = true;
+      await sleep(500);
+      assert.ok(x.logs().some((l) => l['alert'] === true && String(l['err']).includes('503')));
+      assert.equal((await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, [['Authorization', `Bearer ${alice}`]], undefined, x.port)).status, 200);
+      await x.proxy.stop();
+    } finally {
+      srv.close();
+    }
+  });
+});
