@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { grant, group, ns, ruleSet, startHarness, user, type Harness } from './harness.ts';
+import { grant, group, ns, ruleSet, startHarness, user, writeBundle, type Harness } from './harness.ts';
 
 const NS = 'proxy-streams';
 const READ = grant('dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] }], ns(NS), { line: 5 });
@@ -102,7 +102,7 @@ describe('long-running requests through the proxy', () => {
     }
   });
 
-  it('GIVEN a live watch and a live exec WHEN a new bundle revokes their grants THEN both close within 1 s and the audit says revoked', async () => {
+  it('GIVEN a live watch and a live exec WHEN a new bundle revoking their grants lands in the bundle directory THEN both close within 1 s and the audit says revoked', async () => {
     const w = h.spawnKubectl(alice, ['get', 'configmaps', '-n', NS, '-w', '-o', 'name']);
     const x = h.spawnKubectl(olivia, ['exec', pod, '-n', NS, '--', 'sleep', '60']);
     await w.waitFor(/configmap\//);
@@ -113,7 +113,8 @@ describe('long-running requests through the proxy', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     const t0 = Date.now();
-    await h.publish(ruleSet('dev', [], { users: ['oidc:alice', 'oidc:olivia'], groups: ['oidc:developers'] }), ++revision);
+    // Only the files change: the proxy's directory watch must notice by itself.
+    writeBundle(h.bundleDirOf('dev'), ruleSet('dev', [], { users: ['oidc:alice', 'oidc:olivia'], groups: ['oidc:developers'] }), h.signingKey, h.keyId, { revision: ++revision });
     const [wc, xc] = await Promise.all([w.exited, x.exited]);
     const took = Date.now() - t0;
     assert.ok(took < 1000, `streams closed after ${took} ms`);
