@@ -34,9 +34,14 @@ export function registerSandboxCommands(program: Command): void {
     .description('build the binaries if needed, start N clusters on loopback, write kubeconfigs and DIR/fleet.json')
     .option('--clusters <n>', 'number of clusters (named dev, staging, prod-eu, cluster-4, …)', '3')
     .option('--dir <dir>', 'state directory', '.sandbox')
-    .action(async (opts: { clusters: string; dir: string }) =>
+    .option('--owner-pid <pid>', 'process responsible for stopping the sandbox (test runners; lets a later run stop an orphan)')
+    .action(async (opts: { clusters: string; dir: string; ownerPid?: string }) =>
       run(async () => {
-        const fleet = await upFleet({ dir: opts.dir, clusters: Number(opts.clusters) });
+        const fleet = await upFleet({
+          dir: opts.dir,
+          clusters: Number(opts.clusters),
+          ...(opts.ownerPid ? { ownerPid: Number(opts.ownerPid) } : {}),
+        });
         const lines = [`sandbox fleet is up (Kubernetes ${fleet.kubernetesVersion}); fleet file: ${fleetFile(fleet.dir)}`];
         for (const c of fleet.clusters) {
           lines.push(`  ${c.name.padEnd(10)} ${c.server}  kubectl --kubeconfig ${c.adminKubeconfig} get nodes`);

@@ -27,6 +27,8 @@ export interface UpOptions {
   /** Explicit cluster names (overrides `clusters`). */
   readonly names?: readonly string[];
   readonly log?: (message: string) => void;
+  /** Pid of the process responsible for stopping this sandbox (recorded in `owner.pid`, so an orphan can be found and stopped). */
+  readonly ownerPid?: number;
 }
 
 /** The fleet file's path inside a sandbox directory. */
@@ -71,6 +73,7 @@ export async function upFleet(options: UpOptions = {}): Promise<SandboxFleet> {
   }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (options.ownerPid !== undefined) writeFileSync(join(dir, 'owner.pid'), String(options.ownerPid));
   const bin = await ensureBinaries({ log });
   const t0 = Date.now();
   log(`starting ${names.length} cluster(s) in ${dir}: ${names.join(', ')}`);
@@ -103,7 +106,8 @@ export async function downFleet(dirOrFile: string = '.sandbox'): Promise<number>
   for (const role of [...new Set(procs.map((p) => p.role))].sort((a, b) => rank(a) - rank(b))) {
     await stopProcesses(live.filter((p) => p.role === role));
   }
-  if (existsSync(dir) && (existsSync(fleetFile(dir)) || procs.length > 0)) rmSync(dir, { recursive: true, force: true });
+  const ours = existsSync(fleetFile(dir)) || existsSync(join(dir, 'owner.pid')) || procs.length > 0;
+  if (existsSync(dir) && ours) rmSync(dir, { recursive: true, force: true });
   return live.length;
 }
 

@@ -8,7 +8,7 @@
 // always torn down afterwards — on success, failure, SIGINT or SIGTERM.
 // A fleet you started yourself can be reused: PORTCULLIS_TEST_FLEET=DIR/fleet.json.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,12 +51,38 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 process.on('exit', teardown);
 
+/** Stops test fleets whose runner died without tearing down (e.g. SIGKILL). */
+function reapOrphanFleets() {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith('portcullis-test-fleet-') && !name.startsWith('portcullis-fleet-')) continue;
+    const dir = join(tmpdir(), name);
+    let owner = 0;
+    try {
+      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'));
+    } catch {
+      continue;
+    }
+    let alive = false;
+    try {
+      process.kill(owner, 0);
+      alive = true;
+    } catch {
+      alive = false;
+    }
+    if (!alive) {
+      console.log(`stopping an orphaned test fleet in ${dir} (its runner, pid ${owner}, is gone)`);
+      spawnSync(process.execPath, [runTs, sandboxMain, 'down', '--dir', dir], { cwd: root, stdio: 'inherit' });
+    }
+  }
+}
+
 const t0 = Date.now();
 const env = { ...process.env };
 if (needsFleet) {
+  reapOrphanFleets();
   fleetDir = mkdtempSync(join(tmpdir(), 'portcullis-test-fleet-'));
   console.log(`starting the test fleet (3 clusters) in ${fleetDir}`);
-  const up = await run(process.execPath, [runTs, sandboxMain, 'up', '--clusters', '3', '--dir', fleetDir]);
+  const up = await run(process.execPath, [runTs, sandboxMain, 'up', '--clusters', '3', '--dir', fleetDir, '--owner-pid', String(process.pid)]);
   if (up !== 0) {
     console.error('could not start the test fleet (see above)');
     process.exit(1);

@@ -74,6 +74,10 @@ export interface TestFleet {
   /**
    * Creates (as admin) a namespace if needed and a pod bound to the cluster's
    * fake kubelet, and waits until it is Running. Returns the pod name.
+   * In its containers, exec knows: echo ARGS, echo-err ARGS, cat (stdin to
+   * stdout), hostname, env, sleep SECONDS, false, exit CODE; attach greets and
+   * echoes stdin; a forwarded port 7 echoes bytes, any other port answers one
+   * HTTP request with `hello from NS/POD port P`; logs are three fixed lines.
    */
   createPod(cluster: TestCluster, namespace: string, options?: CreatePodOptions): Promise<string>;
 }
@@ -184,7 +188,7 @@ export function getTestFleet(): Promise<TestFleet> {
         process.exit(130);
       });
     }
-    const fleet = await upFleet({ dir, clusters: 3, log: (m) => process.stderr.write(`[test fleet] ${m}\n`) });
+    const fleet = await upFleet({ dir, clusters: 3, ownerPid: process.pid, log: (m) => process.stderr.write(`[test fleet] ${m}\n`) });
     return toTestFleet(fleet, join(dir, 'fleet.json'));
   })();
   return shared;

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -95,7 +96,7 @@ func runKubelet(args []string) error {
 	}
 	k := &fakeKubelet{node: *nodeName, client: client}
 	srv := &http.Server{
-		Handler:           k.routes(),
+		Handler:           onlyAPIServer(k.routes()),
 		ReadHeaderTimeout: 30 * time.Second,
 		// Only the apiserver (a client certificate from the cluster CA) may call
 		// the kubelet API, as with the real kubelet's x509 authentication. HTTP/1.1
@@ -224,19 +225,27 @@ func (k *fakeKubelet) heartbeat(ctx context.Context) {
 
 // syncPods watches the pods bound to this node: a new pod is reported Running
 // with every container started; a pod being deleted is confirmed deleted, as
-// the real kubelet does once its containers have stopped.
+// the real kubelet does once its containers have stopped. A periodic resync
+// retries anything a transient error left behind.
 func (k *fakeKubelet) syncPods(ctx context.Context) {
-	factory := informers.NewSharedInformerFactoryWithOptions(k.client, 10*time.Minute,
+	factory := informers.NewSharedInformerFactoryWithOptions(k.client, 30*time.Second,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.node).String()
 		}))
 	inf := factory.Core().V1().Pods().Informer()
+	var inflight sync.Map
 	handle := func(obj interface{}) {
 		pod, ok := obj.(*v1.Pod)
-		if !ok {
+		if !ok || (pod.DeletionTimestamp == nil && pod.Status.Phase == v1.PodRunning) {
 			return
 		}
-		go k.syncPod(ctx, pod.Namespace, pod.Name)
+		if _, busy := inflight.LoadOrStore(pod.UID, true); busy {
+			return
+		}
+		go func() {
+			defer inflight.Delete(pod.UID)
+			k.syncPod(ctx, pod.Namespace, pod.Name)
+		}()
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    handle,
@@ -246,52 +255,90 @@ func (k *fakeKubelet) syncPods(ctx context.Context) {
 	<-ctx.Done()
 }
 
+// syncPod retries for a while on any error: right after a pod is bound, the
+// Node authorizer's graph may not yet know that this node may read it.
 func (k *fakeKubelet) syncPod(ctx context.Context, ns, name string) {
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		pod, err := k.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
+	var err error
+	delay := 100 * time.Millisecond
+	for attempt := 0; attempt < 30; attempt++ {
+		if err = k.syncPodOnce(ctx, ns, name); err == nil || apierrors.IsNotFound(err) || ctx.Err() != nil {
+			return
 		}
-		if pod.DeletionTimestamp != nil {
-			zero := int64(0)
-			uid := pod.UID
-			return k.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{
-				GracePeriodSeconds: &zero,
-				Preconditions:      &metav1.Preconditions{UID: &uid},
-			})
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
 		}
-		if pod.Status.Phase == v1.PodRunning {
-			return nil
+		if delay < 2*time.Second {
+			delay *= 2
 		}
-		now := metav1.Now()
-		started := true
-		statuses := make([]v1.ContainerStatus, 0, len(pod.Spec.Containers))
-		for _, c := range pod.Spec.Containers {
-			statuses = append(statuses, v1.ContainerStatus{
-				Name: c.Name, Image: c.Image, ImageID: "portcullis-fake://" + c.Image,
-				ContainerID: "portcullis-fake://" + string(pod.UID) + "/" + c.Name,
-				Ready:       true, Started: &started,
-				State: v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: now}},
-			})
-		}
-		cond := func(t v1.PodConditionType) v1.PodCondition {
-			return v1.PodCondition{Type: t, Status: v1.ConditionTrue, LastTransitionTime: now}
-		}
-		pod.Status = v1.PodStatus{
-			Phase:             v1.PodRunning,
-			HostIP:            "127.0.0.1",
-			HostIPs:           []v1.HostIP{{IP: "127.0.0.1"}},
-			StartTime:         &now,
-			Conditions:        []v1.PodCondition{cond(v1.PodInitialized), cond(v1.PodReady), cond(v1.ContainersReady), cond(v1.PodScheduled)},
-			ContainerStatuses: statuses,
-			QOSClass:          pod.Status.QOSClass,
-		}
-		_, err = k.client.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
-		fmt.Fprintf(os.Stderr, "fake kubelet: syncing pod %s/%s: %v\n", ns, name, err)
 	}
+	fmt.Fprintf(os.Stderr, "fake kubelet: syncing pod %s/%s: %v\n", ns, name, err)
+}
+
+func (k *fakeKubelet) syncPodOnce(ctx context.Context, ns, name string) error {
+	pod, err := k.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if pod.DeletionTimestamp != nil {
+		zero := int64(0)
+		uid := pod.UID
+		return k.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{
+			GracePeriodSeconds: &zero,
+			Preconditions:      &metav1.Preconditions{UID: &uid},
+		})
+	}
+	if pod.Status.Phase == v1.PodRunning {
+		return nil
+	}
+	now := metav1.Now()
+	started := true
+	statuses := make([]v1.ContainerStatus, 0, len(pod.Spec.Containers))
+	for _, c := range pod.Spec.Containers {
+		statuses = append(statuses, v1.ContainerStatus{
+			Name: c.Name, Image: c.Image, ImageID: "portcullis-fake://" + c.Image,
+			ContainerID: "portcullis-fake://" + string(pod.UID) + "/" + c.Name,
+			Ready:       true, Started: &started,
+			State: v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: now}},
+		})
+	}
+	cond := func(t v1.PodConditionType) v1.PodCondition {
+		return v1.PodCondition{Type: t, Status: v1.ConditionTrue, LastTransitionTime: now}
+	}
+	pod.Status = v1.PodStatus{
+		Phase:             v1.PodRunning,
+		HostIP:            "127.0.0.1",
+		HostIPs:           []v1.HostIP{{IP: "127.0.0.1"}},
+		StartTime:         &now,
+		Conditions:        []v1.PodCondition{cond(v1.PodInitialized), cond(v1.PodReady), cond(v1.ContainersReady), cond(v1.PodScheduled)},
+		ContainerStatuses: statuses,
+		QOSClass:          pod.Status.QOSClass,
+	}
+	_, err = k.client.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	return err
+}
+
+// apiserverKubeletClientCN is the common name of the apiserver's
+// --kubelet-client-certificate (see pki.go).
+const apiserverKubeletClientCN = "kube-apiserver-kubelet-client"
+
+// onlyAPIServer admits only the apiserver's kubelet client identity, so every
+// exec, attach, port-forward and log read has to go through the apiserver and
+// its authorization (the real kubelet asks the apiserver with a
+// SubjectAccessReview instead; here nothing else needs to call it).
+func onlyAPIServer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/healthz" {
+			next.ServeHTTP(w, req)
+			return
+		}
+		if req.TLS == nil || len(req.TLS.PeerCertificates) == 0 || req.TLS.PeerCertificates[0].Subject.CommonName != apiserverKubeletClientCN {
+			http.Error(w, "Forbidden: only the kube-apiserver may call this kubelet", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
 }
 
 // routes mirrors the kubelet API paths the apiserver calls
