@@ -10,7 +10,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -31,7 +31,25 @@ if (chosen.length === 0) {
 
 const sandboxMain = join(root, 'sandbox', 'main.ts');
 const runTs = join(root, 'bin', 'run-ts.js');
-const needsFleet = !process.env.PORTCULLIS_TEST_FLEET && chosen.some((f) => /support\/fleet(\.ts)?['"]/.test(readFileSync(join(root, f), 'utf8')));
+const needsFleet = !process.env.PORTCULLIS_TEST_FLEET && chosen.some((f) => usesFleet(join(root, f), new Set()));
+
+/** True when a file imports test/support/fleet.ts, directly or through relative imports (e.g. a shared harness). */
+function usesFleet(file, seen) {
+  if (seen.has(file)) return false;
+  seen.add(file);
+  let src;
+  try {
+    src = readFileSync(file, 'utf8');
+  } catch {
+    return false;
+  }
+  if (/support\/fleet(\.ts)?['"]/.test(src) || (file.endsWith(join('support', 'fleet.ts')))) return true;
+  for (const m of src.matchAll(/from\s+['"](\.{1,2}\/[^'"]+\.ts)['"]/g)) {
+    const dep = join(dirname(file), m[1]);
+    if (dep.startsWith(join(root, 'test')) && usesFleet(dep, seen)) return true;
+  }
+  return false;
+}
 
 let fleetDir;
 let child;
@@ -78,8 +96,8 @@ function reapOrphanFleets() {
 
 const t0 = Date.now();
 const env = { ...process.env };
+reapOrphanFleets();
 if (needsFleet) {
-  reapOrphanFleets();
   fleetDir = mkdtempSync(join(tmpdir(), 'portcullis-test-fleet-'));
   console.log(`starting the test fleet (3 clusters) in ${fleetDir}`);
   const up = await run(process.execPath, [runTs, sandboxMain, 'up', '--clusters', '3', '--dir', fleetDir, '--owner-pid', String(process.pid)]);
