@@ -12,6 +12,7 @@ const READ = grant('dev-read', [group('oidc:developers')], [{ verbs: ['get', 'li
 const EXEC = grant('ops-exec', [user('oidc:olivia')], [
   { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] },
   { verbs: ['create'], apiGroups: [''], resources: ['pods/exec', 'pods/portforward', 'pods/attach'] },
+  { verbs: ['get'], apiGroups: [''], resources: ['pods/log'] },
 ], ns(NS), { line: 9 });
 const RULES = ruleSet('dev', [READ, EXEC], { users: ['oidc:alice'] });
 
@@ -19,6 +20,7 @@ const RBAC = [
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'streams', namespace: NS }, rules: [
     { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] },
     { verbs: ['get', 'create'], apiGroups: [''], resources: ['pods/exec', 'pods/portforward', 'pods/attach'] },
+    { verbs: ['get'], apiGroups: [''], resources: ['pods/log'] },
   ] },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'streams', namespace: NS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'streams' }, subjects: [
     { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'oidc:developers' },
@@ -90,6 +92,30 @@ describe('long-running requests through the proxy', () => {
       assert.doesNotMatch(r.stdout, /no/);
     });
   }
+
+  it('GIVEN an attach grant WHEN kubectl attach -i runs THEN the container greets and echoes stdin', async () => {
+    const r = await h.kubectl(olivia, ['attach', '-i', pod, '-n', NS], {}, 'hello attach\n');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /attached to .*streamer/);
+    assert.match(r.stdout, /hello attach/);
+  });
+
+  it('GIVEN a logs grant WHEN kubectl logs -f follows THEN lines stream and the request is long-running (ResponseStarted, then ResponseComplete)', async () => {
+    const l = h.spawnKubectl(olivia, ['logs', '-f', pod, '-n', NS]);
+    try {
+      await l.waitFor(/\S/);
+      const first = l.out().length;
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.ok(l.out().length > first, 'more lines arrived while following');
+      assert.equal(h.proxy.streams.list('dev').filter((s) => s.attributes.subresource === 'log').length, 1);
+    } finally {
+      l.kill();
+    }
+    await l.exited;
+    await new Promise((r) => setTimeout(r, 200));
+    const stages = h.auditEvents().filter((e) => e.objectRef?.subresource === 'log').map((e) => e.stage);
+    assert.deepEqual(stages, ['ResponseStarted', 'ResponseComplete']);
+  });
 
   it('GIVEN a live watch WHEN a configmap is created THEN the event streams through', async () => {
     const w = h.spawnKubectl(alice, ['get', 'configmaps', '-n', NS, '-w', '-o', 'name']);
