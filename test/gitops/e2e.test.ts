@@ -14,6 +14,7 @@ import { readCredentials } from '../../gitops/fleet.ts';
 import { MANAGED_KINDS } from '../../gitops/objects.ts';
 import { runApply, runPlan } from '../../gitops/run.ts';
 import { getTestFleet, type TestFleet } from '../support/fleet.ts';
+import { pullRequestStandIn } from '../support/github-server.ts';
 import { appendToLastFunction, closedPort, downKubeconfig, makeWorkspace, type Workspace } from './workspace.ts';
 
 const MANAGED = 'app.kubernetes.io/managed-by=portcullis';
@@ -98,6 +99,62 @@ test('WHEN planned right after apply THEN there are no changes and the exit stat
   const r = await ws.cli(['plan', '--kubeconfigs', fleet.file]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /Summary: no changes on 3 clusters/);
+});
+
+test('GIVEN a read-only bearer token (--token-file, server and CA from fleet.json) WHEN plan runs THEN it plans; WHEN apply runs with it THEN the cluster refuses', async () => {
+  const dev = fleet.cluster('dev');
+  // A read-only credential, like the pull-request workflow's: list the managed kinds, read the bundle.
+  const reader = [
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'e2e-plan-reader' }, rules: [
+      { apiGroups: [''], resources: ['namespaces', 'serviceaccounts', 'configmaps'], verbs: ['get', 'list'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles', 'clusterrolebindings', 'roles', 'rolebindings'], verbs: ['get', 'list'] },
+    ] },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'e2e-plan-reader' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'e2e-plan-reader' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'carol' }] },
+  ].map((o) => JSON.stringify(o)).join('\n');
+  assert.equal((await k('dev', ['apply', '-f', '-'], reader)).code, 0);
+  const tokenFile = join(ws.dir, 'carol.token');
+  writeFileSync(tokenFile, `${dev.tokens['carol'] ?? ''}\n`, { mode: 0o600 });
+  const fleetFile = join(ws.dir, 'token-fleet.json');
+  writeFileSync(fleetFile, JSON.stringify({ clusters: [{ name: 'dev', server: dev.server, proxyUrl: dev.server, labels: { env: 'dev' } }] }));
+  const viaToken = ['--fleet', fleetFile, '--token-file', tokenFile, '--proxy-ca', dev.caFile, '--kubectl', fleet.bin.kubectl];
+  try {
+    const p = await ws.cli(['plan', ...viaToken]);
+    assert.equal(p.code, 0, p.stdout + p.stderr);
+    assert.match(p.stdout, /== dev: no changes/);
+    // Drift, then try to revert it with the read-only token.
+    const b = docs(ws.read('generated/dev/rbac.yaml')).find((d) => d.kind === 'RoleBinding');
+    assert.ok(b?.metadata.namespace);
+    assert.equal((await k('dev', ['delete', 'rolebinding', b.metadata.name, '-n', b.metadata.namespace])).code, 0);
+    const a = await ws.cli(['apply', ...viaToken]);
+    assert.equal(a.code, 1, a.stdout + a.stderr);
+    assert.match(a.stdout, /dev: FAILED — .*forbidden/i);
+  } finally {
+    await k('dev', ['delete', 'clusterrolebinding,clusterrole', 'e2e-plan-reader', '--ignore-not-found']);
+    const fix = await ws.cli(['apply', '--kubeconfigs', fleet.file, '--clusters', 'dev']);
+    assert.equal(fix.code, 0, fix.stdout + fix.stderr);
+  }
+});
+
+test('GIVEN a GitHub Actions pull_request environment WHEN plan --comment runs THEN the sticky comment and the status reach the (schema-checked) GitHub API', async () => {
+  const gh = pullRequestStandIn({ owner: 'acme', repo: 'fleet-policy', issueNumber: 7 });
+  const api = await gh.server.start();
+  try {
+    const event = join(ws.dir, 'event.json');
+    writeFileSync(event, JSON.stringify({ number: 7, pull_request: { number: 7, head: { sha: 'a'.repeat(40) } } }));
+    const env = { GITHUB_REPOSITORY: 'acme/fleet-policy', GITHUB_EVENT_PATH: event, GITHUB_TOKEN: 'ghs_e2e', GITHUB_API_URL: api, GITHUB_SERVER_URL: 'https://github.com', GITHUB_RUN_ID: '5' };
+    const r = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--format', 'markdown', '--comment'], env);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, /plan comment created on acme\/fleet-policy#7/);
+    assert.equal(gh.comments.length, 1);
+    assert.equal(gh.comments[0]?.body, r.stdout.replace(/\n$/, '\n'));
+    assert.deepEqual(gh.statuses.map((s) => [s.state, s.context, s.description]), [['success', 'portcullis/plan', 'no changes on 3 clusters']]);
+    const again = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--comment'], env);
+    assert.equal(again.code, 0);
+    assert.match(again.stderr, /plan comment unchanged/);
+    assert.deepEqual(gh.server.violations, []);
+  } finally {
+    await gh.server.stop();
+  }
 });
 
 test('GIVEN a policy edit WHEN compiled and planned THEN exactly the expected objects and access change, and apply makes it real', async () => {
