@@ -157,8 +157,8 @@ export interface Harness {
   readonly proxyToken: string;
   /** Issues a real OIDC token; the user gets the `oidc:` prefix at the proxy. */
   token(sub: string, groups?: readonly string[], ttlSeconds?: number): Promise<string>;
-  /** A kubeconfig for kubectl through the proxy to `cluster` with this bearer token. */
-  kubeconfig(token: string, cluster?: string): string;
+  /** A kubeconfig for kubectl through the proxy to `cluster` with this bearer token, or client certificate. */
+  kubeconfig(token: string | { readonly certFile: string; readonly keyFile: string }, cluster?: string): string;
   kubectl(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>, input?: string): Promise<Run>;
   /** Starts a long-running kubectl (watch, exec, port-forward). */
   spawnKubectl(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>): LiveKubectl;
@@ -191,6 +191,8 @@ export interface HarnessOptions {
   /** Extra YAML merged into the config (limits, breakGlass …). */
   readonly configExtra?: Record<string, unknown>;
   readonly clusterName?: string;
+  /** Accept client certificates issued by this CA (CN → `x509:` user, O → `x509:` groups). */
+  readonly clientCa?: TestCa;
   /** A second cluster behind the same proxy (same ServiceAccount setup and RBAC), with its own bundle. */
   readonly second?: { readonly name: string; readonly ruleSet?: RuleSet };
 }
@@ -283,7 +285,10 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
           ]
         : []),
     ],
-    authn: { issuers: [{ issuer: oidc.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', caFile: oidc.caFile }] },
+    authn: {
+      issuers: [{ issuer: oidc.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', caFile: oidc.caFile }],
+      ...(o.clientCa ? { clientCertificates: { caFile: o.clientCa.caFile, usernamePrefix: 'x509:', groupsPrefix: 'x509:' } } : {}),
+    },
     audit: { file: { path: 'audit.log' }, flushIntervalMs: 50 },
     ...(o.configExtra ?? {}),
   };
@@ -319,7 +324,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
           apiVersion: 'v1',
           kind: 'Config',
           clusters: [{ name: c, cluster: { server: `https://127.0.0.1:${port}/clusters/${c}`, 'certificate-authority': proxyCa.caFile } }],
-          users: [{ name: 'u', user: { token } }],
+          users: [{ name: 'u', user: typeof token === 'string' ? { token } : { 'client-certificate': token.certFile, 'client-key': token.keyFile } }],
           contexts: [{ name: c, context: { cluster: c, user: 'u' } }],
           'current-context': c,
         }),
