@@ -101,6 +101,22 @@ export function planCluster(desired: DesiredCluster, live: LiveCluster): Cluster
   };
 }
 
+/**
+ * Plans the fleet: each desired cluster against its live state, or the reason
+ * its live state could not be read (the cluster is reported, the others are
+ * still planned). Pure.
+ */
+export function plan(desired: readonly DesiredCluster[], live: ReadonlyMap<string, LiveCluster | { readonly error: string }>): Plan {
+  return {
+    clusters: desired.map((d): ClusterPlan => {
+      const l = live.get(d.name);
+      if (l === undefined) return { cluster: d.name, status: 'error', error: 'no live state' };
+      if ('error' in l) return { cluster: d.name, status: 'error', error: l.error };
+      return planCluster(d, l);
+    }),
+  };
+}
+
 /** Whether applying the plan would change anything. */
 export function hasChanges(p: ClusterPlan): boolean {
   return p.status === 'ok' && (p.changes.length > 0 || p.bundle.changed);

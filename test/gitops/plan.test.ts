@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { Grant, RuleSet } from '../../core/index.ts';
 import { accessLines, diffAccess, formatAccessLine } from '../../gitops/access-diff.ts';
 import { normalizeLive, type KubeObject } from '../../gitops/objects.ts';
-import { planCluster, planExitCode, type DesiredCluster, type LiveCluster } from '../../gitops/plan.ts';
+import { plan, planCluster, planExitCode, type DesiredCluster, type LiveCluster } from '../../gitops/plan.ts';
 import { COMMENT_MARKER, renderMarkdown, renderText } from '../../gitops/render.ts';
 
 const labels = { 'app.kubernetes.io/managed-by': 'portcullis', 'portcullis.dev/cluster': 'dev' };
@@ -172,10 +172,15 @@ test('markdown: carries the marker, stays under the limit, folds diffs, and says
 });
 
 test('an unreachable cluster makes the exit code 1 without hiding the other clusters', () => {
-  const ok = planCluster({ name: 'dev', objects: [ns('a')], ruleSet: ruleSet([]), bundle: { revision: 1, files: bundleFiles } }, { name: 'dev', objects: [], bundle: null });
-  const plan = { clusters: [ok, { cluster: 'prod', status: 'error' as const, error: 'connection refused' }] };
-  assert.equal(planExitCode(plan), 1);
-  const text = renderText(plan);
+  const desired = (name: string): DesiredCluster => ({ name, objects: [ns('a')], ruleSet: ruleSet([]), bundle: { revision: 1, files: bundleFiles } });
+  const p = plan([desired('dev'), desired('prod')], new Map<string, LiveCluster | { error: string }>([
+    ['dev', { name: 'dev', objects: [], bundle: null }],
+    ['prod', { error: 'unreachable: connection refused' }],
+  ]));
+  assert.deepEqual(p.clusters.map((c) => c.status), ['ok', 'error']);
+  assert.equal(planExitCode(p), 1);
+  const text = renderText(p);
   assert.match(text, /== dev: 1 to create/);
-  assert.match(text, /== prod: ERROR connection refused/);
+  assert.match(text, /== prod: ERROR unreachable: connection refused/);
+  assert.match(text, /Summary: 1 of 2 clusters change \(\+1 ~0 -0\); 1 failed/);
 });
