@@ -2,6 +2,9 @@ import type { ClusterClient } from './kubectl.ts';
 import type { KubeObject } from './objects.ts';
 import type { ClusterPlan } from './plan.ts';
 
+/** What fits in a ConfigMap's data (the API server caps an object at 1 MiB; leave room for metadata). */
+const CONFIGMAP_LIMIT = 1_000_000;
+
 /** What applying one cluster's plan did. */
 export interface ApplyResult {
   readonly cluster: string;
@@ -42,6 +45,11 @@ export async function applyPlan(plan: ClusterPlan, client: ClusterClient, opts: 
   let skipped = 0;
   let bundleDelivered = false;
   try {
+    // Refuse before changing anything if the bundle cannot be delivered at all.
+    const bundleBytes = Object.values(plan.bundle.files).reduce((n, f) => n + Buffer.byteLength(f), 0);
+    if (plan.bundle.changed && bundleBytes > CONFIGMAP_LIMIT) {
+      throw new Error(`the bundle is ${bundleBytes} bytes, over a ConfigMap's ${CONFIGMAP_LIMIT}; nothing was applied (serve the bundle from a URL instead)`);
+    }
     let upserts: KubeObject[] = plan.changes.filter((c) => c.action !== 'delete').map((c) => c.object);
     const deletes = plan.changes.filter((c) => c.action === 'delete').map((c) => c.object);
     if (dryRun) {

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +48,8 @@ async function tokenCredentials(f: FleetFlags): Promise<Credentials> {
   const token = (await readFile(f.tokenFile ?? '', 'utf8')).trim();
   const ca = f.proxyCa ? (await readFile(f.proxyCa)).toString('base64') : undefined;
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-kube-'));
+  // The token is a credential: remove the kubeconfigs that carry it when the command ends.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const out = new Map<string, { kubeconfig: string }>();
   for (const c of gen.clusters) {
     if (!c.proxyUrl) continue;
