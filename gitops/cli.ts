@@ -107,7 +107,12 @@ export function registerGitopsCommands(program: Command): void {
         process.stdout.write(out);
         if (f.comment) {
           const target = await pullRequestFromEnv(process.env);
-          const { comment } = await publishPlan(octokitFor(target), target, plan);
+          let comment: string;
+          try {
+            ({ comment } = await publishPlan(octokitFor(target), target, plan));
+          } catch (e) {
+            throw new ExitError(1, `portcullis: could not post the plan to ${target.owner}/${target.repo}#${target.issueNumber}: ${e instanceof Error ? e.message : String(e)} (the job needs pull-requests: write and statuses: write)`);
+          }
           process.stderr.write(`plan comment ${comment} on ${target.owner}/${target.repo}#${target.issueNumber}\n`);
         }
         const code = planExitCode(plan);

@@ -218,6 +218,14 @@ test('every action is pinned by a full commit SHA with its version in a comment;
   }
 });
 
+test('ci installs, lints, typechecks, tests and checks generated/', () => {
+  const runs = Object.values(load('ci.yml').wf.jobs).flatMap((j) => (j.steps ?? []).map((s) => s.run ?? ''));
+  for (const want of ['npm ci', 'npm run lint --if-present', 'npm run typecheck', 'npm test']) {
+    assert.ok(runs.some((r) => r.trim() === want), `ci.yml lacks \`${want}\``);
+  }
+  assert.ok(runs.some((r) => /portcullis\.js compile --check/.test(r)));
+});
+
 test('plan runs on pull requests touching policies/, apply on push to main in a protected environment with an OIDC credential', () => {
   const plan = load('plan.yml').wf;
   const pr = plan.on['pull_request'] as { paths?: string[] };
