@@ -61,6 +61,9 @@ export function forwardHttp(
     status = upRes.statusCode ?? 502;
     hooks.onResponse(status);
     const h = filterResponseHeaders(upRes.headers);
+    // kube-apiserver echoes the Audit-ID it was sent (the proxy's); a response without one gets it here,
+    // so the client can always join its response to the audit record.
+    if (h['audit-id'] === undefined) h['audit-id'] = String(headers['audit-id'] ?? '');
     if (!res.headersSent) res.writeHead(status, h);
     // Flush headers now: a watch may send no body for a long time.
     (res as ServerResponse).flushHeaders?.();

@@ -69,6 +69,36 @@ describe('proxy operations', () => {
     assert.ok(lines.some((l) => l.includes(String(r.headers['audit-id']))), 'the request is in the audit log although the flush interval never came');
   });
 
+  it('GIVEN a request in flight WHEN the proxy is stopped THEN it drains: the request completes, new ones are refused, and its record is flushed', async () => {
+    // A slow upstream (a double: kube-apiserver cannot be made slow on demand) behind a second proxy.
+    const tls = h.proxyCa.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1'] });
+    const slow = createServer({ key: tls.keyPem, cert: tls.certPem }, (_req, res) => {
+      setTimeout(() => res.end('{"kind":"ConfigMapList","items":[]}'), 800);
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', () => r()));
+    try {
+      const auditPath = join(h.dir, 'audit-drain.log');
+      const x = await h.extraProxy((c) => ({
+        ...c,
+        listen: { host: '127.0.0.1', port: 0 },
+        audit: { ...c.audit, flushIntervalMs: 60_000, file: { path: auditPath, maxBytes: 1e6, maxFiles: 1 } },
+        clusters: [{ ...(c.clusters[0] as (typeof c.clusters)[0]), upstream: { url: `https://127.0.0.1:${(slow.address() as AddressInfo).port}`, caFile: h.proxyCa.caFile, tokenFile: join(h.dir, 'upstream.token') } }],
+      }));
+      const inflight = h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, [['Authorization', `Bearer ${alice}`]], undefined, x.port);
+      await sleep(200);
+      const stopped = x.proxy.stop();
+      await sleep(50);
+      assert.equal(x.proxy.ready().ok, false);
+      const r = await inflight;
+      assert.equal(r.status, 200);
+      await stopped;
+      const lines = readFileSync(auditPath, 'utf8').trim().split('\n');
+      assert.ok(lines.some((l) => l.includes(String(r.headers['audit-id']))));
+    } finally {
+      slow.close();
+    }
+  });
+
   it('GIVEN a bad configuration WHEN `portcullis proxy` starts THEN it exits 2 and says what to fix', async () => {
     const file = join(h.dir, 'bad.yaml');
     writeFileSync(file, 'tls: {}\nclusters: []\n');

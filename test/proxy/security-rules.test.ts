@@ -260,13 +260,18 @@ describe('SECURITY.md rules, end to end', () => {
   it('SECURITY rule 10: bytes sent ahead of the 101 are never forwarded; other upgrades are refused; a non-101 answer is relayed and both sockets close', async () => {
     const pod = 'secpod';
     const target = `/clusters/dev/api/v1/namespaces/${NS}/pods/${pod}/exec?command=cat&stdin=true&stdout=true`;
-    const rawUpgrade = (upgrade: string, early: string, path = target): Promise<string> =>
+    const rawUpgrade = (upgrade: string, early: string, path = target, viaSubprotocol = false): Promise<string> =>
       new Promise((resolve) => {
+        const auth = viaSubprotocol ? '' : `Authorization: Bearer ${tok['olivia']}\r\n`;
+        const protos = viaSubprotocol ? `base64url.bearer.authorization.k8s.io.${Buffer.from(tok['olivia'] ?? '').toString('base64url').replace(/=+$/, '')}, v5.channel.k8s.io` : 'v5.channel.k8s.io';
         const s = tlsConnect({ host: '127.0.0.1', port: h.port, ca: h.proxyCa.caPem, ALPNProtocols: ['http/1.1'] }, () => {
           s.write(
-            `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${tok['olivia']}\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n` +
-              `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n${early}`,
+            `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Connection: Upgrade\r\nUpgrade: ${upgrade}\r\n` +
+              `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: ${protos}\r\n\r\n${early}`,
           );
+        });
+        s.on('data', (c) => {
+          if (c.toString('latin1').startsWith('HTTP/1.1 101')) setTimeout(() => s.destroy(), 100);
         });
         let got = '';
         s.on('data', (c) => (got += c.toString('latin1')));
@@ -282,6 +287,11 @@ describe('SECURITY.md rules, end to end', () => {
     // a clean websocket upgrade works on the same target
     const ok = await rawUpgrade('websocket', '');
     assert.match(ok, /^HTTP\/1\.1 101 /);
+    // the token in the bearer subprotocol (browsers' way) authenticates, and that entry never reaches upstream
+    const sub = await rawUpgrade('websocket', '', target, true);
+    assert.match(sub, /^HTTP\/1\.1 101 /);
+    assert.match(sub, /Sec-Websocket-Protocol: v5\.channel\.k8s\.io\r\n/i);
+    assert.doesNotMatch(sub, /bearer/i);
     // h2c and others: 400
     const h2c = await rawUpgrade('h2c', '');
     assert.match(h2c, /^HTTP\/1\.1 400 /);
