@@ -10,11 +10,13 @@ export type ProxyErrorCode =
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
   | 'TOO_MANY_STREAMS'
   | 'UPSTREAM_FAILED'
   | 'NO_BUNDLE'
   | 'AUDIT_UNAVAILABLE'
-  | 'SHUTTING_DOWN';
+  | 'SHUTTING_DOWN'
+  | 'NOTIFY_FAILED';
 
 interface Row {
   readonly code: number;
@@ -27,11 +29,13 @@ const TABLE: Readonly<Record<ProxyErrorCode, Row>> = {
   UNAUTHENTICATED: { code: 401, reason: 'Unauthorized', message: 'Unauthorized' },
   FORBIDDEN: { code: 403, reason: 'Forbidden', message: 'forbidden by portcullis policy' },
   NOT_FOUND: { code: 404, reason: 'NotFound', message: 'the server could not find the requested resource' },
+  METHOD_NOT_ALLOWED: { code: 405, reason: 'MethodNotAllowed', message: 'the method is not allowed here' },
   TOO_MANY_STREAMS: { code: 429, reason: 'TooManyRequests', message: 'too many long-running requests for this identity; close some and retry' },
   UPSTREAM_FAILED: { code: 502, reason: 'InternalError', message: 'the cluster could not be reached through portcullis' },
   NO_BUNDLE: { code: 503, reason: 'ServiceUnavailable', message: 'portcullis has no valid policy bundle for this cluster yet' },
   AUDIT_UNAVAILABLE: { code: 503, reason: 'ServiceUnavailable', message: 'portcullis cannot write its audit log; refusing requests' },
   SHUTTING_DOWN: { code: 503, reason: 'ServiceUnavailable', message: 'portcullis is shutting down; retry' },
+  NOTIFY_FAILED: { code: 503, reason: 'ServiceUnavailable', message: 'break-glass notification failed; not activated' },
 };
 
 /** A refusal or failure: the code picks the status; `detail` is for logs and audit only. */

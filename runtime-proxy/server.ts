@@ -111,7 +111,7 @@ export class PortcullisProxy {
       // Client certificates are asked for (not required: bearer tokens are the norm) and verified against the client CA;
       // only a verified one reaches the authenticator, which checks it again.
       ...(clientCa !== undefined ? { requestCert: true, rejectUnauthorized: false, ca: readFileSync(clientCa) } : {}),
-      settings: { maxHeaderListSize: c.limits.maxHeaderBytes },
+      settings: { maxHeaderListSize: c.limits.maxHeaderBytes, maxConcurrentStreams: 1000 },
       maxSessionMemory: 32,
     });
     // SECURITY rule 15 for the HTTP/1.1 side: Node's strict parser (insecureHTTPParser is never set), bounded headers, timeouts.
@@ -528,16 +528,12 @@ export class PortcullisProxy {
   async #breakGlass(req: Req, res: Res, st: RequestState, cr: ClusterRuntime): Promise<void> {
     const cluster = cr.config.name;
     const identity = st.identity as Identity;
-    const reply = (code: number, body: unknown): void => {
-      const text = JSON.stringify(body);
-      res.writeHead(code, { 'content-type': 'application/json', 'audit-id': st.auditId });
-      res.end(text);
+    const refuse = (e: ProxyError, reason: string): void => {
+      sendStatus(res, e, { 'audit-id': st.auditId });
+      this.#audit(st, 'ResponseComplete', e.httpStatus, { reason, decision: 'deny', errorCode: e.code });
     };
-    const status = (code: number, message: string): void =>
-      reply(code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: code === 403 ? 'Forbidden' : 'BadRequest', code });
     if (req.method !== 'POST') {
-      status(405 as 400, 'use POST');
-      this.#audit(st, 'ResponseComplete', 405, { reason: 'break-glass: method' });
+      refuse(new ProxyError('METHOD_NOT_ALLOWED', `${req.method ?? ''} on break-glass`, 'use POST'), 'break-glass: method');
       return;
     }
     let body: unknown;
@@ -557,8 +553,8 @@ export class PortcullisProxy {
       : ({ ok: false, status: 403, message: 'no break-glass grant for you on this cluster' } as const);
     if (!chk.ok) {
       this.metrics.breakGlass.inc({ cluster, result: 'refused' });
-      status(chk.status, chk.message);
-      this.#audit(st, 'ResponseComplete', chk.status, { reason: `break-glass refused: ${chk.message}`, decision: 'deny' });
+      // The message is built only from what the caller sent; it names no other part of the policy.
+      refuse(new ProxyError(chk.status === 403 ? 'FORBIDDEN' : 'BAD_REQUEST', chk.message, chk.message), `break-glass refused: ${chk.message}`);
       return;
     }
     const now = this.#clock();
@@ -572,8 +568,7 @@ export class PortcullisProxy {
         // Notification is part of the control: no notification, no activation.
         this.metrics.breakGlass.inc({ cluster, result: 'notify_failed' });
         this.log.error({ cluster, grant: chk.grant.id, user: identity.user, err: (err as Error).message, alert: true }, 'break-glass webhook failed; activation refused');
-        status(503 as 400, 'break-glass notification failed; not activated');
-        this.#audit(st, 'ResponseComplete', 503, { reason: 'break-glass notify failed', decision: 'deny', errorCode: 'NOTIFY_FAILED' });
+        refuse(new ProxyError('NOTIFY_FAILED', (err as Error).message), 'break-glass notify failed');
         return;
       }
     }
@@ -582,7 +577,8 @@ export class PortcullisProxy {
     st.breakGlass = `activated ${chk.grant.id} until ${new Date(activation.expiresAt).toISOString()}: ${activation.reason}`;
     st.source = `${chk.grant.source.file}:${chk.grant.source.line}`;
     this.log.warn({ cluster, grant: chk.grant.id, user: identity.user, reason: activation.reason, expiresAt: activation.expiresAt, alert: true }, 'BREAK-GLASS ACTIVATED');
-    reply(201, { kind: 'BreakGlassActivation', apiVersion: 'portcullis.dev/v1', cluster, grant: chk.grant.id, user: identity.user, expiresAt: new Date(activation.expiresAt).toISOString() });
+    res.writeHead(201, { 'content-type': 'application/json', 'audit-id': st.auditId });
+    res.end(JSON.stringify({ kind: 'BreakGlassActivation', apiVersion: 'portcullis.dev/v1', cluster, grant: chk.grant.id, user: identity.user, expiresAt: new Date(activation.expiresAt).toISOString() }));
     this.#audit(st, 'ResponseComplete', 201, { reason: 'break-glass activated', decision: 'allow', grantId: chk.grant.id });
   }
 }
