@@ -6,6 +6,7 @@
  * Prints one JSON line `{ "port": N, "pid": N }` once listening; SIGTERM stops it gracefully.
  */
 import http2 from 'node:http2';
+import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { createAuthenticator, type AuthnConfig } from '../runtime-proxy/authn/index.ts';
@@ -25,6 +26,16 @@ if (process.env.BENCH_NODELAY === '1') {
     server.on('secureConnection', (s: TLSSocket) => s.setNoDelay(true));
     return server;
   }) as typeof original;
+}
+// Diagnosis only (BENCH_UNCAPPED_UPSTREAM=1): lift the upstream pool's maxSockets, to measure 2,000 watches' memory.
+if (process.env.BENCH_UNCAPPED_UPSTREAM === '1') {
+  const Original = https.Agent;
+  class Uncapped extends Original {
+    constructor(o?: https.AgentOptions) {
+      super({ ...o, maxSockets: Infinity });
+    }
+  }
+  (https as { Agent: typeof Original }).Agent = Uncapped;
 }
 const config = loadConfig(file);
 const proxy = new PortcullisProxy({

@@ -16,7 +16,7 @@ import { createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -181,6 +181,7 @@ async function main(): Promise<void> {
   // ---- latency -------------------------------------------------------------------
   out(`Portcullis proxy benchmark — ${new Date().toISOString()} — node ${process.version}, kube-apiserver ${fleet.kubernetesVersion}, ${nginx ? spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim() : 'no nginx'}`);
   out(`loopback, HTTP/1.1 keep-alive, TLS everywhere; latency = request start → last body byte, ms`);
+  out(`machine: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start${process.env.BENCH_NODELAY === '1' ? '; BENCH_NODELAY=1 (diagnostic: Nagle off on the proxy\'s client sockets)' : ''}`);
   out();
   const scenarios = !parts.has('latency') ? [] : [
     { name: 'GET 1 object', path: getPath, concurrency: 1, count: quick ? 200 : 1000 },
@@ -267,7 +268,12 @@ async function watchBench(pid: number, watchTarget: Target): Promise<void> {
   const opened = await openWatches(watchTarget, `/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=900&allowWatchBookmarks=false`, quick ? 500 : WATCHES, 120_000);
   await new Promise((r) => setTimeout(r, 2000));
   const rssAfter = rssMiB(pid);
-  out(`${opened.ok} concurrent watches through one proxy (${opened.failed} failed${opened.firstError ? `: ${opened.firstError}` : ''}): proxy RSS ${rssBefore.toFixed(0)} MiB idle → ${rssAfter.toFixed(0)} MiB with watches open (target ≤ 400 MB)`);
+  const perWatch = opened.ok > 0 ? (rssAfter - rssBefore) / opened.ok : Number.NaN;
+  out(
+    `watches through one proxy: ${opened.ok} open of ${opened.ok + opened.failed} attempted (${opened.failed} failed${opened.firstError ? `: ${opened.firstError}` : ''}); ` +
+      `proxy RSS ${rssBefore.toFixed(0)} MiB idle → ${rssAfter.toFixed(0)} MiB (${(perWatch * 1024).toFixed(0)} KiB per watch${opened.ok < WATCHES ? `, ≈ ${(rssBefore + perWatch * WATCHES).toFixed(0)} MiB extrapolated to ${WATCHES}` : ''}; target ≤ 400 MB)` +
+      (process.env.BENCH_UNCAPPED_UPSTREAM === '1' ? ' [BENCH_UNCAPPED_UPSTREAM=1: upstream maxSockets lifted]' : ''),
+  );
   opened.close();
   await new Promise((r) => setTimeout(r, 1000));
 }
