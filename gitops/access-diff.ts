@@ -49,9 +49,18 @@ export function expandRuleSet(rs: RuleSet | undefined): AccessAtom[] {
 function expand(rs: RuleSet | undefined): { list: AccessAtom[]; bySubject: Map<string, AccessAtom[]> } {
   const seen = new Map<string, AccessAtom>();
   const add = (atom: AccessAtom) => seen.set(atomKey(atom), atom);
-  for (const g of rs?.grants ?? []) for (const s of g.subjects) addRules(add, subjectName(s), 'allow', g.rules, g.scope, conditionOf(g));
+  // Deny atoms with their structured subjects, to take what they forbid out of the grants' atoms.
+  const masks: { subjects: ReadonlySet<string> | 'everyone'; except: ReadonlySet<string>; atom: AccessAtom }[] = [];
   for (const d of rs?.denies ?? []) {
     for (const s of denySubjects(d)) addRules(add, s, 'deny', d.rules, d.scope, '');
+    const subjects = d.subjects === 'everyone' ? 'everyone' : new Set(d.subjects.map(subjectName));
+    const except = new Set(d.except.map(subjectName));
+    addRules((atom) => masks.push({ subjects, except, atom }), '', 'deny', d.rules, d.scope, '');
+  }
+  const denied = (atom: AccessAtom) =>
+    masks.some((m) => (m.subjects === 'everyone' ? !m.except.has(atom.subject) : m.subjects.has(atom.subject)) && coversTarget(m.atom, atom));
+  for (const g of rs?.grants ?? []) {
+    for (const s of g.subjects) addRules((atom) => (denied(atom) ? undefined : add(atom)), subjectName(s), 'allow', g.rules, g.scope, conditionOf(g));
   }
   const list = [...seen.values()].sort(compareAtoms);
   const bySubject = new Map<string, AccessAtom[]>();
@@ -88,7 +97,11 @@ function covered(atom: AccessAtom, index: Map<string, AccessAtom[]>): boolean {
 
 /** Whether atom `c` grants (or denies) at least everything atom `x` does. */
 function covers(c: AccessAtom, x: AccessAtom): boolean {
-  if (c.condition !== x.condition) return false;
+  return c.condition === x.condition && coversTarget(c, x);
+}
+
+/** Whether atom `c` reaches every request atom `x` reaches (verb, URL or resource, namespace, names), whoever the subject. */
+function coversTarget(c: AccessAtom, x: AccessAtom): boolean {
   if (c.verb !== '*' && c.verb !== x.verb) return false;
   if (x.nonResourceURL !== '' || c.nonResourceURL !== '') {
     if (x.nonResourceURL === '' || c.nonResourceURL === '') return false;

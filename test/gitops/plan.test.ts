@@ -159,6 +159,19 @@ test('effective access: moving a verb between grants or splitting a rule is no c
   ]);
 });
 
+test('effective access: a deny takes what it forbids out of the grants (except its exceptions), so adding one shows who loses what', () => {
+  const grants = [grant('g1', 'oidc:devs', ['get', 'list'], ['team-a']), grant('g2', 'oidc:sre', ['get'], ['team-a'])];
+  const before = ruleSet(grants);
+  const after: RuleSet = {
+    ...before,
+    denies: [{ id: 'd1', source: { file: 'x', line: 1 }, subjects: 'everyone', except: [{ kind: 'Group', name: 'oidc:sre' }], rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }], scope: { kind: 'cluster' } }],
+  };
+  assert.deepEqual(accessLines(diffAccess(before, after)).map(formatAccessLine), [
+    '- Group oidc:devs can no longer get on pods in namespace team-a',
+    '+ everyone except Group oidc:sre is now denied get on pods in every namespace and cluster-wide',
+  ]);
+});
+
 test('markdown: carries the marker, stays under the limit, folds diffs, and says when it shortened', () => {
   const objects = Array.from({ length: 400 }, (_, i) => role('team-a', `role-${i}`, ['get', 'list', 'watch', `verb-${i}`]));
   const p = planCluster({ name: 'dev', objects, ruleSet: ruleSet([]), bundle: { revision: 1, files: bundleFiles } }, { name: 'dev', objects: [], bundle: null });
