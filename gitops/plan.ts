@@ -2,7 +2,7 @@ import { createTwoFilesPatch } from 'diff';
 import { stringify } from 'yaml';
 import { canonicalJson, type RuleSet } from '../core/index.ts';
 import { diffAccess, type AccessChange } from './access-diff.ts';
-import { applyOrder, normalizeDesired, normalizeLive, objectKey, objectRef, type KubeObject } from './objects.ts';
+import { CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_KINDS, applyOrder, groupOf, normalizeDesired, normalizeLive, objectKey, objectRef, type KubeObject } from './objects.ts';
 
 /** The bundle files delivered to a cluster, by name (`rbac.yaml`, `rules.json`, `bundle.sig.json`). */
 export type BundleFiles = Readonly<Record<string, string>>;
@@ -64,6 +64,15 @@ export interface Plan {
  * bindings go before the roles they use).
  */
 export function planCluster(desired: DesiredCluster, live: LiveCluster): ClusterPlan {
+  // An object plan cannot find again (unmanaged kind, no managed-by label) would be created on every apply and never pruned.
+  const bad = desired.objects.flatMap((o) => {
+    const why: string[] = [];
+    if (!MANAGED_KINDS.some((k) => k.kind === o.kind && k.group === groupOf(o.apiVersion))) why.push(`kind ${o.kind} is not one apply manages`);
+    if (o.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) why.push(`it lacks the label ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`);
+    if (o.metadata.labels?.[CLUSTER_LABEL] !== desired.name) why.push(`its ${CLUSTER_LABEL} label is not ${desired.name}`);
+    return why.length ? [`${objectRef(o)}: ${why.join(', ')}`] : [];
+  });
+  if (bad.length) return { cluster: desired.name, status: 'error', error: `generated/${desired.name}/rbac.yaml: ${bad.slice(0, 5).join('; ')}${bad.length > 5 ? ` (and ${bad.length - 5} more)` : ''}` };
   const liveByKey = new Map<string, KubeObject>();
   for (const o of live.objects) liveByKey.set(objectKey(o), o);
   const desiredKeys = new Set<string>();

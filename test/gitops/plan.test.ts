@@ -172,6 +172,17 @@ test('effective access: a deny takes what it forbids out of the grants (except i
   ]);
 });
 
+test('GIVEN a generated object plan could not find again WHEN planned THEN the cluster is refused with the reason', () => {
+  const stray = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', namespace: 'a', labels } } as KubeObject;
+  const unlabelled = { ...role('a', 'r', ['get']), metadata: { name: 'r', namespace: 'a', labels: { 'portcullis.dev/cluster': 'staging' } } } as KubeObject;
+  const p = planCluster({ name: 'dev', objects: [stray, unlabelled], ruleSet: ruleSet([]), bundle: { revision: 1, files: bundleFiles } }, { name: 'dev', objects: [], bundle: null });
+  assert.equal(p.status, 'error');
+  assert.equal(
+    p.status === 'error' ? p.error : '',
+    'generated/dev/rbac.yaml: ConfigMap a/x: kind ConfigMap is not one apply manages; Role a/r: it lacks the label app.kubernetes.io/managed-by=portcullis, its portcullis.dev/cluster label is not dev',
+  );
+});
+
 test('markdown: carries the marker, stays under the limit, folds diffs, and says when it shortened', () => {
   const objects = Array.from({ length: 400 }, (_, i) => role('team-a', `role-${i}`, ['get', 'list', 'watch', `verb-${i}`]));
   const p = planCluster({ name: 'dev', objects, ruleSet: ruleSet([]), bundle: { revision: 1, files: bundleFiles } }, { name: 'dev', objects: [], bundle: null });
