@@ -5,15 +5,25 @@
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { getTestFleet, type TestCluster, type TestFleet } from '../support/fleet.ts';
 
 let fleet: TestFleet;
+/** Namespaces of their own, so nothing here changes what other suites see on the shared fleet. */
 const NS = `smoke-${process.pid}`;
+const OWN = `smoke-api-${process.pid}`;
 
 before(async () => {
   fleet = await getTestFleet();
+  for (const c of fleet.clusters) {
+    const r = await fleet.kubectl(['create', 'namespace', OWN], { kubeconfig: c.adminKubeconfig });
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+
+after(async () => {
+  for (const c of fleet.clusters) await fleet.kubectl(['delete', 'namespace', OWN, NS, '--wait=false', '--ignore-not-found'], { kubeconfig: c.adminKubeconfig });
 });
 
 /** kubectl -v=7 logs the request line and the Sec-Websocket-Protocol header of the upgrade. */
@@ -53,11 +63,11 @@ describe('every sandbox cluster', () => {
 
   it('WHEN a ConfigMap is applied server-side THEN get returns it, owned by the field manager', async () => {
     for (const c of fleet.clusters) {
-      const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'smoke', namespace: 'default' }, data: { cluster: c.name } };
+      const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'smoke', namespace: OWN }, data: { cluster: c.name } };
       const a = await fleet.kubectl(['apply', '--server-side', '--field-manager=portcullis-smoke', '-f', '-'], { ...kc(c), input: JSON.stringify(cm) });
       assert.equal(a.code, 0, a.stderr);
       assert.match(a.stdout, /configmap\/smoke serverside-applied/);
-      const g = await fleet.kubectl(['get', 'configmap', 'smoke', '-n', 'default', '-o', 'json', '--show-managed-fields'], kc(c));
+      const g = await fleet.kubectl(['get', 'configmap', 'smoke', '-n', OWN, '-o', 'json', '--show-managed-fields'], kc(c));
       assert.equal(g.code, 0, g.stderr);
       const got = JSON.parse(g.stdout) as { data: Record<string, string>; metadata: { managedFields: { manager: string; operation: string }[] } };
       assert.equal(got.data['cluster'], c.name);
@@ -67,27 +77,27 @@ describe('every sandbox cluster', () => {
 
   it('GIVEN RBAC (Node,RBAC authorization) WHEN auth can-i --as THEN only granted users are allowed, and static tokens authenticate', async () => {
     for (const c of fleet.clusters) {
-      const before = await fleet.kubectl(['auth', 'can-i', 'list', 'secrets', '-n', 'default', '--as', 'alice'], kc(c));
+      const before = await fleet.kubectl(['auth', 'can-i', 'list', 'secrets', '-n', OWN, '--as', 'alice'], kc(c));
       assert.equal(before.stdout.trim(), 'no');
       assert.equal(before.code, 1);
       const binding = {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'RoleBinding',
-        metadata: { name: 'smoke-developers-view', namespace: 'default' },
+        metadata: { name: 'smoke-developers-view', namespace: OWN },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
         subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'developers' }],
       };
       const a = await fleet.kubectl(['apply', '--server-side', '-f', '-'], { ...kc(c), input: JSON.stringify(binding) });
       assert.equal(a.code, 0, a.stderr);
       // RBAC reads bindings from an informer cache: allow it a moment to catch up.
-      const pods = await eventually(() => fleet.kubectl(['auth', 'can-i', 'list', 'pods', '-n', 'default', '--as', 'alice', '--as-group', 'developers'], kc(c)), (r) => r.stdout.trim() === 'yes');
+      const pods = await eventually(() => fleet.kubectl(['auth', 'can-i', 'list', 'pods', '-n', OWN, '--as', 'alice', '--as-group', 'developers'], kc(c)), (r) => r.stdout.trim() === 'yes');
       assert.equal(pods.stdout.trim(), 'yes', pods.stderr);
-      const secrets = await fleet.kubectl(['auth', 'can-i', 'list', 'secrets', '-n', 'default', '--as', 'alice', '--as-group', 'developers'], kc(c));
+      const secrets = await fleet.kubectl(['auth', 'can-i', 'list', 'secrets', '-n', OWN, '--as', 'alice', '--as-group', 'developers'], kc(c));
       assert.equal(secrets.stdout.trim(), 'no', 'view does not include secrets');
       // The same decision through alice's own static token (she is in group developers).
-      const self = await fleet.kubectl(['auth', 'can-i', 'list', 'pods', '-n', 'default'], { kubeconfig: c.userKubeconfigs['alice'] ?? '' });
+      const self = await fleet.kubectl(['auth', 'can-i', 'list', 'pods', '-n', OWN], { kubeconfig: c.userKubeconfigs['alice'] ?? '' });
       assert.equal(self.stdout.trim(), 'yes', self.stderr);
-      const mallory = await fleet.kubectl(['auth', 'can-i', 'list', 'pods', '-n', 'default'], { kubeconfig: c.userKubeconfigs['mallory'] ?? '' });
+      const mallory = await fleet.kubectl(['auth', 'can-i', 'list', 'pods', '-n', OWN], { kubeconfig: c.userKubeconfigs['mallory'] ?? '' });
       assert.equal(mallory.stdout.trim(), 'no');
       const who = await fleet.kubectl(['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username} {.status.userInfo.groups}'], { kubeconfig: c.userKubeconfigs['bob'] ?? '' });
       assert.equal(who.code, 0, who.stderr);
@@ -97,20 +107,20 @@ describe('every sandbox cluster', () => {
 
   it('WHEN a ServiceAccount token is created THEN the apiserver accepts it and its issuer is the cluster’s', async () => {
     for (const c of fleet.clusters) {
-      const sa = await fleet.kubectl(['create', 'serviceaccount', `smoke-${process.pid}`, '-n', 'default'], kc(c));
+      const sa = await fleet.kubectl(['create', 'serviceaccount', `smoke-${process.pid}`, '-n', OWN], kc(c));
       assert.equal(sa.code, 0, sa.stderr);
-      const t = await fleet.kubectl(['create', 'token', `smoke-${process.pid}`, '-n', 'default', '--duration=10m'], kc(c));
+      const t = await fleet.kubectl(['create', 'token', `smoke-${process.pid}`, '-n', OWN, '--duration=10m'], kc(c));
       assert.equal(t.code, 0, t.stderr);
       const token = t.stdout.trim();
       const [, payload] = token.split('.');
       const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { iss: string; sub: string };
       assert.equal(claims.iss, c.serviceAccountIssuer);
-      assert.equal(claims.sub, `system:serviceaccount:default:smoke-${process.pid}`);
+      assert.equal(claims.sub, `system:serviceaccount:${OWN}:smoke-${process.pid}`);
       const who = await fleet.kubectl(['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}', `--server=${c.server}`, `--certificate-authority=${c.caFile}`, `--token=${token}`], {
         kubeconfig: '/dev/null',
       });
       assert.equal(who.code, 0, who.stderr);
-      assert.equal(who.stdout, `system:serviceaccount:default:smoke-${process.pid}`);
+      assert.equal(who.stdout, `system:serviceaccount:${OWN}:smoke-${process.pid}`);
     }
   });
 });
@@ -167,6 +177,26 @@ describe('streaming through the real apiserver to the fake kubelet', () => {
     assert.match(r.stdout, new RegExp(`^sandbox container ${NS}/${pod}/main started\n`));
     const tail = await fleet.kubectl(['logs', '--tail=1', '-n', NS, pod], kc(dev));
     assert.equal(tail.stdout, 'serving on every port (port 7 echoes)\n');
+  });
+
+  it('WHEN kubectl logs -f THEN lines keep streaming until kubectl is stopped', async () => {
+    const child = spawn(fleet.bin.kubectl, ['logs', '-f', '-n', NS, pod], { env: { ...process.env, KUBECONFIG: dev.adminKubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no streamed line, got ${JSON.stringify(out)}`)), 10_000);
+        child.stdout.on('data', (b: Buffer) => {
+          out += b.toString();
+          if (out.includes('tick 2\n')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.match(out, /serving on every port \(port 7 echoes\)\ntick 1\ntick 2\n/);
   });
 
   it('WHEN the pod is deleted THEN the fake kubelet confirms it and it is gone', async () => {
