@@ -113,7 +113,10 @@ export class PortcullisProxy {
       ...(clientCa !== undefined ? { requestCert: true, rejectUnauthorized: false, ca: readFileSync(clientCa) } : {}),
       settings: { maxHeaderListSize: c.limits.maxHeaderBytes, maxConcurrentStreams: 1000 },
       maxSessionMemory: 32,
+      // Small responses go out at once: without this, Nagle plus the client's delayed ACK adds ~40 ms.
+      noDelay: true,
     });
+    this.#server.on('secureConnection', (sock: TLSSocket) => sock.setNoDelay(true));
     // SECURITY rule 15 for the HTTP/1.1 side: Node's strict parser (insecureHTTPParser is never set), bounded headers, timeouts.
     const s = this.#server as unknown as { maxHeaderSize: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number };
     s.maxHeaderSize = c.limits.maxHeaderBytes;
