@@ -14,6 +14,9 @@ import { readCredentials } from '../../gitops/fleet.ts';
 import { MANAGED_KINDS } from '../../gitops/objects.ts';
 import { runApply, runPlan } from '../../gitops/run.ts';
 import { getTestFleet, type TestFleet } from '../support/fleet.ts';
+import { readGenerated } from '../../gitops/generated.ts';
+import { fetchBundle } from '../../runtime-proxy/bundle-source.ts';
+import { BundleStore } from '../../runtime-proxy/bundle-store.ts';
 import { pullRequestStandIn } from '../support/github-server.ts';
 import { appendToLastFunction, closedPort, downKubeconfig, makeWorkspace, type Workspace } from './workspace.ts';
 
@@ -185,9 +188,25 @@ test('GIVEN a policy edit WHEN compiled and planned THEN exactly the expected ob
   assert.match(text.stdout, /Effective access:\n {4}\+ User oidc:zoe@contractor\.example can now get, list on configmaps in namespace search\n/);
 
   assert.equal(await canI('dev', ['get', 'configmaps', '-n', 'search', '--as', 'oidc:zoe@contractor.example']), false);
+  // The proxy's side of the pipeline: its ConfigMap bundle source, with the read-only bundle-reader token.
+  const devCluster = fleet.cluster('dev');
+  const token = await k('dev', ['create', 'token', 'portcullis-bundle-reader', '-n', 'portcullis-system', '--duration=10m']);
+  assert.equal(token.code, 0, token.stderr);
+  const tokenFile = join(ws.dir, 'bundle-reader.token');
+  writeFileSync(tokenFile, token.stdout.trim(), { mode: 0o600 });
+  const source = { kind: 'configMap' as const, tokenFile, namespace: 'portcullis-system', name: 'portcullis-bundle', pollIntervalMs: 1000 };
+  const endpoint = { serverUrl: devCluster.server, ca: readFileSync(devCluster.caFile) };
+  const store = new BundleStore('dev', (await readGenerated(join(ws.dir, 'generated'))).keys);
+  const first = store.offer(await fetchBundle(source, endpoint), Date.now());
+  assert.equal(first.result === 'accepted' && first.bundle.revision, BASE);
+
   const a = await ws.cli(['apply', '--kubeconfigs', fleet.file, '--clusters', 'env=dev,staging']);
   assert.equal(a.code, 0, a.stderr + a.stdout);
   assert.match(a.stdout, /2 of 2 clusters ok/);
+  const reloaded = store.offer(await fetchBundle(source, endpoint), Date.now());
+  assert.equal(reloaded.result, 'accepted', JSON.stringify(reloaded));
+  assert.equal(reloaded.result === 'accepted' && reloaded.bundle.revision, BASE + 1);
+  assert.ok(reloaded.result === 'accepted' && reloaded.bundle.ruleSet.grants.some((g) => g.id === 'e2e-contractor-configmaps'), 'the proxy now enforces the new grant');
   assert.equal(await canI('dev', ['get', 'configmaps', '-n', 'search', '--as', 'oidc:zoe@contractor.example']), true);
   assert.equal(await canI('dev', ['delete', 'configmaps', '-n', 'search', '--as', 'oidc:zoe@contractor.example']), false);
   const again = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--clusters', 'dev,staging']);
