@@ -77,7 +77,7 @@ export async function upFleet(options: UpOptions = {}): Promise<SandboxFleet> {
   const bin = await ensureBinaries({ log });
   const t0 = Date.now();
   log(`starting ${names.length} cluster(s) in ${dir}: ${names.join(', ')}`);
-  const results = await Promise.allSettled(names.map((name) => startCluster({ name, dir: join(dir, name), bin })));
+  const results = await Promise.allSettled(names.map((name) => startWithRetry(name, join(dir, name), bin, log)));
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed.length > 0) {
     await stopProcesses(recordedUnder(dir).reverse());
@@ -90,6 +90,23 @@ export async function upFleet(options: UpOptions = {}): Promise<SandboxFleet> {
   renameSync(tmp, fleetFile(dir));
   log(`fleet ready in ${((Date.now() - t0) / 1000).toFixed(1)}s → ${fleetFile(dir)}`);
   return fleet;
+}
+
+/**
+ * Starts one cluster, retrying with fresh ports: the ports are picked free but
+ * bound a moment later by etcd, the apiserver and the kubelet, and other
+ * processes on the machine may take one in between.
+ */
+async function startWithRetry(name: string, dir: string, bin: SandboxBinaries, log: (m: string) => void): Promise<ClusterInfo> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCluster({ name, dir, bin });
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof SandboxError) || err.code !== 'SANDBOX_START') throw err;
+      log(`cluster ${name} failed to start (${err.message.split('\n')[0]}); retrying with fresh ports`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
 }
 
 /** Stops every process recorded under `dir` (even of a half-started fleet) and removes the directory. */
