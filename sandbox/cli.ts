@@ -46,7 +46,10 @@ export function registerSandboxCommands(program: Command): void {
         for (const c of fleet.clusters) {
           lines.push(`  ${c.name.padEnd(10)} ${c.server}  kubectl --kubeconfig ${c.adminKubeconfig} get nodes`);
         }
-        lines.push(`kubectl: ${fleet.bin.kubectl}`, `stop it with: portcullis sandbox down --dir ${opts.dir}`);
+        lines.push(
+          `all clusters: KUBECONFIG=${fleet.kubeconfig} ${fleet.bin.kubectl} --context ${fleet.clusters[0]?.name ?? 'dev'} get nodes`,
+          `stop it with: portcullis sandbox down --dir ${opts.dir}`,
+        );
         process.stdout.write(`${lines.join('\n')}\n`);
       }),
     );

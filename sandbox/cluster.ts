@@ -265,7 +265,9 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterIn
     });
     await waitFor(`aggregated ClusterRole view of ${name}`, controllers, 60_000, async () => {
       const r = await get(`${server}/apis/rbac.authorization.k8s.io/v1/clusterroles/view`, adminTls);
-      return r.status === 200 && (JSON.parse(r.body) as { rules?: unknown[] }).rules?.length !== 0 && r.body.includes('"rules"');
+      if (r.status !== 200) return false;
+      const rules = (JSON.parse(r.body) as { rules?: unknown[] }).rules;
+      return Array.isArray(rules) && rules.length > 0;
     });
     return {
       name,

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { ensureBinaries, KUBERNETES_VERSION, ETCD_VERSION, type SandboxBinaries } from './build.ts';
 import { clusterHealth, startCluster, type ClusterHealth, type ClusterInfo } from './cluster.ts';
 import { SandboxError } from './errors.ts';
@@ -15,7 +16,29 @@ export interface SandboxFleet {
   readonly kubernetesVersion: string;
   readonly etcdVersion: string;
   readonly bin: SandboxBinaries;
+  /** One kubeconfig with an admin context per cluster, named after the cluster. */
+  readonly kubeconfig: string;
   readonly clusters: readonly ClusterInfo[];
+}
+
+interface KubeconfigDoc {
+  clusters: unknown[];
+  users: unknown[];
+  contexts: unknown[];
+}
+
+/** Merges the clusters' admin kubeconfigs (each already names its cluster, user and context after the cluster). */
+function mergedKubeconfig(clusters: readonly ClusterInfo[]): string {
+  const docs = clusters.map((c) => parse(readFileSync(c.adminKubeconfig, 'utf8')) as KubeconfigDoc);
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: docs.flatMap((d) => d.clusters),
+    users: docs.flatMap((d) => d.users),
+    contexts: docs.flatMap((d) => d.contexts),
+    'current-context': clusters[0]?.name ?? '',
+    preferences: {},
+  });
 }
 
 /** Options for {@link upFleet}. */
@@ -84,7 +107,9 @@ export async function upFleet(options: UpOptions = {}): Promise<SandboxFleet> {
     throw failed[0]?.reason instanceof Error ? failed[0].reason : new SandboxError('SANDBOX_START', String(failed[0]?.reason));
   }
   const clusters = results.map((r) => (r as PromiseFulfilledResult<ClusterInfo>).value);
-  const fleet: SandboxFleet = { version: 1, dir, kubernetesVersion: KUBERNETES_VERSION, etcdVersion: ETCD_VERSION, bin, clusters };
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, mergedKubeconfig(clusters), { mode: 0o600 });
+  const fleet: SandboxFleet = { version: 1, dir, kubernetesVersion: KUBERNETES_VERSION, etcdVersion: ETCD_VERSION, bin, kubeconfig, clusters };
   const tmp = `${fleetFile(dir)}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(fleet, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, fleetFile(dir));

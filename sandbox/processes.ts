@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { SandboxError } from './errors.ts';
 
@@ -128,7 +128,7 @@ export async function freePorts(n: number): Promise<number[]> {
     Array.from(
       { length: n },
       () =>
-        new Promise<import('node:net').Server>((resolve, reject) => {
+        new Promise<Server>((resolve, reject) => {
           const s = createServer();
           s.once('error', reject);
           s.listen(0, '127.0.0.1', () => resolve(s));

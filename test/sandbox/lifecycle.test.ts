@@ -1,5 +1,6 @@
 // sandbox up / status / down on a fleet of its own: down leaves no process and
 // no state behind; up refuses to start over a running sandbox.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -43,6 +44,9 @@ describe('sandbox lifecycle', () => {
     const pids = fleet.clusters.flatMap((c) => c.processes.map((p) => p.pid));
     assert.deepEqual(fleet.clusters[0]?.processes.map((p) => p.role), ['etcd', 'kube-apiserver', 'controllers', 'fake-kubelet']);
     assert.ok(pids.every(alive));
+
+    const merged = spawnSync(fleet.bin.kubectl, ['--kubeconfig', fleet.kubeconfig, '--context', 'solo', 'get', 'node', 'solo-node', '-o', 'name'], { encoding: 'utf8' });
+    assert.equal(merged.stdout, 'node/solo-node\n', merged.stderr);
 
     const [health] = await fleetStatus(dir);
     assert.equal(health?.ready, true);
