@@ -18,6 +18,7 @@ import { ProxyError, type ProxyErrorCode } from './errors.ts';
 import { forwardHttp } from './forward.ts';
 import { buildUpstreamHeaders } from './headers.ts';
 import type { Authenticator, Identity } from './identity.ts';
+import { cachingAuthenticator } from './credential-cache.ts';
 import { createMetrics, type ProxyMetrics } from './metrics.ts';
 import { authenticateStage, authorizeStage, deadlineOf, EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, parseRequestStage, route, type Admission, type AuthorizeFacts } from './pipeline.ts';
 import { deniedReview, isSelfAccessReview, readReviewSpec, reviewAttributes } from './self-review.ts';
@@ -88,10 +89,12 @@ export class PortcullisProxy {
   #stopping = false;
   #drained: (() => void) | undefined;
   readonly #webhookCa: Buffer | undefined;
+  readonly #authn: Authenticator;
 
   constructor(private readonly opts: ProxyOptions) {
     const c = opts.config;
     this.#clock = opts.clock ?? Date.now;
+    this.#authn = cachingAuthenticator(opts.authenticator);
     this.log = opts.logger ?? pino({ name: 'portcullis-proxy' }, pino.destination(2));
     this.metrics = createMetrics();
     this.streams = new StreamRegistry(c.limits.maxLongRunningPerIdentity, this.#clock);
@@ -314,7 +317,7 @@ export class PortcullisProxy {
     const cr = this.#clusters.get(r.cluster);
     if (!cr) throw new ProxyError('NOT_FOUND', `unknown cluster ${r.cluster}`);
     st.cluster = r.cluster;
-    const identity = await authenticateStage(this.opts.authenticator, { rawHeaders: req.rawHeaders, ...peerCert(req) }, this.#clock(), r.cluster);
+    const identity = await authenticateStage(this.#authn, { rawHeaders: req.rawHeaders, ...peerCert(req) }, this.#clock(), r.cluster);
     st.identity = identity;
     const now = this.#clock();
     // The request captures one bundle revision here and uses it throughout.
