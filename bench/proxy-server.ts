@@ -3,7 +3,7 @@
  * authenticator) as its own process for `bench/proxy.ts`, so the benchmark can
  * read the proxy's RSS and the load generator does not share its event loop.
  * Usage: node bin/run-ts.js bench/proxy-server.ts CONFIG.yaml
- * Prints one JSON line `{ "port": N, "pid": N }` once listening; SIGTERM stops it gracefully.
+ * Prints one JSON line `{ "port": N, "pid": N }` once listening; SIGUSR2 prints a memory line; SIGTERM stops it gracefully.
  */
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -45,6 +45,12 @@ const proxy = new PortcullisProxy({
 });
 const { port } = await proxy.start();
 process.stdout.write(`${JSON.stringify({ port, pid: process.pid })}\n`);
+// SIGUSR2: collect garbage (when run with --expose-gc) and print one memory line, for the watch benchmark.
+process.on('SIGUSR2', () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  process.stdout.write(`${JSON.stringify({ memory: { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers } })}\n`);
+});
 let stopping = false;
 process.on('SIGTERM', () => {
   if (stopping) return;

@@ -135,8 +135,12 @@ export function bigRuleSet(cluster: string, n: number): RuleSet {
 }
 
 /** Starts a child process running `bench/proxy-server.ts` and waits for its `{port,pid}` line. */
-export async function startProxyChild(root: string, configFile: string, logFile: string): Promise<{ readonly child: ChildProcess; readonly port: number; readonly pid: number }> {
-  const child = spawn(process.execPath, ['--max-old-space-size=2048', join(root, 'bin/run-ts.js'), join(root, 'bench/proxy-server.ts'), configFile], {
+export async function startProxyChild(
+  root: string,
+  configFile: string,
+  logFile: string,
+): Promise<{ readonly child: ChildProcess; readonly port: number; readonly pid: number; readonly memory: () => Promise<ChildMemory | undefined> }> {
+  const child = spawn(process.execPath, ['--max-old-space-size=2048', '--expose-gc', join(root, 'bin/run-ts.js'), join(root, 'bench/proxy-server.ts'), configFile], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -157,7 +161,37 @@ export async function startProxyChild(root: string, configFile: string, logFile:
     });
   });
   const { port, pid } = JSON.parse(line) as { port: number; pid: number };
-  return { child, port, pid };
+  return { child, port, pid, memory: () => memoryOf(child) };
+}
+
+/** What the proxy child reports of its memory after a GC, in MiB. */
+export interface ChildMemory {
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+}
+
+function memoryOf(child: ChildProcess): Promise<ChildMemory | undefined> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    const timer = setTimeout(() => {
+      rl.close();
+      resolve(undefined);
+    }, 5000);
+    rl.once('line', (l) => {
+      clearTimeout(timer);
+      rl.close();
+      try {
+        const m = (JSON.parse(l) as { memory: Record<string, number> }).memory;
+        const mib = (k: string) => (m[k] ?? Number.NaN) / 1048576;
+        resolve({ rss: mib('rss'), heapUsed: mib('heapUsed'), external: mib('external'), arrayBuffers: mib('arrayBuffers') });
+      } catch {
+        resolve(undefined);
+      }
+    });
+    child.kill('SIGUSR2');
+  });
 }
 
 /** Resident set size of a process in MiB, from /proc. */

@@ -26,7 +26,7 @@ import { AuditSink } from '../runtime-proxy/audit/sink.ts';
 import { BundleStore } from '../runtime-proxy/bundle-store.ts';
 import { downFleet, readFleet, upFleet, type SandboxFleet } from '../sandbox/fleet.ts';
 import { createTestCa, startOidcProvider } from '../test/support/oidc.ts';
-import { bigRuleSet, findNginx, quantile, rssMiB, run, signingKey, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
+import { bigRuleSet, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -235,7 +235,7 @@ async function main(): Promise<void> {
 
   // ---- bundle reload -------------------------------------------------------------
   if (parts.has('reload')) await reloadBench(cluster.name, key);
-  if (parts.has('watches')) await watchBench(proxy.pid, targets[1] as Target);
+  if (parts.has('watches')) await watchBench(proxy.pid, targets[1] as Target, proxy.memory);
   if (parts.has('audit')) {
     const audit = await auditThroughput(join(work, 'audit-bench.log'), quick ? 3 : 5);
     out(
@@ -263,7 +263,7 @@ async function reloadBench(clusterName: string, key: ReturnType<typeof signingKe
 
 }
 
-async function watchBench(pid: number, watchTarget: Target): Promise<void> {
+async function watchBench(pid: number, watchTarget: Target, memory: () => Promise<ChildMemory | undefined>): Promise<void> {
   const rssBefore = rssMiB(pid);
   const opened = await openWatches(watchTarget, `/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=900&allowWatchBookmarks=false`, quick ? 500 : WATCHES, 120_000);
   await new Promise((r) => setTimeout(r, 2000));
@@ -274,6 +274,10 @@ async function watchBench(pid: number, watchTarget: Target): Promise<void> {
       `proxy RSS ${rssBefore.toFixed(0)} MiB idle → ${rssAfter.toFixed(0)} MiB (${(perWatch * 1024).toFixed(0)} KiB per watch${opened.ok < WATCHES ? `, ≈ ${(rssBefore + perWatch * WATCHES).toFixed(0)} MiB extrapolated to ${WATCHES}` : ''}; target ≤ 400 MB)` +
       (process.env.BENCH_UNCAPPED_UPSTREAM === '1' ? ' [BENCH_UNCAPPED_UPSTREAM=1: upstream maxSockets lifted]' : ''),
   );
+  const m = await memory();
+  if (m) {
+    out(`  after a full GC with the watches open: RSS ${m.rss.toFixed(0)} MiB = JS heap ${m.heapUsed.toFixed(0)} MiB + external ${m.external.toFixed(0)} MiB (array buffers ${m.arrayBuffers.toFixed(0)} MiB) + native (TLS, sockets, code) the rest`);
+  }
   opened.close();
   await new Promise((r) => setTimeout(r, 1000));
 }
