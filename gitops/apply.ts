@@ -11,6 +11,8 @@ export interface ApplyResult {
   readonly ok: boolean;
   readonly applied: number;
   readonly deleted: number;
+  /** Namespaces kept but no longer managed. */
+  readonly released?: number;
   readonly bundleDelivered: boolean;
   /** Objects a dry run could not check because their namespace is only created by this apply. */
   readonly skipped: number;
@@ -43,6 +45,7 @@ export async function applyPlan(plan: ClusterPlan, client: ClusterClient, opts: 
   let applied = 0;
   let deleted = 0;
   let skipped = 0;
+  let released = 0;
   let bundleDelivered = false;
   try {
     // Refuse before changing anything if the bundle cannot be delivered at all.
@@ -50,8 +53,9 @@ export async function applyPlan(plan: ClusterPlan, client: ClusterClient, opts: 
     if (plan.bundle.changed && bundleBytes > CONFIGMAP_LIMIT) {
       throw new Error(`the bundle is ${bundleBytes} bytes, over a ConfigMap's ${CONFIGMAP_LIMIT}; nothing was applied (serve the bundle from a URL instead)`);
     }
-    let upserts: KubeObject[] = plan.changes.filter((c) => c.action !== 'delete').map((c) => c.object);
+    let upserts: KubeObject[] = plan.changes.filter((c) => c.action === 'create' || c.action === 'update').map((c) => c.object);
     const deletes = plan.changes.filter((c) => c.action === 'delete').map((c) => c.object);
+    const releases = plan.changes.filter((c) => c.action === 'release').map((c) => c.object);
     if (dryRun) {
       // A server dry run cannot place an object in a namespace that only this apply creates.
       const creating = new Set(upserts.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name));
@@ -71,6 +75,12 @@ export async function applyPlan(plan: ClusterPlan, client: ClusterClient, opts: 
       await client.delete(deletes, { dryRun });
       deleted = deletes.length;
     }
+    if (releases.length) {
+      say(`releasing ${releases.length} namespace${releases.length === 1 ? '' : 's'} (kept, no longer managed)${dryRun ? ' (server dry run)' : ''}…`);
+      // Applying only the identity with the same field manager gives up the fields Portcullis owned.
+      await client.apply(releases, { dryRun });
+      released = releases.length;
+    }
     if (plan.bundle.changed) {
       say(`delivering bundle revision ${plan.bundle.toRevision}${dryRun ? ' (server dry run)' : ''}…`);
       await client.deliverBundle(plan.bundle.files, { dryRun });
@@ -78,7 +88,7 @@ export async function applyPlan(plan: ClusterPlan, client: ClusterClient, opts: 
     }
     const seconds = (now() - t0) / 1000;
     say(`done in ${seconds.toFixed(1)}s`);
-    return { cluster: plan.cluster, ok: true, applied, deleted, bundleDelivered, skipped, seconds };
+    return { cluster: plan.cluster, ok: true, applied, deleted, ...(released ? { released } : {}), bundleDelivered, skipped, seconds };
   } catch (e) {
     const seconds = (now() - t0) / 1000;
     const error = e instanceof Error ? e.message : String(e);
@@ -105,7 +115,7 @@ export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: 
 export function renderApplySummary(results: readonly ApplyResult[], dryRun: boolean): string {
   const lines = results.map((r) =>
     r.ok
-      ? `  ${r.cluster}: ok — ${r.applied} applied, ${r.deleted} pruned${r.bundleDelivered ? ', bundle delivered' : ''}${r.skipped ? `, ${r.skipped} not checked (namespace created by this apply)` : ''} (${r.seconds.toFixed(1)}s)`
+      ? `  ${r.cluster}: ok — ${r.applied} applied, ${r.deleted} pruned${r.released ? `, ${r.released} namespace${r.released === 1 ? '' : 's'} released` : ''}${r.bundleDelivered ? ', bundle delivered' : ''}${r.skipped ? `, ${r.skipped} not checked (namespace created by this apply)` : ''} (${r.seconds.toFixed(1)}s)`
       : `  ${r.cluster}: FAILED — ${r.error ?? 'unknown error'}`,
   );
   const failed = results.filter((r) => !r.ok).length;

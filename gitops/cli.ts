@@ -22,6 +22,7 @@ interface FleetFlags {
   proxyCa?: string;
   kubectl?: string;
   concurrency: string;
+  pruneNamespaces?: boolean;
 }
 
 function fleetOptions(cmd: Command): Command {
@@ -33,7 +34,8 @@ function fleetOptions(cmd: Command): Command {
     .addOption(new Option('--token-file <file>', "a bearer token (e.g. GitHub's OIDC token) used against each cluster's proxyUrl instead of kubeconfigs").env('PORTCULLIS_TOKEN_FILE'))
     .addOption(new Option('--proxy-ca <file>', 'CA bundle that signed the proxies\' serving certificates (with --token-file)').env('PORTCULLIS_PROXY_CA'))
     .addOption(new Option('--kubectl <path>', 'the kubectl binary (default: the sandbox fleet file\'s, else kubectl on PATH)').env('PORTCULLIS_KUBECTL'))
-    .option('--concurrency <n>', 'clusters at once', '4');
+    .option('--concurrency <n>', 'clusters at once', '4')
+    .option('--prune-namespaces', 'delete managed namespaces that are no longer generated, WITH EVERYTHING IN THEM (default: keep them and stop managing them)');
 }
 
 async function credentialsFor(f: FleetFlags): Promise<{ readonly credentials: Credentials; readonly kubectl?: string }> {
@@ -83,6 +85,7 @@ async function toFleetOptions(f: FleetFlags): Promise<FleetOptions> {
     credentials: creds.credentials,
     kubectl: f.kubectl ?? creds.kubectl ?? 'kubectl',
     concurrency: positiveInt(f.concurrency, '--concurrency'),
+    pruneNamespaces: f.pruneNamespaces ?? false,
   };
 }
 

@@ -24,7 +24,13 @@ export interface LiveCluster {
 
 /** One object to create, update or delete, with a unified diff of its normalised YAML. */
 export interface ObjectChange {
-  readonly action: 'create' | 'update' | 'delete';
+  /**
+   * `release`: a managed Namespace no longer generated is kept, and Portcullis
+   * gives up its fields (labels) so it stops managing it — deleting a
+   * namespace deletes everything in it. `delete` for namespaces only with
+   * `pruneNamespaces`.
+   */
+  readonly action: 'create' | 'update' | 'delete' | 'release';
   readonly key: string;
   readonly ref: string;
   readonly kind: string;
@@ -58,12 +64,18 @@ export interface Plan {
   readonly clusters: readonly ClusterPlan[];
 }
 
+/** Options for planning. */
+export interface PlanOptions {
+  /** Delete managed namespaces that are no longer generated, with everything in them, instead of releasing them. @default false */
+  readonly pruneNamespaces?: boolean;
+}
+
 /**
  * Compares one cluster's desired and live state. Pure: changes come in apply
  * order (creates and updates by kind rank, then deletes in reverse rank, so
- * bindings go before the roles they use).
+ * bindings go before the roles they use, then namespace releases).
  */
-export function planCluster(desired: DesiredCluster, live: LiveCluster): ClusterPlan {
+export function planCluster(desired: DesiredCluster, live: LiveCluster, opts: PlanOptions = {}): ClusterPlan {
   // An object plan cannot find again (unmanaged kind, no managed-by label) would be created on every apply and never pruned.
   const bad = desired.objects.flatMap((o) => {
     const why: string[] = [];
@@ -92,11 +104,16 @@ export function planCluster(desired: DesiredCluster, live: LiveCluster): Cluster
     else upserts.push({ action: 'update', key, ref: objectRef(want), kind: want.kind, object: want, diff: unified(objectRef(want), have, want) });
   }
   const deletes: ObjectChange[] = [];
+  const releases: ObjectChange[] = [];
   for (const cur of [...live.objects].sort(applyOrder).reverse()) {
     const key = objectKey(cur);
     if (desiredKeys.has(key)) continue;
     const have = normalizeLive(cur, undefined);
-    deletes.push({ action: 'delete', key, ref: objectRef(have), kind: have.kind, object: have, diff: unified(objectRef(have), have, undefined) });
+    if (have.kind === 'Namespace' && !opts.pruneNamespaces) {
+      // Applying just the identity with our field manager gives up every field we owned.
+      const bare: KubeObject = { apiVersion: have.apiVersion, kind: have.kind, metadata: { name: have.metadata.name } };
+      releases.push({ action: 'release', key, ref: objectRef(have), kind: have.kind, object: bare, diff: unified(objectRef(have), have, bare) });
+    } else deletes.push({ action: 'delete', key, ref: objectRef(have), kind: have.kind, object: have, diff: unified(objectRef(have), have, undefined) });
   }
   const fromRevision = live.bundle?.revision ?? null;
   const changed = !sameFiles(desired.bundle.files, live.bundle?.files);
@@ -104,7 +121,7 @@ export function planCluster(desired: DesiredCluster, live: LiveCluster): Cluster
     cluster: desired.name,
     status: 'ok',
     access: diffAccess(live.bundle?.ruleSet, desired.ruleSet),
-    changes: [...upserts, ...deletes],
+    changes: [...upserts, ...deletes, ...releases],
     unchanged,
     bundle: { changed, fromRevision, toRevision: desired.bundle.revision, files: desired.bundle.files },
   };
@@ -115,13 +132,13 @@ export function planCluster(desired: DesiredCluster, live: LiveCluster): Cluster
  * its live state could not be read (the cluster is reported, the others are
  * still planned). Pure.
  */
-export function plan(desired: readonly DesiredCluster[], live: ReadonlyMap<string, LiveCluster | { readonly error: string }>): Plan {
+export function plan(desired: readonly DesiredCluster[], live: ReadonlyMap<string, LiveCluster | { readonly error: string }>, opts: PlanOptions = {}): Plan {
   return {
     clusters: desired.map((d): ClusterPlan => {
       const l = live.get(d.name);
       if (l === undefined) return { cluster: d.name, status: 'error', error: 'no live state' };
       if ('error' in l) return { cluster: d.name, status: 'error', error: l.error };
-      return planCluster(d, l);
+      return planCluster(d, l, opts);
     }),
   };
 }
@@ -138,8 +155,8 @@ export function planExitCode(plan: Plan): 0 | 1 | 2 {
 }
 
 /** Counts per action, for summaries. */
-export function countChanges(p: ClusterPlan): { create: number; update: number; delete: number } {
-  const n = { create: 0, update: 0, delete: 0 };
+export function countChanges(p: ClusterPlan): { create: number; update: number; delete: number; release: number } {
+  const n = { create: 0, update: 0, delete: 0, release: 0 };
   if (p.status === 'ok') for (const c of p.changes) n[c.action]++;
   return n;
 }

@@ -6,19 +6,23 @@ export const COMMENT_MARKER = '<!-- portcullis-plan -->';
 /** GitHub's limit on an issue comment body. */
 export const GITHUB_COMMENT_LIMIT = 65_536;
 
+const RELEASE_NOTE = ' (kept; Portcullis stops managing it — --prune-namespaces would delete it and everything in it)';
+
 /** A one-line summary of the whole plan, e.g. `2 of 3 clusters change (+4 ~1 -2); 1 unreachable`. */
 export function summarize(plan: Plan): string {
   const ok = plan.clusters.filter((c) => c.status === 'ok');
   const failed = plan.clusters.length - ok.length;
   const changing = ok.filter(hasChanges);
-  const n = { create: 0, update: 0, delete: 0 };
+  const n = { create: 0, update: 0, delete: 0, release: 0 };
   for (const c of ok) {
     const k = countChanges(c);
     n.create += k.create;
     n.update += k.update;
     n.delete += k.delete;
+    n.release += k.release;
   }
-  const head = changing.length === 0 ? `no changes on ${ok.length} cluster${ok.length === 1 ? '' : 's'}` : `${changing.length} of ${plan.clusters.length} clusters change (+${n.create} ~${n.update} -${n.delete})`;
+  const counts = `+${n.create} ~${n.update} -${n.delete}${n.release ? `, ${n.release} namespace${n.release === 1 ? '' : 's'} released` : ''}`;
+  const head = changing.length === 0 ? `no changes on ${ok.length} cluster${ok.length === 1 ? '' : 's'}` : `${changing.length} of ${plan.clusters.length} clusters change (${counts})`;
   return failed ? `${head}; ${failed} failed` : head;
 }
 
@@ -27,7 +31,7 @@ function clusterHeadline(c: ClusterPlan): string {
   const n = countChanges(c);
   const bundle = c.bundle.changed ? `bundle revision ${c.bundle.fromRevision ?? 'none'} → ${c.bundle.toRevision}` : `bundle revision ${c.bundle.toRevision} (unchanged)`;
   if (!hasChanges(c)) return `${c.cluster}: no changes (${c.unchanged} objects up to date, ${bundle})`;
-  return `${c.cluster}: ${n.create} to create, ${n.update} to update, ${n.delete} to delete, ${c.unchanged} unchanged; ${bundle}`;
+  return `${c.cluster}: ${n.create} to create, ${n.update} to update, ${n.delete} to delete, ${n.release ? `${n.release} to release, ` : ''}${c.unchanged} unchanged; ${bundle}`;
 }
 
 /** The plan for a terminal. Pure. */
@@ -42,7 +46,7 @@ export function renderText(plan: Plan): string {
       for (const l of lines) out.push(`    ${formatAccessLine(l)}`);
     }
     for (const ch of c.changes) {
-      out.push(`  ${ch.action} ${ch.ref}`);
+      out.push(`  ${ch.action} ${ch.ref}${ch.action === 'release' ? RELEASE_NOTE : ''}`);
       for (const l of ch.diff.split('\n')) out.push(`    ${l}`);
     }
   }
@@ -120,7 +124,7 @@ function markdownWith(plan: Plan, diffBudget: number, accessBudget: number, shor
     }
     const n = countChanges(c);
     const bundle = c.bundle.changed ? `${c.bundle.fromRevision ?? 'none'} → ${c.bundle.toRevision}` : `${c.bundle.toRevision}`;
-    out.push(`| ${escapeMd(c.cluster)} | ${n.create} | ${n.update} | ${n.delete} | ${c.unchanged} | ${bundle} |`);
+    out.push(`| ${escapeMd(c.cluster)} | ${n.create} | ${n.update} | ${n.delete}${n.release ? ` (+${n.release} released)` : ''} | ${c.unchanged} | ${bundle} |`);
   }
   for (const c of plan.clusters) {
     if (c.status === 'error' || !hasChanges(c)) continue;
@@ -144,7 +148,7 @@ function markdownWith(plan: Plan, diffBudget: number, accessBudget: number, shor
           continue;
         }
         used += body.length;
-        out.push(`**${ch.action}** \`${ch.ref}\``, '', '```diff', body, '```', '');
+        out.push(`**${ch.action}** \`${ch.ref}\`${ch.action === 'release' ? escapeMd(RELEASE_NOTE) : ''}`, '', '```diff', body, '```', '');
       }
       if (hidden) out.push('', `_${hidden} diff${hidden === 1 ? '' : 's'} left out to fit a comment${url ? `; full plan: ${url}` : ''}._`);
       out.push('</details>');

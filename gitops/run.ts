@@ -24,6 +24,8 @@ export interface FleetOptions {
   readonly concurrency?: number;
   /** The clock, for bundle expiry. @default Date.now */
   readonly now?: () => number;
+  /** Delete managed namespaces no longer generated instead of releasing them. @default false */
+  readonly pruneNamespaces?: boolean;
   /** Builds the client for a cluster. @default kubectl with the cluster's kubeconfig */
   readonly clientFor?: (cluster: FleetCluster, kubeconfig: string) => ClusterClient;
 }
@@ -52,7 +54,7 @@ async function planOne(opts: FleetOptions, gen: Generated, cluster: FleetCluster
     if (e instanceof BundleError) return fail(`refusing generated/${cluster.name}: ${e.message}`);
     throw e;
   }
-  return { plan: planCluster(bundle.desired, live), client };
+  return { plan: planCluster(bundle.desired, live, { pruneNamespaces: opts.pruneNamespaces ?? false }), client };
 }
 
 /** Plans every selected cluster; a cluster that fails is reported in the plan, never hides the others. */

@@ -56,6 +56,15 @@ test('GIVEN creates and prunes WHEN applied THEN upserts in kind order, then pru
   assert.deepEqual(lines, ['[dev] applying 4 objects…', '[dev] pruning 2 objects…', '[dev] delivering bundle revision 2…', '[dev] done in 0.0s']);
 });
 
+test('GIVEN a namespace no longer generated WHEN applied THEN it is released by applying its bare identity, after the prunes', async () => {
+  const c = recorder(['gone']);
+  const p = planCluster({ name: 'dev', objects: [], ruleSet: rs, bundle: { revision: 2, files } }, { name: 'dev', objects: [ns('gone'), role('gone', 'x')], bundle: null });
+  const r = await applyPlan(p, c, { now: () => 0 });
+  assert.deepEqual(c.calls, ['delete Role/x', 'apply Namespace/gone', 'deliverBundle bundle.sig.json,rbac.yaml,rules.json']);
+  assert.equal(r.released, 1);
+  assert.match(renderApplySummary([r], false), /dev: ok — 0 applied, 1 pruned, 1 namespace released, bundle delivered/);
+});
+
 test('GIVEN a dry run WHEN a namespace is only created by this apply THEN objects in it are not sent (the server cannot dry-run them) and are counted', async () => {
   const c = recorder(['old', 'gone']);
   const r = await applyPlan(planFor(), c, { dryRun: true, now: () => 0 });

@@ -242,6 +242,28 @@ test('GIVEN a grant removed WHEN applied THEN its objects are pruned (binding be
   await k('dev', ['delete', 'role', '-n', 'search', 'hand-made']);
 });
 
+test('GIVEN a managed namespace no longer generated WHEN applied THEN it is kept with its contents and released; --prune-namespaces would delete it', async () => {
+  const orphan = JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'e2e-orphan', labels: { 'app.kubernetes.io/managed-by': 'portcullis', 'portcullis.dev/cluster': 'dev' } } });
+  // As an earlier apply would have left it: applied with Portcullis' field manager.
+  assert.equal((await k('dev', ['apply', '--server-side', '--field-manager=portcullis', '-f', '-'], orphan)).code, 0);
+  assert.equal((await k('dev', ['create', 'configmap', 'workload', '-n', 'e2e-orphan', '--from-literal=a=b'])).code, 0);
+  const p = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--clusters', 'dev']);
+  assert.equal(p.code, 2, p.stdout);
+  assert.match(p.stdout, /== dev: 0 to create, 0 to update, 0 to delete, 1 to release/);
+  assert.match(p.stdout, /release Namespace e2e-orphan \(kept; Portcullis stops managing it/);
+  const pruning = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--clusters', 'dev', '--prune-namespaces']);
+  assert.match(pruning.stdout, /delete Namespace e2e-orphan/);
+  const a = await ws.cli(['apply', '--kubeconfigs', fleet.file, '--clusters', 'dev']);
+  assert.equal(a.code, 0, a.stdout + a.stderr);
+  assert.match(a.stdout, /dev: ok — 0 applied, 0 pruned, 1 namespace released/);
+  const nsJson = JSON.parse((await k('dev', ['get', 'namespace', 'e2e-orphan', '-o', 'json'])).stdout) as { metadata: { labels: Record<string, string>; deletionTimestamp?: string } };
+  assert.equal(nsJson.metadata.deletionTimestamp, undefined);
+  assert.equal(nsJson.metadata.labels['app.kubernetes.io/managed-by'], undefined);
+  assert.equal((await k('dev', ['get', 'configmap', 'workload', '-n', 'e2e-orphan', '-o', 'name'])).stdout.trim(), 'configmap/workload');
+  assert.equal((await ws.cli(['plan', '--kubeconfigs', fleet.file])).code, 0);
+  await k('dev', ['delete', 'namespace', 'e2e-orphan', '--wait=false']);
+});
+
 test('GIVEN drift (a subject added by hand, a foreign label, a binding deleted) WHEN planned THEN shown; WHEN applied with one cluster down THEN reverted on the others and the down one reported', async () => {
   const bindings = docs(ws.read('generated/dev/rbac.yaml')).filter((d) => d.kind === 'RoleBinding');
   const b = bindings[0];

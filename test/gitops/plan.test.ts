@@ -112,12 +112,19 @@ test('GIVEN a policy edit WHEN planned THEN exactly the changed role is an updat
   assert.deepEqual(p.bundle, { changed: true, fromRevision: 1, toRevision: 2, files: { ...bundleFiles, 'rules.json': 'b2' } });
 });
 
-test('GIVEN a managed object no longer generated WHEN planned THEN it is deleted, bindings before roles before namespaces', () => {
+test('GIVEN managed objects no longer generated WHEN planned THEN bindings are deleted before roles, and the namespace is released, not deleted', () => {
   const live = [ns('team-b'), role('team-b', 'r', ['get']), binding('team-b', 'b', 'r', 'oidc:x')].map(asServerReturns);
-  const p = planCluster({ name: 'dev', objects: [], ruleSet: ruleSet([]), bundle: { revision: 1, files: bundleFiles } }, { name: 'dev', objects: live, bundle: null });
+  const desired: DesiredCluster = { name: 'dev', objects: [], ruleSet: ruleSet([]), bundle: { revision: 1, files: bundleFiles } };
+  const p = planCluster(desired, { name: 'dev', objects: live, bundle: null });
   assert.ok(p.status === 'ok');
   if (p.status !== 'ok') return;
-  assert.deepEqual(p.changes.map((c) => `${c.action} ${c.ref}`), ['delete RoleBinding team-b/b', 'delete Role team-b/r', 'delete Namespace team-b']);
+  assert.deepEqual(p.changes.map((c) => `${c.action} ${c.ref}`), ['delete RoleBinding team-b/b', 'delete Role team-b/r', 'release Namespace team-b']);
+  const release = p.changes[2];
+  assert.deepEqual(release?.object, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-b' } });
+  assert.match(release?.diff ?? '', /^- {4}app\.kubernetes\.io\/managed-by: portcullis$/m);
+  assert.match(renderText({ clusters: [p] }), /release Namespace team-b \(kept; Portcullis stops managing it/);
+  const pruning = planCluster(desired, { name: 'dev', objects: live, bundle: null }, { pruneNamespaces: true });
+  assert.deepEqual(pruning.status === 'ok' && pruning.changes.map((c) => `${c.action} ${c.ref}`), ['delete RoleBinding team-b/b', 'delete Role team-b/r', 'delete Namespace team-b']);
 });
 
 test('GIVEN drift (a verb added by hand, a label added by another tool) WHEN planned THEN the verb shows, the foreign label does not', () => {
