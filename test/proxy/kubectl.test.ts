@@ -74,6 +74,11 @@ describe('kubectl through the proxy', () => {
     const r = await h.kubectl(dave, ['delete', 'configmap', 'kube-root-ca.crt', '-n', NS_A]);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /Forbidden/);
+    const file = `${h.dir}/dave.yaml`;
+    (await import('node:fs')).writeFileSync(file, stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'dave', namespace: NS_A }, data: { a: '1' } }));
+    const apply = await h.kubectl(dave, ['apply', '-f', file]);
+    assert.notEqual(apply.status, 0);
+    assert.match(apply.stderr, /forbidden: User "oidc:dave" cannot create resource "configmaps"/);
   });
 
   it('GIVEN a user outside impersonable.users WHEN mallory lists THEN the proxy denies', async () => {
