@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitError } from './exit-error.ts';
 import { registerCompilerCommands } from '../compiler/cli.ts';
 import { registerSandboxCommands } from '../sandbox/cli.ts';
+import { registerDemoCommand } from '../sandbox/demo-cli.ts';
 import { registerProxyCommands } from '../runtime-proxy/cli.ts';
 import { registerKubeconfigCommands } from '../runtime-proxy/kubeconfig-cli.ts';
 import { registerGitopsCommands } from '../gitops/cli.ts';
@@ -14,6 +15,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .showHelpAfterError();
   registerCompilerCommands(program);
   registerSandboxCommands(program);
+  registerDemoCommand(program);
   registerProxyCommands(program);
   registerKubeconfigCommands(program);
   registerGitopsCommands(program);

@@ -1,0 +1,257 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { ExitError } from '../cli/exit-error.ts';
+import { createAuthenticator, type AuthnConfig } from '../runtime-proxy/authn/index.ts';
+import { loadConfig } from '../runtime-proxy/config.ts';
+import { PortcullisProxy } from '../runtime-proxy/server.ts';
+import { createTestCa, startOidcProvider } from './oidc-issuer.ts';
+import { downFleet, readFleet, upFleet, type SandboxFleet } from './fleet.ts';
+import { runSandboxPod } from './pods.ts';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../bin/portcullis.js', import.meta.url));
+
+/** People of the example policy the demo mints tokens for, with their identity-provider groups. */
+export const DEMO_PEOPLE = [
+  { user: 'alice@acme.example', groups: ['team-payments', 'developers'], note: 'payments engineer' },
+  { user: 'frank@acme.example', groups: ['sre'], note: 'on-call SRE (break-glass admin in prod)' },
+  { user: 'zoe@contractor.example', groups: [], note: 'contractor, search in staging until 2027-03-31' },
+  { user: 'mallory@evil.example', groups: ['platform'], note: 'not named by the policy' },
+] as const;
+
+/** Options of `portcullis demo`. */
+export interface DemoOptions {
+  /** Where the sandbox and the demo's files live. @default '.sandbox' */
+  readonly dir: string;
+  /** Use the running sandbox in `dir` instead of starting one. */
+  readonly reuse?: boolean;
+  /** Run the scripted checks, print them, stop everything, and exit (for CI). */
+  readonly check?: boolean;
+  readonly log?: (line: string) => void;
+}
+
+/** What a running demo offers, for the checks and for tests. */
+export interface RunningDemo {
+  readonly proxyUrl: string;
+  readonly kubeconfigs: Readonly<Record<string, string>>;
+  readonly auditLog: string;
+  readonly kubectl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The newcomer's tour: compile check, a sandbox fleet of real clusters, apply
+ * (RBAC plus the signed bundle into each cluster's ConfigMap), a real OIDC
+ * issuer, the proxy reading its bundles from those ConfigMaps, a pod on each
+ * cluster's fake kubelet, and one kubeconfig per demo person.
+ */
+export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
+  const say = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const dir = resolve(o.dir);
+  const demoDir = join(dir, 'demo');
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const stop = async () => {
+    for (const c of cleanups.reverse()) await c();
+  };
+  try {
+    say('1/7 checking generated/ against policies/ (portcullis compile --check)');
+    await cli(['compile', '--check']);
+
+    let fleet: SandboxFleet;
+    if (o.reuse) fleet = readFleet(dir);
+    else {
+      say('2/7 starting a sandbox fleet: etcd, kube-apiserver and a fake kubelet per cluster (first run builds them: minutes)');
+      fleet = await upFleet({ dir, clusters: 3, log: (l) => say(`    ${l}`), ownerPid: process.pid });
+      cleanups.push(() => downFleet(dir).then(() => undefined));
+    }
+    const kubectl = fleet.bin.kubectl;
+    mkdirSync(demoDir, { recursive: true });
+
+    say('3/7 applying generated/ to every cluster (RBAC, then the signed bundle into portcullis-system/portcullis-bundle)');
+    await cli(['apply', '--kubeconfigs', join(dir, 'fleet.json')]);
+
+    say('4/7 starting a real OIDC issuer on loopback');
+    const ca = createTestCa('portcullis demo CA');
+    cleanups.push(() => ca.remove());
+    const idp = await startOidcProvider({ ca });
+    cleanups.push(() => idp.stop());
+
+    say('5/7 minting the proxy credentials: its impersonate-only ServiceAccount and the read-only bundle reader');
+    const clusters = [];
+    for (const c of fleet.clusters) {
+      const token = async (sa: string) => {
+        const r = await run(kubectl, ['--kubeconfig', c.adminKubeconfig, 'create', 'token', sa, '-n', 'portcullis-system', '--duration', '24h']);
+        const file = join(demoDir, `${c.name}.${sa}.token`);
+        writeFileSync(file, r.stdout.trim(), { mode: 0o600 });
+        return file;
+      };
+      clusters.push({
+        name: c.name,
+        upstream: { url: c.server, caFile: c.caFile, tokenFile: await token('portcullis-proxy') },
+        bundle: { configMap: { tokenFile: await token('portcullis-bundle-reader') }, pollIntervalMs: 500 },
+        trustedKeyFiles: readdirSync('generated/keys').map((k) => resolve('generated/keys', k)),
+      });
+    }
+
+    say('6/7 starting the proxy');
+    const port = await freePort();
+    const tls = ca.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
+    const auditLog = join(demoDir, 'audit.log');
+    const configFile = join(demoDir, 'proxy.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        listen: { host: '127.0.0.1', port },
+        tls: { certFile: tls.certFile, keyFile: tls.keyFile },
+        authn: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', groupsPrefix: 'oidc:', caFile: idp.caFile }] },
+        clusters,
+        audit: { file: { path: auditLog, maxBytes: 50_000_000, maxFiles: 3 }, stdout: false, flushIntervalMs: 100, onFailure: 'deny' },
+        breakGlass: { stateDir: join(demoDir, 'break-glass') },
+      }),
+    );
+    const config = loadConfig(configFile);
+    const proxy = new PortcullisProxy({ config, authenticator: createAuthenticator(config.authn as unknown as AuthnConfig) });
+    await proxy.start();
+    cleanups.push(() => proxy.stop());
+    const proxyUrl = `https://127.0.0.1:${port}`;
+    await waitReady(`${proxyUrl}/readyz`, tls.certFile, ca.caFile);
+
+    say('7/7 a pod on each fake kubelet, and a kubeconfig per person');
+    for (const c of fleet.clusters) await runSandboxPod({ kubectl, cluster: c, namespace: 'payments', name: 'web-0' });
+    const kubeconfigs: Record<string, string> = {};
+    for (const p of DEMO_PEOPLE) {
+      const token = await idp.token({ sub: p.user, groups: [...p.groups], ttlSeconds: 8 * 3600 });
+      const file = join(demoDir, `${p.user.split('@')[0]}.kubeconfig`);
+      writeFileSync(file, tokenKubeconfig(proxyUrl, ca.caPem, fleet.clusters.map((c) => c.name), p.user, token), { mode: 0o600 });
+      kubeconfigs[p.user.split('@')[0] ?? p.user] = file;
+    }
+    return { proxyUrl, kubeconfigs, auditLog, kubectl, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** `portcullis demo`: start everything, print what to try, run until Ctrl-C (or, with --check, run the checks and exit). */
+export async function runDemo(o: DemoOptions): Promise<void> {
+  const demo = await startDemo(o);
+  try {
+    if (o.check) {
+      const failures = await demoChecks(demo, o.log ?? ((l) => process.stdout.write(`${l}\n`)));
+      if (failures) throw new ExitError(1, `demo: ${failures} check(s) failed`);
+      return;
+    }
+    process.stdout.write(tour(demo));
+    await new Promise<void>((done) => {
+      process.once('SIGINT', done);
+      process.once('SIGTERM', done);
+    });
+  } finally {
+    await demo.stop();
+  }
+}
+
+/** Scripted kubectl sessions through the proxy, each with the outcome the example policy must give. */
+export async function demoChecks(demo: RunningDemo, say: (l: string) => void): Promise<number> {
+  const k = (who: string, args: string[]) =>
+    run(demo.kubectl, ['--kubeconfig', demo.kubeconfigs[who] ?? '', ...args], { timeout: 30_000 }).then(
+      (r) => ({ ok: true, out: r.stdout + r.stderr }),
+      (e: { stdout?: string; stderr?: string }) => ({ ok: false, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }),
+    );
+  const cases: [string, string, string[], boolean][] = [
+    ['alice lists pods of her team in dev', 'alice', ['--context', 'dev', 'get', 'pods', '-n', 'payments'], true],
+    ['alice execs into her pod in dev', 'alice', ['--context', 'dev', 'exec', '-n', 'payments', 'web-0', '--', 'echo', 'hello'], true],
+    ['alice reads logs in prod', 'alice', ['--context', 'prod-eu', 'logs', '-n', 'payments', 'web-0'], true],
+    ['alice cannot exec in prod', 'alice', ['--context', 'prod-eu', 'exec', '-n', 'payments', 'web-0', '--', 'echo', 'hi'], false],
+    ['alice cannot read secrets in prod (deny)', 'alice', ['--context', 'prod-eu', 'get', 'secrets', '-n', 'payments'], false],
+    ['frank cannot delete pods in prod without break-glass', 'frank', ['--context', 'prod-eu', 'delete', 'pod', '-n', 'payments', 'web-0', '--dry-run=server'], false],
+    ['zoe reads search in staging', 'zoe', ['--context', 'staging', 'get', 'pods', '-n', 'search'], true],
+    ['mallory (not in the policy) gets nothing', 'mallory', ['--context', 'dev', 'get', 'pods', '-n', 'payments'], false],
+  ];
+  let failures = 0;
+  for (const [name, who, args, want] of cases) {
+    const r = await k(who, args);
+    const pass = r.ok === want;
+    if (!pass) failures++;
+    say(`${pass ? 'ok  ' : 'FAIL'} ${name}: ${r.ok ? 'allowed' : 'refused'}${pass ? '' : `\n     ${r.out.trim().split('\n').join('\n     ')}`}`);
+  }
+  return failures;
+}
+
+function tour(d: RunningDemo): string {
+  const kc = (who: string) => `kubectl --kubeconfig ${d.kubeconfigs[who]}`;
+  return `
+Portcullis is running at ${d.proxyUrl} in front of dev, staging and prod-eu.
+Every request below is authenticated by a real OIDC token, decided from the
+signed bundle, impersonated upstream and written to ${d.auditLog}.
+
+  ${kc('alice')} --context dev get pods -n payments
+  ${kc('alice')} --context dev exec -n payments web-0 -- echo hello
+  ${kc('alice')} --context dev port-forward -n payments pod/web-0 8080:80
+  ${kc('alice')} --context prod-eu get secrets -n payments        # denied: no-secrets-in-prod
+  ${kc('alice')} --context prod-eu auth can-i --list -n payments
+  ${kc('frank')} --context prod-eu delete pod -n payments web-0 --dry-run=server   # denied until:
+  node bin/portcullis.js break-glass --kubeconfig ${d.kubeconfigs.frank} --cluster prod-eu --grant sre-break-glass-prod --reason "INC-42: web is down" --duration 15m
+  ${kc('mallory')} --context dev get pods -n payments              # not named by the policy
+  node bin/portcullis.js explain --cluster prod-eu --user oidc:alice@acme.example --group oidc:platform -- GET /api/v1/namespaces/payments/secrets
+  tail -f ${d.auditLog}
+
+Ctrl-C stops the proxy, the issuer and the sandbox.
+`;
+}
+
+function tokenKubeconfig(proxyUrl: string, caPem: string, clusters: readonly string[], user: string, token: string): string {
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: clusters.map((name) => ({ name, cluster: { server: `${proxyUrl}/clusters/${name}`, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } })),
+    users: [{ name: user, user: { token } }],
+    contexts: clusters.map((name) => ({ name, context: { cluster: name, user } })),
+    'current-context': clusters[0] ?? '',
+  });
+}
+
+async function cli(args: string[]): Promise<void> {
+  await new Promise<void>((done, fail) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', fail);
+    child.on('exit', (code) => (code === 0 ? done() : fail(new ExitError(1, `demo: portcullis ${args.join(' ')} failed (exit ${code})`))));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (a && typeof a === 'object' ? done(a.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+async function waitReady(url: string, _cert: string, caFile: string): Promise<void> {
+  const { request } = await import('node:https');
+  const { readFileSync } = await import('node:fs');
+  const ca = readFileSync(caFile);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const status = await new Promise<number>((done) => {
+      const req = request(url, { ca }, (res) => {
+        res.resume();
+        done(res.statusCode ?? 0);
+      });
+      req.on('error', () => done(0));
+      req.end();
+    });
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new ExitError(1, `demo: the proxy did not become ready at ${url} (last status ${status})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
