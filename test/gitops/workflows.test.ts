@@ -2,28 +2,33 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command } from 'commander';
 import { parse } from 'yaml';
-import { registerCompilerCommands } from '../../compiler/cli.ts';
-import { registerGitopsCommands } from '../../gitops/cli.ts';
-import { registerProxyCommands } from '../../runtime-proxy/cli.ts';
-import { registerKubeconfigCommands } from '../../runtime-proxy/kubeconfig-cli.ts';
-import { registerSandboxCommands } from '../../sandbox/cli.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dir = join(root, '.github', 'workflows');
 const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
 
-// The same registrations as cli/main.ts.
-// TODO(lead): export a buildProgram() from cli/main.ts so this cannot drift.
-function program(): Command {
+/**
+ * The CLI's commander program exactly as cli/main.ts builds it: every
+ * `registerXCommands(program)` call there, imported from where main.ts imports it.
+ */
+async function program(): Promise<Command> {
+  const mainFile = join(root, 'cli', 'main.ts');
+  const src = readFileSync(mainFile, 'utf8');
+  const from = new Map([...src.matchAll(/import \{ (register\w+) \} from '([^']+)';/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
+  const calls = [...src.matchAll(/^\s*(register\w+)\(program\);/gm)].map((m) => m[1] ?? '');
+  assert.ok(calls.includes('registerGitopsCommands') && calls.includes('registerCompilerCommands'), `cli/main.ts registers ${calls.join(', ')}`);
   const p = new Command('portcullis').exitOverride();
-  registerCompilerCommands(p);
-  registerSandboxCommands(p);
-  registerProxyCommands(p);
-  registerKubeconfigCommands(p);
-  registerGitopsCommands(p);
+  for (const name of calls) {
+    const path = from.get(name);
+    assert.ok(path, `cli/main.ts calls ${name} without importing it`);
+    const mod = (await import(new URL(path, pathToFileURL(mainFile)).href)) as Record<string, (c: Command) => void>;
+    const register = mod[name];
+    assert.ok(register, `${path} exports no ${name}`);
+    register(p);
+  }
   return p;
 }
 
@@ -151,8 +156,8 @@ test('the three workflows exist', () => {
   assert.deepEqual(files, ['apply.yml', 'ci.yml', 'plan.yml']);
 });
 
-test('every portcullis command a workflow runs exists in the CLI, with those options', () => {
-  const p = program();
+test('every portcullis command a workflow runs exists in the CLI, with those options', async () => {
+  const p = await program();
   const seen: string[] = [];
   for (const f of files) {
     const { wf } = load(f);
@@ -171,8 +176,8 @@ test('every portcullis command a workflow runs exists in the CLI, with those opt
   }
 });
 
-test('the command checker catches an unknown command, an unknown option and a bad choice', () => {
-  const p = program();
+test('the command checker catches an unknown command, an unknown option and a bad choice', async () => {
+  const p = await program();
   assert.deepEqual(checkCall(p, ['plna']), ['unknown command: plna']);
   assert.deepEqual(checkCall(p, ['plan', '--colour']), ['plan: unknown option --colour']);
   assert.deepEqual(checkCall(p, ['plan', '--format', 'html']), ['plan: --format html is not one of text, markdown, json']);
