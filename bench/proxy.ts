@@ -10,10 +10,17 @@
  *
  * Without --fleet it starts its own one-cluster sandbox (sandbox/upFleet) and stops it at the end.
  * Every loop is bounded in count and time.
+ *
+ * Options: --quick (smaller counts) · --parts latency,reload,watches,audit (a subset) ·
+ * --watch-h2 (open the watches over one HTTP/2 connection, as client-go does, instead of one HTTP/1.1 connection each).
+ * Diagnostics (not the reported figures): BENCH_NODELAY=1 turns Nagle off on the proxy's client sockets;
+ * BENCH_UNCAPPED_UPSTREAM=1 lifts the upstream pool's maxSockets; BENCH_KEEP=1 keeps the work directory.
+ * nginx: `apt-get update && apt-get install -y nginx` (Debian); without it the nginx column is skipped.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import { Agent, request } from 'node:https';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -265,7 +272,11 @@ async function reloadBench(clusterName: string, key: ReturnType<typeof signingKe
 
 async function watchBench(pid: number, watchTarget: Target, memory: () => Promise<ChildMemory | undefined>): Promise<void> {
   const rssBefore = rssMiB(pid);
-  const opened = await openWatches(watchTarget, `/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=900&allowWatchBookmarks=false`, quick ? 500 : WATCHES, 120_000);
+  const watchPath = `/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=900&allowWatchBookmarks=false`;
+  // h1: one client connection per watch (worst case); h2: one HTTP/2 connection multiplexing them, as client-go does.
+  const h2 = args.includes('--watch-h2');
+  const opened = h2 ? await openWatchesH2(watchTarget, watchPath, quick ? 500 : WATCHES, 120_000) : await openWatches(watchTarget, watchPath, quick ? 500 : WATCHES, 120_000);
+  out(`watch transport from the client: ${h2 ? 'HTTP/2, one connection' : 'HTTP/1.1, one connection per watch'}`);
   await new Promise((r) => setTimeout(r, 2000));
   const rssAfter = rssMiB(pid);
   const perWatch = opened.ok > 0 ? (rssAfter - rssBefore) / opened.ok : Number.NaN;
@@ -326,6 +337,41 @@ async function openWatches(t: Target, path: string, n: number, maxMs: number): P
       agent.destroy();
     },
   };
+}
+
+async function openWatchesH2(t: Target, path: string, n: number, maxMs: number): Promise<{ ok: number; failed: number; firstError?: string; close: () => void }> {
+  const base = new URL(t.base);
+  const session = http2.connect(base.origin, { ca: t.ca });
+  session.on('error', () => {});
+  let ok = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const t0 = Date.now();
+  const one = () =>
+    new Promise<void>((resolve) => {
+      let done = false;
+      const finish = (good: boolean, why?: string) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (good) ok++;
+        else {
+          failed++;
+          firstError ??= why;
+        }
+        resolve();
+      };
+      const timer = setTimeout(() => finish(false, 'no response headers within 15 s'), 15_000);
+      const stream = session.request({ ':method': 'GET', ':path': `${base.pathname.replace(/\/$/, '')}${path}`, authorization: `Bearer ${t.token}`, accept: 'application/json' });
+      stream.on('response', (h) => finish(h[':status'] === 200, `HTTP ${String(h[':status'])}`));
+      stream.on('data', () => {});
+      stream.on('error', (e) => finish(false, e.message));
+      stream.end();
+    });
+  for (let i = 0; i < n && Date.now() - t0 < maxMs; i += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, n - i) }, one));
+  }
+  return { ok, failed, ...(firstError !== undefined ? { firstError } : {}), close: () => session.destroy() };
 }
 
 async function auditThroughput(path: string, seconds: number) {
