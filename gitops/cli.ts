@@ -1,9 +1,11 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { ExitError } from '../cli/exit-error.ts';
+import { keyIdOf, type TrustedKeys } from '../core/index.ts';
 import { renderApplySummary } from './apply.ts';
 import { readCredentials, type Credentials } from './fleet.ts';
 import { readGenerated } from './generated.ts';
@@ -23,6 +25,7 @@ interface FleetFlags {
   kubectl?: string;
   concurrency: string;
   pruneNamespaces?: boolean;
+  trustedKey?: string[];
 }
 
 function fleetOptions(cmd: Command): Command {
@@ -34,6 +37,7 @@ function fleetOptions(cmd: Command): Command {
     .addOption(new Option('--token-file <file>', "a bearer token (e.g. GitHub's OIDC token) used against each cluster's proxyUrl instead of kubeconfigs").env('PORTCULLIS_TOKEN_FILE'))
     .addOption(new Option('--proxy-ca <file>', 'CA bundle that signed the proxies\' serving certificates (with --token-file)').env('PORTCULLIS_PROXY_CA'))
     .addOption(new Option('--kubectl <path>', 'the kubectl binary (default: the sandbox fleet file\'s, else kubectl on PATH)').env('PORTCULLIS_KUBECTL'))
+    .option('--trusted-key <pem...>', 'public keys bundles must be signed with (default: <generated>/keys/*.pub.pem)')
     .option('--concurrency <n>', 'clusters at once', '4')
     .option('--prune-namespaces', 'delete managed namespaces that are no longer generated, WITH EVERYTHING IN THEM (default: keep them and stop managing them)');
 }
@@ -70,6 +74,15 @@ async function tokenCredentials(f: FleetFlags): Promise<Credentials> {
   return out;
 }
 
+async function readKeys(files: readonly string[]): Promise<TrustedKeys> {
+  const keys = new Map<string, KeyObject>();
+  for (const f of files) {
+    const k = createPublicKey(await readFile(f));
+    keys.set(keyIdOf(k), k);
+  }
+  return keys;
+}
+
 function positiveInt(s: string, what: string): number {
   const n = Number(s);
   if (!Number.isSafeInteger(n) || n < 1) throw new ExitError(1, `${what} must be a positive integer, not ${s}`);
@@ -86,6 +99,7 @@ async function toFleetOptions(f: FleetFlags): Promise<FleetOptions> {
     kubectl: f.kubectl ?? creds.kubectl ?? 'kubectl',
     concurrency: positiveInt(f.concurrency, '--concurrency'),
     pruneNamespaces: f.pruneNamespaces ?? false,
+    ...(f.trustedKey?.length ? { trustedKeys: await readKeys(f.trustedKey) } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BundleError } from '../core/index.ts';
+import { BundleError, type TrustedKeys } from '../core/index.ts';
 import { applyPlan, pool, type ApplyResult } from './apply.ts';
 import { selectClusters, type Credentials } from './fleet.ts';
 import { readClusterBundle, readGenerated, verifyGeneratedBundle, type FleetCluster, type Generated } from './generated.ts';
@@ -24,6 +24,11 @@ export interface FleetOptions {
   readonly concurrency?: number;
   /** The clock, for bundle expiry. @default Date.now */
   readonly now?: () => number;
+  /**
+   * The keys bundles must be signed with. @default the keys in `<generatedDir>/keys/`
+   * (which whoever can change generated/ can also change: pin keys from elsewhere where that matters)
+   */
+  readonly trustedKeys?: TrustedKeys;
   /** Delete managed namespaces no longer generated instead of releasing them. @default false */
   readonly pruneNamespaces?: boolean;
   /** Builds the client for a cluster. @default kubectl with the cluster's kubeconfig */
@@ -49,7 +54,7 @@ async function planOne(opts: FleetOptions, gen: Generated, cluster: FleetCluster
     return fail(e instanceof GitopsError && e.code === 'CLUSTER_UNREACHABLE' ? `unreachable: ${msg}` : msg);
   }
   try {
-    verifyGeneratedBundle(bundle, cluster.name, gen.keys, { revision: live.bundle?.revision ?? null, envelope: live.bundle?.envelope }, (opts.now ?? Date.now)());
+    verifyGeneratedBundle(bundle, cluster.name, opts.trustedKeys ?? gen.keys, { revision: live.bundle?.revision ?? null, envelope: live.bundle?.envelope }, (opts.now ?? Date.now)());
   } catch (e) {
     if (e instanceof BundleError) return fail(`refusing generated/${cluster.name}: ${e.message}`);
     throw e;

@@ -6,6 +6,7 @@
 import { canonicalJson, decodeRuleSet, sha256 } from '../../core/index.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -347,6 +348,16 @@ test('GIVEN a tampered generated/ WHEN planned or applied THEN that cluster is r
   } finally {
     ws.edit('generated/dev/rbac.yaml', () => original);
   }
+});
+
+test('GIVEN keys pinned with --trusted-key WHEN generated/ is signed by another key THEN every cluster is refused', async () => {
+  const other = join(ws.dir, 'other.pub.pem');
+  writeFileSync(other, generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }));
+  const bad = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--trusted-key', other]);
+  assert.equal(bad.code, 1);
+  assert.equal((bad.stdout.match(/ERROR refusing generated\/[\w-]+: BUNDLE_UNKNOWN_KEY/g) ?? []).length, 3, bad.stdout);
+  const good = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--trusted-key', other, join(ws.dir, 'policies', 'demo-keys', 'signing.pub.pem')]);
+  assert.equal(good.code, 0, good.stdout);
 });
 
 test('GIVEN an older signed generated/ than what is live WHEN planned THEN it is refused as a rollback', async () => {
