@@ -1,7 +1,7 @@
 import { createPublicKey, randomUUID, type KeyObject, type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import type { IncomingMessage } from 'node:http';
+import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2Session } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -10,24 +10,25 @@ import { decide } from '../core/decide.ts';
 import { keyIdOf } from '../core/bundle.ts';
 import { toAuditEvent, type AuditFacts, type Transport } from './audit/event.ts';
 import { AuditSink } from './audit/sink.ts';
-import { ActivationStore, checkBreakGlass } from './break-glass.ts';
+import { ActivationStore } from './break-glass.ts';
 import { fetchBundle, watchBundleSource } from './bundle-source.ts';
 import { BundleStore, type OfferResult } from './bundle-store.ts';
 import type { ClusterConfig, ProxyConfig } from './config.ts';
 import { ProxyError, type ProxyErrorCode } from './errors.ts';
 import { forwardHttp } from './forward.ts';
 import { buildUpstreamHeaders } from './headers.ts';
-import type { Authenticator, Identity } from './identity.ts';
+import type { Authenticator } from './identity.ts';
 import { cachingAuthenticator } from './credential-cache.ts';
 import { createMetrics, type ProxyMetrics } from './metrics.ts';
-import { authenticateStage, authorizeStage, deadlineOf, EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, parseRequestStage, route, type Admission, type AuthorizeFacts } from './pipeline.ts';
-import { deniedReview, isSelfAccessReview, readReviewSpec, reviewAttributes } from './self-review.ts';
-import { ALL_AUTHENTICATED } from './discovery.ts';
+import { authenticateStage, authorizeStage, deadlineOf, parseRequestStage, route, type Admission } from './pipeline.ts';
+import { isSelfAccessReview } from './self-review.ts';
 import { sendStatus, sendStatusOnSocket } from './status-body.ts';
+import { BREAK_GLASS_PATH, serveBreakGlass, type BreakGlassContext } from './break-glass-endpoint.ts';
+import type { Req, RequestState, Res } from './request-state.ts';
+import { serveSelfReview } from './self-review-endpoint.ts';
 import { StreamRegistry, type StreamEndReason } from './streams.ts';
 import { forwardUpgrade, upgradeProtocol } from './upgrade.ts';
 import { createUpstream, type Upstream } from './upstream.ts';
-import { postJson } from './webhook.ts';
 
 /** What the proxy is built from. */
 export interface ProxyOptions {
@@ -47,27 +48,6 @@ interface ClusterRuntime {
   stopWatch?: () => void;
 }
 
-type Req = IncomingMessage | Http2ServerRequest;
-type Res = ServerResponse | Http2ServerResponse;
-
-/** The per-request record the stages fill in; audit reads it whatever the outcome. */
-interface RequestState extends AuthorizeFacts {
-  readonly auditId: string;
-  readonly receivedAt: number;
-  readonly method: string;
-  readonly requestURI: string;
-  readonly sourceIP: string;
-  readonly userAgent?: string;
-  transport: Transport;
-  cluster?: string;
-  identity?: Identity;
-  admission?: Admission | undefined;
-  bundleRevision?: number;
-  policyDigest?: string;
-  breakGlass?: string;
-}
-
-const BREAK_GLASS_PATH = '/portcullis/break-glass';
 
 /**
  * The runtime proxy: one HTTPS server (HTTP/2 with HTTP/1.1 fallback) for the
@@ -246,6 +226,20 @@ export class PortcullisProxy {
 
   // ---- request handling -------------------------------------------------
 
+  /** The context the proxy's own endpoints run in. */
+  #endpoint(): BreakGlassContext {
+    return {
+      audit: (st, stage, code, extra) => this.#audit(st, stage, code, extra),
+      refuse: (st, err) => this.#refuse(st, err),
+      clock: this.#clock,
+      metrics: this.metrics,
+      log: this.log,
+      activations: this.activations,
+      webhookUrl: this.opts.config.breakGlass.webhookUrl,
+      webhookCa: this.#webhookCa,
+    };
+  }
+
   #begin(req: Req, transport: Transport): RequestState {
     const ua = req.headers['user-agent'];
     return {
@@ -367,13 +361,20 @@ export class PortcullisProxy {
       return;
     }
     if (admitted.breakGlass) {
-      await this.#breakGlass(req, res, st, admitted.cr).finally(leave);
+      await serveBreakGlass(this.#endpoint(), req, res, st, admitted.cr.config.name, admitted.cr.store).finally(leave);
       return;
     }
     const a = admitted.admission as Admission;
     const cr = admitted.cr;
     if (isSelfAccessReview(a.attributes)) {
-      await this.#selfReview(req, res, st, cr, a, admitted.target).finally(leave);
+      const activations = this.activations;
+      const ctx = {
+        ...this.#endpoint(),
+        activeBreakGlass: (user: string) => new Set(activations.active(cr.config.name, user).keys()),
+        upstream: cr.upstream,
+        authorization: cr.upstream.authorization(),
+      };
+      await serveSelfReview(ctx, req, res, st, a, admitted.target).finally(leave);
       return;
     }
     const streamId = st.auditId;
@@ -495,98 +496,8 @@ export class PortcullisProxy {
     });
   }
 
-  /** `kubectl auth can-i`: answered from the proxy's decision, and from upstream RBAC when the proxy would allow (self-review.ts). */
-  async #selfReview(req: Req, res: Res, st: RequestState, cr: ClusterRuntime, a: Admission, target: string): Promise<void> {
-    let raw: Buffer;
-    try {
-      raw = await readBody(req, 64 * 1024);
-    } catch {
-      sendStatus(res, this.#refuse(st, new ProxyError('BAD_REQUEST', 'unreadable SelfSubjectAccessReview')), { 'audit-id': st.auditId });
-      return;
-    }
-    const spec = readReviewSpec(String(req.headers['content-type'] ?? ''), raw);
-    const asked = reviewAttributes(spec, a.identity.user, a.attributes.groups);
-    const now = this.#clock();
-    const v = asked ? decide(asked, a.bundle.index, { now, breakGlass: new Set(this.activations.active(cr.config.name, a.identity.user).keys()) }) : undefined;
-    if (!v || !v.decision.allowed) {
-      const text = JSON.stringify(deniedReview(spec, v?.decision.reason === 'deny'));
-      res.writeHead(201, { 'content-type': 'application/json', 'audit-id': st.auditId });
-      res.end(text);
-      this.metrics.latency.observe({ cluster: cr.config.name, result: 'allow' }, (this.#clock() - st.receivedAt) / 1000);
-      this.#audit(st, 'ResponseComplete', 201, { reason: `self-review answered by the proxy: ${v ? v.decision.reason : 'unreadable spec'}` });
-      return;
-    }
-    const g = v.decision.grant;
-    const groups = (v.impersonate?.groups ?? []).filter((x) => x !== ALL_AUTHENTICATED);
-    const who = { ...authz(cr), user: a.identity.user, groups, extra: { [EXTRA_GRANT]: g.id, [EXTRA_AUTHENTICATED_BY]: a.identity.issuer }, auditId: st.auditId };
-    const headers = buildUpstreamHeaders(req.rawHeaders, who);
-    headers['content-length'] = String(raw.length);
-    forwardHttp(req, res, cr.upstream, target, headers, {
-      onResponse: () => undefined,
-      onEnd: (o) => {
-        if (o.kind === 'upstream-error') sendStatus(res, new ProxyError('UPSTREAM_FAILED', o.message), { 'audit-id': st.auditId });
-        this.#audit(st, 'ResponseComplete', o.kind === 'upstream-error' ? 502 : o.status, { reason: `self-review of ${g.id} answered upstream` });
-      },
-    }, raw);
-  }
 
-  /** `POST /clusters/NAME/portcullis/break-glass` {grant, reason, durationSeconds}. */
-  async #breakGlass(req: Req, res: Res, st: RequestState, cr: ClusterRuntime): Promise<void> {
-    const cluster = cr.config.name;
-    const identity = st.identity as Identity;
-    const refuse = (e: ProxyError, reason: string): void => {
-      sendStatus(res, e, { 'audit-id': st.auditId });
-      this.#audit(st, 'ResponseComplete', e.httpStatus, { reason, decision: 'deny', errorCode: e.code });
-    };
-    if (req.method !== 'POST') {
-      refuse(new ProxyError('METHOD_NOT_ALLOWED', `${req.method ?? ''} on break-glass`, 'use POST'), 'break-glass: method');
-      return;
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse((await readBody(req, 16 * 1024)).toString('utf8'));
-    } catch {
-      body = undefined;
-    }
-    const bundle = cr.store.current(this.#clock());
-    if (!bundle) {
-      sendStatus(res, this.#refuse(st, new ProxyError('NO_BUNDLE', 'bundle expired during break-glass')));
-      return;
-    }
-    const groups = identity.groups.filter((g) => bundle.ruleSet.impersonable.groups.includes(g));
-    const chk = bundle.ruleSet.impersonable.users.includes(identity.user)
-      ? checkBreakGlass(body, bundle.ruleSet, identity.user, groups)
-      : ({ ok: false, status: 403, message: 'no break-glass grant for you on this cluster' } as const);
-    if (!chk.ok) {
-      this.metrics.breakGlass.inc({ cluster, result: 'refused' });
-      // The message is built only from what the caller sent; it names no other part of the policy.
-      refuse(new ProxyError(chk.status === 403 ? 'FORBIDDEN' : 'BAD_REQUEST', chk.message, chk.message), `break-glass refused: ${chk.message}`);
-      return;
-    }
-    const now = this.#clock();
-    const b = body as { reason: string };
-    const activation = { cluster, user: identity.user, grant: chk.grant.id, reason: b.reason.trim(), activatedAt: now, expiresAt: now + chk.durationSeconds * 1000 };
-    const url = this.opts.config.breakGlass.webhookUrl;
-    if (url !== undefined) {
-      try {
-        await postJson(url, { kind: 'BreakGlassActivation', ...activation, issuer: identity.issuer, notify: chk.grant.conditions.breakGlass?.notify ?? [], auditID: st.auditId }, this.#webhookCa);
-      } catch (err) {
-        // Notification is part of the control: no notification, no activation.
-        this.metrics.breakGlass.inc({ cluster, result: 'notify_failed' });
-        this.log.error({ cluster, grant: chk.grant.id, user: identity.user, err: (err as Error).message, alert: true }, 'break-glass webhook failed; activation refused');
-        refuse(new ProxyError('NOTIFY_FAILED', (err as Error).message), 'break-glass notify failed');
-        return;
-      }
-    }
-    this.activations.add(activation);
-    this.metrics.breakGlass.inc({ cluster, result: 'activated' });
-    st.breakGlass = `activated ${chk.grant.id} until ${new Date(activation.expiresAt).toISOString()}: ${activation.reason}`;
-    st.source = `${chk.grant.source.file}:${chk.grant.source.line}`;
-    this.log.warn({ cluster, grant: chk.grant.id, user: identity.user, reason: activation.reason, expiresAt: activation.expiresAt, alert: true }, 'BREAK-GLASS ACTIVATED');
-    res.writeHead(201, { 'content-type': 'application/json', 'audit-id': st.auditId });
-    res.end(JSON.stringify({ kind: 'BreakGlassActivation', apiVersion: 'portcullis.dev/v1', cluster, grant: chk.grant.id, user: identity.user, expiresAt: new Date(activation.expiresAt).toISOString() }));
-    this.#audit(st, 'ResponseComplete', 201, { reason: 'break-glass activated', decision: 'allow', grantId: chk.grant.id });
-  }
+
 }
 
 function authz(cr: ClusterRuntime): { authorization?: string } {
@@ -604,20 +515,6 @@ function peerCert(req: Req): { peerCertificate?: X509Certificate } {
 
 function reasonOf(code: ProxyErrorCode): string {
   return code === 'FORBIDDEN' ? 'forbidden' : code.toLowerCase().replace(/_/g, '-');
-}
-
-function readBody(req: Req, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    req.on('data', (c: Buffer) => {
-      n += c.length;
-      if (n > max) reject(new Error('body too large'));
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 /** Reads trusted Ed25519 public keys (PEM) into a key-id map; the algorithm comes from here, never from an envelope. */

@@ -428,6 +428,9 @@ describe('SECURITY.md rules, end to end', () => {
       assert.equal((await h.request('GET', path, [bearer('alice')])).status, 200);
     } finally {
       for (const w of watches) w.kill();
+      for (const w of watches) await w.exited;
+      // the proxy notices the closed connections and frees the slots
+      for (let i = 0; i < 200 && h.proxy.streams.list('dev').some((x) => x.attributes.user === 'oidc:alice'); i++) await sleep(20);
     }
   });
 

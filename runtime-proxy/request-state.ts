@@ -1,0 +1,52 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { AuditFacts, AuditStage, Transport } from './audit/event.ts';
+import type { ProxyError } from './errors.ts';
+import type { Identity } from './identity.ts';
+import type { Admission, AuthorizeFacts } from './pipeline.ts';
+
+/** A request on either transport (HTTP/1.1 or the HTTP/2 compatibility API). */
+export type Req = IncomingMessage | Http2ServerRequest;
+/** A response on either transport. */
+export type Res = ServerResponse | Http2ServerResponse;
+
+/** The per-request record the stages fill in; audit reads it whatever the outcome. */
+export interface RequestState extends AuthorizeFacts {
+  readonly auditId: string;
+  readonly receivedAt: number;
+  readonly method: string;
+  readonly requestURI: string;
+  readonly sourceIP: string;
+  readonly userAgent?: string;
+  transport: Transport;
+  cluster?: string;
+  identity?: Identity;
+  admission?: Admission | undefined;
+  bundleRevision?: number;
+  policyDigest?: string;
+  breakGlass?: string;
+}
+
+/** What the proxy's own endpoints (break-glass, self-review) need from the server. */
+export interface EndpointContext {
+  /** Writes one audit record for the request. */
+  readonly audit: (st: RequestState, stage: AuditStage, code: number, extra?: Partial<AuditFacts>) => void;
+  /** Counts, logs and audits a refusal; returns the error to send. */
+  readonly refuse: (st: RequestState, err: unknown) => ProxyError;
+  readonly clock: () => number;
+}
+
+/** Reads a request body of at most `max` bytes. */
+export function readBody(req: Req, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) reject(new Error('body too large'));
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,69 @@
+import { decide } from '../core/decide.ts';
+import { ALL_AUTHENTICATED } from './discovery.ts';
+import { ProxyError } from './errors.ts';
+import { forwardHttp } from './forward.ts';
+import { buildUpstreamHeaders } from './headers.ts';
+import { EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, type Admission } from './pipeline.ts';
+import { readBody, type EndpointContext, type Req, type RequestState, type Res } from './request-state.ts';
+import { deniedReview, readReviewSpec, reviewAttributes } from './self-review.ts';
+import { sendStatus } from './status-body.ts';
+import type { Upstream } from './upstream.ts';
+
+/** What the self-review endpoint needs beyond the common context. */
+export interface SelfReviewContext extends EndpointContext {
+  /** Break-glass grants this user invoked on this cluster. */
+  readonly activeBreakGlass: (user: string) => ReadonlySet<string>;
+  readonly upstream: Upstream;
+  /** The proxy's own `Authorization` for upstream, if it uses a token. */
+  readonly authorization: string | undefined;
+}
+
+/**
+ * `kubectl auth can-i` (SelfSubjectAccessReview): answered "no" by the proxy
+ * when it would refuse the request asked about; otherwise forwarded upstream
+ * impersonating exactly what that request would carry (self-review.ts).
+ */
+export async function serveSelfReview(ctx: SelfReviewContext, req: Req, res: Res, st: RequestState, a: Admission, target: string): Promise<void> {
+  let raw: Buffer;
+  try {
+    raw = await readBody(req, 64 * 1024);
+  } catch {
+    sendStatus(res, ctx.refuse(st, new ProxyError('BAD_REQUEST', 'unreadable SelfSubjectAccessReview')), { 'audit-id': st.auditId });
+    return;
+  }
+  const spec = readReviewSpec(String(req.headers['content-type'] ?? ''), raw);
+  const asked = reviewAttributes(spec, a.identity.user, a.attributes.groups);
+  const v = asked ? decide(asked, a.bundle.index, { now: ctx.clock(), breakGlass: ctx.activeBreakGlass(a.identity.user) }) : undefined;
+  if (!v || !v.decision.allowed) {
+    res.writeHead(201, { 'content-type': 'application/json', 'audit-id': st.auditId });
+    res.end(JSON.stringify(deniedReview(spec, v?.decision.reason === 'deny')));
+    ctx.audit(st, 'ResponseComplete', 201, { reason: `self-review answered by the proxy: ${v ? v.decision.reason : 'unreadable spec'}` });
+    return;
+  }
+  const g = v.decision.grant;
+  const groups = (v.impersonate?.groups ?? []).filter((x) => x !== ALL_AUTHENTICATED);
+  const who = {
+    ...(ctx.authorization !== undefined ? { authorization: ctx.authorization } : {}),
+    user: a.identity.user,
+    groups,
+    extra: { [EXTRA_GRANT]: g.id, [EXTRA_AUTHENTICATED_BY]: a.identity.issuer },
+    auditId: st.auditId,
+  };
+  const headers = buildUpstreamHeaders(req.rawHeaders, who);
+  headers['content-length'] = String(raw.length);
+  forwardHttp(
+    req,
+    res,
+    ctx.upstream,
+    target,
+    headers,
+    {
+      onResponse: () => undefined,
+      onEnd: (o) => {
+        if (o.kind === 'upstream-error') sendStatus(res, new ProxyError('UPSTREAM_FAILED', o.message), { 'audit-id': st.auditId });
+        ctx.audit(st, 'ResponseComplete', o.kind === 'upstream-error' ? 502 : o.status, { reason: `self-review of ${g.id} answered upstream` });
+      },
+    },
+    raw,
+  );
+}
