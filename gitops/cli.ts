@@ -7,7 +7,7 @@ import { Option, type Command } from 'commander';
 import { ExitError } from '../cli/exit-error.ts';
 import { keyIdOf, type TrustedKeys } from '../core/index.ts';
 import { renderApplySummary } from './apply.ts';
-import { readCredentials, type Credentials } from './fleet.ts';
+import { readCredentials, tokenKubeconfig, type Credentials } from './fleet.ts';
 import { readGenerated } from './generated.ts';
 import { GitopsError } from './gitops-error.ts';
 import { octokitFor, publishPlan, pullRequestFromEnv } from './github.ts';
@@ -48,27 +48,18 @@ async function credentialsFor(f: FleetFlags): Promise<{ readonly credentials: Cr
   throw new ExitError(1, 'no fleet credentials: pass --kubeconfigs FILE (or PORTCULLIS_KUBECONFIGS), or --token-file FILE to go through each cluster\'s proxy');
 }
 
-/** Kubeconfigs that reach each cluster's proxyUrl with a bearer token (written 0600 to a fresh temp dir). */
+/** Kubeconfigs that reach each cluster's proxyUrl with a bearer token (written 0600 to a fresh temp dir, removed at exit). */
 async function tokenCredentials(f: FleetFlags): Promise<Credentials> {
   const gen = await readGenerated(f.generated, f.fleet);
   const token = (await readFile(f.tokenFile ?? '', 'utf8')).trim();
-  const ca = f.proxyCa ? (await readFile(f.proxyCa)).toString('base64') : undefined;
+  const caPem = f.proxyCa ? await readFile(f.proxyCa, 'utf8') : undefined;
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-kube-'));
-  // The token is a credential: remove the kubeconfigs that carry it when the command ends.
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const out = new Map<string, { kubeconfig: string }>();
   for (const c of gen.clusters) {
     if (!c.proxyUrl) continue;
     const path = join(dir, `${c.name}.kubeconfig`);
-    const cfg = {
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: c.name, cluster: { server: c.proxyUrl, ...(ca ? { 'certificate-authority-data': ca } : {}) } }],
-      users: [{ name: 'ci', user: { token } }],
-      contexts: [{ name: c.name, context: { cluster: c.name, user: 'ci' } }],
-      'current-context': c.name,
-    };
-    await writeFile(path, JSON.stringify(cfg), { mode: 0o600 });
+    await writeFile(path, JSON.stringify(tokenKubeconfig(c.name, c.proxyUrl, token, caPem)), { mode: 0o600 });
     out.set(c.name, { kubeconfig: path });
   }
   return out;

@@ -83,3 +83,15 @@ export function parseCredentials(data: unknown, baseDir: string): Credentials {
   }
   return out;
 }
+
+/** A kubeconfig that reaches `server` (a cluster's proxy) with a bearer token, trusting `caPem` if given. Pure. */
+export function tokenKubeconfig(cluster: string, server: string, token: string, caPem: string | undefined): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: cluster, cluster: { server, ...(caPem?.trim() ? { 'certificate-authority-data': Buffer.from(caPem).toString('base64') } : {}) } }],
+    users: [{ name: 'fleet-token', user: { token } }],
+    contexts: [{ name: cluster, context: { cluster, user: 'fleet-token' } }],
+    'current-context': cluster,
+  };
+}

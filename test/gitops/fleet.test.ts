@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCredentials, selectClusters } from '../../gitops/fleet.ts';
+import { parseCredentials, selectClusters, tokenKubeconfig } from '../../gitops/fleet.ts';
 import type { FleetCluster } from '../../gitops/generated.ts';
 import { GitopsError } from '../../gitops/gitops-error.ts';
 
@@ -53,4 +53,17 @@ test('credentials: a plain map, objects, and the sandbox fleet file; relative pa
   const sandbox = { version: 1, bin: { kubectl: '/bin/kubectl' }, clusters: [{ name: 'dev', server: 'https://127.0.0.1:1', adminKubeconfig: '/s/dev/admin.kubeconfig' }] };
   assert.deepEqual([...parseCredentials(sandbox, '/s')], [['dev', { kubeconfig: '/s/dev/admin.kubeconfig' }]]);
   assert.deepEqual([...parseCredentials({ clusters: { prod: { adminKubeconfig: 'p' } } }, '/y')], [['prod', { kubeconfig: '/y/p' }]]);
+});
+
+test('token kubeconfig: the proxy URL, the token, the CA only when one was given', () => {
+  assert.deepEqual(tokenKubeconfig('dev', 'https://p.example/clusters/dev', 'tok', '-----BEGIN CERTIFICATE-----\nx\n'), {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'dev', cluster: { server: 'https://p.example/clusters/dev', 'certificate-authority-data': Buffer.from('-----BEGIN CERTIFICATE-----\nx\n').toString('base64') } }],
+    users: [{ name: 'fleet-token', user: { token: 'tok' } }],
+    contexts: [{ name: 'dev', context: { cluster: 'dev', user: 'fleet-token' } }],
+    'current-context': 'dev',
+  });
+  // An empty CA variable in a workflow must not become an unreadable CA.
+  assert.deepEqual((tokenKubeconfig('dev', 'https://p', 't', '\n') as { clusters: { cluster: object }[] }).clusters[0]?.cluster, { server: 'https://p' });
 });
