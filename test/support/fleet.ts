@@ -2,6 +2,7 @@
 // kubectl (v1.34.4) plus a fake kubelet per cluster. `test/run.js` starts ONE
 // fleet for the whole run and exports PORTCULLIS_TEST_FLEET (its fleet.json);
 // a test file run by hand starts its own and stops it when the process exits.
+import { runSandboxPod } from '../../sandbox/pods.ts';
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -134,36 +135,14 @@ function toTestFleet(fleet: SandboxFleet, file: string): TestFleet {
     },
     kubectl,
     async createPod(cluster, namespace, options = {}) {
-      const kc = { kubeconfig: cluster.adminKubeconfig };
-      const name = options.name ?? `pod-${Math.random().toString(36).slice(2, 8)}`;
-      const ns = await kubectl(['create', 'namespace', namespace], kc);
-      if (ns.code !== 0 && !ns.stderr.includes('AlreadyExists')) throw new Error(`create namespace ${namespace}: ${ns.stderr}`);
-      const pod = {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, namespace, labels: { app: 'sandbox', ...(options.labels ?? {}) } },
-        spec: {
-          nodeName: cluster.nodeName,
-          automountServiceAccountToken: false,
-          containers: (options.containers ?? ['main']).map((c) => ({ name: c, image: 'portcullis.dev/sandbox:fake' })),
-        },
-      };
-      // The ServiceAccount admission plugin needs the namespace's default
-      // ServiceAccount, which the sandbox's controller creates moments after
-      // the namespace: retry briefly.
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const r = await kubectl(['apply', '-f', '-'], { ...kc, input: JSON.stringify(pod) });
-        if (r.code === 0) break;
-        if (Date.now() > deadline || !/serviceaccount/i.test(r.stderr)) throw new Error(`create pod ${namespace}/${name}: ${r.stderr}`);
-        await new Promise((res) => setTimeout(res, 200));
-      }
-      const w = await kubectl(
-        ['wait', '-n', namespace, `pod/${name}`, '--for=jsonpath={.status.phase}=Running', '--timeout=30s'],
-        { ...kc, timeoutMs: 40_000 },
-      );
-      if (w.code !== 0) throw new Error(`pod ${namespace}/${name} did not become Running: ${w.stderr}`);
-      return name;
+      return runSandboxPod({
+        kubectl: fleet.bin.kubectl,
+        cluster,
+        namespace,
+        name: options.name ?? `pod-${Math.random().toString(36).slice(2, 8)}`,
+        ...(options.containers ? { containers: options.containers } : {}),
+        ...(options.labels ? { labels: options.labels } : {}),
+      });
     },
   };
 }
