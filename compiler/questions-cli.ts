@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitError } from '../cli/exit-error.ts';
 import { decodeRuleSet, indexRuleSet, type RuleSet } from '../core/index.ts';
-import { accessLines, diffAccess, formatAccessLine } from '../gitops/access-diff.ts';
+import { accessLines, diffAccess, formatAccessLine } from '../core/access-diff.ts';
 import { explainRequest, parseResourceArg, whoCan } from './questions.ts';
 
 function readRuleSet(generated: string, cluster: string): RuleSet {

@@ -4,6 +4,7 @@
  * runtime proxy. Nothing here does I/O; the clock and trust material are passed in.
  */
 export type { RequestAttributes } from './attributes.ts';
+export { accessLines, diffAccess, expandRuleSet, formatAccessLine, type AccessAtom, type AccessChange, type AccessLine } from './access-diff.ts';
 export { decide, type Verdict } from './decide.ts';
 export { authorize, type AuthorizeContext, type Decision, type InactiveGrant } from './authorize.ts';
 export { activeUntil, evaluateConditions, inWindow, toMinutes, type ConditionResult } from './conditions.ts';

@@ -3,7 +3,7 @@
  * The planning, diffing and rendering are pure; kubectl and GitHub calls are
  * thin adapters (kubectl.ts, github.ts), orchestrated by run.ts.
  */
-export { accessLines, conditionOf, diffAccess, expandRuleSet, formatAccessLine, type AccessAtom, type AccessChange, type AccessLine } from './access-diff.ts';
+export { accessLines, conditionOf, diffAccess, expandRuleSet, formatAccessLine, type AccessAtom, type AccessChange, type AccessLine } from '../core/access-diff.ts';
 export { applyPlan, renderApplySummary, type ApplyOptions, type ApplyResult } from './apply.ts';
 export { parseCredentials, readCredentials, selectClusters, type Credentials } from './fleet.ts';
 export { readClusterBundle, readGenerated, verifyGeneratedBundle, type FleetCluster, type Generated, type GeneratedBundle } from './generated.ts';

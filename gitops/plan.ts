@@ -1,7 +1,7 @@
 import { createTwoFilesPatch } from 'diff';
 import { stringify } from 'yaml';
 import { canonicalJson, type RuleSet } from '../core/index.ts';
-import { diffAccess, type AccessChange } from './access-diff.ts';
+import { diffAccess, type AccessChange } from '../core/access-diff.ts';
 import { CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_KINDS, applyOrder, groupOf, normalizeDesired, normalizeLive, objectKey, objectRef, type KubeObject } from './objects.ts';
 
 /** The bundle files delivered to a cluster, by name (`rbac.yaml`, `rules.json`, `bundle.sig.json`). */

@@ -1,4 +1,4 @@
-import { accessLines, formatAccessLine } from './access-diff.ts';
+import { accessLines, formatAccessLine } from '../core/access-diff.ts';
 import { countChanges, hasChanges, planExitCode, type ClusterPlan, type Plan } from './plan.ts';
 
 /** The hidden marker that identifies the sticky plan comment on a pull request. */

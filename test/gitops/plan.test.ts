@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Grant, RuleSet } from '../../core/index.ts';
-import { accessLines, diffAccess, formatAccessLine } from '../../gitops/access-diff.ts';
+import { accessLines, diffAccess, formatAccessLine } from '../../core/access-diff.ts';
 import { normalizeLive, type KubeObject } from '../../gitops/objects.ts';
 import { plan, planCluster, planExitCode, type DesiredCluster, type LiveCluster } from '../../gitops/plan.ts';
 import { COMMENT_MARKER, renderMarkdown, renderText } from '../../gitops/render.ts';

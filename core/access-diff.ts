@@ -1,4 +1,4 @@
-import type { Conditions, Deny, Grant, PolicyRule, RuleSet, Scope, Subject } from '../core/index.ts';
+import type { Conditions, Deny, Grant, PolicyRule, RuleSet, Scope, Subject } from './rule-set.ts';
 
 /**
  * One atom of effective access: a subject may (or is denied) one verb on one
