@@ -39,7 +39,6 @@ const PARSED_PARAMETERS: ReadonlySet<string> = new Set([
   'resourceVersionMatch', 'continue', 'sendInitialEvents', 'allowWatchBookmarks',
 ]);
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 const fail = (code: RequestTargetCode, reason: string): RequestTargetResult => ({ ok: false, code, reason });

@@ -8,7 +8,7 @@
 // always torn down afterwards — on success, failure, SIGINT or SIGTERM.
 // A fleet you started yourself can be reused: PORTCULLIS_TEST_FLEET=DIR/fleet.json.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
