@@ -79,6 +79,7 @@ describe('SECURITY.md rules, end to end', () => {
     tok['alice'] = await h.token('alice', ['developers']);
     for (const u of ['sam', 'gina', 'uma', 'olivia', 'mallory']) tok[u] = await h.token(u, []);
     h.admin(['create', 'configmap', 'cm-x', '-n', NS]);
+    await h.fleet.createPod(h.cluster, NS, { name: 'secpod' });
   });
   after(async () => {
     await h?.stop();
@@ -116,6 +117,18 @@ describe('SECURITY.md rules, end to end', () => {
     assert.equal(res?.result === 'rejected' && res.code, 'BUNDLE_CLUSTER');
     assert.equal(h.proxy.store('dev')?.lastAccepted()?.revision, before);
     await h.publish(RULES, ++revision);
+    // A token from an issuer bound to staging does not authenticate on dev (the proxy passes the routed cluster).
+    const x = await h.extraProxy((c) => ({
+      ...c,
+      listen: { host: '127.0.0.1', port: 0 },
+      audit: { ...c.audit, file: { path: join(h.dir, 'audit-bound.log'), maxBytes: 1e6, maxFiles: 1 } },
+      authn: { ...c.authn, issuers: (c.authn['issuers'] as object[]).map((i) => ({ ...i, clusters: ['staging'] })) },
+    }));
+    const onDev = await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, [bearer('alice')], undefined, x.port);
+    assert.equal(onDev.status, 401);
+    const onStaging = await h.request('GET', `/clusters/staging/api/v1/namespaces/${NS}/configmaps`, [bearer('alice')], undefined, x.port);
+    assert.equal(onStaging.status, 403, 'authenticated on staging, where no grant names alice');
+    await x.proxy.stop();
   });
 
   it('SECURITY rule 1: an empty ?watch= is a watch, ?watch=0 a list, and a metadata.name field selector names the object', async () => {
@@ -157,7 +170,7 @@ describe('SECURITY.md rules, end to end', () => {
   });
 
   it('SECURITY rule 4: exec over WebSocket (a GET) needs create; a grant of pods covers neither pods/exec, pods/proxy nor pods/log', async () => {
-    const pod = await h.fleet.createPod(h.cluster, NS, { name: 'secpod' });
+    const pod = 'secpod';
     const gina = h.kubeconfig(tok['gina'] ?? '');
     let r = await h.kubectl(gina, ['get', 'pod', pod, '-n', NS]);
     assert.equal(r.status, 0, r.stderr);
