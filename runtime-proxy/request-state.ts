@@ -25,6 +25,8 @@ export interface RequestState extends AuthorizeFacts {
   bundleRevision?: number;
   policyDigest?: string;
   breakGlass?: string;
+  /** Set once the decision was counted in the metrics. */
+  counted?: boolean;
 }
 
 /** What the proxy's own endpoints (break-glass, self-review) need from the server. */

@@ -288,7 +288,8 @@ export class PortcullisProxy {
   #refuse(st: RequestState, err: unknown): ProxyError {
     const e = err instanceof ProxyError ? err : new ProxyError('UPSTREAM_FAILED', `internal: ${(err as Error)?.stack ?? String(err)}`);
     const result = e.code === 'FORBIDDEN' ? 'deny' : 'error';
-    this.metrics.decisions.inc({ cluster: st.cluster ?? '', result: e.code === 'UPSTREAM_FAILED' && st.admission ? 'allow' : result });
+    if (!st.counted) this.metrics.decisions.inc({ cluster: st.cluster ?? '', result });
+    st.counted = true;
     this.log.info({ auditID: st.auditId, cluster: st.cluster, code: e.code, detail: e.detail, user: st.identity?.user }, 'request refused');
     this.#audit(st, 'ResponseComplete', e.httpStatus, { reason: reasonOf(e.code), errorCode: e.code, ...(st.admission ? { decision: 'allow' } : { decision: 'deny' }) });
     return e;
@@ -324,6 +325,7 @@ export class PortcullisProxy {
     const admission = authorizeStage(parsed, identity, bundle, this.activations.active(r.cluster, identity.user), now, st);
     st.admission = admission;
     this.metrics.decisions.inc({ cluster: r.cluster, result: 'allow' });
+    st.counted = true;
     return { cr, target: parsed.target, admission, breakGlass: false, longRunning: parsed.longRunning };
   }
 
