@@ -1,5 +1,8 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,6 +43,7 @@ export interface RunningDemo {
   readonly proxyUrl: string;
   readonly kubeconfigs: Readonly<Record<string, string>>;
   readonly auditLog: string;
+  readonly notifications: string;
   readonly kubectl: string;
   stop(): Promise<void>;
 }
@@ -98,7 +102,19 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       });
     }
 
-    say('6/7 starting the proxy');
+    say('6/7 starting the proxy (its log: demo/proxy.log; break-glass notifications: demo/notifications.log)');
+    const notifications = join(demoDir, 'notifications.log');
+    const hook = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (b: Buffer) => (body += b.toString()));
+      req.on('end', () => {
+        appendFileSync(notifications, `${body}\n`);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((done) => hook.listen(0, '127.0.0.1', done));
+    cleanups.push(() => new Promise<void>((done) => hook.close(() => done())));
+    const hookPort = (hook.address() as AddressInfo).port;
     const port = await freePort();
     const tls = ca.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
     const auditLog = join(demoDir, 'audit.log');
@@ -111,11 +127,12 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
         authn: { issuers: [{ issuer: idp.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', groupsPrefix: 'oidc:', caFile: idp.caFile }] },
         clusters,
         audit: { file: { path: auditLog, maxBytes: 50_000_000, maxFiles: 3 }, stdout: false, flushIntervalMs: 100, onFailure: 'deny' },
-        breakGlass: { stateDir: join(demoDir, 'break-glass') },
+        breakGlass: { stateDir: join(demoDir, 'break-glass'), webhookUrl: `http://127.0.0.1:${hookPort}/break-glass` },
       }),
     );
     const config = loadConfig(configFile);
-    const proxy = new PortcullisProxy({ config, authenticator: createAuthenticator(config.authn as unknown as AuthnConfig) });
+    const logger = pino({ name: 'portcullis-proxy' }, pino.destination({ dest: join(demoDir, 'proxy.log'), sync: true }));
+    const proxy = new PortcullisProxy({ config, authenticator: createAuthenticator(config.authn as unknown as AuthnConfig), logger });
     await proxy.start();
     cleanups.push(() => proxy.stop());
     const proxyUrl = `https://127.0.0.1:${port}`;
@@ -130,7 +147,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       writeFileSync(file, tokenKubeconfig(proxyUrl, ca.caPem, fleet.clusters.map((c) => c.name), p.user, token), { mode: 0o600 });
       kubeconfigs[p.user.split('@')[0] ?? p.user] = file;
     }
-    return { proxyUrl, kubeconfigs, auditLog, kubectl, stop };
+    return { proxyUrl, kubeconfigs, auditLog, notifications, kubectl, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -174,12 +191,24 @@ export async function demoChecks(demo: RunningDemo, say: (l: string) => void): P
     ['mallory (not in the policy) gets nothing', 'mallory', ['--context', 'dev', 'get', 'pods', '-n', 'payments'], false],
   ];
   let failures = 0;
-  for (const [name, who, args, want] of cases) {
-    const r = await k(who, args);
+  const check = (name: string, r: { ok: boolean; out: string }, want: boolean) => {
     const pass = r.ok === want;
     if (!pass) failures++;
     say(`${pass ? 'ok  ' : 'FAIL'} ${name}: ${r.ok ? 'allowed' : 'refused'}${pass ? '' : `\n     ${r.out.trim().split('\n').join('\n     ')}`}`);
-  }
+  };
+  for (const [name, who, args, want] of cases) check(name, await k(who, args), want);
+  // Break-glass: invoked with a reason, notified, audited; then the same request goes through.
+  const bg = await run(process.execPath, [BIN, 'break-glass', '--kubeconfig', demo.kubeconfigs.frank ?? '', '--cluster', 'prod-eu', '--grant', 'sre-break-glass-prod', '--reason', 'INC-42: web is down', '--duration', '15m'], { timeout: 30_000 }).then(
+    (r) => ({ ok: true, out: r.stdout }),
+    (e: { stdout?: string; stderr?: string }) => ({ ok: false, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }),
+  );
+  check('frank invokes break-glass with a reason', bg, true);
+  check('frank deletes a pod in prod under break-glass', await k('frank', ['--context', 'prod-eu', 'delete', 'pod', '-n', 'payments', 'web-0', '--dry-run=server']), true);
+  const notified = readFileSync(demo.notifications, 'utf8').includes('INC-42: web is down');
+  check('the break-glass webhook was told, with the reason', { ok: notified, out: 'no notification received' }, true);
+  await new Promise((r) => setTimeout(r, 300)); // one audit flush interval
+  const audited = readFileSync(demo.auditLog, 'utf8').split('\n').filter((l) => l.includes('no-secrets-in-prod')).length > 0;
+  check('the audit log names the deny that refused alice', { ok: audited, out: 'no audit record names no-secrets-in-prod' }, true);
   return failures;
 }
 
@@ -200,6 +229,7 @@ signed bundle, impersonated upstream and written to ${d.auditLog}.
   ${kc('mallory')} --context dev get pods -n payments              # not named by the policy
   node bin/portcullis.js explain --cluster prod-eu --user oidc:alice@acme.example --group oidc:platform -- GET /api/v1/namespaces/payments/secrets
   tail -f ${d.auditLog}
+  cat ${d.notifications}                                              # break-glass notifications
 
 Ctrl-C stops the proxy, the issuer and the sandbox.
 `;
