@@ -193,6 +193,12 @@ export interface HarnessOptions {
   readonly clusterName?: string;
   /** Accept client certificates issued by this CA (CN → `x509:` user, O → `x509:` groups). */
   readonly clientCa?: TestCa;
+  /**
+   * Use what the compiler produced instead of test-made parts: its bundle
+   * directory, its trusted keys, and its ServiceAccount (portcullis-system/NAME,
+   * created by applying its rbac.yaml through `rbac`).
+   */
+  readonly compiled?: { readonly bundleDir: string; readonly trustedKeyFiles: readonly string[]; readonly serviceAccount: string };
   /** A second cluster behind the same proxy (same ServiceAccount setup and RBAC), with its own bundle. */
   readonly second?: { readonly name: string; readonly ruleSet?: RuleSet };
 }
@@ -247,7 +253,14 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
     return token;
   };
   const tokenFile = join(dir, 'upstream.token');
-  const proxyToken = setupSa(cluster, tokenFile);
+  let proxyToken: string;
+  if (o.compiled) {
+    if (o.rbac) must(admin(['apply', '-f', '-'], o.rbac), 'apply compiled RBAC');
+    proxyToken = must(admin(['create', 'token', o.compiled.serviceAccount, '-n', 'portcullis-system', '--duration', '2h']), 'create token').stdout.trim();
+    writeFileSync(tokenFile, proxyToken);
+  } else {
+    proxyToken = setupSa(cluster, tokenFile);
+  }
   const second = o.second ? fleet.cluster(o.second.name) : undefined;
   if (second) setupSa(second, join(dir, `upstream-${second.name}.token`));
 
@@ -271,8 +284,8 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       {
         name: clusterName,
         upstream: { url: cluster.server, caFile: cluster.caFile, tokenFile },
-        bundle: { directory: 'bundle', pollIntervalMs: 1000 },
-        trustedKeyFiles: ['trusted.pub.pem'],
+        bundle: { directory: o.compiled?.bundleDir ?? 'bundle', pollIntervalMs: 1000 },
+        trustedKeyFiles: o.compiled ? [...o.compiled.trustedKeyFiles] : ['trusted.pub.pem'],
       },
       ...(second
         ? [
@@ -394,7 +407,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       await proxy.stop();
       await oidc.stop();
       proxyCa.remove();
-      admin(['delete', 'clusterrole,clusterrolebinding', sa, '--ignore-not-found']);
+      if (!o.compiled) admin(['delete', 'clusterrole,clusterrolebinding', sa, '--ignore-not-found']);
       if (second) adminOf(second)(['delete', 'clusterrole,clusterrolebinding', sa, '--ignore-not-found']);
       rmSync(dir, { recursive: true, force: true });
     },
