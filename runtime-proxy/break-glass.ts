@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Grant, RuleSet } from '../core/rule-set.ts';
 
@@ -101,9 +101,13 @@ export class ActivationStore {
     const out: Activation[] = [];
     for (const name of readdirSync(this.stateDir)) {
       if (!name.endsWith('.json') || name.startsWith('.')) continue;
+      const file = join(this.stateDir, name);
       try {
-        const a = JSON.parse(readFileSync(join(this.stateDir, name), 'utf8')) as Activation;
-        if (typeof a.cluster === 'string' && typeof a.user === 'string' && typeof a.grant === 'string' && typeof a.expiresAt === 'number' && a.expiresAt > now) out.push(a);
+        const a = JSON.parse(readFileSync(file, 'utf8')) as Activation;
+        const valid = typeof a.cluster === 'string' && typeof a.user === 'string' && typeof a.grant === 'string' && typeof a.expiresAt === 'number';
+        if (valid && a.expiresAt > now) out.push(a);
+        // Expired a minute ago: no replica's clock can still honour it; tidy up (any replica may).
+        else if (valid && a.expiresAt < now - 60_000) rmSync(file, { force: true });
       } catch {
         // a half-written or foreign file grants nothing
       }
