@@ -1,0 +1,120 @@
+// The pure pipeline stages: routing, parsing, authorization and deadlines.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { RuleSet } from '../../core/rule-set.ts';
+import { indexRuleSet } from '../../core/rule-index.ts';
+import type { ActiveBundle } from '../../runtime-proxy/bundle-store.ts';
+import { DISCOVERY_GRANT } from '../../runtime-proxy/discovery.ts';
+import { ProxyError } from '../../runtime-proxy/errors.ts';
+import { authorizeStage, deadlineOf, parseRequestStage, route, type AuthorizeFacts } from '../../runtime-proxy/pipeline.ts';
+
+const NOW = Date.parse('2026-06-01T10:00:00Z');
+const RS: RuleSet = {
+  apiVersion: 'portcullis.dev/v1',
+  kind: 'RuleSet',
+  cluster: 'dev',
+  grants: [
+    { id: 'read', source: { file: 'p.ts', line: 3 }, subjects: [{ kind: 'Group', name: 'oidc:dev' }], rules: [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'] }], scope: { kind: 'namespaces', namespaces: ['a'] }, conditions: {} },
+    { id: 'temp', source: { file: 'p.ts', line: 9 }, subjects: [{ kind: 'User', name: 'oidc:u' }], rules: [{ verbs: ['delete'], apiGroups: [''], resources: ['pods'] }], scope: { kind: 'namespaces', namespaces: ['a'] }, conditions: { expires: '2026-06-01T11:00:00Z' }, activationGroup: 'portcullis:grant:temp' },
+  ],
+  denies: [{ id: 'no-kube-system', source: { file: 'p.ts', line: 20 }, subjects: 'everyone', except: [], rules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }], scope: { kind: 'namespaces', namespaces: ['kube-system'] } }],
+  impersonable: { users: ['oidc:u'], groups: ['oidc:dev', 'portcullis:grant:temp'] },
+};
+const BUNDLE: ActiveBundle = {
+  cluster: 'dev',
+  revision: 5,
+  notAfter: Date.parse('2026-07-01T00:00:00Z'),
+  sourceDigest: 'd',
+  ruleSet: RS,
+  index: indexRuleSet({ ...RS, grants: [...RS.grants, DISCOVERY_GRANT], impersonable: { users: RS.impersonable.users, groups: [...RS.impersonable.groups, 'system:authenticated'] } }),
+  fingerprint: 'f',
+};
+const ID = { user: 'oidc:u', groups: ['oidc:dev', 'oidc:not-named'], issuer: 'https://idp', method: 'oidc' as const, expiresAt: NOW + 30 * 60_000 };
+
+function admit(method: string, target: string, id = ID) {
+  const facts: AuthorizeFacts = {};
+  try {
+    return { a: authorizeStage(parseRequestStage(method, target, false), id, BUNDLE, new Map(), NOW, facts), facts };
+  } catch (e) {
+    return { e: e as ProxyError, facts };
+  }
+}
+
+describe('route', () => {
+  const cases: [string, ReturnType<typeof route>][] = [
+    ['/clusters/dev/api/v1/pods', { cluster: 'dev', target: '/api/v1/pods' }],
+    ['/clusters/dev', { cluster: 'dev', target: '/' }],
+    ['/clusters/dev?watch=1', { cluster: 'dev', target: '/?watch=1' }],
+    ['/clusters/prod-eu/apis', { cluster: 'prod-eu', target: '/apis' }],
+    ['/clusters/Dev/api', undefined],
+    ['/clusters/d%65v/api', undefined],
+    ['/clusters//api', undefined],
+    ['/api/v1/pods', undefined],
+    ['*', undefined],
+  ];
+  for (const [target, want] of cases) it(`GIVEN ${target} WHEN routed THEN ${JSON.stringify(want)}`, () => assert.deepEqual(route(target), want));
+});
+
+describe('authorizeStage', () => {
+  it('GIVEN a group grant WHEN listing pods THEN allowed by it, with the unnamed group dropped and file:line recorded', () => {
+    const { a, facts } = admit('GET', '/api/v1/namespaces/a/pods');
+    assert.equal(a?.grant.id, 'read');
+    assert.deepEqual(a?.impersonate.groups, ['oidc:dev']);
+    assert.deepEqual(a?.impersonate.extra, { 'portcullis.dev/grant': 'read', 'portcullis.dev/authenticated-by': 'https://idp' });
+    assert.equal(facts.source, 'p.ts:3');
+    assert.ok(!a?.attributes.groups.includes('oidc:not-named'));
+  });
+
+  it('GIVEN a conditional grant WHEN it determines the decision THEN its activation group is impersonated and the deadline is its expiry', () => {
+    const { a } = admit('DELETE', '/api/v1/namespaces/a/pods/p');
+    assert.equal(a?.grant.id, 'temp');
+    assert.deepEqual(a?.impersonate.groups, ['oidc:dev', 'portcullis:grant:temp']);
+    assert.deepEqual(a?.deadline, { at: Date.parse('2026-06-01T10:30:00Z'), reason: 'token-expired' });
+    const later = { ...ID, expiresAt: NOW + 2 * 3600_000 };
+    assert.deepEqual(admit('DELETE', '/api/v1/namespaces/a/pods/p', later).a?.deadline, { at: Date.parse('2026-06-01T11:00:00Z'), reason: 'window-ended' });
+  });
+
+  it('GIVEN a deny for everyone WHEN it matches THEN 403 naming the deny in the facts only', () => {
+    const { e, facts } = admit('GET', '/api/v1/namespaces/kube-system/pods');
+    assert.equal(e?.code, 'FORBIDDEN');
+    assert.equal(facts.denyId, 'no-kube-system');
+    assert.equal(facts.source, 'p.ts:20');
+    assert.doesNotMatch(e?.safeMessage ?? '', /no-kube-system|p\.ts/);
+  });
+
+  it('GIVEN a user the policy does not name WHEN asking anything THEN 403', () => {
+    assert.equal(admit('GET', '/api', { ...ID, user: 'oidc:x' }).e?.code, 'FORBIDDEN');
+  });
+
+  it('GIVEN any named user WHEN running discovery THEN the built-in grant allows and system:authenticated is never impersonated', () => {
+    const { a } = admit('GET', '/apis/apps/v1');
+    assert.equal(a?.grant.id, 'builtin:discovery');
+    assert.ok(!a?.impersonate.groups.includes('system:authenticated'));
+  });
+
+  it('GIVEN an unknown method or a target NewRequestInfo cannot parse WHEN authorizing THEN 403 before any grant is consulted', () => {
+    assert.equal(admit('OPTIONS', '/api/v1/namespaces/a/pods').e?.code, 'FORBIDDEN');
+    assert.equal(admit('GET', '/api/v1/watch').e?.code, 'FORBIDDEN');
+  });
+
+  it('GIVEN a non-canonical target WHEN parsed THEN 400', () => {
+    assert.throws(() => parseRequestStage('GET', '/api/v1/namespaces//pods', false), (e: unknown) => e instanceof ProxyError && e.code === 'BAD_REQUEST');
+  });
+
+  it('GIVEN watch, follow logs, exec and plain gets WHEN parsed THEN only the first three are long-running', () => {
+    assert.equal(parseRequestStage('GET', '/api/v1/namespaces/a/pods?watch=1', false).longRunning, true);
+    assert.equal(parseRequestStage('GET', '/api/v1/namespaces/a/pods/p/log?follow=true', false).longRunning, true);
+    assert.equal(parseRequestStage('GET', '/api/v1/namespaces/a/pods/p/exec?command=ls', true).longRunning, true);
+    assert.equal(parseRequestStage('GET', '/api/v1/namespaces/a/pods/p/log', false).longRunning, false);
+    assert.equal(parseRequestStage('GET', '/api/v1/namespaces/a/pods', false).longRunning, false);
+  });
+});
+
+describe('deadlineOf', () => {
+  it('GIVEN token, grant, break-glass and bundle ends WHEN combined THEN the earliest wins with its reason', () => {
+    const g = RS.grants[1];
+    assert.ok(g);
+    assert.deepEqual(deadlineOf({ ...ID, expiresAt: NOW + 7200_000 }, g, BUNDLE, NOW, NOW + 60_000), { at: NOW + 60_000, reason: 'break-glass-ended' });
+    assert.deepEqual(deadlineOf({ ...ID, expiresAt: undefined as unknown as number }, RS.grants[0] ?? g, BUNDLE, NOW, undefined), { at: BUNDLE.notAfter, reason: 'bundle-expired' });
+  });
+});
