@@ -72,7 +72,14 @@ export async function serveBreakGlass(ctx: BreakGlassContext, req: Req, res: Res
       return;
     }
   }
-  ctx.activations.add(activation);
+  try {
+    await ctx.activations.add(activation);
+  } catch (err) {
+    ctx.metrics.breakGlass.inc({ cluster, result: 'store_failed' });
+    ctx.log.error({ cluster, grant: chk.grant.id, user: identity.user, err: (err as Error).message, alert: true }, 'break-glass activation could not be recorded; not activated (the webhook was already notified)');
+    refuse(new ProxyError('BREAK_GLASS_STORE', (err as Error).message), 'break-glass store failed');
+    return;
+  }
   ctx.metrics.breakGlass.inc({ cluster, result: 'activated' });
   st.breakGlass = `activated ${chk.grant.id} until ${new Date(activation.expiresAt).toISOString()}: ${activation.reason}`;
   st.source = `${chk.grant.source.file}:${chk.grant.source.line}`;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import type { Grant, RuleSet } from '../core/rule-set.ts';
 
@@ -52,35 +53,64 @@ export function checkBreakGlass(body: unknown, ruleSet: RuleSet, user: string, g
   return { ok: true, grant, durationSeconds: d };
 }
 
+/** Where activations are shared between replicas. */
+export interface SharedActivations {
+  /** Every activation currently recorded (expired ones may be included). */
+  load(now: number): Promise<Activation[]>;
+  /** Records one; rejects when it could not be recorded. */
+  save(a: Activation, now: number): Promise<void>;
+}
+
+const REFRESH_MS = 500;
+
 /**
- * Break-glass activations, in memory and optionally in a directory shared by
- * every replica (one JSON file per activation, written by atomic rename and
- * re-read at most every 500 ms), so an activation made through one replica
- * holds on all of them. The files are not secrets but must be writable only
- * by the proxy: whoever can write there can activate break-glass grants.
+ * Break-glass activations: in memory, and in a shared backend when configured
+ * (a directory every replica mounts, or a ConfigMap) so an activation made
+ * through one replica holds on all of them within about half a second. Lookups
+ * are synchronous (request path) and read the last refreshed copy.
  */
 export class ActivationStore {
   #memory: Activation[] = [];
   #shared: Activation[] = [];
-  #readAt = 0;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly stateDir?: string,
+    private readonly shared?: SharedActivations,
     private readonly clock: () => number = Date.now,
-  ) {
-    if (stateDir !== undefined) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    private readonly onError: (err: Error) => void = () => undefined,
+  ) {}
+
+  /** Starts refreshing from the shared backend. */
+  async start(): Promise<void> {
+    if (!this.shared) return;
+    await this.refresh();
+    this.#timer = setInterval(() => void this.refresh(), REFRESH_MS);
+    this.#timer.unref();
   }
 
-  /** Records an activation. */
-  add(a: Activation): void {
-    this.#memory.push(a);
-    if (this.stateDir !== undefined) {
-      const name = `${createHash('sha256').update(`${a.cluster}\0${a.user}\0${a.grant}\0${a.activatedAt}`).digest('hex').slice(0, 32)}.json`;
-      const tmp = join(this.stateDir, `.${name}.tmp`);
-      writeFileSync(tmp, JSON.stringify(a), { mode: 0o600 });
-      renameSync(tmp, join(this.stateDir, name));
-      this.#readAt = 0;
+  /** Stops refreshing. */
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+  }
+
+  /** Re-reads the shared backend now; keeps the last copy when it fails. */
+  async refresh(): Promise<void> {
+    if (!this.shared) return;
+    try {
+      const now = this.clock();
+      this.#shared = (await this.shared.load(now)).filter((a) => a.expiresAt > now);
+    } catch (err) {
+      this.onError(err as Error);
     }
+  }
+
+  /** Records an activation (shared first: if that fails, nothing is activated). */
+  async add(a: Activation): Promise<void> {
+    if (this.shared) {
+      await this.shared.save(a, this.clock());
+      this.#shared = [...this.#shared, a];
+    }
+    this.#memory.push(a);
   }
 
   /** The unexpired activations of a user on a cluster, by grant id → latest expiry. */
@@ -88,31 +118,130 @@ export class ActivationStore {
     const now = this.clock();
     this.#memory = this.#memory.filter((a) => a.expiresAt > now);
     const out = new Map<string, number>();
-    for (const a of [...this.#memory, ...this.#loadShared(now)]) {
+    for (const a of [...this.#memory, ...this.#shared]) {
       if (a.cluster === cluster && a.user === user && a.expiresAt > now) out.set(a.grant, Math.max(out.get(a.grant) ?? 0, a.expiresAt));
     }
     return out;
   }
+}
 
-  #loadShared(now: number): Activation[] {
-    if (this.stateDir === undefined) return [];
-    if (now - this.#readAt < 500) return this.#shared;
-    this.#readAt = now;
+function activationKey(a: Activation): string {
+  return `${createHash('sha256').update(`${a.cluster}\0${a.user}\0${a.grant}\0${a.activatedAt}`).digest('hex').slice(0, 32)}.json`;
+}
+
+function isActivation(v: unknown): v is Activation {
+  const a = v as Partial<Activation> | null;
+  return !!a && typeof a.cluster === 'string' && typeof a.user === 'string' && typeof a.grant === 'string' && typeof a.reason === 'string' && typeof a.activatedAt === 'number' && typeof a.expiresAt === 'number';
+}
+
+/**
+ * A directory every replica mounts (one JSON file per activation, written by
+ * atomic rename). Whoever can write there can activate break-glass grants:
+ * mount it only into the proxy.
+ */
+export class DirectoryActivations implements SharedActivations {
+  constructor(private readonly dir: string) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  async save(a: Activation): Promise<void> {
+    const name = activationKey(a);
+    const tmp = join(this.dir, `.${name}.tmp`);
+    writeFileSync(tmp, JSON.stringify(a), { mode: 0o600 });
+    renameSync(tmp, join(this.dir, name));
+  }
+
+  async load(now: number): Promise<Activation[]> {
     const out: Activation[] = [];
-    for (const name of readdirSync(this.stateDir)) {
+    for (const name of readdirSync(this.dir)) {
       if (!name.endsWith('.json') || name.startsWith('.')) continue;
-      const file = join(this.stateDir, name);
+      const file = join(this.dir, name);
       try {
-        const a = JSON.parse(readFileSync(file, 'utf8')) as Activation;
-        const valid = typeof a.cluster === 'string' && typeof a.user === 'string' && typeof a.grant === 'string' && typeof a.expiresAt === 'number';
-        if (valid && a.expiresAt > now) out.push(a);
+        const a: unknown = JSON.parse(readFileSync(file, 'utf8'));
+        if (!isActivation(a)) continue; // a foreign file grants nothing
+        if (a.expiresAt > now) out.push(a);
         // Expired a minute ago: no replica's clock can still honour it; tidy up (any replica may).
-        else if (valid && a.expiresAt < now - 60_000) rmSync(file, { force: true });
+        else if (a.expiresAt < now - 60_000) rmSync(file, { force: true });
       } catch {
-        // a half-written or foreign file grants nothing
+        // a half-written file grants nothing
       }
     }
-    this.#shared = out;
     return out;
+  }
+}
+
+/** How to reach the ConfigMap that holds activations. */
+export interface ConfigMapLocation {
+  readonly serverUrl: string;
+  readonly ca: Buffer;
+  /** A token allowed only `get` and `update` on this one ConfigMap (resourceNames); it must exist. */
+  readonly tokenFile: string;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/**
+ * A ConfigMap (one data key per activation), for replicas without a shared
+ * volume. Updates carry the resourceVersion read, so concurrent activations
+ * through two replicas never overwrite each other (409 → read again, retry).
+ * Expired keys are dropped on every write.
+ */
+export class ConfigMapActivations implements SharedActivations {
+  constructor(private readonly loc: ConfigMapLocation) {}
+
+  async load(): Promise<Activation[]> {
+    const cm = await this.#get();
+    return Object.values(cm.data ?? {}).flatMap((v) => {
+      try {
+        const a: unknown = JSON.parse(v);
+        return isActivation(a) ? [a] : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  async save(a: Activation, now: number): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const cm = await this.#get();
+      const data: Record<string, string> = {};
+      for (const [k, v] of Object.entries(cm.data ?? {})) {
+        try {
+          const x: unknown = JSON.parse(v);
+          if (isActivation(x) && x.expiresAt > now) data[k] = v;
+        } catch {
+          // drop what is not an activation
+        }
+      }
+      data[activationKey(a)] = JSON.stringify(a);
+      const status = await this.#request('PUT', JSON.stringify({ ...cm, data }));
+      if (status.code === 200) return;
+      if (status.code !== 409) throw new Error(`updating ConfigMap ${this.loc.namespace}/${this.loc.name}: HTTP ${status.code}`);
+    }
+    throw new Error(`updating ConfigMap ${this.loc.namespace}/${this.loc.name}: too many conflicts`);
+  }
+
+  async #get(): Promise<{ data?: Record<string, string>; metadata?: unknown; apiVersion?: string; kind?: string }> {
+    const r = await this.#request('GET');
+    if (r.code !== 200) throw new Error(`reading ConfigMap ${this.loc.namespace}/${this.loc.name}: HTTP ${r.code}`);
+    return JSON.parse(r.body) as { data?: Record<string, string> };
+  }
+
+  #request(method: 'GET' | 'PUT', body?: string): Promise<{ code: number; body: string }> {
+    const token = readFileSync(this.loc.tokenFile, 'utf8').trim();
+    const base = this.loc.serverUrl.endsWith('/') ? this.loc.serverUrl : `${this.loc.serverUrl}/`;
+    const url = new URL(`api/v1/namespaces/${encodeURIComponent(this.loc.namespace)}/configmaps/${encodeURIComponent(this.loc.name)}`, base);
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(url, { method, ca: this.loc.ca, timeout: 5000, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ code: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 }

@@ -53,8 +53,10 @@ export interface ProxyConfig {
     /** Receives a POST with the activation as JSON. */
     readonly webhookUrl?: string;
     readonly webhookCaFile?: string;
-    /** Directory shared by every replica (one file per activation); in memory only when absent. */
+    /** Directory shared by every replica (one file per activation). At most one of stateDir and configMap; in memory only when neither. */
     readonly stateDir?: string;
+    /** A ConfigMap on one of the clusters, written with its own get/update-only token (the ConfigMap must exist). */
+    readonly configMap?: { readonly cluster: string; readonly tokenFile: string; readonly namespace: string; readonly name: string };
   };
   readonly limits: {
     readonly maxHeaderBytes: number;
@@ -86,7 +88,7 @@ interface RawConfig {
   }[];
   authn: Record<string, unknown>;
   audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; onFailure?: 'deny' | 'serve' };
-  breakGlass?: { webhookUrl?: string; webhookCaFile?: string; stateDir?: string };
+  breakGlass?: { webhookUrl?: string; webhookCaFile?: string; stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
   limits?: Partial<ProxyConfig['limits']>;
 }
 
@@ -172,6 +174,13 @@ const schema: JSONSchemaType<RawConfig> = {
         webhookUrl: { type: 'string', pattern: '^https?://', nullable: true },
         webhookCaFile: { ...str, nullable: true },
         stateDir: { ...str, nullable: true },
+        configMap: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          required: ['cluster', 'tokenFile'],
+          properties: { cluster: str, tokenFile: str, namespace: { ...str, nullable: true }, name: { ...str, nullable: true } },
+        },
       },
     },
     limits: {
@@ -252,6 +261,9 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       trustedKeyFiles: c.trustedKeyFiles.map(p),
     };
   });
+  const bgc = raw.breakGlass?.configMap;
+  if (bgc && raw.breakGlass?.stateDir !== undefined) problems.push('  /breakGlass: set at most one of stateDir and configMap');
+  if (bgc && !seen.has(bgc.cluster)) problems.push(`  /breakGlass/configMap/cluster: ${bgc.cluster} is not a configured cluster`);
   if (problems.length > 0) throw new ConfigError(`${label}:\n${problems.join('\n')}`);
   const a = raw.audit ?? {};
   const l = raw.limits ?? {};
@@ -271,6 +283,9 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       ...(bg.webhookUrl !== undefined ? { webhookUrl: bg.webhookUrl } : {}),
       ...(bg.webhookCaFile !== undefined ? { webhookCaFile: p(bg.webhookCaFile) } : {}),
       ...(bg.stateDir !== undefined ? { stateDir: p(bg.stateDir) } : {}),
+      ...(bg.configMap !== undefined
+        ? { configMap: { cluster: bg.configMap.cluster, tokenFile: p(bg.configMap.tokenFile), namespace: bg.configMap.namespace ?? 'portcullis-system', name: bg.configMap.name ?? 'portcullis-break-glass' } }
+        : {}),
     },
     limits: {
       maxHeaderBytes: l.maxHeaderBytes ?? 32 * 1024,

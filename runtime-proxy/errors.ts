@@ -16,7 +16,8 @@ export type ProxyErrorCode =
   | 'NO_BUNDLE'
   | 'AUDIT_UNAVAILABLE'
   | 'SHUTTING_DOWN'
-  | 'NOTIFY_FAILED';
+  | 'NOTIFY_FAILED'
+  | 'BREAK_GLASS_STORE';
 
 interface Row {
   readonly code: number;
@@ -35,6 +36,7 @@ const TABLE: Readonly<Record<ProxyErrorCode, Row>> = {
   NO_BUNDLE: { code: 503, reason: 'ServiceUnavailable', message: 'portcullis has no valid policy bundle for this cluster yet' },
   AUDIT_UNAVAILABLE: { code: 503, reason: 'ServiceUnavailable', message: 'portcullis cannot write its audit log; refusing requests' },
   SHUTTING_DOWN: { code: 503, reason: 'ServiceUnavailable', message: 'portcullis is shutting down; retry' },
+  BREAK_GLASS_STORE: { code: 503, reason: 'ServiceUnavailable', message: 'the break-glass activation could not be recorded; not activated' },
   NOTIFY_FAILED: { code: 503, reason: 'ServiceUnavailable', message: 'break-glass notification failed; not activated' },
 };
 

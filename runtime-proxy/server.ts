@@ -10,7 +10,7 @@ import { decide } from '../core/decide.ts';
 import { keyIdOf } from '../core/bundle.ts';
 import { toAuditEvent, type AuditFacts, type Transport } from './audit/event.ts';
 import { AuditSink } from './audit/sink.ts';
-import { ActivationStore } from './break-glass.ts';
+import { ActivationStore, ConfigMapActivations, DirectoryActivations, type SharedActivations } from './break-glass.ts';
 import { fetchBundle, watchBundleSource } from './bundle-source.ts';
 import { BundleStore, type OfferResult } from './bundle-store.ts';
 import type { ClusterConfig, ProxyConfig } from './config.ts';
@@ -79,7 +79,9 @@ export class PortcullisProxy {
     this.metrics = createMetrics();
     this.streams = new StreamRegistry(c.limits.maxLongRunningPerIdentity, this.#clock);
     this.audit = new AuditSink({ ...c.audit, ...(opts.auditStdout ? { stdoutWrite: opts.auditStdout } : {}) });
-    this.activations = new ActivationStore(c.breakGlass.stateDir, this.#clock);
+    this.activations = new ActivationStore(sharedActivations(c), this.#clock, (err) =>
+      this.log.error({ err: err.message, alert: true }, 'break-glass activations could not be read; keeping the last copy'),
+    );
     this.#webhookCa = c.breakGlass.webhookCaFile !== undefined ? readFileSync(c.breakGlass.webhookCaFile) : undefined;
     for (const cc of c.clusters) {
       this.#clusters.set(cc.name, { config: cc, store: new BundleStore(cc.name, loadKeys(cc.trustedKeyFiles)), upstream: createUpstream(cc.upstream), reloading: undefined });
@@ -119,6 +121,7 @@ export class PortcullisProxy {
 
   /** Loads every cluster's bundle once, starts watching the sources and listens. */
   async start(): Promise<{ readonly port: number; readonly host: string }> {
+    await this.activations.start();
     for (const [name, cr] of this.#clusters) {
       await this.reload(name);
       cr.stopWatch = watchBundleSource(cr.config.bundle, () => void this.reload(name));
@@ -207,6 +210,7 @@ export class PortcullisProxy {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const cr of this.#clusters.values()) cr.stopWatch?.();
+    this.activations.stop();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     if (this.#inflight > 0) {
       await Promise.race([
@@ -518,6 +522,17 @@ function peerCert(req: Req): { peerCertificate?: X509Certificate } {
 
 function reasonOf(code: ProxyErrorCode): string {
   return code === 'FORBIDDEN' ? 'forbidden' : code.toLowerCase().replace(/_/g, '-');
+}
+
+/** The shared break-glass backend the configuration asks for, if any. */
+function sharedActivations(c: ProxyConfig): SharedActivations | undefined {
+  const bg = c.breakGlass;
+  if (bg.stateDir !== undefined) return new DirectoryActivations(bg.stateDir);
+  const cm = bg.configMap;
+  if (cm === undefined) return undefined;
+  const cluster = c.clusters.find((x) => x.name === cm.cluster);
+  if (!cluster) throw new Error(`breakGlass.configMap.cluster ${cm.cluster} is not configured`);
+  return new ConfigMapActivations({ serverUrl: cluster.upstream.url, ca: readFileSync(cluster.upstream.caFile), tokenFile: cm.tokenFile, namespace: cm.namespace, name: cm.name });
 }
 
 /** Reads trusted Ed25519 public keys (PEM) into a key-id map; the algorithm comes from here, never from an envelope. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { RuleSet } from '../../core/rule-set.ts';
-import { ActivationStore, checkBreakGlass } from '../../runtime-proxy/break-glass.ts';
+import { ActivationStore, checkBreakGlass, DirectoryActivations } from '../../runtime-proxy/break-glass.ts';
 
 const RS: RuleSet = {
   apiVersion: 'portcullis.dev/v1',
@@ -41,19 +41,22 @@ describe('checkBreakGlass', () => {
 });
 
 describe('ActivationStore', () => {
-  it('GIVEN two stores on one directory WHEN one records an activation THEN the other sees it until it expires, per user and cluster', () => {
+  it('GIVEN two stores on one directory WHEN one records an activation THEN the other sees it after a refresh until it expires, per user and cluster', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bg-'));
     let now = 1_000_000;
-    const a = new ActivationStore(dir, () => now);
-    const b = new ActivationStore(dir, () => now);
-    a.add({ cluster: 'dev', user: 'oidc:a', grant: 'bg', reason: 'r', activatedAt: now, expiresAt: now + 60_000 });
+    const a = new ActivationStore(new DirectoryActivations(dir), () => now);
+    const b = new ActivationStore(new DirectoryActivations(dir), () => now);
+    await a.add({ cluster: 'dev', user: 'oidc:a', grant: 'bg', reason: 'r', activatedAt: now, expiresAt: now + 60_000 });
+    assert.deepEqual([...a.active('dev', 'oidc:a').keys()], ['bg']);
+    assert.equal(b.active('dev', 'oidc:a').size, 0, 'not before b refreshes');
+    await b.refresh();
     assert.deepEqual([...b.active('dev', 'oidc:a').keys()], ['bg']);
     assert.equal(b.active('prod', 'oidc:a').size, 0);
     assert.equal(b.active('dev', 'oidc:b').size, 0);
     now += 61_000;
     assert.equal(b.active('dev', 'oidc:a').size, 0);
     now += 120_000;
-    b.active('dev', 'oidc:a');
+    await b.refresh();
     assert.deepEqual(readdirSync(dir), [], 'long-expired activations are removed');
     assert.ok(existsSync(dir));
   });

@@ -141,4 +141,44 @@ describe('break-glass', () => {
     assert.equal((await h.request('GET', path, [['Authorization', `Bearer ${tok}`]], undefined, replica.port)).status, 200);
     await replica.proxy.stop();
   });
+
+  it('GIVEN replicas sharing a ConfigMap WHEN two activate at the same moment through different replicas THEN both are recorded and both replicas honour them', async () => {
+    const name = `portcullis-break-glass-${Date.now().toString(36)}`;
+    const sa = `${name}-writer`;
+    const objs = [
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'portcullis-system' } },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'portcullis-system' } },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: sa, namespace: 'portcullis-system' }, rules: [{ verbs: ['get', 'update'], apiGroups: [''], resources: ['configmaps'], resourceNames: [name] }] },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: sa, namespace: 'portcullis-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'portcullis-system' }] },
+    ];
+    assert.equal(h.admin(['apply', '-f', '-'], objs.map((o) => stringify(o)).join('---\n')).status, 0);
+    const tokenFile = join(h.dir, 'bg-writer.token');
+    (await import('node:fs')).writeFileSync(tokenFile, h.admin(['create', 'token', sa, '-n', 'portcullis-system']).stdout.trim());
+    const replica = (i: number) =>
+      h.extraProxy((c) => ({
+        ...c,
+        listen: { host: '127.0.0.1', port: 0 },
+        audit: { ...c.audit, file: { path: join(h.dir, `audit-cm-${i}.log`), maxBytes: 1e6, maxFiles: 1 } },
+        breakGlass: { ...(c.breakGlass.webhookUrl !== undefined ? { webhookUrl: c.breakGlass.webhookUrl } : {}), configMap: { cluster: 'dev', tokenFile, namespace: 'portcullis-system', name } },
+      }));
+    const [a, b] = [await replica(1), await replica(2)];
+    const bobTok = await h.token('bob', []);
+    const path = `/clusters/dev/api/v1/namespaces/${NS}/secrets`;
+    const auth: [string, string] = ['Authorization', `Bearer ${bobTok}`];
+    assert.equal((await h.request('GET', path, [auth], undefined, b.port)).status, 403);
+    const body = (reason: string) => JSON.stringify({ grant: 'bg-ops', reason, durationSeconds: 120 });
+    const [ra, rb] = await Promise.all([
+      h.request('POST', '/clusters/dev/portcullis/break-glass', [auth, ['Content-Type', 'application/json']], body('INC-50 via a'), a.port),
+      h.request('POST', '/clusters/dev/portcullis/break-glass', [auth, ['Content-Type', 'application/json']], body('INC-50 via b'), b.port),
+    ]);
+    assert.equal(ra.status, 201, ra.body);
+    assert.equal(rb.status, 201, rb.body);
+    const cm = JSON.parse(h.admin(['get', 'configmap', name, '-n', 'portcullis-system', '-o', 'json']).stdout) as { data: Record<string, string> };
+    const reasons = Object.values(cm.data).map((v) => (JSON.parse(v) as { reason: string }).reason).sort();
+    assert.deepEqual(reasons, ['INC-50 via a', 'INC-50 via b']);
+    await sleep(700);
+    for (const r of [a, b]) assert.equal((await h.request('GET', path, [auth], undefined, r.port)).status, 200);
+    await a.proxy.stop();
+    await b.proxy.stop();
+  });
 });
