@@ -26,6 +26,11 @@ describe('parseConfig', () => {
     assert.equal(c.limits.maxLongRunningPerIdentity, 64);
   });
 
+  it('GIVEN a break-glass ConfigMap WHEN parsed THEN it defaults to portcullis-system/portcullis-break-glass', () => {
+    const c = parseConfig(`${BASE}breakGlass: { configMap: { cluster: dev, tokenFile: bg.token } }\n`, '/x');
+    assert.deepEqual(c.breakGlass.configMap, { cluster: 'dev', tokenFile: '/x/bg.token', namespace: 'portcullis-system', name: 'portcullis-break-glass' });
+  });
+
   it('GIVEN URL and ConfigMap bundle sources WHEN parsed THEN each becomes its kind', () => {
     const url = parseConfig(BASE.replace('{ directory: generated/dev }', '{ url: "https://bundles.example/dev", pollIntervalMs: 2000 }'), '/x');
     assert.deepEqual(url.clusters[0]?.bundle, { kind: 'url', url: 'https://bundles.example/dev', pollIntervalMs: 2000 });
@@ -44,6 +49,8 @@ describe('parseConfig', () => {
     ['a duplicate cluster', `${BASE}  - name: dev\n    upstream: { url: https://x, caFile: a, tokenFile: b }\n    bundle: { directory: d }\n    trustedKeyFiles: [k]\n`, /duplicate cluster dev/],
     ['an unknown audit failure mode', `${BASE}audit: { onFailure: ignore }\n`, /onFailure/],
     ['not YAML', 'tls: [', /not valid YAML/],
+    ['two break-glass stores', `${BASE}breakGlass: { stateDir: s, configMap: { cluster: dev, tokenFile: t } }\n`, /at most one of stateDir and configMap/],
+    ['a break-glass ConfigMap on an unknown cluster', `${BASE}breakGlass: { configMap: { cluster: prod, tokenFile: t } }\n`, /prod is not a configured cluster/],
   ];
   for (const [name, text, re] of invalid) {
     it(`GIVEN ${name} WHEN parsed THEN a ConfigError says where`, () => {
