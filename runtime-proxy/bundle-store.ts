@@ -1,5 +1,5 @@
 import { BundleError } from '../core/bundle-error.ts';
-import { ENVELOPE_FILE, verifyBundle, type BundleStatement, type TrustedKeys } from '../core/bundle.ts';
+import { ENVELOPE_FILE, sha256, verifyBundle, type BundleStatement, type TrustedKeys } from '../core/bundle.ts';
 import { indexRuleSet, type RuleIndex } from '../core/rule-index.ts';
 import type { RuleSet } from '../core/rule-set.ts';
 import { decodeRuleSet } from '../core/rule-set-codec.ts';
@@ -90,7 +90,7 @@ function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string): A
 
 function fingerprintOf(files: ReadonlyMap<string, Uint8Array>): string {
   const parts: string[] = [];
-  for (const name of [...files.keys()].sort()) parts.push(`${name}\0${Buffer.from(files.get(name) ?? new Uint8Array()).toString('base64')}`);
+  for (const name of [...files.keys()].sort()) parts.push(`${name}\0${sha256(files.get(name) ?? new Uint8Array())}`);
   return parts.join('\0');
 }
 
