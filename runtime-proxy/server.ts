@@ -114,8 +114,19 @@ export class PortcullisProxy {
       if ('close' in x && 'goaway' in x) (x as Http2Session).close();
       else (x as Socket).destroy();
     });
-    this.#server.on('request', (req: Req, res: Res) => void this.#onRequest(req, res));
-    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#onUpgrade(req, socket, head));
+    // A bug in a handler must fail that request, never the process (an unhandled rejection would end it).
+    this.#server.on('request', (req: Req, res: Res) =>
+      this.#onRequest(req, res).catch((err: unknown) => {
+        this.log.error({ err: (err as Error)?.stack ?? String(err) }, 'request handler failed');
+        sendStatus(res, new ProxyError('UPSTREAM_FAILED', 'handler failed'));
+      }),
+    );
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#onUpgrade(req, socket, head).catch((err: unknown) => {
+        this.log.error({ err: (err as Error)?.stack ?? String(err) }, 'upgrade handler failed');
+        socket.destroy();
+      }),
+    );
     this.#server.on('sessionError', (err) => this.log.debug({ err: err.message }, 'http2 session error'));
   }
 
