@@ -84,11 +84,21 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], who: Upstrea
   }
   // Set, never append: these keys were not copied above, and each is assigned once.
   if (who.authorization !== undefined) out['authorization'] = who.authorization;
-  out['impersonate-user'] = who.user;
-  if (who.groups.length > 0) out['impersonate-group'] = [...who.groups];
-  for (const [k, v] of Object.entries(who.extra)) out[`impersonate-extra-${encodeExtraKey(k)}`] = v;
+  out['impersonate-user'] = utf8Header(who.user);
+  if (who.groups.length > 0) out['impersonate-group'] = who.groups.map(utf8Header);
+  for (const [k, v] of Object.entries(who.extra)) out[`impersonate-extra-${encodeExtraKey(k)}`] = utf8Header(v);
   out['audit-id'] = who.auditId;
   return out;
+}
+
+/**
+ * Node writes header strings as latin1; kube-apiserver (Go) reads header bytes
+ * as UTF-8. Passing the UTF-8 bytes as a latin1 string makes a non-ASCII name
+ * arrive intact (identity for ASCII). Control characters never get here: the
+ * authenticate stage refuses names that contain them.
+ */
+export function utf8Header(v: string): string {
+  return Buffer.from(v, 'utf8').toString('latin1');
 }
 
 /** Percent-encodes an extra key the way kube-apiserver's unescapeExtraKey expects (e.g. `portcullis.dev%2fgrant`). */

@@ -64,6 +64,13 @@ describe('buildUpstreamHeaders (SECURITY rule 6)', () => {
     assert.equal(buildUpstreamHeaders(['Authorization', 'Bearer client'], noToken)['authorization'], undefined);
   });
 
+  it('GIVEN a non-ASCII name WHEN building THEN the header carries its UTF-8 bytes (what Go reads), ASCII unchanged', () => {
+    const h = buildUpstreamHeaders([], { ...WHO, user: 'oidc:jürgen', groups: ['oidc:開発'] });
+    assert.deepEqual(Buffer.from(String(h['impersonate-user']), 'latin1'), Buffer.from('oidc:jürgen', 'utf8'));
+    assert.deepEqual(Buffer.from(String((h['impersonate-group'] as string[])[0]), 'latin1'), Buffer.from('oidc:開発', 'utf8'));
+    assert.equal(buildUpstreamHeaders([], WHO)['impersonate-user'], 'oidc:alice');
+  });
+
   it('GIVEN extra keys WHEN encoding THEN they are percent-encoded as kube-apiserver unescapes them', () => {
     assert.equal(encodeExtraKey('portcullis.dev/grant'), 'portcullis.dev%2Fgrant');
     assert.equal(encodeExtraKey('A b'), 'a%20b');

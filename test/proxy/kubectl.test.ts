@@ -14,7 +14,7 @@ const RULES = ruleSet('dev', [
   // conditional: bound upstream to its activation group only
   grant('alice-temp', [user('oidc:alice')], [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['secrets'] }], ns(NS_A), { line: 30, conditions: { expires: '2099-01-01T00:00:00Z' }, activationGroup: 'portcullis:grant:alice-temp' }),
 ], {
-  users: ['oidc:alice', 'oidc:dave'],
+  users: ['oidc:alice', 'oidc:dave', 'oidc:jürgen'],
   denies: [{ id: 'keep-protected', source: { file: 'policies/test.ts', line: 40 }, subjects: [user('oidc:alice')], except: [], rules: [{ verbs: ['delete'], apiGroups: [''], resources: ['configmaps'], resourceNames: ['protected'] }], scope: ns(NS_A) }],
 });
 
@@ -133,5 +133,13 @@ describe('kubectl through the proxy', () => {
     assert.deepEqual(ui.groups.sort(), ['oidc:developers', 'system:authenticated']);
     assert.deepEqual(ui.extra['portcullis.dev/grant'], ['builtin:discovery']);
     assert.deepEqual(ui.extra['portcullis.dev/authenticated-by'], [h.oidc.issuer]);
+  });
+
+  it('GIVEN a non-ASCII username the policy names WHEN it goes through the proxy THEN upstream sees exactly that name', async () => {
+    const kc = h.kubeconfig(await h.token('jürgen', ['developers']));
+    const r = await h.kubectl(kc, ['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'oidc:jürgen');
+    assert.equal((await h.kubectl(kc, ['get', 'configmaps', '-n', NS_A, '-o', 'name'])).status, 0);
   });
 });

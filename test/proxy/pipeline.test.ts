@@ -6,7 +6,7 @@ import { indexRuleSet } from '../../core/rule-index.ts';
 import type { ActiveBundle } from '../../runtime-proxy/bundle-store.ts';
 import { DISCOVERY_GRANT } from '../../runtime-proxy/discovery.ts';
 import { ProxyError } from '../../runtime-proxy/errors.ts';
-import { authorizeStage, deadlineOf, parseRequestStage, route, type AuthorizeFacts } from '../../runtime-proxy/pipeline.ts';
+import { authenticateStage, authorizeStage, deadlineOf, parseRequestStage, route, type AuthorizeFacts } from '../../runtime-proxy/pipeline.ts';
 
 const NOW = Date.parse('2026-06-01T10:00:00Z');
 const RS: RuleSet = {
@@ -108,6 +108,28 @@ describe('authorizeStage', () => {
     assert.equal(parseRequestStage('GET', '/api/v1/namespaces/a/pods/p/log', false).longRunning, false);
     assert.equal(parseRequestStage('GET', '/api/v1/namespaces/a/pods', false).longRunning, false);
   });
+});
+
+describe('authenticateStage', () => {
+  const authn = (identity: Record<string, unknown>) => ({ authenticate: async () => ({ ok: true as const, identity: identity as never }) });
+  const cases: [string, Record<string, unknown>, boolean][] = [
+    ['a plain identity', { user: 'oidc:a', groups: ['oidc:g'], issuer: 'i', method: 'oidc' }, true],
+    ['an empty user', { user: '', groups: [], issuer: 'i', method: 'oidc' }, false],
+    ['a system: user', { user: 'system:admin', groups: [], issuer: 'i', method: 'oidc' }, false],
+    ['a system: group', { user: 'oidc:a', groups: ['system:masters'], issuer: 'i', method: 'oidc' }, false],
+    ['a newline in the user', { user: 'oidc:a\r\nImpersonate-User: x', groups: [], issuer: 'i', method: 'oidc' }, false],
+    ['a control character in a group', { user: 'oidc:a', groups: ['oidc:\u0000'], issuer: 'i', method: 'oidc' }, false],
+    ['an expired credential', { user: 'oidc:a', groups: [], issuer: 'i', method: 'oidc', expiresAt: NOW }, false],
+  ];
+  for (const [name, identity, ok] of cases) {
+    it(`GIVEN ${name} from the authenticator WHEN the stage checks it THEN ${ok ? 'it passes' : '401'}`, async () => {
+      const r = await authenticateStage(authn(identity), { rawHeaders: [] }, NOW, 'dev').then(
+        () => 'ok',
+        (e: unknown) => (e as ProxyError).code,
+      );
+      assert.equal(r, ok ? 'ok' : 'UNAUTHENTICATED');
+    });
+  }
 });
 
 describe('deadlineOf', () => {
