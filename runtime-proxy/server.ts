@@ -307,7 +307,7 @@ export class PortcullisProxy {
     st.counted = true;
     this.metrics.latency.observe({ cluster: st.cluster ?? '', result }, (this.#clock() - st.receivedAt) / 1000);
     this.log.info({ auditID: st.auditId, cluster: st.cluster, code: e.code, detail: e.detail, user: st.identity?.user }, 'request refused');
-    this.#audit(st, 'ResponseComplete', e.httpStatus, { reason: reasonOf(e.code), errorCode: e.code, ...(st.admission ? { decision: 'allow' } : { decision: 'deny' }) });
+    this.#audit(st, 'ResponseComplete', e.httpStatus, { reason: reasonOf(e.code), errorCode: e.code, detail: e.detail, ...(st.admission ? { decision: 'allow' } : { decision: 'deny' }) });
     return e;
   }
 

@@ -57,6 +57,8 @@ export interface AuditFacts {
   readonly policyDigest?: string;
   readonly code: number;
   readonly errorCode?: string;
+  /** Why a request was refused, in full (never sent to the client). */
+  readonly detail?: string;
   readonly streamEnd?: string;
   readonly breakGlass?: string;
 }
@@ -76,6 +78,7 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
   if (f.bundleRevision !== undefined) annotations['portcullis.dev/bundle-revision'] = String(f.bundleRevision);
   if (f.policyDigest !== undefined) annotations['portcullis.dev/policy-digest'] = f.policyDigest;
   if (f.errorCode !== undefined) annotations['portcullis.dev/error'] = f.errorCode;
+  if (f.detail !== undefined) annotations['portcullis.dev/detail'] = f.detail;
   if (f.streamEnd !== undefined) annotations['portcullis.dev/stream-end'] = f.streamEnd;
   if (f.breakGlass !== undefined) annotations['portcullis.dev/break-glass'] = f.breakGlass;
   return {

@@ -459,6 +459,7 @@ describe('SECURITY.md rules, end to end', () => {
     assert.equal(status(nf.body).kind, 'Status');
     const ev = h.auditEvents().find((e) => e.auditID === r.headers['audit-id']);
     assert.equal(ev?.annotations['portcullis.dev/decision'], 'deny');
+    assert.match(ev?.annotations['portcullis.dev/detail'] ?? '', /no active grant/, 'the detail is in the audit record');
   });
 
   it('SECURITY rule 17: exactly one audit record per request and stage, joined to upstream by Audit-ID; long-running requests get ResponseStarted and ResponseComplete', async () => {
