@@ -39,10 +39,41 @@ const props: ProxyChartProps = {
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: unknown };
 const objects = (yaml: string): Obj[] => parseAllDocuments(yaml).map((d) => d.toJSON() as Obj);
-const find = (objs: Obj[], kind: string) => {
+// The parts of the chart's objects the tests read (a view, not a schema).
+interface Probe {
+  readonly httpGet: { readonly path: string };
+}
+interface Container {
+  readonly args: string[];
+  readonly readinessProbe: Probe;
+  readonly livenessProbe: Probe;
+  readonly resources: { readonly requests: { readonly cpu?: string }; readonly limits: { readonly memory?: string } };
+  readonly securityContext: { readonly readOnlyRootFilesystem: boolean; readonly allowPrivilegeEscalation: boolean; readonly capabilities: { readonly drop: string[] } };
+  readonly volumeMounts: { readonly name: string; readonly mountPath: string; readonly readOnly?: boolean }[];
+}
+interface Viewed extends Obj {
+  readonly spec: {
+    readonly replicas: number;
+    readonly minAvailable: number;
+    readonly selector: Record<string, string> & { readonly matchLabels: Record<string, string> };
+    readonly template: {
+      readonly metadata: { readonly annotations: Record<string, string> };
+      readonly spec: {
+        readonly serviceAccountName: string;
+        readonly securityContext: { readonly runAsNonRoot: boolean };
+        readonly affinity: { readonly podAntiAffinity: { readonly preferredDuringSchedulingIgnoredDuringExecution: unknown[] } };
+        readonly containers: Container[];
+        readonly volumes: { readonly name: string; readonly configMap?: unknown }[];
+      };
+    };
+  };
+  readonly roleRef: unknown;
+  readonly subjects: unknown;
+}
+const find = (objs: Obj[], kind: string): Viewed => {
   const o = objs.find((x) => x.kind === kind);
   assert.ok(o, `no ${kind}`);
-  return o as Obj & { spec: any; data: any; roleRef: any; subjects: any };
+  return o as Viewed;
 };
 
 describe('proxy deployment chart', () => {
@@ -86,6 +117,7 @@ describe('proxy deployment chart', () => {
     const d = find(objects(synthProxyChart(props)), 'Deployment');
     const pod = d.spec.template.spec;
     const c = pod.containers[0];
+    assert.ok(c, 'one container');
     assert.equal(d.spec.replicas, 2);
     assert.ok(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution.length >= 1);
     assert.equal(c.readinessProbe.httpGet.path, '/readyz');
@@ -96,9 +128,9 @@ describe('proxy deployment chart', () => {
     assert.equal(c.securityContext.allowPrivilegeEscalation, false);
     assert.deepEqual(c.securityContext.capabilities.drop, ['ALL']);
     assert.deepEqual(c.args, ['proxy', '--config', CONFIG_PATH]);
-    const bundle = pod.volumes.find((v: any) => v.name === 'bundle');
-    assert.deepEqual(bundle.configMap, { name: 'portcullis-bundle', optional: true });
-    assert.ok(c.volumeMounts.some((m: any) => m.name === 'bundle' && m.mountPath === BUNDLE_MOUNT && m.readOnly));
+    const bundle = pod.volumes.find((v) => v.name === 'bundle');
+    assert.deepEqual(bundle?.configMap, { name: 'portcullis-bundle', optional: true });
+    assert.ok(c.volumeMounts.some((m) => m.name === 'bundle' && m.mountPath === BUNDLE_MOUNT && m.readOnly));
     assert.equal(find(objects(synthProxyChart({ ...props, replicas: 3 })), 'Deployment').spec.replicas, 3);
     assert.throws(() => synthProxyChart({ ...props, replicas: 1 }), /replicas/);
   });
