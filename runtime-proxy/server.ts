@@ -426,7 +426,9 @@ export class PortcullisProxy {
     }
     let closeReason: StreamEndReason | undefined;
     const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: st.auditId });
-    const fwd = forwardHttp(req, res, cr.upstream, admitted.target, headers, {
+    // Long-running requests hold their upstream connection: they get the uncapped pool, so 2,000 watches never queue behind the 256 sockets of ordinary requests.
+    const upstream = admitted.longRunning ? { ...cr.upstream, agent: cr.upstream.streamAgent } : cr.upstream;
+    const fwd = forwardHttp(req, res, upstream, admitted.target, headers, {
       onResponse: (status) => {
         if (streaming) this.#audit(st, 'ResponseStarted', status);
       },

@@ -7,6 +7,12 @@ export interface Upstream {
   readonly base: URL;
   /** Keep-alive pool for ordinary requests. */
   readonly agent: https.Agent;
+  /**
+   * Pool for long-running requests (watches, follow logs): not capped, since
+   * each holds its connection for as long as it lives; the per-identity limit
+   * on long-running requests bounds it instead.
+   */
+  readonly streamAgent: https.Agent;
   /** TLS options for fresh connections (upgrades use one each). */
   readonly tls: { readonly ca: Buffer; readonly cert?: Buffer; readonly key?: Buffer; readonly servername?: string };
   /** `Bearer …` from the token file, re-read when it changes; undefined with client-certificate auth. */
@@ -23,6 +29,7 @@ export function createUpstream(c: ClusterConfig['upstream']): Upstream {
   const servername = /^[\d.]+$|^\[/.test(base.hostname) ? undefined : base.hostname;
   const tls = { ca, ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(servername ? { servername } : {}) };
   const agent = new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, rejectUnauthorized: true, ...tls });
+  const streamAgent = new https.Agent({ keepAlive: true, maxFreeSockets: 16, rejectUnauthorized: true, ...tls });
   let token: string | undefined;
   let mtime = -1;
   let checkedAt = 0;
@@ -43,12 +50,16 @@ export function createUpstream(c: ClusterConfig['upstream']): Upstream {
   return {
     base,
     agent,
+    streamAgent,
     tls,
     authorization: () => {
       const t = readToken();
       return t === undefined ? undefined : `Bearer ${t}`;
     },
-    close: () => agent.destroy(),
+    close: () => {
+      agent.destroy();
+      streamAgent.destroy();
+    },
   };
 }
 
