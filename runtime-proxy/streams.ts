@@ -38,6 +38,7 @@ export class StreamRegistry {
   readonly #streams = new Map<string, LiveStream>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #perIdentity = new Map<string, number>();
+  readonly #perCluster = new Map<string, number>();
 
   constructor(
     private readonly maxPerIdentity: number,
@@ -49,6 +50,7 @@ export class StreamRegistry {
     const n = this.#perIdentity.get(s.identityKey) ?? 0;
     if (n >= this.maxPerIdentity) return false;
     this.#perIdentity.set(s.identityKey, n + 1);
+    this.#perCluster.set(s.cluster, (this.#perCluster.get(s.cluster) ?? 0) + 1);
     this.#streams.set(s.id, s);
     this.#arm(s);
     return true;
@@ -62,6 +64,7 @@ export class StreamRegistry {
     const t = this.#timers.get(id);
     if (t) clearTimeout(t);
     this.#timers.delete(id);
+    this.#perCluster.set(s.cluster, (this.#perCluster.get(s.cluster) ?? 1) - 1);
     const n = (this.#perIdentity.get(s.identityKey) ?? 1) - 1;
     if (n <= 0) this.#perIdentity.delete(s.identityKey);
     else this.#perIdentity.set(s.identityKey, n);
@@ -74,9 +77,7 @@ export class StreamRegistry {
 
   /** Number of live streams of a cluster. */
   count(cluster: string): number {
-    let n = 0;
-    for (const s of this.#streams.values()) if (s.cluster === cluster) n++;
-    return n;
+    return this.#perCluster.get(cluster) ?? 0;
   }
 
   /** Re-authorizes every live stream of a cluster; closes the revoked ones, re-arms the rest. Returns how many were closed. */
