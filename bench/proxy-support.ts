@@ -14,6 +14,8 @@ export interface Target {
   readonly base: string;
   readonly ca: string;
   readonly token: string;
+  /** Extra request headers (the impersonation the proxy would send). */
+  readonly headers?: Readonly<Record<string, string | string[]>>;
 }
 
 /** Latency samples of one run, in ms. */
@@ -27,7 +29,7 @@ export interface RunResult {
 /** A GET that reads the whole body; resolves with the status. */
 function get(agent: Agent, t: Target, path: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(`${t.base}${path}`, { agent, ca: t.ca, headers: { authorization: `Bearer ${t.token}`, accept: 'application/json' } }, (res) => {
+    const req = request(`${t.base}${path}`, { agent, ca: t.ca, headers: { ...(t.headers ?? {}), authorization: `Bearer ${t.token}`, accept: 'application/json' } }, (res) => {
       res.on('data', () => {});
       res.on('end', () => resolve(res.statusCode ?? 0));
       res.on('error', reject);
@@ -140,7 +142,9 @@ export async function startProxyChild(
   configFile: string,
   logFile: string,
 ): Promise<{ readonly child: ChildProcess; readonly port: number; readonly pid: number; readonly memory: () => Promise<ChildMemory | undefined> }> {
-  const child = spawn(process.execPath, ['--max-old-space-size=2048', '--expose-gc', join(root, 'bin/run-ts.js'), join(root, 'bench/proxy-server.ts'), configFile], {
+  // BENCH_CPU_PROF=DIR (diagnostic): write a CPU profile of the proxy process there.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, '--max-old-space-size=2048', '--expose-gc', join(root, 'bin/run-ts.js'), join(root, 'bench/proxy-server.ts'), configFile], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

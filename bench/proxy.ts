@@ -174,6 +174,20 @@ async function main(): Promise<void> {
 
   const targets: Target[] = [
     { label: 'direct', base: cluster.server, ca: cluster.caPem, token: aliceToken },
+    // What the proxy sends upstream, sent directly: kube-apiserver's own cost of impersonation
+    // (it authorizes every Impersonate-* header), which a plain reverse proxy does not incur.
+    {
+      label: 'direct+imp',
+      base: cluster.server,
+      ca: cluster.caPem,
+      token: readFileSync(join(work, 'proxy-sa.token'), 'utf8').trim(),
+      headers: {
+        'impersonate-user': 'oidc:bench',
+        'impersonate-group': 'oidc:bench-team',
+        'impersonate-extra-portcullis.dev%2fgrant': 'bench-read',
+        'impersonate-extra-portcullis.dev%2fauthenticated-by': oidc.issuer,
+      },
+    },
     { label: 'portcullis', base: `https://127.0.0.1:${proxy.port}/clusters/${cluster.name}`, ca: ca.caPem, token: userToken },
     ...(nginxPort !== undefined ? [{ label: 'nginx', base: `https://127.0.0.1:${nginxPort}`, ca: ca.caPem, token: aliceToken }] : []),
   ];

@@ -28,8 +28,10 @@ export function createUpstream(c: ClusterConfig['upstream']): Upstream {
   const key = c.clientKeyFile !== undefined ? readFileSync(c.clientKeyFile) : undefined;
   const servername = /^[\d.]+$|^\[/.test(base.hostname) ? undefined : base.hostname;
   const tls = { ca, ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(servername ? { servername } : {}) };
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, rejectUnauthorized: true, ...tls });
-  const streamAgent = new https.Agent({ keepAlive: true, maxFreeSockets: 16, rejectUnauthorized: true, ...tls });
+  // No cap on sockets: every live watch holds one upstream HTTP/1.1 connection, and a cap would make
+  // the next request queue behind them. Idle sockets are kept for reuse, up to 64.
+  const agent = new https.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, maxFreeSockets: 64, rejectUnauthorized: true, ...tls });
+  const streamAgent = new https.Agent({ keepAlive: true, maxFreeSockets: 16, noDelay: true, rejectUnauthorized: true, ...tls });
   let token: string | undefined;
   let mtime = -1;
   let checkedAt = 0;
