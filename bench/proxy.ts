@@ -256,7 +256,7 @@ async function main(): Promise<void> {
 
   // ---- bundle reload -------------------------------------------------------------
   if (parts.has('reload')) await reloadBench(cluster.name, key);
-  if (parts.has('watches')) await watchBench(proxy.pid, targets[1] as Target, proxy.memory);
+  if (parts.has('watches')) await watchBench(proxy.pid, targets.find((t) => t.label === 'portcullis') as Target, proxy.memory);
   if (parts.has('audit')) {
     const audit = await auditThroughput(join(work, 'audit-bench.log'), quick ? 3 : 5);
     out(
