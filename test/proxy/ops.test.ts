@@ -2,6 +2,7 @@
 // /healthz, /readyz, /metrics, and the URL and ConfigMap bundle sources.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import http2 from 'node:http2';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -11,9 +12,9 @@ import { parse, stringify } from 'yaml';
 import { grant, group, ns, ruleSet, startHarness, writeBundle, type Harness } from './harness.ts';
 
 const NS = 'proxy-ops';
-const RULES = ruleSet('dev', [grant('dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['configmaps'] }], ns(NS))], { users: ['oidc:alice'] });
+const RULES = ruleSet('dev', [grant('dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps'] }], ns(NS))], { users: ['oidc:alice'] });
 const RBAC = [
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'dev-read', namespace: NS }, rules: [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['configmaps'] }] },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'dev-read', namespace: NS }, rules: [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps'] }] },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'dev-read', namespace: NS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'dev-read' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'oidc:developers' }] },
 ].map((m) => stringify(m)).join('---\n');
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -96,6 +97,31 @@ describe('proxy operations', () => {
       assert.ok(lines.some((l) => l.includes(String(r.headers['audit-id']))));
     } finally {
       slow.close();
+    }
+  });
+
+  it('GIVEN 300 live watches over one HTTP/2 connection WHEN an ordinary request follows THEN it is served at once (no upstream socket cap)', async () => {
+    const x = await h.extraProxy((c) => ({
+      ...c,
+      listen: { host: '127.0.0.1', port: 0 },
+      audit: { ...c.audit, file: { path: join(h.dir, 'audit-many.log'), maxBytes: 1e8, maxFiles: 1 } },
+      limits: { ...c.limits, maxLongRunningPerIdentity: 1000 },
+    }));
+    const session = http2.connect(`https://127.0.0.1:${x.port}`, { ca: h.proxyCa.caPem });
+    const path = `/clusters/dev/api/v1/namespaces/${NS}/configmaps`;
+    try {
+      const streams = Array.from({ length: 300 }, () => session.request({ ':path': `${path}?watch=1`, authorization: `Bearer ${alice}` }, { endStream: true }));
+      const statuses = await Promise.all(streams.map((st) => new Promise<number>((res) => st.once('response', (hd) => res(Number(hd[':status']))))));
+      assert.deepEqual([...new Set(statuses)], [200]);
+      assert.equal(x.proxy.streams.count('dev'), 300);
+      const t0 = Date.now();
+      const r = await h.request('GET', path, [['Authorization', `Bearer ${alice}`]], undefined, x.port);
+      assert.equal(r.status, 200);
+      assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+      for (const st of streams) st.close();
+    } finally {
+      session.close();
+      await x.proxy.stop();
     }
   });
 
