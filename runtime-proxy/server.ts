@@ -15,7 +15,8 @@ import { fetchBundle, watchBundleSource } from './bundle-source.ts';
 import { BundleStore, type OfferResult } from './bundle-store.ts';
 import type { ClusterConfig, ProxyConfig } from './config.ts';
 import { ProxyError, type ProxyErrorCode } from './errors.ts';
-import { forwardHttp } from './forward.ts';
+import { forwardHttp, type ForwardHooks } from './forward.ts';
+import { closeH2Pool, h2PoolFor, forwardHttp2 } from './forward-h2.ts';
 import { buildUpstreamHeaders } from './headers.ts';
 import type { Authenticator } from './identity.ts';
 import { cachingAuthenticator } from './credential-cache.ts';
@@ -235,7 +236,10 @@ export class PortcullisProxy {
     // Wait until every closed stream audited its end (bounded), then flush.
     for (let i = 0; i < 200 && this.#live > 0; i++) await new Promise((r) => setTimeout(r, 10));
     await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
-    for (const cr of this.#clusters.values()) cr.upstream.close();
+    for (const cr of this.#clusters.values()) {
+      cr.upstream.close();
+      closeH2Pool(cr.upstream);
+    }
     this.audit.close();
   }
 
@@ -426,9 +430,7 @@ export class PortcullisProxy {
     }
     let closeReason: StreamEndReason | undefined;
     const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: st.auditId });
-    // Long-running requests hold their upstream connection: they get the uncapped pool, so 2,000 watches never queue behind the 256 sockets of ordinary requests.
-    const upstream = admitted.longRunning ? { ...cr.upstream, agent: cr.upstream.streamAgent } : cr.upstream;
-    const fwd = forwardHttp(req, res, upstream, admitted.target, headers, {
+    const hooks: ForwardHooks = {
       onResponse: (status) => {
         if (streaming) this.#audit(st, 'ResponseStarted', status);
       },
@@ -451,7 +453,14 @@ export class PortcullisProxy {
         }
         leave();
       },
-    });
+    };
+    // Long-running GETs (watches, follow logs) multiplex over pooled upstream HTTP/2
+    // sessions; other long-running requests take the uncapped HTTP/1.1 pool, and
+    // ordinary ones the capped keep-alive pool.
+    const fwd =
+      admitted.longRunning && req.method === 'GET'
+        ? forwardHttp2(req, res, cr.upstream, h2PoolFor(cr.upstream), admitted.target, headers, hooks)
+        : forwardHttp(req, res, admitted.longRunning ? { ...cr.upstream, agent: cr.upstream.streamAgent } : cr.upstream, admitted.target, headers, hooks);
   }
 
   async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {

@@ -28,9 +28,10 @@ export function createUpstream(c: ClusterConfig['upstream']): Upstream {
   const key = c.clientKeyFile !== undefined ? readFileSync(c.clientKeyFile) : undefined;
   const servername = /^[\d.]+$|^\[/.test(base.hostname) ? undefined : base.hostname;
   const tls = { ca, ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(servername ? { servername } : {}) };
-  // No cap on sockets: every live watch holds one upstream HTTP/1.1 connection, and a cap would make
-  // the next request queue behind them. Idle sockets are kept for reuse, up to 64.
-  const agent = new https.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, maxFreeSockets: 64, rejectUnauthorized: true, ...tls });
+  // Ordinary requests: a capped keep-alive pool. Long-running ones never take from it (watches
+  // multiplex over HTTP/2, forward-h2.ts; other streams use streamAgent), so none queue behind them.
+  // Nagle off: a request is one small write and waits for the answer.
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, noDelay: true, rejectUnauthorized: true, ...tls });
   const streamAgent = new https.Agent({ keepAlive: true, maxFreeSockets: 16, noDelay: true, rejectUnauthorized: true, ...tls });
   let token: string | undefined;
   let mtime = -1;
