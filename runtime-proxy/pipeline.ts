@@ -49,7 +49,6 @@ export async function authenticateStage(
   if (typeof id.user !== 'string' || id.user === '' || id.user.startsWith('system:')) throw new ProxyError('UNAUTHENTICATED', `unusable username ${JSON.stringify(id.user)}`);
   if (id.groups.some((g) => g === '' || g.startsWith('system:'))) throw new ProxyError('UNAUTHENTICATED', 'identity carries a system: group');
   // Names become header values upstream: no control characters (CR/LF would be header injection).
-  // eslint-disable-next-line no-control-regex
   if ([id.user, ...id.groups, id.issuer].some((n) => /[\u0000-\u001f\u007f]/.test(n))) throw new ProxyError('UNAUTHENTICATED', 'control character in a name');
   if (id.expiresAt !== undefined && id.expiresAt <= now) throw new ProxyError('UNAUTHENTICATED', 'EXPIRED: credential expired');
   return id;
