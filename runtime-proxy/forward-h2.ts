@@ -1,9 +1,8 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { pipeline } from 'node:stream';
-import type { ForwardHooks, Forwarded } from './forward.ts';
-import { filterResponseHeaders, type UpstreamHeaders } from './headers.ts';
+import { relayResponse, type ForwardHooks, type Forwarded } from './forward.ts';
+import type { UpstreamHeaders } from './headers.ts';
 import { upstreamPath, type Upstream } from './upstream.ts';
 
 /** Streams per upstream HTTP/2 connection; Go's server allows 250 by default (kube's --http2-max-streams-per-connection). */
@@ -106,16 +105,7 @@ export function forwardHttp2(
   up.on('response', (h) => {
     status = Number(h[':status'] ?? 502);
     hooks.onResponse(status);
-    const out: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(h)) if (!k.startsWith(':') && v !== undefined) out[k] = v as string | string[];
-    const relayed = filterResponseHeaders(out);
-    if (relayed['audit-id'] === undefined) relayed['audit-id'] = String(headers['audit-id'] ?? '');
-    if (!res.headersSent) res.writeHead(status, relayed);
-    (res as ServerResponse).flushHeaders?.();
-    pipeline(up, res as NodeJS.WritableStream, (err) => {
-      if (err) end({ kind: 'aborted', status, message: err.message });
-      else end({ kind: 'response', status });
-    });
+    relayResponse(up, h, status, res, headers, end);
   });
   up.on('error', (err) => {
     if (status !== 0) end({ kind: 'aborted', status, message: err.message });

@@ -25,6 +25,33 @@ export interface Forwarded {
 }
 
 /**
+ * Relays an upstream response: its filtered headers (with the proxy's
+ * Audit-ID when upstream did not echo it, so the client can always join its
+ * response to the audit record), flushed at once since a watch may send no
+ * body for a long time, then the body with backpressure. Shared by the
+ * HTTP/1.1 and HTTP/2 upstream paths.
+ */
+export function relayResponse(
+  body: NodeJS.ReadableStream,
+  upstreamHeaders: Readonly<Record<string, string | string[] | number | undefined>>,
+  status: number,
+  res: ServerResponse | Http2ServerResponse,
+  sent: UpstreamHeaders,
+  end: (o: ForwardOutcome) => void,
+): void {
+  const plain: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(upstreamHeaders)) if (!k.startsWith(':') && v !== undefined) plain[k] = typeof v === 'number' ? String(v) : v;
+  const h = filterResponseHeaders(plain);
+  if (h['audit-id'] === undefined) h['audit-id'] = String(sent['audit-id'] ?? '');
+  if (!res.headersSent) res.writeHead(status, h);
+  (res as ServerResponse).flushHeaders?.();
+  pipeline(body, res as NodeJS.WritableStream, (err) => {
+    if (err) end({ kind: 'aborted', status, message: err.message });
+    else end({ kind: 'response', status });
+  });
+}
+
+/**
  * Stage 4, forward (ordinary requests): the exact canonical target, the
  * allow-listed headers, over the cluster's verified keep-alive pool. Bodies
  * stream both ways with backpressure (stream.pipeline), so a watch flows as
@@ -60,17 +87,7 @@ export function forwardHttp(
   up.on('response', (upRes) => {
     status = upRes.statusCode ?? 502;
     hooks.onResponse(status);
-    const h = filterResponseHeaders(upRes.headers);
-    // kube-apiserver echoes the Audit-ID it was sent (the proxy's); a response without one gets it here,
-    // so the client can always join its response to the audit record.
-    if (h['audit-id'] === undefined) h['audit-id'] = String(headers['audit-id'] ?? '');
-    if (!res.headersSent) res.writeHead(status, h);
-    // Flush headers now: a watch may send no body for a long time.
-    (res as ServerResponse).flushHeaders?.();
-    pipeline(upRes, res as NodeJS.WritableStream, (err) => {
-      if (err) end({ kind: 'aborted', status, message: err.message });
-      else end({ kind: 'response', status });
-    });
+    relayResponse(upRes, upRes.headers, status, res, headers, end);
   });
   up.on('error', (err) => {
     if (status !== 0) end({ kind: 'aborted', status, message: err.message });
