@@ -8,30 +8,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { downFleetSync, readFleet, upFleet, type SandboxFleet } from '../../sandbox/index.ts';
+import type { ClusterInfo } from '../../sandbox/cluster.ts';
 
-/** One cluster of the test fleet. */
-export interface TestCluster {
-  /** dev, staging or prod-eu. */
-  readonly name: string;
-  /** https://127.0.0.1:PORT of the real kube-apiserver. */
-  readonly server: string;
-  readonly caFile: string;
-  readonly caPem: string;
-  /** Kubeconfig with the admin client certificate (system:masters). */
-  readonly adminKubeconfig: string;
-  readonly adminCertFile: string;
-  readonly adminKeyFile: string;
-  /** Static bearer tokens by user: alice (group developers), bob (operators), carol (auditors), mallory (no groups). */
-  readonly tokens: Readonly<Record<string, string>>;
-  /** Kubeconfig per static-token user. */
-  readonly userKubeconfigs: Readonly<Record<string, string>>;
-  /** The cluster's state directory. */
-  readonly dir: string;
-  /** The fake kubelet's node; pods with this spec.nodeName run (exec, attach, port-forward, logs). */
-  readonly nodeName: string;
-  /** The apiserver's service-account token issuer. */
-  readonly serviceAccountIssuer: string;
-}
+/** One cluster of the test fleet: the sandbox's own description of it, without its process bookkeeping. */
+export type TestCluster = Omit<ClusterInfo, 'ports' | 'processes'>;
 
 /** Result of a kubectl run. */
 export interface KubectlResult {
