@@ -402,18 +402,9 @@ export class PortcullisProxy {
     const streamId = st.auditId;
     let streaming = false;
     if (admitted.longRunning) {
-      const ok = this.streams.register({
-        id: streamId,
-        cluster: cr.config.name,
-        identityKey: `${a.identity.issuer} ${a.identity.user}`,
-        identity: a.identity,
-        attributes: a.attributes,
-        grantId: a.grant.id,
-        deadline: a.deadline,
-        close: (reason) => {
-          closeReason = reason;
-          fwd.cut();
-        },
+      const ok = this.#registerStream(streamId, cr.config.name, a, (reason) => {
+        closeReason = reason;
+        fwd.cut();
       });
       if (!ok) {
         st.admission = undefined;
@@ -463,6 +454,20 @@ export class PortcullisProxy {
         : forwardHttp(req, res, admitted.longRunning ? { ...cr.upstream, agent: cr.upstream.streamAgent } : cr.upstream, admitted.target, headers, hooks);
   }
 
+  /** Registers a long-running request under the admission that allowed it; false past the per-identity limit. */
+  #registerStream(id: string, cluster: string, a: Admission, close: (reason: StreamEndReason) => void): boolean {
+    return this.streams.register({
+      id,
+      cluster,
+      identityKey: `${a.identity.issuer} ${a.identity.user}`,
+      identity: a.identity,
+      attributes: a.attributes,
+      grantId: a.grant.id,
+      deadline: a.deadline,
+      close,
+    });
+  }
+
   async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const proto = upgradeProtocol(req.headers.upgrade);
     const st = this.#begin(req, proto ?? 'http1');
@@ -481,18 +486,9 @@ export class PortcullisProxy {
     const cr = admitted.cr;
     const cluster = cr.config.name;
     let closeReason: StreamEndReason | undefined;
-    const ok = this.streams.register({
-      id: st.auditId,
-      cluster,
-      identityKey: `${a.identity.issuer} ${a.identity.user}`,
-      identity: a.identity,
-      attributes: a.attributes,
-      grantId: a.grant.id,
-      deadline: a.deadline,
-      close: (reason) => {
-        closeReason = reason;
-        fwd.cut();
-      },
+    const ok = this.#registerStream(st.auditId, cluster, a, (reason) => {
+      closeReason = reason;
+      fwd.cut();
     });
     if (!ok) {
       st.admission = undefined;
