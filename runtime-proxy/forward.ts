@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { pipeline } from 'node:stream';
 import { filterResponseHeaders, type UpstreamHeaders } from './headers.ts';
-import { upstreamPath, type Upstream } from './upstream.ts';
+import { upstreamRequest, type Upstream } from './upstream.ts';
 
 /** How a forwarded request ended. */
 export type ForwardOutcome =
@@ -75,15 +75,7 @@ export function forwardHttp(
     ended = true;
     hooks.onEnd(o);
   };
-  const up = https.request({
-    protocol: 'https:',
-    hostname: upstream.base.hostname,
-    port: upstream.base.port || 443,
-    method: req.method,
-    path: upstreamPath(upstream.base, target),
-    headers,
-    agent: upstream.agent,
-  });
+  const up = https.request({ ...upstreamRequest(upstream, req.method, target, headers), agent: upstream.agent });
   up.on('response', (upRes) => {
     status = upRes.statusCode ?? 502;
     hooks.onResponse(status);

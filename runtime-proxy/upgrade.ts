@@ -2,7 +2,7 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { UpstreamHeaders } from './headers.ts';
-import { upstreamPath, type Upstream } from './upstream.ts';
+import { upstreamRequest, type Upstream } from './upstream.ts';
 
 /** The only upgrades the proxy relays (SECURITY rule 10). */
 export function upgradeProtocol(value: string | undefined): 'websocket' | 'spdy' | undefined {
@@ -52,17 +52,8 @@ export function forwardUpgrade(
     upSocket?.destroy();
     hooks.onEnd(o);
   };
-  const up = https.request({
-    protocol: 'https:',
-    hostname: upstream.base.hostname,
-    port: upstream.base.port || 443,
-    method: req.method,
-    path: upstreamPath(upstream.base, target),
-    headers,
-    agent: false,
-    ...upstream.tls,
-    rejectUnauthorized: true,
-  });
+  // A fresh connection per upgrade (SECURITY rule 10), never the pool.
+  const up = https.request({ ...upstreamRequest(upstream, req.method, target, headers), agent: false, ...upstream.tls, rejectUnauthorized: true });
   const early = (): void => {
     up.destroy();
     end({ kind: 'early-bytes' });

@@ -70,3 +70,15 @@ export function createUpstream(c: ClusterConfig['upstream']): Upstream {
 export function upstreamPath(base: URL, target: string): string {
   return `${base.pathname.replace(/\/$/, '')}${target}`;
 }
+
+/** Request options for the exact canonical target on a cluster's upstream; callers add the agent or TLS. */
+export function upstreamRequest(upstream: Upstream, method: string | undefined, target: string, headers: https.RequestOptions['headers']): https.RequestOptions {
+  return {
+    protocol: 'https:',
+    hostname: upstream.base.hostname,
+    port: upstream.base.port || 443,
+    method,
+    path: upstreamPath(upstream.base, target),
+    headers,
+  };
+}

@@ -380,19 +380,29 @@ func hasContainer(pod *v1.Pod, name string) bool {
 	return false
 }
 
-func (k *fakeKubelet) serveExec(w http.ResponseWriter, req *http.Request) {
+// streamTarget resolves the pod, container and stream options of an exec or
+// attach request, answering the error itself when one is missing.
+func (k *fakeKubelet) streamTarget(w http.ResponseWriter, req *http.Request) (*v1.Pod, string, *criremotecommand.Options, bool) {
 	pod, ok := k.pod(w, req)
 	if !ok {
-		return
+		return nil, "", nil, false
 	}
 	container := req.PathValue("container")
 	if !hasContainer(pod, container) {
 		http.Error(w, "container not found", http.StatusNotFound)
-		return
+		return nil, "", nil, false
 	}
 	opts, err := criremotecommand.NewOptions(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, "", nil, false
+	}
+	return pod, container, opts, true
+}
+
+func (k *fakeKubelet) serveExec(w http.ResponseWriter, req *http.Request) {
+	pod, container, opts, ok := k.streamTarget(w, req)
+	if !ok {
 		return
 	}
 	cmd := req.URL.Query()["command"]
@@ -401,18 +411,8 @@ func (k *fakeKubelet) serveExec(w http.ResponseWriter, req *http.Request) {
 }
 
 func (k *fakeKubelet) serveAttach(w http.ResponseWriter, req *http.Request) {
-	pod, ok := k.pod(w, req)
+	pod, container, opts, ok := k.streamTarget(w, req)
 	if !ok {
-		return
-	}
-	container := req.PathValue("container")
-	if !hasContainer(pod, container) {
-		http.Error(w, "container not found", http.StatusNotFound)
-		return
-	}
-	opts, err := criremotecommand.NewOptions(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	criremotecommand.ServeAttach(w, req, fakeRuntime{}, pod.Namespace+"/"+pod.Name, pod.UID, container, opts,
