@@ -1,7 +1,7 @@
 /** Helpers of `bench/proxy.ts`: load generation, statistics, bundle signing, nginx and the proxy child process. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -16,6 +16,8 @@ export interface Target {
   readonly token: string;
   /** Extra request headers (the impersonation the proxy would send). */
   readonly headers?: Readonly<Record<string, string | string[]>>;
+  /** The proxy process in between, if any: its CPU time (with its children's) per request is reported. */
+  readonly pid?: number;
 }
 
 /** Latency samples of one run, in ms. */
@@ -24,6 +26,8 @@ export interface RunResult {
   readonly errors: number;
   readonly firstError?: string;
   readonly elapsedMs: number;
+  /** CPU time the target's proxy process tree spent during the run, in ms (when the target names a pid). */
+  readonly proxyCpuMs?: number;
 }
 
 /** A GET that reads the whole body; resolves with the status. */
@@ -50,6 +54,7 @@ export async function run(t: Target, path: string, concurrency: number, count: n
   let errors = 0;
   let firstError: string | undefined;
   let issued = 0;
+  const cpu0 = t.pid !== undefined ? treeCpuMs(t.pid) : undefined;
   const t0 = performance.now();
   const worker = async () => {
     while (issued < count && performance.now() - t0 < maxMs) {
@@ -70,8 +75,9 @@ export async function run(t: Target, path: string, concurrency: number, count: n
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsedMs = performance.now() - t0;
+  const proxyCpuMs = cpu0 !== undefined && t.pid !== undefined ? treeCpuMs(t.pid) - cpu0 : undefined;
   agent.destroy();
-  return { samples, errors, elapsedMs, ...(firstError !== undefined ? { firstError } : {}) };
+  return { samples, errors, elapsedMs, ...(firstError !== undefined ? { firstError } : {}), ...(proxyCpuMs !== undefined ? { proxyCpuMs } : {}) };
 }
 
 /** The q-quantile (0…1) of samples, nearest rank. */
@@ -144,7 +150,8 @@ export async function startProxyChild(
 ): Promise<{ readonly child: ChildProcess; readonly port: number; readonly pid: number; readonly memory: () => Promise<ChildMemory | undefined> }> {
   // BENCH_CPU_PROF=DIR (diagnostic): write a CPU profile of the proxy process there.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const child = spawn(process.execPath, [...prof, '--max-old-space-size=2048', '--expose-gc', join(root, 'bin/run-ts.js'), join(root, 'bench/proxy-server.ts'), configFile], {
+  const extra = (process.env.BENCH_PROXY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...prof, ...extra, '--max-old-space-size=2048', '--expose-gc', join(root, 'bin/run-ts.js'), join(root, 'bench/proxy-server.ts'), configFile], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -196,6 +203,27 @@ function memoryOf(child: ChildProcess): Promise<ChildMemory | undefined> {
     });
     child.kill('SIGUSR2');
   });
+}
+
+/** User plus system CPU time of a process and its direct children (nginx's workers), in ms, from /proc. */
+export function treeCpuMs(pid: number): number {
+  const tick = 1000 / 100; // USER_HZ is 100 on Linux
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after the parenthesised command: state ppid … utime(14) stime(15), 1-based over the whole line.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ppid = Number(rest[1]);
+    if (Number(entry) !== pid && ppid !== pid) continue;
+    total += (Number(rest[11]) + Number(rest[12])) * tick;
+  }
+  return total;
 }
 
 /** Resident set size of a process in MiB, from /proc. */

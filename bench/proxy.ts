@@ -12,12 +12,14 @@
  * Every loop is bounded in count and time.
  *
  * Options: --quick (smaller counts) · --parts latency,reload,watches,audit (a subset) ·
+ * --only PREFIX (latency scenarios whose name starts with it, e.g. 'GET 1 object c=32') ·
+ * --rounds N (interleaved rounds per scenario, samples pooled; default 4, 2 with --quick) ·
  * --watch-h2 (open the watches over one HTTP/2 connection, as client-go does, instead of one HTTP/1.1 connection each).
  * Diagnostics (not the reported figures): BENCH_NODELAY=1 turns Nagle off on the proxy's client sockets;
  * BENCH_UNCAPPED_UPSTREAM=1 lifts the upstream pool's maxSockets; BENCH_KEEP=1 keeps the work directory.
  * nginx: `apt-get update && apt-get install -y nginx` (Debian); without it the nginx column is skipped.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
@@ -25,6 +27,7 @@ import { Agent, request } from 'node:https';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { keyIdOf, type RuleSet } from '../core/index.ts';
@@ -33,12 +36,14 @@ import { AuditSink } from '../runtime-proxy/audit/sink.ts';
 import { BundleStore } from '../runtime-proxy/bundle-store.ts';
 import { downFleet, readFleet, upFleet, type SandboxFleet } from '../sandbox/fleet.ts';
 import { createTestCa, startOidcProvider } from '../test/support/oidc.ts';
-import { bigRuleSet, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
+import { bigRuleSet, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const fleetArg = args.includes('--fleet') ? args[args.indexOf('--fleet') + 1] : undefined;
+const rounds = Math.max(1, Number(args.includes('--rounds') ? args[args.indexOf('--rounds') + 1] : quick ? 2 : 4));
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 const parts = new Set((args.includes('--parts') ? (args[args.indexOf('--parts') + 1] ?? '') : 'latency,reload,watches,audit').split(','));
 const NS = 'portcullis-bench';
 const OBJECTS = 500;
@@ -164,13 +169,25 @@ async function main(): Promise<void> {
 
   const nginx = findNginx();
   let nginxPort: number | undefined;
+  let nginxPid: number | undefined;
   if (nginx) {
     nginxPort = await freePort();
     const upstreamHostPort = new URL(cluster.server).host;
-    children.push(await startNginx(nginx, join(work, 'nginx'), nginxPort, serving, { hostPort: upstreamHostPort, caFile: cluster.caFile }));
+    const n = await startNginx(nginx, join(work, 'nginx'), nginxPort, serving, { hostPort: upstreamHostPort, caFile: cluster.caFile });
+    children.push(n);
+    nginxPid = n.pid;
   } else {
     say('nginx not found: the nginx column is skipped. Install it with `apt-get update && apt-get install -y nginx` (Debian) and run again.');
   }
+
+  // Node's own floor: a 30-line reverse proxy (bench/node-floor-proxy.ts) in its own process.
+  say('starting the minimal Node.js reverse proxy (child process)');
+  const floor = spawn(process.execPath, [join(root, 'bin/run-ts.js'), join(root, 'bench/node-floor-proxy.ts'), cluster.server, cluster.caFile, serving.certFile, serving.keyFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(floor);
+  const floorPort = await new Promise<number>((resolve, reject) => {
+    floor.once('exit', (code) => reject(new Error(`node-floor-proxy exited with ${code}`)));
+    createInterface({ input: floor.stdout as NodeJS.ReadableStream }).once('line', (l) => resolve((JSON.parse(l) as { port: number }).port));
+  });
 
   const targets: Target[] = [
     { label: 'direct', base: cluster.server, ca: cluster.caPem, token: aliceToken },
@@ -188,8 +205,9 @@ async function main(): Promise<void> {
         'impersonate-extra-portcullis.dev%2fauthenticated-by': oidc.issuer,
       },
     },
-    { label: 'portcullis', base: `https://127.0.0.1:${proxy.port}/clusters/${cluster.name}`, ca: ca.caPem, token: userToken },
-    ...(nginxPort !== undefined ? [{ label: 'nginx', base: `https://127.0.0.1:${nginxPort}`, ca: ca.caPem, token: aliceToken }] : []),
+    { label: 'portcullis', base: `https://127.0.0.1:${proxy.port}/clusters/${cluster.name}`, ca: ca.caPem, token: userToken, pid: proxy.pid },
+    { label: 'node floor', base: `https://127.0.0.1:${floorPort}`, ca: ca.caPem, token: aliceToken, ...(floor.pid !== undefined ? { pid: floor.pid } : {}) },
+    ...(nginxPort !== undefined ? [{ label: 'nginx', base: `https://127.0.0.1:${nginxPort}`, ca: ca.caPem, token: aliceToken, ...(nginxPid !== undefined ? { pid: nginxPid } : {}) }] : []),
   ];
 
   const getPath = `/api/v1/namespaces/${NS}/configmaps/cm-000`;
@@ -201,24 +219,36 @@ async function main(): Promise<void> {
 
   // ---- latency -------------------------------------------------------------------
   out(`Portcullis proxy benchmark — ${new Date().toISOString()} — node ${process.version}, kube-apiserver ${fleet.kubernetesVersion}, ${nginx ? spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim() : 'no nginx'}`);
-  out(`loopback, HTTP/1.1 keep-alive, TLS everywhere; latency = request start → last body byte, ms`);
+  out(`loopback, HTTP/1.1 keep-alive, TLS everywhere; latency = request start → last body byte, ms; ${rounds} interleaved rounds per scenario, samples pooled`);
+  out(`node floor = a 30-line Node.js reverse proxy (bench/node-floor-proxy.ts): what Node itself adds; proxy CPU = the proxy process's user+system time per request`);
   out(`machine: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start${process.env.BENCH_NODELAY === '1' ? '; BENCH_NODELAY=1 (diagnostic: Nagle off on the proxy\'s client sockets)' : ''}`);
   out();
+  {
+    // Background work of an idle proxy (timers, watchers) would count in its CPU per request.
+    const c0 = treeCpuMs(proxy.pid);
+    await new Promise((r) => setTimeout(r, 2000));
+    out(`idle proxy: ${((treeCpuMs(proxy.pid) - c0) / 20).toFixed(1)}% of a CPU over 2 s`);
+  }
   const scenarios = !parts.has('latency') ? [] : [
     { name: 'GET 1 object', path: getPath, concurrency: 1, count: quick ? 200 : 1000 },
     { name: 'GET 1 object', path: getPath, concurrency: 32, count: quick ? 1000 : 4000 },
     { name: `LIST ${OBJECTS} objects`, path: listPath, concurrency: 1, count: quick ? 30 : 150 },
     { name: `LIST ${OBJECTS} objects`, path: listPath, concurrency: 32, count: quick ? 100 : 480 },
-  ];
-  const header = ['scenario', 'path', 'n', 'err', 'req/s', 'p50', 'p99', '+p50', '+p99'];
+  ].filter((s) => only === undefined || `${s.name} c=${s.concurrency}`.startsWith(only));
+  const header = ['scenario', 'path', 'n', 'err', 'req/s', 'p50', 'p99', '+p50', '+p99', 'proxy CPU µs/req'];
   const rows: string[][] = [];
   const ratios: string[] = [];
   for (const s of scenarios) {
     const results = new Map<string, RunResult>();
-    // Interleave: each path gets a warm-up, then the measured run, in the same order every scenario.
-    for (const t of targets) {
-      await run(t, s.path, Math.min(s.concurrency, 8), Math.min(50, s.count), 10_000);
-      results.set(t.label, await run(t, s.path, s.concurrency, s.count, 45_000));
+    // Interleave in rounds: each round gives every path a warm-up, then its measured share, in the
+    // same order; samples pool across rounds, so a slow spell of this shared machine hits all paths alike.
+    for (let round = 0; round < rounds; round++) {
+      for (const t of targets) {
+        await run(t, s.path, Math.min(s.concurrency, 8), Math.min(50, s.count), 10_000);
+        const r = await run(t, s.path, s.concurrency, Math.ceil(s.count / rounds), 45_000 / rounds);
+        const prev = results.get(t.label);
+        results.set(t.label, prev ? mergeRuns(prev, r) : r);
+      }
     }
     const d = results.get('direct');
     const dp50 = d ? quantile(d.samples, 0.5) : Number.NaN;
@@ -236,6 +266,7 @@ async function main(): Promise<void> {
         p99.toFixed(2),
         label === 'direct' ? '' : (p50 - dp50).toFixed(2),
         label === 'direct' ? '' : (p99 - dp99).toFixed(2),
+        r.proxyCpuMs !== undefined && r.samples.length > 0 ? ((r.proxyCpuMs * 1000) / r.samples.length).toFixed(0) : '',
       ]);
     }
     const p = results.get('portcullis');
@@ -454,6 +485,19 @@ function printTable(header: string[], rows: string[][]): void {
   const line = (r: string[]) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   out(line(header));
   for (const r of rows) out(line(r));
+}
+
+/** Two runs of the same path as one: samples, errors, time and proxy CPU added up. */
+function mergeRuns(a: RunResult, b: RunResult): RunResult {
+  const firstError = a.firstError ?? b.firstError;
+  const cpu = a.proxyCpuMs !== undefined && b.proxyCpuMs !== undefined ? a.proxyCpuMs + b.proxyCpuMs : undefined;
+  return {
+    samples: [...a.samples, ...b.samples],
+    errors: a.errors + b.errors,
+    elapsedMs: a.elapsedMs + b.elapsedMs,
+    ...(firstError !== undefined ? { firstError } : {}),
+    ...(cpu !== undefined ? { proxyCpuMs: cpu } : {}),
+  };
 }
 
 function freePort(): Promise<number> {

@@ -451,7 +451,9 @@ export class PortcullisProxy {
     const fwd =
       admitted.longRunning && req.method === 'GET'
         ? forwardHttp2(req, res, cr.upstream, h2PoolFor(cr.upstream), admitted.target, headers, hooks)
-        : forwardHttp(req, res, admitted.longRunning ? { ...cr.upstream, agent: cr.upstream.streamAgent } : cr.upstream, admitted.target, headers, hooks);
+        : admitted.longRunning
+          ? forwardHttp(req, res, { ...cr.upstream, agent: cr.upstream.streamAgent }, admitted.target, headers, hooks, undefined, true)
+          : forwardHttp(req, res, cr.upstream, admitted.target, headers, hooks);
   }
 
   /** Registers a long-running request under the admission that allowed it; false past the per-identity limit. */
