@@ -39,20 +39,29 @@ export function resourceKey(group: string, resource: string): string {
 
 /** Builds the index; pure. */
 export function indexRuleSet(ruleSet: RuleSet): RuleIndex {
-  const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  // Grants share rule lists (the bundle's role table decodes to one array per role), so where
+  // a list can match is worked out once per list.
+  const targets = new Map<readonly PolicyRule[], RuleTargets>();
+  const targetsOf = (rules: readonly PolicyRule[]): RuleTargets => {
+    let t = targets.get(rules);
+    if (!t) targets.set(rules, (t = ruleTargets(rules)));
+    return t;
+  };
   const grantsByUser = new Map<string, MutableBuckets<Grant>>();
   const grantsByGroup = new Map<string, MutableBuckets<Grant>>();
-  for (const g of [...ruleSet.grants].sort(byId)) {
+  for (const g of sortedById(ruleSet.grants)) {
     const entry = { item: g, namespaces: scopeSet(g.scope) };
-    for (const s of uniqueSubjects(g.subjects)) addTo(s.kind === 'User' ? grantsByUser : grantsByGroup, s.name, entry, g.rules);
+    const t = targetsOf(g.rules);
+    for (const s of uniqueSubjects(g.subjects)) addTo(s.kind === 'User' ? grantsByUser : grantsByGroup, s.name, entry, t);
   }
   const deniesByUser = new Map<string, MutableBuckets<Deny>>();
   const deniesByGroup = new Map<string, MutableBuckets<Deny>>();
   const everyone = buckets<Deny>();
-  for (const d of [...ruleSet.denies].sort(byId)) {
+  for (const d of sortedById(ruleSet.denies)) {
     const entry = { item: d, namespaces: scopeSet(d.scope) };
-    if (d.subjects === 'everyone') place(everyone, entry, d.rules);
-    else for (const s of uniqueSubjects(d.subjects)) addTo(s.kind === 'User' ? deniesByUser : deniesByGroup, s.name, entry, d.rules);
+    const t = targetsOf(d.rules);
+    if (d.subjects === 'everyone') place(everyone, entry, t);
+    else for (const s of uniqueSubjects(d.subjects)) addTo(s.kind === 'User' ? deniesByUser : deniesByGroup, s.name, entry, t);
   }
   return {
     ruleSet,
@@ -72,14 +81,20 @@ function buckets<T>(): MutableBuckets<T> {
   return { byResource: new Map(), wildcard: [], nonResource: [] };
 }
 
-function addTo<T>(m: Map<string, MutableBuckets<T>>, name: string, entry: Indexed<T>, rules: readonly PolicyRule[]): void {
+function addTo<T>(m: Map<string, MutableBuckets<T>>, name: string, entry: Indexed<T>, t: RuleTargets): void {
   let b = m.get(name);
   if (!b) m.set(name, (b = buckets<T>()));
-  place(b, entry, rules);
+  place(b, entry, t);
 }
 
-/** Puts an entry in every bucket one of its rules can match, once per bucket. */
-function place<T>(b: MutableBuckets<T>, entry: Indexed<T>, rules: readonly PolicyRule[]): void {
+/** The buckets a rule list can match: concrete `group/resource` keys, wildcards, URLs. */
+interface RuleTargets {
+  readonly keys: readonly string[];
+  readonly wildcard: boolean;
+  readonly nonResource: boolean;
+}
+
+function ruleTargets(rules: readonly PolicyRule[]): RuleTargets {
   const keys = new Set<string>();
   let wildcard = false;
   let nonResource = false;
@@ -90,16 +105,29 @@ function place<T>(b: MutableBuckets<T>, entry: Indexed<T>, rules: readonly Polic
     if (groups.includes('*') || resources.some((x) => x.startsWith('*'))) wildcard = true;
     for (const g of groups) for (const res of resources) if (g !== '*' && !res.startsWith('*')) keys.add(resourceKey(g, res.split('/')[0] ?? res));
   }
-  if (wildcard) b.wildcard.push(entry);
-  if (nonResource) b.nonResource.push(entry);
-  for (const k of keys) {
+  return { keys: [...keys], wildcard, nonResource };
+}
+
+/** Puts an entry in every bucket one of its rules can match, once per bucket. */
+function place<T>(b: MutableBuckets<T>, entry: Indexed<T>, t: RuleTargets): void {
+  if (t.wildcard) b.wildcard.push(entry);
+  if (t.nonResource) b.nonResource.push(entry);
+  for (const k of t.keys) {
     const list = b.byResource.get(k);
     if (list) list.push(entry);
     else b.byResource.set(k, [entry]);
   }
 }
 
-function uniqueSubjects<S extends { kind: string; name: string }>(list: readonly S[]): S[] {
+/** Items in id order; the compiler already writes them so, which is checked in one pass before sorting a copy. */
+function sortedById<T extends { readonly id: string }>(items: readonly T[]): readonly T[] {
+  let sorted = true;
+  for (let i = 1; i < items.length && sorted; i++) if ((items[i - 1] as T).id > (items[i] as T).id) sorted = false;
+  return sorted ? items : [...items].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function uniqueSubjects<S extends { kind: string; name: string }>(list: readonly S[]): readonly S[] {
+  if (list.length < 2) return list;
   const seen = new Map<string, S>();
   for (const s of list) seen.set(`${s.kind}\u0000${s.name}`, s);
   return [...seen.values()];
