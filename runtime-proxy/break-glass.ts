@@ -115,15 +115,20 @@ export class ActivationStore {
 
   /** The unexpired activations of a user on a cluster, by grant id → latest expiry. */
   active(cluster: string, user: string): ReadonlyMap<string, number> {
+    if (this.#memory.length === 0 && this.#shared.length === 0) return NONE; // the common case, on every request
     const now = this.clock();
     this.#memory = this.#memory.filter((a) => a.expiresAt > now);
     const out = new Map<string, number>();
-    for (const a of [...this.#memory, ...this.#shared]) {
-      if (a.cluster === cluster && a.user === user && a.expiresAt > now) out.set(a.grant, Math.max(out.get(a.grant) ?? 0, a.expiresAt));
+    for (const list of [this.#memory, this.#shared]) {
+      for (const a of list) {
+        if (a.cluster === cluster && a.user === user && a.expiresAt > now) out.set(a.grant, Math.max(out.get(a.grant) ?? 0, a.expiresAt));
+      }
     }
     return out;
   }
 }
+
+const NONE: ReadonlyMap<string, number> = new Map();
 
 function activationKey(a: Activation): string {
   return `${createHash('sha256').update(`${a.cluster}\0${a.user}\0${a.grant}\0${a.activatedAt}`).digest('hex').slice(0, 32)}.json`;

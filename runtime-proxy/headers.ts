@@ -55,15 +55,18 @@ export type UpstreamHeaders = Record<string, string | string[]>;
  * `upgrade` is the protocol for upgrade requests (the proxy sets Connection/Upgrade itself).
  */
 export function buildUpstreamHeaders(rawHeaders: readonly string[], who: UpstreamIdentity, upgrade?: string): UpstreamHeaders {
+  const names: string[] = [];
   const nominated = new Set<string>();
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if ((rawHeaders[i] ?? '').toLowerCase() === 'connection') {
+    const name = (rawHeaders[i] ?? '').toLowerCase();
+    names.push(name);
+    if (name === 'connection') {
       for (const t of (rawHeaders[i + 1] ?? '').split(',')) nominated.add(t.trim().toLowerCase());
     }
   }
   const out: UpstreamHeaders = {};
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = (rawHeaders[i] ?? '').toLowerCase();
+    const name = names[i / 2] as string;
     let value = rawHeaders[i + 1] ?? '';
     if (!ALLOWED.has(name) || nominated.has(name) || HOP_BY_HOP.has(name) || FORBIDDEN.has(name)) continue;
     if (FORBIDDEN_PREFIXES.some((p) => name.startsWith(p))) continue;
@@ -98,20 +101,31 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], who: Upstrea
  * authenticate stage refuses names that contain them.
  */
 export function utf8Header(v: string): string {
-  return Buffer.from(v, 'utf8').toString('latin1');
+  return ASCII.test(v) ? v : Buffer.from(v, 'utf8').toString('latin1');
 }
+
+const ASCII = /^[\x00-\x7f]*$/;
+const extraKeys = new Map<string, string>();
 
 /** Percent-encodes an extra key the way kube-apiserver's unescapeExtraKey expects (e.g. `portcullis.dev%2fgrant`). */
 export function encodeExtraKey(key: string): string {
-  return encodeURIComponent(key.toLowerCase()).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  // The proxy's extra keys are a handful of constants: encode each once.
+  let e = extraKeys.get(key);
+  if (e === undefined) {
+    e = encodeURIComponent(key.toLowerCase()).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    if (extraKeys.size < 64) extraKeys.set(key, e);
+  }
+  return e;
 }
 
 /** Response headers that must not be relayed to the client (hop-by-hop; HTTP/2 forbids them outright). */
 export function filterResponseHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
-  const nominated = new Set(String(headers['connection'] ?? '').split(',').map((s) => s.trim().toLowerCase()));
+  const connection = headers['connection'];
+  const nominated = connection === undefined ? undefined : new Set(String(connection).split(',').map((s) => s.trim().toLowerCase()));
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || nominated.has(k)) continue;
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined || HOP_BY_HOP.has(k) || nominated?.has(k)) continue;
     out[k] = v;
   }
   return out;

@@ -34,6 +34,9 @@ export function route(rawTarget: string): { readonly cluster: string; readonly t
   return { cluster: m[1] ?? '', target: rest.startsWith('/') ? rest : `/${rest}` };
 }
 
+/** Identities whose names passed the checks below. */
+const usable = new WeakSet<Identity>();
+
 /** Stage 1, authenticate: positively succeeds with a usable identity or throws 401 (SECURITY rule 8). */
 export async function authenticateStage(
   authn: Authenticator,
@@ -45,11 +48,14 @@ export async function authenticateStage(
   const r = await authn.authenticate(req.peerCertificate ? { rawHeaders: req.rawHeaders, peerCertificate: req.peerCertificate } : { rawHeaders: req.rawHeaders }, now, cluster);
   if (!r.ok) throw new ProxyError('UNAUTHENTICATED', `${r.code}: ${r.message}`);
   const id = r.identity;
-  // Defence in depth: whatever the authenticator, an empty or system: name never passes.
-  if (typeof id.user !== 'string' || id.user === '' || id.user.startsWith('system:')) throw new ProxyError('UNAUTHENTICATED', `unusable username ${JSON.stringify(id.user)}`);
-  if (id.groups.some((g) => g === '' || g.startsWith('system:'))) throw new ProxyError('UNAUTHENTICATED', 'identity carries a system: group');
-  // Names become header values upstream: no control characters (CR/LF would be header injection).
-  if ([id.user, ...id.groups, id.issuer].some((n) => /[\u0000-\u001f\u007f]/.test(n))) throw new ProxyError('UNAUTHENTICATED', 'control character in a name');
+  if (!usable.has(id)) {
+    // Defence in depth: whatever the authenticator, an empty or system: name never passes.
+    if (typeof id.user !== 'string' || id.user === '' || id.user.startsWith('system:')) throw new ProxyError('UNAUTHENTICATED', `unusable username ${JSON.stringify(id.user)}`);
+    if (id.groups.some((g) => g === '' || g.startsWith('system:'))) throw new ProxyError('UNAUTHENTICATED', 'identity carries a system: group');
+    // Names become header values upstream: no control characters (CR/LF would be header injection).
+    if ([id.user, ...id.groups, id.issuer].some((n) => /[\u0000-\u001f\u007f]/.test(n))) throw new ProxyError('UNAUTHENTICATED', 'control character in a name');
+    usable.add(id); // a cached authentication returns this same (readonly) object: its names are checked once
+  }
   if (id.expiresAt !== undefined && id.expiresAt <= now) throw new ProxyError('UNAUTHENTICATED', 'EXPIRED: credential expired');
   return id;
 }

@@ -275,7 +275,8 @@ export class PortcullisProxy {
   #audit(st: RequestState, stage: 'ResponseStarted' | 'ResponseComplete', code: number, extra: Partial<AuditFacts> = {}): void {
     const a = st.admission;
     const id = st.identity;
-    const facts: AuditFacts = {
+    // Assigned field by field (no conditional spreads): this runs for every request.
+    const facts: { -readonly [K in keyof AuditFacts]: AuditFacts[K] } = {
       auditId: st.auditId,
       stage,
       requestURI: st.requestURI,
@@ -283,22 +284,25 @@ export class PortcullisProxy {
       receivedAt: st.receivedAt,
       at: this.#clock(),
       sourceIP: st.sourceIP,
-      ...(st.userAgent !== undefined ? { userAgent: st.userAgent } : {}),
-      ...(st.cluster !== undefined ? { cluster: st.cluster } : {}),
       transport: st.transport,
-      ...(id ? { user: { name: id.user, groups: id.groups, issuer: id.issuer } } : {}),
-      ...(a ? { impersonated: { user: a.impersonate.user, groups: a.impersonate.groups }, grantId: a.grant.id } : {}),
-      ...(st.attributes ? { attributes: st.attributes } : {}),
-      ...(st.denyId !== undefined ? { denyId: st.denyId } : {}),
-      ...(st.source !== undefined ? { source: st.source } : {}),
-      ...(st.bundleRevision !== undefined ? { bundleRevision: st.bundleRevision } : {}),
-      ...(st.policyDigest !== undefined ? { policyDigest: st.policyDigest } : {}),
-      ...(st.breakGlass !== undefined ? { breakGlass: st.breakGlass } : {}),
       decision: a ? 'allow' : 'deny',
       reason: a ? 'grant' : 'refused',
       code,
-      ...extra,
     };
+    if (st.userAgent !== undefined) facts.userAgent = st.userAgent;
+    if (st.cluster !== undefined) facts.cluster = st.cluster;
+    if (id) facts.user = { name: id.user, groups: id.groups, issuer: id.issuer };
+    if (a) {
+      facts.impersonated = { user: a.impersonate.user, groups: a.impersonate.groups };
+      facts.grantId = a.grant.id;
+    }
+    if (st.attributes) facts.attributes = st.attributes;
+    if (st.denyId !== undefined) facts.denyId = st.denyId;
+    if (st.source !== undefined) facts.source = st.source;
+    if (st.bundleRevision !== undefined) facts.bundleRevision = st.bundleRevision;
+    if (st.policyDigest !== undefined) facts.policyDigest = st.policyDigest;
+    if (st.breakGlass !== undefined) facts.breakGlass = st.breakGlass;
+    Object.assign(facts, extra);
     this.audit.write(toAuditEvent(facts));
     this.metrics.auditHealthy.set(this.audit.healthy ? 1 : 0);
     this.metrics.auditLost.set(this.audit.lost);
