@@ -1,5 +1,5 @@
 import type { IssuerConfig } from '../authn/index.ts';
-import { AUDIT_MOUNT, BUNDLE_MOUNT, KEYS_MOUNT, TLS_MOUNT } from './proxy-chart.ts';
+import { AUDIT_MOUNT, BREAK_GLASS_CONFIGMAP, BUNDLE_MOUNT, KEYS_MOUNT, PROXY_NAMESPACE, TLS_MOUNT } from './proxy-chart.ts';
 
 /** Inputs of `inClusterProxyConfig`. */
 export interface InClusterConfigOptions {
@@ -18,7 +18,9 @@ const SA = '/var/run/secrets/kubernetes.io/serviceaccount';
 /**
  * A proxy configuration for the chart's pod fronting its own cluster: upstream
  * `kubernetes.default.svc` with the pod's ServiceAccount token (impersonate
- * only), the bundle from the mounted ConfigMap, audit to stdout and a file.
+ * only), the bundle from the mounted ConfigMap, audit to stdout and a file,
+ * and break-glass activations shared by all replicas through the chart's
+ * ConfigMap (so an activation holds whichever replica a request lands on).
  */
 export function inClusterProxyConfig(o: InClusterConfigOptions): Record<string, unknown> {
   return {
@@ -34,5 +36,6 @@ export function inClusterProxyConfig(o: InClusterConfigOptions): Record<string, 
     ],
     authn: { issuers: o.issuers.map((i) => ({ ...i })) },
     audit: { stdout: true, file: { path: `${AUDIT_MOUNT}/audit.log` } },
+    breakGlass: { configMap: { cluster: o.cluster, tokenFile: `${SA}/token`, namespace: PROXY_NAMESPACE, name: BREAK_GLASS_CONFIGMAP } },
   };
 }

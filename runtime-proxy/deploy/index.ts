@@ -1,6 +1,7 @@
 /** The cdk8s chart that deploys the Portcullis proxy itself. */
 export {
   AUDIT_MOUNT,
+  BREAK_GLASS_CONFIGMAP,
   BUNDLE_CONFIGMAP,
   BUNDLE_MOUNT,
   CONFIG_PATH,

@@ -11,6 +11,8 @@ export const PROXY_SERVICE_ACCOUNT = 'portcullis-proxy';
 export const IMPERSONATOR_ROLE = 'portcullis:proxy-impersonator';
 /** The ConfigMap `apply` delivers the cluster's signed bundle in. */
 export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
+/** The ConfigMap replicas share break-glass activations through (the proxy's `breakGlass.configMap` default). */
+export const BREAK_GLASS_CONFIGMAP = 'portcullis-break-glass';
 /** Where the bundle ConfigMap is mounted; point the local cluster's `bundle.directory` here. */
 export const BUNDLE_MOUNT = '/var/run/portcullis/bundle';
 /** Where the configuration file is mounted; the proxy runs with `--config CONFIG_PATH`. */
@@ -63,7 +65,10 @@ const SELECTOR = { 'app.kubernetes.io/name': NAME, 'app.kubernetes.io/instance':
  * the bundle ConfigMap mounted as a volume (kubelet delivers it, so reading
  * the bundle needs no API credential at all). The ServiceAccount is bound to
  * exactly the compiler's impersonate-only ClusterRole; the chart never
- * defines that role (its resourceNames come from the policy).
+ * defines that role (its resourceNames come from the policy). Its one Role
+ * lets the replicas read and update the single ConfigMap in which they share
+ * break-glass activations (resourceNames-bound: get and update, nothing else),
+ * so an activation through one replica holds on every replica.
  */
 export class ProxyChart extends Chart {
   constructor(scope: Construct, id: string, props: ProxyChartProps) {
@@ -94,6 +99,15 @@ export class ProxyChart extends Chart {
     });
     add('v1', 'ConfigMap', { name: `${NAME}-config`, namespace: PROXY_NAMESPACE, labels: own }, { data: { 'config.yaml': configYaml } });
     add('v1', 'ConfigMap', { name: `${NAME}-keys`, namespace: PROXY_NAMESPACE, labels: own }, { data: keys });
+    // Shared break-glass state. No `data` here: re-applying the chart leaves the replicas' entries alone.
+    add('v1', 'ConfigMap', { name: BREAK_GLASS_CONFIGMAP, namespace: PROXY_NAMESPACE, labels: own });
+    add(`${RBAC}/v1`, 'Role', { name: `${NAME}:break-glass-state`, namespace: PROXY_NAMESPACE, labels: own }, {
+      rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [BREAK_GLASS_CONFIGMAP], verbs: ['get', 'update'] }],
+    });
+    add(`${RBAC}/v1`, 'RoleBinding', { name: `${NAME}:break-glass-state`, namespace: PROXY_NAMESPACE, labels: own }, {
+      roleRef: { apiGroup: RBAC, kind: 'Role', name: `${NAME}:break-glass-state` },
+      subjects: [{ kind: 'ServiceAccount', name: PROXY_SERVICE_ACCOUNT, namespace: PROXY_NAMESPACE }],
+    });
 
     const volumes: Record<string, unknown>[] = [
       { name: 'config', configMap: { name: `${NAME}-config` } },

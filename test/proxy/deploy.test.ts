@@ -7,9 +7,11 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { BUNDLE_CONFIGMAP as COMPILER_BUNDLE_CONFIGMAP, IMPERSONATOR_ROLE as COMPILER_IMPERSONATOR_ROLE, PROXY_NAMESPACE as COMPILER_NAMESPACE, PROXY_SERVICE_ACCOUNT as COMPILER_SA } from '../../compiler/synth.ts';
+import { ActivationStore, ConfigMapActivations } from '../../runtime-proxy/break-glass.ts';
 import { parseConfig } from '../../runtime-proxy/config.ts';
 import { getTestFleet } from '../support/fleet.ts';
 import {
+  BREAK_GLASS_CONFIGMAP,
   BUNDLE_CONFIGMAP,
   BUNDLE_MOUNT,
   CONFIG_PATH,
@@ -90,20 +92,27 @@ describe('proxy deployment chart', () => {
 
   it('GIVEN the chart THEN exactly these kinds, and names shared with the compiler match its constants', () => {
     const objs = objects(synthProxyChart(props));
-    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
     assert.equal(IMPERSONATOR_ROLE, COMPILER_IMPERSONATOR_ROLE);
     assert.equal(PROXY_NAMESPACE, COMPILER_NAMESPACE);
     assert.equal(PROXY_SERVICE_ACCOUNT, COMPILER_SA);
     assert.equal(BUNDLE_CONFIGMAP, COMPILER_BUNDLE_CONFIGMAP);
   });
 
-  it('GIVEN the chart THEN its ServiceAccount can only impersonate: bound to the compiler role, no role or rule defined here', () => {
+  it('GIVEN the chart THEN its ServiceAccount can impersonate (the compiler role) and get/update the one break-glass ConfigMap, nothing more', () => {
     const objs = objects(synthProxyChart(props));
     const crb = find(objs, 'ClusterRoleBinding');
     assert.deepEqual(crb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'portcullis:proxy-impersonator' });
     assert.deepEqual(crb.subjects, [{ kind: 'ServiceAccount', name: 'portcullis-proxy', namespace: 'portcullis-system' }]);
-    assert.ok(!objs.some((o) => /Role$/.test(o.kind)), 'no Role/ClusterRole in the chart');
-    assert.ok(!objs.some((o) => o.kind === 'RoleBinding'), 'no other binding');
+    assert.ok(!objs.some((o) => o.kind === 'ClusterRole'), 'no ClusterRole in the chart: the compiler defines the impersonator');
+    const role = find(objs, 'Role') as Viewed & { rules: unknown };
+    assert.equal(role.metadata.namespace, PROXY_NAMESPACE);
+    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [BREAK_GLASS_CONFIGMAP], verbs: ['get', 'update'] }]);
+    const rb = find(objs, 'RoleBinding');
+    assert.deepEqual(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
+    assert.deepEqual(rb.subjects, [{ kind: 'ServiceAccount', name: 'portcullis-proxy', namespace: 'portcullis-system' }]);
+    const state = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === BREAK_GLASS_CONFIGMAP);
+    assert.ok(state && !('data' in state), 'the break-glass ConfigMap ships without data, so re-applying the chart keeps activations');
     assert.equal(find(objs, 'Deployment').spec.template.spec.serviceAccountName, 'portcullis-proxy');
     // Shared objects carry the compiler's labels, so `apply` (prune by managed-by) keeps them.
     for (const kind of ['Namespace', 'ServiceAccount', 'ClusterRoleBinding']) {
@@ -154,6 +163,8 @@ describe('proxy deployment chart', () => {
     const cfg = parseConfig(cm.data['config.yaml'] ?? '', '/', 'chart config');
     assert.equal(cfg.clusters[0]?.name, 'dev');
     assert.deepEqual(cfg.clusters[0]?.bundle, { kind: 'directory', path: BUNDLE_MOUNT, pollIntervalMs: cfg.clusters[0]?.bundle.pollIntervalMs });
+    // Replicas share break-glass activations through the chart's ConfigMap, with the pod's own token.
+    assert.deepEqual(cfg.breakGlass.configMap, { cluster: 'dev', tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token', namespace: PROXY_NAMESPACE, name: BREAK_GLASS_CONFIGMAP });
   });
 });
 
@@ -173,11 +184,14 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(r.stdout.trim().split('\n').sort(), [
         'clusterrolebinding.rbac.authorization.k8s.io/portcullis:proxy-impersonator',
+        'configmap/portcullis-break-glass',
         'configmap/portcullis-proxy-config',
         'configmap/portcullis-proxy-keys',
         'deployment.apps/portcullis-proxy',
         'namespace/portcullis-system',
         'poddisruptionbudget.policy/portcullis-proxy',
+        'role.rbac.authorization.k8s.io/portcullis-proxy:break-glass-state',
+        'rolebinding.rbac.authorization.k8s.io/portcullis-proxy:break-glass-state',
         'service/portcullis-proxy',
         'serviceaccount/portcullis-proxy',
       ]);
@@ -187,6 +201,57 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
       assert.notEqual(bad.code, 0);
       assert.match(bad.stderr, /minAvailable/);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('GIVEN the chart\'s break-glass Role, ConfigMap and binding on a real cluster WHEN one replica activates THEN another sees it, with the ServiceAccount able to do nothing else there', async () => {
+    const fleet = await getTestFleet();
+    const cluster = fleet.cluster('staging');
+    const kubeconfig = cluster.adminKubeconfig;
+    // The chart's own objects, moved to a namespace of this test (the shared fleet's portcullis-system belongs to apply's tests).
+    const ns = `bg-ha-${process.pid}`;
+    const sa = 'portcullis-proxy';
+    const mine = objects(synthProxyChart(props))
+      .filter((o) => ['Role', 'RoleBinding'].includes(o.kind) || (o.kind === 'ConfigMap' && o.metadata.name === BREAK_GLASS_CONFIGMAP))
+      .map((o) => {
+        const moved = JSON.parse(JSON.stringify(o).replaceAll(`"namespace":"${PROXY_NAMESPACE}"`, `"namespace":"${ns}"`)) as Obj;
+        return moved;
+      });
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-bg-ha-'));
+    try {
+      assert.equal((await fleet.kubectl(['create', 'namespace', ns], { kubeconfig })).code, 0);
+      assert.equal((await fleet.kubectl(['create', 'serviceaccount', sa, '-n', ns], { kubeconfig })).code, 0);
+      const file = join(dir, 'objs.json');
+      writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: mine }));
+      const applied = await fleet.kubectl(['apply', '-f', file], { kubeconfig, timeoutMs: 60_000 });
+      assert.equal(applied.code, 0, applied.stderr);
+      const token = await fleet.kubectl(['create', 'token', sa, '-n', ns, '--duration=10m'], { kubeconfig });
+      assert.equal(token.code, 0, token.stderr);
+      const tokenFile = join(dir, 'token');
+      writeFileSync(tokenFile, token.stdout.trim(), { mode: 0o600 });
+      const loc = { serverUrl: cluster.server, ca: readFileSync(cluster.caFile), tokenFile, namespace: ns, name: BREAK_GLASS_CONFIGMAP };
+      const replicaA = new ActivationStore(new ConfigMapActivations(loc));
+      const replicaB = new ActivationStore(new ConfigMapActivations(loc));
+      await replicaA.start();
+      await replicaB.start();
+      try {
+        const now = Date.now();
+        await replicaA.add({ cluster: 'staging', user: 'oidc:alice', grant: 'oncall-break-glass', reason: 'INC-1: payments down', activatedAt: now, expiresAt: now + 600_000 });
+        await replicaB.refresh();
+        assert.equal(replicaB.active('staging', 'oidc:alice').get('oncall-break-glass'), now + 600_000);
+      } finally {
+        replicaA.stop();
+        replicaB.stop();
+      }
+      // Least privilege, as the real RBAC answers it.
+      const can = async (...a: string[]) => (await fleet.kubectl(['auth', 'can-i', ...a, '-n', ns, '--as', `system:serviceaccount:${ns}:${sa}`], { kubeconfig })).stdout.trim();
+      assert.equal(await can('update', `configmaps/${BREAK_GLASS_CONFIGMAP}`), 'yes');
+      assert.equal(await can('delete', `configmaps/${BREAK_GLASS_CONFIGMAP}`), 'no');
+      assert.equal(await can('get', 'configmaps/portcullis-proxy-config'), 'no');
+      assert.equal(await can('list', 'configmaps'), 'no');
+    } finally {
+      await fleet.kubectl(['delete', 'namespace', ns, '--wait=false'], { kubeconfig });
       rmSync(dir, { recursive: true, force: true });
     }
   });
