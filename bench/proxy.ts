@@ -2,9 +2,12 @@
  * Proxy benchmark (a script, not a test): `node bin/run-ts.js bench/proxy.ts [--fleet DIR] [--quick]`.
  *
  * On loopback against a sandbox cluster, side by side in one run:
- *   direct to kube-apiserver · through Portcullis · through nginx as a plain TLS reverse proxy.
+ *   direct to kube-apiserver · direct with the proxy's impersonation headers · through Portcullis ·
+ *   through a minimal Node.js reverse proxy (node-floor-proxy.ts: what Node itself adds) ·
+ *   through nginx as a plain TLS reverse proxy.
  * GET of one ConfigMap and LIST of 500, at concurrency 1 and 32; p50/p99 per path,
- * the latency each proxy adds over direct, and Portcullis' added latency over nginx's.
+ * the latency each proxy adds over direct, each proxy process's CPU time per request,
+ * and Portcullis' added latency over nginx's.
  * Then: bundle reload of 10,000 grants, 2,000 concurrent watches through one proxy
  * (its RSS), and the audit sink at 10,000 records/s (lines counted afterwards).
  *
@@ -16,7 +19,9 @@
  * --rounds N (interleaved rounds per scenario, samples pooled; default 4, 2 with --quick) ·
  * --watch-h2 (open the watches over one HTTP/2 connection, as client-go does, instead of one HTTP/1.1 connection each).
  * Diagnostics (not the reported figures): BENCH_NODELAY=1 turns Nagle off on the proxy's client sockets;
- * BENCH_UNCAPPED_UPSTREAM=1 lifts the upstream pool's maxSockets; BENCH_KEEP=1 keeps the work directory.
+ * BENCH_UNCAPPED_UPSTREAM=1 lifts the upstream pool's maxSockets; BENCH_KEEP=1 keeps the work directory;
+ * BENCH_CPU_PROF=DIR writes a CPU profile of the proxy; BENCH_PROXY_NODE_FLAGS='…' adds node flags to the proxy
+ * (not ones that write to stdout: the proxy's first stdout line is its port).
  * nginx: `apt-get update && apt-get install -y nginx` (Debian); without it the nginx column is skipped.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
