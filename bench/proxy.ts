@@ -343,9 +343,14 @@ async function watchBench(pid: number, watchTarget: Target, memory: () => Promis
   await new Promise((r) => setTimeout(r, 1000));
 }
 
-async function openWatches(t: Target, path: string, n: number, maxMs: number): Promise<{ ok: number; failed: number; firstError?: string; close: () => void }> {
-  const agent = new Agent({ keepAlive: false, maxSockets: Infinity, ca: t.ca });
-  const reqs: ReturnType<typeof request>[] = [];
+type OpenedWatches = { ok: number; failed: number; firstError?: string; close: () => void };
+
+/**
+ * Opens up to n watches, 100 at a time, until maxMs: `start(finish)` opens one
+ * and calls finish(good, why) on its response headers or error. A watch with no
+ * response headers within 15 s counts as failed (and the bench moves on).
+ */
+async function openInBatches(n: number, maxMs: number, start: (finish: (good: boolean, why?: string) => void) => void, close: () => void): Promise<OpenedWatches> {
   let ok = 0;
   let failed = 0;
   let firstError: string | undefined;
@@ -364,8 +369,23 @@ async function openWatches(t: Target, path: string, n: number, maxMs: number): P
         }
         resolve();
       };
-      // A watch that gets no response headers within 15 s counts as failed (and the bench moves on).
       const timer = setTimeout(() => finish(false, 'no response headers within 15 s'), 15_000);
+      start(finish);
+    });
+  for (let i = 0; i < n && Date.now() - t0 < maxMs; i += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, n - i) }, one));
+  }
+  return { ok, failed, ...(firstError !== undefined ? { firstError } : {}), close };
+}
+
+/** Watches over HTTP/1.1, one connection each. */
+function openWatches(t: Target, path: string, n: number, maxMs: number): Promise<OpenedWatches> {
+  const agent = new Agent({ keepAlive: false, maxSockets: Infinity, ca: t.ca });
+  const reqs: ReturnType<typeof request>[] = [];
+  return openInBatches(
+    n,
+    maxMs,
+    (finish) => {
       const req = request(`${t.base}${path}`, { agent, ca: t.ca, headers: { authorization: `Bearer ${t.token}`, accept: 'application/json' } }, (res) => {
         res.on('data', () => {});
         res.on('error', () => {});
@@ -374,64 +394,36 @@ async function openWatches(t: Target, path: string, n: number, maxMs: number): P
       req.on('error', (e) => finish(false, e.message));
       req.end();
       reqs.push(req);
-    });
-  for (let i = 0; i < n && Date.now() - t0 < maxMs; i += 100) {
-    await Promise.all(Array.from({ length: Math.min(100, n - i) }, one));
-  }
-  return {
-    ok,
-    failed,
-    ...(firstError !== undefined ? { firstError } : {}),
-    close: () => {
+    },
+    () => {
       for (const r of reqs) r.destroy();
       agent.destroy();
     },
-  };
+  );
 }
 
-async function openWatchesH2(t: Target, path: string, n: number, maxMs: number): Promise<{ ok: number; failed: number; firstError?: string; close: () => void }> {
+/** Watches as streams of a few HTTP/2 connections, as client-go opens them. */
+function openWatchesH2(t: Target, path: string, n: number, maxMs: number): Promise<OpenedWatches> {
   const base = new URL(t.base);
   // 500 streams per connection (the proxy allows 1,000; client-go opens another connection when a server's limit is reached).
   const sessions = Array.from({ length: Math.ceil(n / 500) }, () => http2.connect(base.origin, { ca: t.ca }));
   for (const s of sessions) s.on('error', () => {});
   let next = 0;
-  let ok = 0;
-  let failed = 0;
-  let firstError: string | undefined;
-  const t0 = Date.now();
-  const one = () =>
-    new Promise<void>((resolve) => {
-      let done = false;
-      const finish = (good: boolean, why?: string) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (good) ok++;
-        else {
-          failed++;
-          firstError ??= why;
-        }
-        resolve();
-      };
-      const timer = setTimeout(() => finish(false, 'no response headers within 15 s'), 15_000);
+  return openInBatches(
+    n,
+    maxMs,
+    (finish) => {
       const session = sessions[Math.floor(next++ / 500) % sessions.length] as http2.ClientHttp2Session;
       const stream = session.request({ ':method': 'GET', ':path': `${base.pathname.replace(/\/$/, '')}${path}`, authorization: `Bearer ${t.token}`, accept: 'application/json' });
       stream.on('response', (h) => finish(h[':status'] === 200, `HTTP ${String(h[':status'])}`));
       stream.on('data', () => {});
       stream.on('error', (e) => finish(false, e.message));
       stream.end();
-    });
-  for (let i = 0; i < n && Date.now() - t0 < maxMs; i += 100) {
-    await Promise.all(Array.from({ length: Math.min(100, n - i) }, one));
-  }
-  return {
-    ok,
-    failed,
-    ...(firstError !== undefined ? { firstError } : {}),
-    close: () => {
+    },
+    () => {
       for (const s of sessions) s.destroy();
     },
-  };
+  );
 }
 
 async function auditThroughput(path: string, seconds: number) {

@@ -42,12 +42,7 @@ export function relayResponse(
   end: (o: ForwardOutcome) => void,
   flush: boolean,
 ): void {
-  const plain: Record<string, string | string[]> = {};
-  for (const k in upstreamHeaders) {
-    const v = upstreamHeaders[k];
-    if (v !== undefined && k.charCodeAt(0) !== 58 /* ':' */) plain[k] = typeof v === 'number' ? String(v) : v;
-  }
-  const h = filterResponseHeaders(plain);
+  const h = filterResponseHeaders(upstreamHeaders);
   if (h['audit-id'] === undefined) h['audit-id'] = String(sent['audit-id'] ?? '');
   if (!res.headersSent) res.writeHead(status, h);
   if (flush) (res as ServerResponse).flushHeaders?.();

@@ -118,15 +118,19 @@ export function encodeExtraKey(key: string): string {
   return e;
 }
 
-/** Response headers that must not be relayed to the client (hop-by-hop; HTTP/2 forbids them outright). */
-export function filterResponseHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
+/**
+ * Response headers to relay to the client: without hop-by-hop ones (HTTP/2
+ * forbids them outright) and without HTTP/2 pseudo-headers (`:status`), with
+ * numbers as strings. One pass, since it runs for every response.
+ */
+export function filterResponseHeaders(headers: Readonly<Record<string, string | string[] | number | undefined>>): Record<string, string | string[]> {
   const connection = headers['connection'];
   const nominated = connection === undefined ? undefined : new Set(String(connection).split(',').map((s) => s.trim().toLowerCase()));
   const out: Record<string, string | string[]> = {};
   for (const k in headers) {
     const v = headers[k];
-    if (v === undefined || HOP_BY_HOP.has(k) || nominated?.has(k)) continue;
-    out[k] = v;
+    if (v === undefined || k.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(k) || nominated?.has(k)) continue;
+    out[k] = typeof v === 'number' ? String(v) : v;
   }
   return out;
 }
