@@ -17,6 +17,8 @@
  * Options: --quick (smaller counts) · --parts latency,reload,watches,audit (a subset) ·
  * --only PREFIX (latency scenarios whose name starts with it, e.g. 'GET 1 object c=32') ·
  * --rounds N (interleaved rounds per scenario, samples pooled; default 4, 2 with --quick) ·
+ * --warmup N (GETs, and N/20 LISTs, sent through every path once before the first scenario, so Node.js's JIT
+ * has optimised the hot code as in a long-running proxy; default 6,000, 2,000 with --quick; 0 for none) ·
  * --watch-h2 (open the watches over one HTTP/2 connection, as client-go does, instead of one HTTP/1.1 connection each).
  * Diagnostics (not the reported figures): BENCH_NODELAY=1 turns Nagle off on the proxy's client sockets;
  * BENCH_UNCAPPED_UPSTREAM=1 lifts the upstream pool's maxSockets; BENCH_KEEP=1 keeps the work directory;
@@ -49,6 +51,7 @@ const quick = args.includes('--quick');
 const fleetArg = args.includes('--fleet') ? args[args.indexOf('--fleet') + 1] : undefined;
 const rounds = Math.max(1, Number(args.includes('--rounds') ? args[args.indexOf('--rounds') + 1] : quick ? 2 : 4));
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+const warmup = Math.max(0, Number(args.includes('--warmup') ? args[args.indexOf('--warmup') + 1] : quick ? 2000 : 6000));
 const parts = new Set((args.includes('--parts') ? (args[args.indexOf('--parts') + 1] ?? '') : 'latency,reload,watches,audit').split(','));
 const NS = 'portcullis-bench';
 const OBJECTS = 500;
@@ -224,7 +227,7 @@ async function main(): Promise<void> {
 
   // ---- latency -------------------------------------------------------------------
   out(`Portcullis proxy benchmark — ${new Date().toISOString()} — node ${process.version}, kube-apiserver ${fleet.kubernetesVersion}, ${nginx ? spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim() : 'no nginx'}`);
-  out(`loopback, HTTP/1.1 keep-alive, TLS everywhere; latency = request start → last body byte, ms; ${rounds} interleaved rounds per scenario, samples pooled`);
+  out(`loopback, HTTP/1.1 keep-alive, TLS everywhere; latency = request start → last body byte, ms; ${rounds} interleaved rounds per scenario, samples pooled, after a warm-up of ${warmup} GETs and ${Math.ceil(warmup / 20)} LISTs per path`);
   out(`node floor = a 30-line Node.js reverse proxy (bench/node-floor-proxy.ts): what Node itself adds; proxy CPU = the proxy process's user+system time per request`);
   out(`machine: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start${process.env.BENCH_NODELAY === '1' ? '; BENCH_NODELAY=1 (diagnostic: Nagle off on the proxy\'s client sockets)' : ''}`);
   out();
@@ -240,6 +243,17 @@ async function main(): Promise<void> {
     { name: `LIST ${OBJECTS} objects`, path: listPath, concurrency: 1, count: quick ? 30 : 150 },
     { name: `LIST ${OBJECTS} objects`, path: listPath, concurrency: 32, count: quick ? 100 : 480 },
   ].filter((s) => only === undefined || `${s.name} c=${s.concurrency}`.startsWith(only));
+  if (scenarios.length && warmup > 0) {
+    // A long-running proxy serves its requests with optimised code. A fresh Node.js process spends its
+    // first thousands of requests in the interpreter and the baseline compiler, compiling in the
+    // background (a quarter of its CPU in a profile of a cold run). Warm every path the same way
+    // once, GETs then LISTs, so the rounds below measure the steady state, as nginx's native code is.
+    say(`warming every path: ${warmup} GETs and ${Math.ceil(warmup / 20)} LISTs each, concurrency 16`);
+    for (const t of targets) {
+      await run(t, getPath, 16, warmup, 60_000);
+      await run(t, listPath, 16, Math.ceil(warmup / 20), 60_000);
+    }
+  }
   const header = ['scenario', 'path', 'n', 'err', 'req/s', 'p50', 'p99', '+p50', '+p99', 'proxy CPU µs/req'];
   const rows: string[][] = [];
   const ratios: string[] = [];
