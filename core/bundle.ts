@@ -7,6 +7,19 @@ export const PAYLOAD_TYPE = 'application/vnd.portcullis.bundle.v1+json';
 /** The file in a cluster's output directory that holds the signature envelope. */
 export const ENVELOPE_FILE = 'bundle.sig.json';
 
+/**
+ * The annotation `apply` puts on the delivered bundle (the ConfigMap): the git commit generated/
+ * was applied from. Not signed (the bundle is signed before its commit exists); the proxy copies
+ * it into audit records as delivered, and `portcullis audit-trace` checks it against git history,
+ * where the signed revision says which commit introduced the bundle.
+ */
+export const POLICY_COMMIT_ANNOTATION = 'portcullis.dev/policy-commit';
+
+/** A full git object id: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits. */
+export function isCommitId(s: unknown): s is string {
+  return typeof s === 'string' && /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(s);
+}
+
 /** What a bundle's signature vouches for. */
 export interface BundleStatement {
   readonly _type: 'https://portcullis.dev/bundle/v1';

@@ -15,6 +15,8 @@ export { BundleError, type BundleErrorCode } from './bundle-error.ts';
 export {
   ENVELOPE_FILE,
   PAYLOAD_TYPE,
+  POLICY_COMMIT_ANNOTATION,
+  isCommitId,
   keyIdOf,
   pae,
   sha256,

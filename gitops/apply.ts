@@ -28,6 +28,8 @@ export interface ApplyOptions {
   readonly onProgress?: (line: string) => void;
   /** The clock, for timings. @default Date.now */
   readonly now?: () => number;
+  /** The git commit generated/ is applied from, recorded on the delivered bundle. @default none */
+  readonly commit?: string;
 }
 
 /**
@@ -83,7 +85,7 @@ export async function applyPlan(plan: ClusterPlan, client: ClusterClient, opts: 
     }
     if (plan.bundle.changed) {
       say(`delivering bundle revision ${plan.bundle.toRevision}${dryRun ? ' (server dry run)' : ''}…`);
-      await client.deliverBundle(plan.bundle.files, { dryRun });
+      await client.deliverBundle(plan.bundle.files, { dryRun, ...(opts.commit !== undefined ? { commit: opts.commit } : {}) });
       bundleDelivered = true;
     }
     const seconds = (now() - t0) / 1000;

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { ExitError } from '../cli/exit-error.ts';
-import { keyIdOf, type TrustedKeys } from '../core/index.ts';
+import { isCommitId, keyIdOf, type TrustedKeys } from '../core/index.ts';
 import { renderApplySummary } from './apply.ts';
+import { traceAuditLog } from './audit-trace.ts';
 import { readCredentials, tokenKubeconfig, type Credentials } from './fleet.ts';
 import { readGenerated } from './generated.ts';
 import { GitopsError } from './gitops-error.ts';
@@ -99,8 +100,39 @@ function asExit(e: unknown): never {
   throw e;
 }
 
-/** Registers `plan` and `apply`. */
+async function readInputs(files: readonly string[]): Promise<string> {
+  if (files.length) return (await Promise.all(files.map((f) => readFile(f, 'utf8')))).join('\n');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Registers `plan`, `apply` and `audit-trace`. */
 export function registerGitopsCommands(program: Command): void {
+  program
+    .command('audit-trace')
+    .description("trace the proxy's audit records back to git: the commit each record's bundle revision entered git in, and the deciding policy line at that commit. Exit 1 if a record contradicts git or cannot be traced")
+    .argument('[files...]', 'audit logs, one JSON Event per line (default: standard input)')
+    .option('--repo <dir>', 'the git repository of the policies', '.')
+    .option('--generated <dir>', "the compiler's output directory, relative to the repository's top", 'generated')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (files: string[], f: { repo: string; generated: string; format: 'text' | 'json' }) => {
+      try {
+        const r = await traceAuditLog(await readInputs(files), f.repo, f.generated);
+        process.stdout.write(f.format === 'json' ? `${JSON.stringify(r.traces, null, 2)}\n` : r.text);
+        const count = (s: string) => r.traces.filter((t) => t.status === s).length;
+        const problems = r.traces.filter((t) => t.status !== 'skipped' && t.problems.length > 0).length;
+        process.stderr.write(
+          `${r.traces.length} records: ${count('traced')} traced, ${count('untraced')} not traceable, ${count('skipped')} skipped, ${problems} with problems` +
+            `${r.unreadable ? `; ${r.unreadable} lines were not audit Events` : ''}\n`,
+        );
+        if (problems > 0) throw new ExitError(1, '');
+        if (r.traces.length === 0 && r.unreadable > 0) throw new ExitError(1, 'portcullis: no audit Events in the input (one audit.k8s.io/v1 Event per line expected)');
+      } catch (e) {
+        asExit(e);
+      }
+    });
+
   fleetOptions(
     program
       .command('plan')
@@ -137,12 +169,15 @@ export function registerGitopsCommands(program: Command): void {
   )
     .option('--policies <dir>', 'the policy sources generated/ must be up to date with', 'policies')
     .option('--dry-run', "use the server's dry run: nothing is changed")
-    .action(async (f: FleetFlags & { policies: string; dryRun?: boolean }) => {
+    .option('--commit <sha>', 'the full git commit id generated/ is applied from (e.g. $GITHUB_SHA); each delivered bundle carries it and the proxies write it into their audit records')
+    .action(async (f: FleetFlags & { policies: string; dryRun?: boolean; commit?: string }) => {
       try {
         const dryRun = f.dryRun ?? false;
+        if (f.commit !== undefined && !isCommitId(f.commit)) throw new ExitError(1, `portcullis: --commit must be a full commit id (40 or 64 lowercase hex digits), not ${JSON.stringify(f.commit)}`);
         const { results } = await runApply({
           ...(await toFleetOptions(f)),
           dryRun,
+          ...(f.commit !== undefined ? { commit: f.commit } : {}),
           checkFresh: compilerFreshnessCheck(f.policies, f.generated),
           onProgress: (line) => process.stderr.write(`${line}\n`),
         });

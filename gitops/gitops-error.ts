@@ -9,6 +9,7 @@ export type GitopsErrorCode =
   | 'CREDENTIALS_MISSING'
   | 'CLUSTER_UNREACHABLE'
   | 'KUBECTL_FAILED'
+  | 'GIT_FAILED'
   | 'GITHUB_CONTEXT';
 
 /** A plan, apply or GitHub step failed or refused. */

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { stringify } from 'yaml';
-import { decodeRuleSet, ENVELOPE_FILE, type RuleSet } from '../core/index.ts';
+import { decodeRuleSet, ENVELOPE_FILE, POLICY_COMMIT_ANNOTATION, type RuleSet } from '../core/index.ts';
 import { readStatement } from './generated.ts';
 import { GitopsError } from './gitops-error.ts';
 import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_KINDS, kindRank, type KubeObject } from './objects.ts';
@@ -24,6 +24,13 @@ export interface LiveBundle {
   readonly envelope: string | undefined;
 }
 
+/** How a bundle is delivered. */
+export interface DeliverOptions {
+  readonly dryRun: boolean;
+  /** The git commit generated/ is applied from; the proxy copies it into its audit records. */
+  readonly commit?: string;
+}
+
 /** The side effects plan and apply need from one cluster. */
 export interface ClusterClient {
   readonly name: string;
@@ -35,8 +42,8 @@ export interface ClusterClient {
   apply(objects: readonly KubeObject[], opts: { readonly dryRun: boolean }): Promise<void>;
   /** Deletes the given objects (in the given order). */
   delete(objects: readonly KubeObject[], opts: { readonly dryRun: boolean }): Promise<void>;
-  /** Writes the bundle files to the ConfigMap, creating the namespace if needed. */
-  deliverBundle(files: BundleFiles, opts: { readonly dryRun: boolean }): Promise<void>;
+  /** Writes the bundle files to the ConfigMap, creating the namespace if needed, annotated with the commit if given. */
+  deliverBundle(files: BundleFiles, opts: DeliverOptions): Promise<void>;
   /** Whether a namespace exists (for dry runs, where a namespace to be created is not there yet). */
   namespaceExists(name: string): Promise<boolean>;
 }
@@ -111,12 +118,18 @@ export class KubectlClient implements ClusterClient {
     await this.run(['delete', '--ignore-not-found', '--wait=false', ...(opts.dryRun ? ['--dry-run=server'] : []), '-f', '-'], refs.join('---\n'));
   }
 
-  async deliverBundle(files: BundleFiles, opts: { readonly dryRun: boolean }): Promise<void> {
+  async deliverBundle(files: BundleFiles, opts: DeliverOptions): Promise<void> {
     const ns = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: BUNDLE_NAMESPACE } };
+    // Server-side apply: a delivery without a commit also drops the previous one's annotation.
     const cm = {
       apiVersion: 'v1',
       kind: 'ConfigMap',
-      metadata: { name: BUNDLE_CONFIGMAP, namespace: BUNDLE_NAMESPACE, labels: { 'app.kubernetes.io/part-of': 'portcullis' } },
+      metadata: {
+        name: BUNDLE_CONFIGMAP,
+        namespace: BUNDLE_NAMESPACE,
+        labels: { 'app.kubernetes.io/part-of': 'portcullis' },
+        ...(opts.commit !== undefined ? { annotations: { [POLICY_COMMIT_ANNOTATION]: opts.commit } } : {}),
+      },
       data: files,
     };
     const dry = opts.dryRun ? ['--dry-run=server'] : [];

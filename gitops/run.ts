@@ -74,6 +74,8 @@ export async function runPlan(opts: FleetOptions): Promise<Plan> {
 export interface RunApplyOptions extends FleetOptions {
   readonly dryRun?: boolean;
   readonly onProgress?: (line: string) => void;
+  /** The git commit generated/ is applied from, recorded on each delivered bundle. */
+  readonly commit?: string;
   /** Refuses when generated/ is stale relative to the policies. */
   readonly checkFresh: () => Promise<void>;
 }
@@ -91,7 +93,7 @@ export async function runApply(opts: RunApplyOptions): Promise<{ plan: Plan; res
       say(`[${c.name}] FAILED: ${plan.status === 'error' ? plan.error : 'no client'}`);
       return { plan, result: { cluster: c.name, ok: false, applied: 0, deleted: 0, bundleDelivered: false, skipped: 0, error: plan.status === 'error' ? plan.error : 'no client', seconds: 0 } };
     }
-    const result = await applyPlan(plan, client, { dryRun: opts.dryRun ?? false, onProgress: say });
+    const result = await applyPlan(plan, client, { dryRun: opts.dryRun ?? false, onProgress: say, ...(opts.commit !== undefined ? { commit: opts.commit } : {}) });
     return { plan, result };
   });
   return { plan: { clusters: out.map((o) => o.plan) }, results: out.map((o) => o.result) };

@@ -2,10 +2,18 @@ import { readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { join } from 'node:path';
+import { isCommitId, POLICY_COMMIT_ANNOTATION } from '../core/bundle.ts';
 import type { BundleSourceConfig } from './config.ts';
 
 /** The files of a bundle as fetched from its source, before any verification. */
 export type BundleFiles = ReadonlyMap<string, Uint8Array>;
+
+/** What a source delivered: the files, and the git commit `apply` says they came from (ConfigMap only). */
+export interface FetchedBundle {
+  readonly files: BundleFiles;
+  /** From the ConfigMap's portcullis.dev/policy-commit annotation, when it is a full commit id. Unsigned. */
+  readonly commit?: string;
+}
 
 /** The three files a bundle consists of (design.md); URL sources fetch exactly these. */
 const URL_FILES = ['bundle.sig.json', 'rbac.yaml', 'rules.json'] as const;
@@ -18,29 +26,32 @@ export interface ConfigMapEndpoint {
 }
 
 /** Fetches the current files of a bundle source. */
-export async function fetchBundle(src: BundleSourceConfig, cm?: ConfigMapEndpoint): Promise<BundleFiles> {
+export async function fetchBundle(src: BundleSourceConfig, cm?: ConfigMapEndpoint): Promise<FetchedBundle> {
   switch (src.kind) {
     case 'directory':
-      return readDirectory(src.path);
+      return { files: readDirectory(src.path) };
     case 'url': {
       const ca = src.caFile !== undefined ? await readFile(src.caFile) : undefined;
       const out = new Map<string, Uint8Array>();
       const base = src.url.endsWith('/') ? src.url : `${src.url}/`;
       for (const name of URL_FILES) out.set(name, await httpsGet(new URL(name, base), ca, {}));
-      return out;
+      return { files: out };
     }
     case 'configMap': {
       if (cm === undefined) throw new Error('no API server for the ConfigMap bundle source');
       const token = (await readFile(src.tokenFile, 'utf8')).trim();
       const url = new URL(`api/v1/namespaces/${encodeURIComponent(src.namespace)}/configmaps/${encodeURIComponent(src.name)}`, withSlash(cm.serverUrl));
       const body = JSON.parse(Buffer.from(await httpsGet(url, cm.ca, { authorization: `Bearer ${token}` })).toString('utf8')) as {
+        metadata?: { annotations?: Record<string, unknown> };
         data?: Record<string, string>;
         binaryData?: Record<string, string>;
       };
       const out = new Map<string, Uint8Array>();
       for (const [k, v] of Object.entries(body.data ?? {})) out.set(k, Buffer.from(v, 'utf8'));
       for (const [k, v] of Object.entries(body.binaryData ?? {})) out.set(k, Buffer.from(v, 'base64'));
-      return out;
+      // Anything but a full commit id is ignored: the value goes into every audit record verbatim.
+      const commit = body.metadata?.annotations?.[POLICY_COMMIT_ANNOTATION];
+      return isCommitId(commit) ? { files: out, commit } : { files: out };
     }
     default:
       throw new Error('unknown bundle source');

@@ -11,6 +11,8 @@ export interface ActiveBundle {
   readonly revision: number;
   readonly notAfter: number;
   readonly sourceDigest: string;
+  /** The git commit the delivery named (unsigned; see POLICY_COMMIT_ANNOTATION), if any. */
+  readonly commit?: string;
   readonly ruleSet: RuleSet;
   /** The rule set plus the built-in discovery grant, indexed. */
   readonly index: RuleIndex;
@@ -47,8 +49,12 @@ export class BundleStore {
     return this.#current;
   }
 
-  /** Offers the files of a bundle (the envelope included). */
-  offer(files: ReadonlyMap<string, Uint8Array>, now: number): OfferResult {
+  /**
+   * Offers the files of a bundle (the envelope included), with the commit its delivery named.
+   * The same files delivered again under another commit are unchanged: the record keeps naming
+   * the commit that brought this revision.
+   */
+  offer(files: ReadonlyMap<string, Uint8Array>, now: number, commit?: string): OfferResult {
     const prev = this.#current;
     const fingerprint = fingerprintOf(files);
     if (prev !== undefined && prev.fingerprint === fingerprint) return { result: 'unchanged' };
@@ -59,7 +65,7 @@ export class BundleStore {
       // Verification first; nothing of the bundle is parsed before it passes.
       const st = verifyBundle(envelope, rest, this.keys, { cluster: this.cluster, now, minRevision: prev === undefined ? 0 : prev.revision + 1 });
       const ruleSet = parseRuleSet(rest.get('rules.json'), this.cluster);
-      const bundle = toActive(st, ruleSet, fingerprint);
+      const bundle = toActive(st, ruleSet, fingerprint, commit);
       this.#current = bundle; // the atomic swap
       return prev === undefined ? { result: 'accepted', bundle } : { result: 'accepted', bundle, previous: prev };
     } catch (err) {
@@ -69,7 +75,7 @@ export class BundleStore {
   }
 }
 
-function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string): ActiveBundle {
+function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string, commit: string | undefined): ActiveBundle {
   // The built-in discovery grant names system:authenticated, which every identity carries for
   // authorization (never impersonated: kube-apiserver adds it upstream by itself).
   const withDiscovery: RuleSet = {
@@ -82,6 +88,7 @@ function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string): A
     revision: st.revision,
     notAfter: Date.parse(st.notAfter),
     sourceDigest: st.sourceDigest,
+    ...(commit !== undefined ? { commit } : {}),
     ruleSet,
     index: indexRuleSet(withDiscovery),
     fingerprint,

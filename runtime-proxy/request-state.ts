@@ -24,6 +24,7 @@ export interface RequestState extends AuthorizeFacts {
   admission?: Admission | undefined;
   bundleRevision?: number;
   policyDigest?: string;
+  policyCommit?: string;
   breakGlass?: string;
   /** Set once the decision was counted in the metrics. */
   counted?: boolean;

@@ -179,21 +179,21 @@ export class PortcullisProxy {
 
   async #reloadOnce(cr: ClusterRuntime): Promise<OfferResult | undefined> {
     const name = cr.config.name;
-    let files;
+    let fetched;
     try {
-      files = await fetchBundle(cr.config.bundle, { serverUrl: cr.upstream.base.href, ca: cr.upstream.tls.ca });
+      fetched = await fetchBundle(cr.config.bundle, { serverUrl: cr.upstream.base.href, ca: cr.upstream.tls.ca });
     } catch (err) {
       this.metrics.reloads.inc({ cluster: name, result: 'fetch_failed' });
       this.log.error({ cluster: name, err: (err as Error).message, alert: true }, 'bundle fetch failed; keeping the last good bundle');
       return undefined;
     }
-    const r = cr.store.offer(files, this.#clock());
+    const r = cr.store.offer(fetched.files, this.#clock(), fetched.commit);
     this.metrics.reloads.inc({ cluster: name, result: r.result });
     if (r.result === 'rejected') {
       this.log.error({ cluster: name, code: r.code, err: r.message, alert: true, activeRevision: cr.store.lastAccepted()?.revision }, 'bundle refused; keeping the last good bundle');
     } else if (r.result === 'accepted') {
       this.metrics.bundleRevision.set({ cluster: name }, r.bundle.revision);
-      this.log.info({ cluster: name, revision: r.bundle.revision, previous: r.previous?.revision }, 'bundle accepted');
+      this.log.info({ cluster: name, revision: r.bundle.revision, previous: r.previous?.revision, commit: r.bundle.commit }, 'bundle accepted');
       if (r.previous) this.#recheckStreams(name);
     }
     return r;
@@ -301,6 +301,7 @@ export class PortcullisProxy {
     if (st.source !== undefined) facts.source = st.source;
     if (st.bundleRevision !== undefined) facts.bundleRevision = st.bundleRevision;
     if (st.policyDigest !== undefined) facts.policyDigest = st.policyDigest;
+    if (st.policyCommit !== undefined) facts.policyCommit = st.policyCommit;
     if (st.breakGlass !== undefined) facts.breakGlass = st.breakGlass;
     Object.assign(facts, extra);
     this.audit.write(toAuditEvent(facts));
@@ -344,6 +345,7 @@ export class PortcullisProxy {
     if (!bundle) throw new ProxyError('NO_BUNDLE', `cluster ${r.cluster} has no valid bundle`);
     st.bundleRevision = bundle.revision;
     st.policyDigest = bundle.sourceDigest;
+    if (bundle.commit !== undefined) st.policyCommit = bundle.commit;
     if (!isUpgrade && r.target.split('?')[0] === BREAK_GLASS_PATH) return { cr, target: r.target, breakGlass: true, longRunning: false };
     const parsed = parseRequestStage(req.method ?? '', r.target, isUpgrade);
     const admission = authorizeStage(parsed, identity, bundle, this.activations.active(r.cluster, identity.user), now, st);

@@ -55,6 +55,8 @@ export interface AuditFacts {
   readonly source?: string;
   readonly bundleRevision?: number;
   readonly policyDigest?: string;
+  /** The git commit the bundle's delivery named (unsigned; `portcullis audit-trace` checks it). */
+  readonly policyCommit?: string;
   readonly code: number;
   readonly errorCode?: string;
   /** Why a request was refused, in full (never sent to the client). */
@@ -77,6 +79,7 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
   if (f.source !== undefined) annotations['portcullis.dev/source'] = f.source;
   if (f.bundleRevision !== undefined) annotations['portcullis.dev/bundle-revision'] = String(f.bundleRevision);
   if (f.policyDigest !== undefined) annotations['portcullis.dev/policy-digest'] = f.policyDigest;
+  if (f.policyCommit !== undefined) annotations['portcullis.dev/policy-commit'] = f.policyCommit;
   if (f.errorCode !== undefined) annotations['portcullis.dev/error'] = f.errorCode;
   if (f.detail !== undefined) annotations['portcullis.dev/detail'] = f.detail;
   if (f.streamEnd !== undefined) annotations['portcullis.dev/stream-end'] = f.streamEnd;

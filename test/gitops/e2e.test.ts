@@ -198,15 +198,24 @@ test('GIVEN a policy edit WHEN compiled and planned THEN exactly the expected ob
   const source = { kind: 'configMap' as const, tokenFile, namespace: 'portcullis-system', name: 'portcullis-bundle', pollIntervalMs: 1000 };
   const endpoint = { serverUrl: devCluster.server, ca: readFileSync(devCluster.caFile) };
   const store = new BundleStore('dev', (await readGenerated(join(ws.dir, 'generated'))).keys);
-  const first = store.offer(await fetchBundle(source, endpoint), Date.now());
+  const fetch = async () => {
+    const f = await fetchBundle(source, endpoint);
+    return store.offer(f.files, Date.now(), f.commit);
+  };
+  const first = await fetch();
   assert.equal(first.result === 'accepted' && first.bundle.revision, BASE);
 
-  const a = await ws.cli(['apply', '--kubeconfigs', fleet.file, '--clusters', 'env=dev,staging']);
+  const badCommit = await ws.cli(['apply', '--kubeconfigs', fleet.file, '--clusters', 'dev', '--commit', 'HEAD']);
+  assert.equal(badCommit.code, 1);
+  assert.match(badCommit.stderr, /--commit must be a full commit id/);
+  const COMMIT = '5eed'.repeat(10);
+  const a = await ws.cli(['apply', '--kubeconfigs', fleet.file, '--clusters', 'env=dev,staging', '--commit', COMMIT]);
   assert.equal(a.code, 0, a.stderr + a.stdout);
   assert.match(a.stdout, /2 of 2 clusters ok/);
-  const reloaded = store.offer(await fetchBundle(source, endpoint), Date.now());
+  const reloaded = await fetch();
   assert.equal(reloaded.result, 'accepted', JSON.stringify(reloaded));
   assert.equal(reloaded.result === 'accepted' && reloaded.bundle.revision, BASE + 1);
+  assert.equal(reloaded.result === 'accepted' && reloaded.bundle.commit, COMMIT, 'the delivered bundle names the commit it was applied from');
   assert.ok(reloaded.result === 'accepted' && reloaded.bundle.ruleSet.grants.some((g) => g.id === 'e2e-contractor-configmaps'), 'the proxy now enforces the new grant');
   assert.equal(await canI('dev', ['get', 'configmaps', '-n', 'search', '--as', 'oidc:zoe@contractor.example']), true);
   assert.equal(await canI('dev', ['delete', 'configmaps', '-n', 'search', '--as', 'oidc:zoe@contractor.example']), false);

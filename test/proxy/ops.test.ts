@@ -140,13 +140,16 @@ describe('proxy operations', () => {
   it('GIVEN the bundle in the ConfigMap portcullis-system/portcullis-bundle WHEN read with a separate read-only token THEN the proxy serves from it and follows updates', async () => {
     const name = `portcullis-bundle-${Date.now().toString(36)}`;
     const dir = join(h.dir, 'cm-bundle');
-    const apply = (rev: number) => {
+    // As `portcullis apply` delivers it: the signed files, and the commit they were applied from.
+    const COMMIT = 'c0ffee'.padEnd(40, '0');
+    const apply = (rev: number, commit: string) => {
       writeBundle(dir, RULES, h.signingKey, h.keyId, { revision: rev });
       const data = Object.fromEntries(['rules.json', 'rbac.yaml', 'bundle.sig.json'].map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
-      const r = h.admin(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'portcullis-system' }, data }));
+      const metadata = { name, namespace: 'portcullis-system', annotations: { 'portcullis.dev/policy-commit': commit } };
+      const r = h.admin(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata, data }));
       assert.equal(r.status, 0, r.stderr);
     };
-    apply(1);
+    apply(1, COMMIT);
     const reader = `${name}-reader`;
     const rbac = [
       { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: reader, namespace: 'portcullis-system' } },
@@ -165,10 +168,18 @@ describe('proxy operations', () => {
     assert.equal(x.proxy.store('dev')?.current(Date.now())?.revision, 1);
     const r = await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, [['Authorization', `Bearer ${alice}`]], undefined, x.port);
     assert.equal(r.status, 200);
-    apply(2);
+    // Anything but a full commit id never reaches an audit record.
+    apply(2, 'main; rm -rf /');
     for (let i = 0; i < 50 && x.proxy.store('dev')?.current(Date.now())?.revision !== 2; i++) await sleep(100);
     assert.equal(x.proxy.store('dev')?.current(Date.now())?.revision, 2);
+    assert.equal((await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, [['Authorization', `Bearer ${alice}`]], undefined, x.port)).status, 200);
     await x.proxy.stop();
+    const records = readFileSync(join(h.dir, 'audit-cm.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { annotations: Record<string, string> });
+    const byRevision = (rev: string) => records.filter((e) => e.annotations['portcullis.dev/bundle-revision'] === rev);
+    assert.equal(byRevision('1').length, 1);
+    assert.equal(byRevision('1')[0]?.annotations['portcullis.dev/policy-commit'], COMMIT);
+    assert.equal(byRevision('2').length, 1);
+    assert.equal(byRevision('2')[0]?.annotations['portcullis.dev/policy-commit'], undefined);
   });
 
   it('GIVEN the bundle at an HTTPS URL WHEN polled THEN the proxy serves from it, and keeps the last good one when the URL fails', async () => {
