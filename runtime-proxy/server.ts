@@ -104,11 +104,14 @@ export class PortcullisProxy {
     });
     this.#server.on('secureConnection', (sock: TLSSocket) => sock.setNoDelay(true));
     // SECURITY rule 15 for the HTTP/1.1 side: Node's strict parser (insecureHTTPParser is never set), bounded headers, timeouts.
-    const s = this.#server as unknown as { maxHeaderSize: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number };
+    const s = this.#server as unknown as { maxHeaderSize: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number };
     s.maxHeaderSize = c.limits.maxHeaderBytes;
     s.headersTimeout = c.limits.headersTimeoutMs;
     s.requestTimeout = c.limits.requestTimeoutMs;
     s.keepAliveTimeout = c.limits.idleTimeoutMs;
+    // Node enforces the two timeouts above from a timer (30 s by default, read when listening):
+    // check often enough that a slow client is cut close to its deadline, not up to 30 s later.
+    s.connectionsCheckingInterval = Math.max(250, Math.min(1000, Math.floor(Math.min(c.limits.headersTimeoutMs, c.limits.requestTimeoutMs) / 4)));
     this.#server.setTimeout(c.limits.idleTimeoutMs);
     this.#server.on('timeout', (x: Http2Session | Socket) => {
       // Idle HTTP/2 sessions close gracefully (live streams finish first); idle HTTP/1.1 sockets close.
@@ -366,6 +369,24 @@ export class PortcullisProxy {
     };
   }
 
+  /**
+   * SECURITY rule 15 for HTTP/2, which Node's requestTimeout does not cover: a request whose body
+   * has not fully arrived within requestTimeoutMs is reset (its audit record ends as the client's
+   * error). A request without a body is complete with its headers and costs no timer.
+   */
+  #limitH2Request(req: Http2ServerRequest): void {
+    const stream = req.stream;
+    if (stream.endAfterHeaders) return;
+    const timer = setTimeout(() => {
+      if (req.complete || stream.closed) return;
+      this.log.warn({ path: req.url, timeoutMs: this.opts.config.limits.requestTimeoutMs }, 'HTTP/2 request body not received in time; stream reset');
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    }, this.opts.config.limits.requestTimeoutMs);
+    timer.unref();
+    req.once('end', () => clearTimeout(timer));
+    stream.once('close', () => clearTimeout(timer));
+  }
+
   async #onRequest(req: Req, res: Res): Promise<void> {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/healthz' || path === '/livez') return void res.end('ok');
@@ -378,6 +399,7 @@ export class PortcullisProxy {
       res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
       return void res.end(await this.metrics.registry.metrics());
     }
+    if (req.httpVersionMajor === 2) this.#limitH2Request(req as Http2ServerRequest);
     const leave = this.#enter();
     const st = this.#begin(req, req.httpVersionMajor === 2 ? 'http2' : 'http1');
     let admitted;

@@ -8,6 +8,7 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { connect as http2Connect, constants as http2Constants } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { stringify } from 'yaml';
 import { keyIdOf } from '../../core/bundle.ts';
@@ -410,7 +411,7 @@ describe('SECURITY.md rules, end to end', () => {
     revision = good + 1;
   });
 
-  it('SECURITY rule 15: CL+TE, oversized headers and slow headers are refused; long-running requests are limited per identity (429)', async () => {
+  it('SECURITY rule 15: CL+TE, oversized headers, slow headers and (HTTP/2) a stalled request body are refused; long-running requests are limited per identity (429)', async () => {
     const raw = (text: string, waitMs = 3000): Promise<string> =>
       new Promise((resolve) => {
         const s = tlsConnect({ host: '127.0.0.1', port: h.port, ca: h.proxyCa.caPem, ALPNProtocols: ['http/1.1'] }, () => s.write(text));
@@ -428,8 +429,34 @@ describe('SECURITY.md rules, end to end', () => {
     assert.match(clte, /^HTTP\/1\.1 400 /);
     const big = await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     assert.match(big, /^HTTP\/1\.1 431 /);
-    const slow = await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\n`, 40_000);
+    // headersTimeoutMs is 1000 here: cut within a second or so of it, not Node's default 30 s check.
+    const t0 = Date.now();
+    const slow = await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\n`, 6000);
     assert.doesNotMatch(slow, /\[still open\]/, 'headersTimeout closed the connection');
+    assert.ok(Date.now() - t0 < 4000, `slow headers cut after ${Date.now() - t0} ms`);
+    // HTTP/2, where Node's requestTimeout does not apply: an allowed POST whose body stalls is reset
+    // after requestTimeoutMs (5000 here), and the upstream request with it.
+    const session = http2Connect(`https://127.0.0.1:${h.port}`, { ca: h.proxyCa.caPem });
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': `/clusters/dev/api/v1/namespaces/${NS}/secrets`, authorization: `Bearer ${tok['sam']}`, 'content-type': 'application/json', 'content-length': '100' });
+      stream.write('{"apiVersion":');
+      const s0 = Date.now();
+      const rst = await new Promise<number>((resolve) => {
+        stream.on('close', () => resolve(stream.rstCode ?? -1));
+        stream.on('error', () => undefined);
+        stream.resume();
+        setTimeout(() => resolve(-2), 12_000).unref();
+      });
+      assert.equal(rst, http2Constants.NGHTTP2_CANCEL, 'the stalled stream was reset');
+      assert.ok(Date.now() - s0 >= 4500 && Date.now() - s0 < 9000, `reset after ${Date.now() - s0} ms`);
+      // The session itself stays usable.
+      const ok = session.request({ ':path': path, authorization: `Bearer ${tok['alice']}` });
+      const code = await new Promise<number>((resolve) => ok.on('response', (hs) => resolve(Number(hs[':status']))).on('error', () => resolve(-1)));
+      ok.resume();
+      assert.equal(code, 200);
+    } finally {
+      session.destroy();
+    }
     // per-identity limit of 2 long-running requests
     const watches = [1, 2].map(() => h.spawnKubectl(h.kubeconfig(tok['alice'] ?? ''), ['get', 'configmaps', '-n', NS, '-w', '-o', 'name']));
     try {
