@@ -69,8 +69,13 @@ async function tokenCredentials(f: FleetFlags): Promise<Credentials> {
 async function readKeys(files: readonly string[]): Promise<TrustedKeys> {
   const keys = new Map<string, KeyObject>();
   for (const f of files) {
-    const k = createPublicKey(await readFile(f));
-    keys.set(keyIdOf(k), k);
+    let k: KeyObject;
+    try {
+      k = createPublicKey(await readFile(f));
+      keys.set(keyIdOf(k), k);
+    } catch (e) {
+      throw new ExitError(1, `portcullis: --trusted-key ${f} is not an Ed25519 public key in PEM: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
   return keys;
 }

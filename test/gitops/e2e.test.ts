@@ -367,6 +367,13 @@ test('GIVEN keys pinned with --trusted-key WHEN generated/ is signed by another 
   assert.equal((bad.stdout.match(/ERROR refusing generated\/[\w-]+: BUNDLE_UNKNOWN_KEY/g) ?? []).length, 3, bad.stdout);
   const good = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--trusted-key', other, join(ws.dir, 'policies', 'demo-keys', 'signing.pub.pem')]);
   assert.equal(good.code, 0, good.stdout);
+  // The apply workflow writes the key from a variable of its protected environment; unset, the file is empty.
+  const empty = join(ws.dir, 'empty.pub.pem');
+  writeFileSync(empty, '\n');
+  const unset = await ws.cli(['apply', '--kubeconfigs', fleet.file, '--trusted-key', empty]);
+  assert.equal(unset.code, 1);
+  assert.match(unset.stderr, /--trusted-key .*empty\.pub\.pem is not an Ed25519 public key in PEM/);
+  assert.doesNotMatch(unset.stderr, /delivering|applying/);
 });
 
 test('GIVEN an older signed generated/ than what is live WHEN planned THEN it is refused as a rollback', async () => {

@@ -36,6 +36,7 @@ interface Step {
   uses?: string;
   run?: string;
   with?: Record<string, unknown>;
+  env?: Record<string, string>;
 }
 interface Job {
   permissions?: Record<string, string> | string;
@@ -241,4 +242,20 @@ test('plan runs on pull requests touching policies/, apply on push to main in a 
     assert.equal(job.environment, 'production');
     assert.equal((job.permissions as Record<string, string>)['id-token'], 'write');
   }
+});
+
+test('apply verifies bundles against a key pinned in the protected environment, never the keys in the tree it applies, and records the commit', () => {
+  const { wf } = load('apply.yml');
+  const steps = Object.values(wf.jobs).flatMap((j) => j.steps ?? []);
+  const applies = steps.flatMap((s) => portcullisCalls(s.run ?? '')).filter((c) => c[0] === 'apply');
+  assert.equal(applies.length, 2, 'a server dry run, then the apply');
+  for (const call of applies) {
+    const key = call[call.indexOf('--trusted-key') + 1];
+    assert.ok(call.includes('--trusted-key'), `apply ${call.join(' ')} lacks --trusted-key`);
+    assert.match(key ?? '', /^"?\$RUNNER_TEMP\//, 'the pinned key is written outside the checkout');
+  }
+  assert.ok(applies.some((c) => c.includes('--commit') && c[c.indexOf('--commit') + 1]?.includes('$GITHUB_SHA')));
+  const writer = steps.find((s) => /bundle-key\.pub\.pem/.test(s.run ?? '') && !portcullisCalls(s.run ?? '').length);
+  assert.ok(writer, 'a step writes the pinned key');
+  assert.match(JSON.stringify(writer.env ?? {}), /\$\{\{ vars\.PORTCULLIS_BUNDLE_PUBLIC_KEY \}\}/);
 });
