@@ -197,6 +197,9 @@ async function main(): Promise<void> {
     createInterface({ input: floor.stdout as NodeJS.ReadableStream }).once('line', (l) => resolve((JSON.parse(l) as { port: number }).port));
   });
 
+  // What a compiled data plane would cost: the same floor in Go (bench/go-floor-proxy, standard library only).
+  const goFloor = await startGoFloor(cluster.server, cluster.caFile, serving.certFile, serving.keyFile);
+
   const targets: Target[] = [
     { label: 'direct', base: cluster.server, ca: cluster.caPem, token: aliceToken },
     // What the proxy sends upstream, sent directly: kube-apiserver's own cost of impersonation
@@ -215,6 +218,7 @@ async function main(): Promise<void> {
     },
     { label: 'portcullis', base: `https://127.0.0.1:${proxy.port}/clusters/${cluster.name}`, ca: ca.caPem, token: userToken, pid: proxy.pid },
     { label: 'node floor', base: `https://127.0.0.1:${floorPort}`, ca: ca.caPem, token: aliceToken, ...(floor.pid !== undefined ? { pid: floor.pid } : {}) },
+    ...(goFloor ? [{ label: 'go floor', base: `https://127.0.0.1:${goFloor.port}`, ca: ca.caPem, token: aliceToken, pid: goFloor.pid }] : []),
     ...(nginxPort !== undefined ? [{ label: 'nginx', base: `https://127.0.0.1:${nginxPort}`, ca: ca.caPem, token: aliceToken, ...(nginxPid !== undefined ? { pid: nginxPid } : {}) }] : []),
   ];
 
@@ -228,7 +232,7 @@ async function main(): Promise<void> {
   // ---- latency -------------------------------------------------------------------
   out(`Portcullis proxy benchmark — ${new Date().toISOString()} — node ${process.version}, kube-apiserver ${fleet.kubernetesVersion}, ${nginx ? spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim() : 'no nginx'}`);
   out(`loopback, HTTP/1.1 keep-alive, TLS everywhere; latency = request start → last body byte, ms; ${rounds} interleaved rounds per scenario, samples pooled, after a warm-up of ${warmup} GETs and ${Math.ceil(warmup / 20)} LISTs per path`);
-  out(`node floor = a 30-line Node.js reverse proxy (bench/node-floor-proxy.ts): what Node itself adds; proxy CPU = the proxy process's user+system time per request`);
+  out(`node floor = a 30-line Node.js reverse proxy (bench/node-floor-proxy.ts): what Node itself adds; go floor = the same in Go (bench/go-floor-proxy): what a compiled data plane would add; proxy CPU = the proxy process's user+system time per request`);
   out(`machine: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start${process.env.BENCH_NODELAY === '1' ? '; BENCH_NODELAY=1 (diagnostic: Nagle off on the proxy\'s client sockets)' : ''}`);
   out();
   {
@@ -314,6 +318,23 @@ async function main(): Promise<void> {
         `offered rate ${audit.offeredRate.toFixed(0)}/s, flush p99 ${audit.flushP99.toFixed(1)} ms`,
     );
   }
+}
+
+/** Builds and starts bench/go-floor-proxy; undefined (column skipped) when Go is not installed. */
+async function startGoFloor(upstream: string, caFile: string, certFile: string, keyFile: string): Promise<{ port: number; pid: number } | undefined> {
+  const bin = join(work, 'go-floor-proxy');
+  const built = spawnSync('go', ['build', '-o', bin, '.'], { cwd: join(root, 'bench', 'go-floor-proxy'), encoding: 'utf8', env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-buildvcs=false' }, timeout: 300_000 });
+  if (built.error || built.status !== 0) {
+    say(`go floor skipped: go build failed (${built.error?.message ?? built.stderr.trim()})`);
+    return undefined;
+  }
+  const child = spawn(bin, [upstream, caFile, certFile, keyFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`go-floor-proxy exited with ${code}`)));
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', (l) => resolve((JSON.parse(l) as { port: number }).port));
+  });
+  return child.pid !== undefined ? { port, pid: child.pid } : undefined;
 }
 
 async function reloadBench(clusterName: string, key: ReturnType<typeof signingKey>): Promise<void> {
