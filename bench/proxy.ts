@@ -18,7 +18,7 @@
  * --only PREFIX (latency scenarios whose name starts with it, e.g. 'GET 1 object c=32') ·
  * --rounds N (interleaved rounds per scenario, samples pooled; default 4, 2 with --quick) ·
  * --warmup N (GETs, and N/20 LISTs, sent through every path once before the first scenario, so Node.js's JIT
- * has optimised the hot code as in a long-running proxy; default 6,000, 2,000 with --quick; 0 for none) ·
+ * has optimised the hot code as in a long-running proxy; default 12,000, 3,000 with --quick; 0 for none) ·
  * --watch-h2 (open the watches over one HTTP/2 connection, as client-go does, instead of one HTTP/1.1 connection each).
  * Diagnostics (not the reported figures): BENCH_NODELAY=1 turns Nagle off on the proxy's client sockets;
  * BENCH_UNCAPPED_UPSTREAM=1 lifts the upstream pool's maxSockets; BENCH_KEEP=1 keeps the work directory;
@@ -51,7 +51,7 @@ const quick = args.includes('--quick');
 const fleetArg = args.includes('--fleet') ? args[args.indexOf('--fleet') + 1] : undefined;
 const rounds = Math.max(1, Number(args.includes('--rounds') ? args[args.indexOf('--rounds') + 1] : quick ? 2 : 4));
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
-const warmup = Math.max(0, Number(args.includes('--warmup') ? args[args.indexOf('--warmup') + 1] : quick ? 2000 : 6000));
+const warmup = Math.max(0, Number(args.includes('--warmup') ? args[args.indexOf('--warmup') + 1] : quick ? 3000 : 12000));
 const parts = new Set((args.includes('--parts') ? (args[args.indexOf('--parts') + 1] ?? '') : 'latency,reload,watches,audit').split(','));
 const NS = 'portcullis-bench';
 const OBJECTS = 500;
