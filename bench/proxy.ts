@@ -4,6 +4,7 @@
  * On loopback against a sandbox cluster, side by side in one run:
  *   direct to kube-apiserver · direct with the proxy's impersonation headers · through Portcullis ·
  *   through a minimal Node.js reverse proxy (node-floor-proxy.ts: what Node itself adds) ·
+ *   through the same in Go (go-floor-proxy/, built here when `go` is installed: what a compiled data plane adds) ·
  *   through nginx as a plain TLS reverse proxy.
  * GET of one ConfigMap and LIST of 500, at concurrency 1 and 32; p50/p99 per path,
  * the latency each proxy adds over direct, each proxy process's CPU time per request,
