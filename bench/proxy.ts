@@ -255,8 +255,10 @@ async function main(): Promise<void> {
     // once, GETs then LISTs, so the rounds below measure the steady state, as nginx's native code is.
     say(`warming every path: ${warmup} GETs and ${Math.ceil(warmup / 20)} LISTs each, concurrency 16`);
     for (const t of targets) {
-      await run(t, getPath, 16, warmup, 60_000);
-      await run(t, listPath, 16, Math.ceil(warmup / 20), 60_000);
+      for (const [path, n] of [[getPath, warmup], [listPath, Math.ceil(warmup / 20)]] as const) {
+        const r = await run(t, path, 16, n, 60_000);
+        if (r.errors > 0) throw new Error(`${t.label}: ${r.errors} of ${r.errors + r.samples.length} warm-up requests failed (${r.firstError}); see ${work}`);
+      }
     }
   }
   const header = ['scenario', 'path', 'n', 'err', 'req/s', 'p50', 'p99', '+p50', '+p99', 'proxy CPU µs/req'];
@@ -331,11 +333,22 @@ async function startGoFloor(upstream: string, caFile: string, certFile: string, 
   }
   const child = spawn(bin, [upstream, caFile, certFile, keyFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
-  const port = await new Promise<number>((resolve, reject) => {
+  const started = new Promise<number>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`go-floor-proxy exited with ${code}`)));
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', (l) => resolve((JSON.parse(l) as { port: number }).port));
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', (l) => {
+      const port = /^\{"port": ?(\d+)\}$/.exec(l.trim())?.[1];
+      if (port === undefined) reject(new Error(`go-floor-proxy printed ${JSON.stringify(l)}, not its port`));
+      else resolve(Number(port));
+    });
   });
-  return child.pid !== undefined ? { port, pid: child.pid } : undefined;
+  try {
+    const port = await started;
+    return child.pid !== undefined ? { port, pid: child.pid } : undefined;
+  } catch (err) {
+    child.kill();
+    say(`go floor skipped: ${(err as Error).message}`);
+    return undefined;
+  }
 }
 
 async function reloadBench(clusterName: string, key: ReturnType<typeof signingKey>): Promise<void> {

@@ -66,15 +66,25 @@ async function tokenCredentials(f: FleetFlags): Promise<Credentials> {
   return out;
 }
 
+/** The public keys in PEM files; a file may hold several (the variable of a key rotation). */
 async function readKeys(files: readonly string[]): Promise<TrustedKeys> {
   const keys = new Map<string, KeyObject>();
   for (const f of files) {
-    let k: KeyObject;
+    let text: string;
     try {
-      k = createPublicKey(await readFile(f));
-      keys.set(keyIdOf(k), k);
+      text = await readFile(f, 'utf8');
     } catch (e) {
-      throw new ExitError(1, `portcullis: --trusted-key ${f} is not an Ed25519 public key in PEM: ${e instanceof Error ? e.message : String(e)}`);
+      throw new ExitError(1, `portcullis: cannot read --trusted-key ${f}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const pems = text.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [];
+    if (pems.length === 0) throw new ExitError(1, `portcullis: --trusted-key ${f} holds no PEM public key (-----BEGIN PUBLIC KEY-----)`);
+    for (const pem of pems) {
+      try {
+        const k = createPublicKey(pem);
+        keys.set(keyIdOf(k), k);
+      } catch (e) {
+        throw new ExitError(1, `portcullis: --trusted-key ${f} holds a key that is not an Ed25519 public key: ${e instanceof Error ? e.message : String(e)}`);
+      }
     }
   }
   return keys;

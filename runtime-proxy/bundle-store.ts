@@ -51,13 +51,19 @@ export class BundleStore {
 
   /**
    * Offers the files of a bundle (the envelope included), with the commit its delivery named.
-   * The same files delivered again under another commit are unchanged: the record keeps naming
-   * the commit that brought this revision.
+   * The same files delivered again under another commit stay the same bundle, now naming that
+   * commit (as a replica that starts now would); both commits carry it.
    */
   offer(files: ReadonlyMap<string, Uint8Array>, now: number, commit?: string): OfferResult {
     const prev = this.#current;
     const fingerprint = fingerprintOf(files);
-    if (prev !== undefined && prev.fingerprint === fingerprint) return { result: 'unchanged' };
+    if (prev !== undefined && prev.fingerprint === fingerprint) {
+      if (prev.commit !== commit) {
+        const { commit: _old, ...rest } = prev;
+        this.#current = commit === undefined ? rest : { ...rest, commit };
+      }
+      return { result: 'unchanged' };
+    }
     try {
       const envelope = files.get(ENVELOPE_FILE);
       if (envelope === undefined) throw new BundleError('BUNDLE_FILE_MISSING', `${ENVELOPE_FILE} is missing`);

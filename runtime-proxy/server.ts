@@ -374,12 +374,17 @@ export class PortcullisProxy {
    * has not fully arrived within requestTimeoutMs is reset (its audit record ends as the client's
    * error). A request without a body is complete with its headers and costs no timer.
    */
+  /** HTTP/2 requests reset by #limitH2Request: their audit record says so. */
+  readonly #timedOut = new WeakSet<Req>();
+
   #limitH2Request(req: Http2ServerRequest): void {
     const stream = req.stream;
     if (stream.endAfterHeaders) return;
     const timer = setTimeout(() => {
       if (req.complete || stream.closed) return;
-      this.log.warn({ path: req.url, timeoutMs: this.opts.config.limits.requestTimeoutMs }, 'HTTP/2 request body not received in time; stream reset');
+      this.#timedOut.add(req);
+      // debug, not warn: anyone can cause it, authenticated or not.
+      this.log.debug({ path: req.url, timeoutMs: this.opts.config.limits.requestTimeoutMs }, 'HTTP/2 request body not received in time; stream reset');
       stream.close(http2.constants.NGHTTP2_CANCEL);
     }, this.opts.config.limits.requestTimeoutMs);
     timer.unref();
@@ -388,6 +393,7 @@ export class PortcullisProxy {
   }
 
   async #onRequest(req: Req, res: Res): Promise<void> {
+    if (req.httpVersionMajor === 2) this.#limitH2Request(req as Http2ServerRequest);
     const path = (req.url ?? '').split('?')[0];
     if (path === '/healthz' || path === '/livez') return void res.end('ok');
     if (path === '/readyz') {
@@ -399,7 +405,6 @@ export class PortcullisProxy {
       res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
       return void res.end(await this.metrics.registry.metrics());
     }
-    if (req.httpVersionMajor === 2) this.#limitH2Request(req as Http2ServerRequest);
     const leave = this.#enter();
     const st = this.#begin(req, req.httpVersionMajor === 2 ? 'http2' : 'http1');
     let admitted;
@@ -466,9 +471,11 @@ export class PortcullisProxy {
           this.log.warn({ auditID: st.auditId, cluster: cr.config.name, err: o.message }, 'upstream request failed');
           const e = new ProxyError('UPSTREAM_FAILED', o.message);
           sendStatus(res, e, { 'audit-id': st.auditId });
-          this.#audit(st, 'ResponseComplete', e.httpStatus, { errorCode: e.code, ...(closeReason ? { streamEnd: closeReason } : {}) });
+          const errorCode = this.#timedOut.has(req) ? 'REQUEST_TIMEOUT' : e.code;
+          this.#audit(st, 'ResponseComplete', e.httpStatus, { errorCode, ...(closeReason ? { streamEnd: closeReason } : {}) });
         } else {
-          this.#audit(st, 'ResponseComplete', o.status, closeReason ? { streamEnd: closeReason } : o.kind === 'aborted' ? { streamEnd: 'client-closed' } : {});
+          const timeout = this.#timedOut.has(req) ? { errorCode: 'REQUEST_TIMEOUT' } : {};
+          this.#audit(st, 'ResponseComplete', o.status, closeReason ? { streamEnd: closeReason } : o.kind === 'aborted' ? { streamEnd: 'client-closed', ...timeout } : timeout);
         }
         leave();
       },

@@ -14,6 +14,7 @@ import { toAuditEvent, type AuditFacts } from '../../runtime-proxy/audit/event.t
 import { appendToLastFunction, makeWorkspace, type Workspace } from './workspace.ts';
 
 const EDIT = `new Grant(fleet, 'trace-contractor-configmaps', { to: [id.contractor], role: new Role(fleet, 'trace-configmap-reader').allow(['get', 'list'], ['configmaps']), clusters: { names: ['dev'] }, namespaces: ['search'] });`;
+const EDIT2 = `new Grant(fleet, 'trace-contractor-secrets', { to: [id.contractor], role: new Role(fleet, 'trace-secret-lister').allow(['list'], ['secrets']), clusters: { names: ['dev'] }, namespaces: ['search'] });`;
 
 let ws: Workspace;
 const commits: string[] = [];
@@ -67,10 +68,14 @@ function trace(input: string, ...args: string[]) {
 
 let before1: { revision: number; digest: string; source: string };
 let after2: { revision: number; digest: string; source: string };
+let merged3: { revision: number; digest: string; source: string };
+let featureCommit: string;
+let mergeCommit: string;
+let laterCommit: string;
 
 before(async () => {
   ws = makeWorkspace();
-  git('init', '-q');
+  git('init', '-q', '-b', 'main');
   commits.push(commitAll('Initial policy'));
   before1 = devBundle('checkout.edit');
   ws.edit('policies/access.ts', (t) => appendToLastFunction(t, EDIT));
@@ -78,6 +83,19 @@ before(async () => {
   assert.equal(c.code, 0, c.stderr);
   commits.push(commitAll('Let contractors read configmaps in search'));
   after2 = devBundle('trace-contractor-configmaps');
+  // A pull request merged with a merge commit, as GitHub does: $GITHUB_SHA on main is the merge.
+  git('checkout', '-q', '-b', 'feature');
+  ws.edit('policies/access.ts', (t) => appendToLastFunction(t, EDIT2));
+  const c2 = await ws.cli(['compile', '--no-typecheck']);
+  assert.equal(c2.code, 0, c2.stderr);
+  featureCommit = commitAll('Let contractors list secrets in search');
+  merged3 = devBundle('trace-contractor-secrets');
+  git('checkout', '-q', 'main');
+  git('merge', '-q', '--no-ff', 'feature', '-m', 'Merge pull request #7 from feature');
+  mergeCommit = git('rev-parse', 'HEAD');
+  // Then a push that changes no bundle (a re-run of apply would deliver its commit).
+  writeFileSync(join(ws.dir, 'policies', 'NOTES.md'), 'notes\n');
+  laterCommit = commitAll('Notes');
 });
 
 after(() => ws?.remove());
@@ -101,7 +119,7 @@ describe('audit-trace', () => {
     assert.ok((first ?? '').includes(`${before1.source} at ${c1.slice(0, 12)}: ${line1}`), first);
     assert.match(second ?? '', new RegExp(`dev bundle revision ${after2.revision}: commit ${c2} \\(.+"Let contractors read configmaps in search"\\)`));
     assert.match(second ?? '', new RegExp(`${after2.source} at ${c2.slice(0, 12)}: new Grant\\(fleet, 'trace-contractor-configmaps'`));
-    assert.match(second ?? '', /delivered commit: matches/);
+    assert.match(second ?? '', /delivered commit: the same/);
     assert.match(third ?? '', /skipped: no cluster or bundle revision/);
     assert.match(r.stderr, /3 records: 2 traced, 0 not traceable, 1 skipped, 0 with problems/);
   });
@@ -116,9 +134,9 @@ describe('audit-trace', () => {
     ].join('\n');
     const r = await trace(log);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, new RegExp(`PROBLEM: the bundle was delivered as commit ${c1}, but revision ${after2.revision} entered git in ${commits[1]}`));
-    assert.match(r.stdout, /PROBLEM: policy digest sha256:0{64} differs from the committed bundle's sha256:/);
-    assert.match(r.stdout, /PROBLEM: revision 9999 of dev's bundle was never committed here/);
+    assert.match(r.stdout, new RegExp(`PROBLEM: the bundle was delivered as commit ${c1}, which does not carry revision ${after2.revision} of dev's bundle \\(it entered git in ${commits[1]}\\)`));
+    assert.match(r.stdout, new RegExp(`PROBLEM: policy digest sha256:0{64} matches no committed bundle of revision ${before1.revision} \\(${c1} has sha256:`));
+    assert.match(r.stdout, /PROBLEM: revision 9999 of dev's bundle was never committed on this branch/);
     assert.match(r.stderr, /3 records: 2 traced, 1 not traceable, 0 skipped, 3 with problems; 1 lines were not audit Events/);
     const json = await trace(log, '--format', 'json');
     const traces = JSON.parse(json.stdout) as { status: string; problems: string[] }[];
@@ -131,7 +149,28 @@ describe('audit-trace', () => {
     assert.match(r.stderr, /no audit Events in the input/);
     const r2 = await trace(record('00000000-0000-4000-8000-000000000007', { bundleRevision: 1 }), '--repo', '/');
     assert.equal(r2.code, 1);
-    assert.match(r2.stderr, /GIT_FAILED: git log/);
+    assert.match(r2.stderr, /GIT_FAILED: git rev-parse/);
+  });
+
+  it('GIVEN a bundle merged from a pull request WHEN traced THEN it names the merge commit on the branch, and any later commit that carries the same bundle is a consistent delivery', async () => {
+    const rec = (id: string, commit: string) =>
+      record(id, { grantId: 'trace-contractor-secrets', source: merged3.source, bundleRevision: merged3.revision, policyDigest: merged3.digest, policyCommit: commit });
+    const r = await trace([rec('00000000-0000-4000-8000-000000000008', mergeCommit), rec('00000000-0000-4000-8000-000000000009', laterCommit), rec('00000000-0000-4000-8000-00000000000a', featureCommit)].join('\n'));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const [viaMerge, viaLater, viaFeature] = r.stdout.split(/\n(?=\S)/);
+    assert.match(viaMerge ?? '', new RegExp(`revision ${merged3.revision}: commit ${mergeCommit} .*"Merge pull request #7 from feature"`));
+    assert.match(viaMerge ?? '', /delivered commit: the same/);
+    assert.match(viaLater ?? '', new RegExp(`delivered commit: ${laterCommit}, which carries the same bundle`));
+    // The feature branch's own commit carries the same bundle too (it is what was merged).
+    assert.match(viaFeature ?? '', /which carries the same bundle/);
+    assert.match(viaMerge ?? '', new RegExp(`${merged3.source} at ${mergeCommit.slice(0, 12)}: new Grant\\(fleet, 'trace-contractor-secrets'`));
+  });
+
+  it('GIVEN a record with control characters WHEN traced THEN they are escaped, so a record cannot forge output lines', async () => {
+    const forged = record('00000000-0000-4000-8000-00000000000b', { bundleRevision: before1.revision, policyDigest: before1.digest, grantId: 'x\n  delivered commit: the same' });
+    const r = await trace(forged);
+    assert.doesNotMatch(r.stdout, /\n {2}delivered commit/);
+    assert.match(r.stdout, /by grant x\\u000a {2}delivered commit: the same/);
   });
 });
 
@@ -144,7 +183,7 @@ describe('traceRecord (pure)', () => {
   const facts = (ann: Record<string, string>) => recordFacts({ kind: 'Event', auditID: 'x', annotations: { 'portcullis.dev/cluster': 'dev', ...ann } });
 
   it('maps a revision to the first commit that carried it', () => {
-    assert.deepEqual([...history].map(([r, c]) => `${r}:${c.commit}`), ['1:c1', '2:c2', '3:c4']);
+    assert.deepEqual([...history.byRevision].map(([r, c]) => `${r}:${c.commit}`), ['1:c1', '2:c2', '3:c4']);
     const t = traceRecord(facts({ 'portcullis.dev/bundle-revision': '2', 'portcullis.dev/policy-digest': 'digest-2', 'portcullis.dev/policy-commit': 'c2' }) ?? assert.fail(), history);
     assert.equal(t.status === 'traced' && t.commit.commit, 'c2');
     assert.deepEqual(t.status === 'traced' && t.problems, []);

@@ -372,8 +372,13 @@ test('GIVEN keys pinned with --trusted-key WHEN generated/ is signed by another 
   writeFileSync(empty, '\n');
   const unset = await ws.cli(['apply', '--kubeconfigs', fleet.file, '--trusted-key', empty]);
   assert.equal(unset.code, 1);
-  assert.match(unset.stderr, /--trusted-key .*empty\.pub\.pem is not an Ed25519 public key in PEM/);
+  assert.match(unset.stderr, /--trusted-key .*empty\.pub\.pem holds no PEM public key/);
   assert.doesNotMatch(unset.stderr, /delivering|applying/);
+  // During a key rotation the one variable holds both keys.
+  const both = join(ws.dir, 'both.pub.pem');
+  writeFileSync(both, readFileSync(other, 'utf8') + readFileSync(join(ws.dir, 'policies', 'demo-keys', 'signing.pub.pem'), 'utf8'));
+  const rotating = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--trusted-key', both]);
+  assert.equal(rotating.code, 0, rotating.stdout + rotating.stderr);
 });
 
 test('GIVEN an older signed generated/ than what is live WHEN planned THEN it is refused as a rollback', async () => {

@@ -42,6 +42,19 @@ describe('BundleStore', () => {
     assert.equal(s.offer(bundle(3), NOW).result, 'unchanged');
   });
 
+  it('GIVEN an active bundle WHEN the same files are delivered under another commit, then none THEN it stays the same bundle naming the latest delivery', () => {
+    const s = new BundleStore('dev', KEYS);
+    const [c1, c2] = ['a'.repeat(40), 'b'.repeat(40)];
+    assert.equal(s.offer(bundle(3), NOW, c1).result, 'accepted');
+    const first = s.current(NOW);
+    assert.equal(first?.commit, c1);
+    assert.equal(s.offer(bundle(3), NOW, c2).result, 'unchanged');
+    assert.equal(s.current(NOW)?.commit, c2);
+    assert.equal(s.current(NOW)?.index, first?.index, 'the same parsed bundle, not a reload');
+    assert.equal(s.offer(bundle(3), NOW).result, 'unchanged');
+    assert.equal(s.current(NOW)?.commit, undefined);
+  });
+
   it('GIVEN an active revision WHEN an older or equal revision is offered THEN BUNDLE_ROLLBACK and the active one stays', () => {
     const s = new BundleStore('dev', KEYS);
     s.offer(bundle(3), NOW);

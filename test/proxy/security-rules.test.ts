@@ -440,6 +440,8 @@ describe('SECURITY.md rules, end to end', () => {
     try {
       const stream = session.request({ ':method': 'POST', ':path': `/clusters/dev/api/v1/namespaces/${NS}/secrets`, authorization: `Bearer ${tok['sam']}`, 'content-type': 'application/json', 'content-length': '100' });
       stream.write('{"apiVersion":');
+      let answered: unknown;
+      stream.on('response', (hs) => (answered = hs[':status']));
       const s0 = Date.now();
       const rst = await new Promise<number>((resolve) => {
         stream.on('close', () => resolve(stream.rstCode ?? -1));
@@ -449,6 +451,13 @@ describe('SECURITY.md rules, end to end', () => {
       });
       assert.equal(rst, http2Constants.NGHTTP2_CANCEL, 'the stalled stream was reset');
       assert.ok(Date.now() - s0 >= 4500 && Date.now() - s0 < 9000, `reset after ${Date.now() - s0} ms`);
+      assert.equal(answered, undefined, 'admitted and forwarded, not refused: no response came before the reset');
+      let ev;
+      for (let i = 0; i < 50 && !ev; i++, await sleep(100)) {
+        ev = h.auditEvents().find((e) => e.user.username === 'oidc:sam' && e.verb === 'create' && e.objectRef?.resource === 'secrets' && e.annotations['portcullis.dev/error'] === 'REQUEST_TIMEOUT');
+      }
+      assert.ok(ev, 'the audit record says the request timed out');
+      assert.equal(ev.annotations['portcullis.dev/decision'], 'allow');
       // The session itself stays usable.
       const ok = session.request({ ':path': path, authorization: `Bearer ${tok['alice']}` });
       const code = await new Promise<number>((resolve) => ok.on('response', (hs) => resolve(Number(hs[':status']))).on('error', () => resolve(-1)));
