@@ -100,11 +100,15 @@ function httpsGet(url: URL, ca: Buffer | undefined, headers: Record<string, stri
 
 /**
  * Calls `onChange` when a bundle source may have changed: fs.watch (debounced)
- * for directories, plus a periodic poll for every kind. Returns a stop function.
+ * for directories, a Kubernetes watch of the one ConfigMap for ConfigMap
+ * sources (so a new bundle, a revocation, is loaded within moments of its
+ * delivery), plus a periodic poll for every kind, should a watch miss or fail.
+ * Returns a stop function.
  */
-export function watchBundleSource(src: BundleSourceConfig, onChange: () => void): () => void {
+export function watchBundleSource(src: BundleSourceConfig, onChange: () => void, cm?: ConfigMapEndpoint): () => void {
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;
+  const stopConfigMap = src.kind === 'configMap' && cm !== undefined ? watchConfigMap(src, cm, onChange) : undefined;
   if (src.kind === 'directory') {
     try {
       watcher = watch(src.path, () => {
@@ -120,7 +124,77 @@ export function watchBundleSource(src: BundleSourceConfig, onChange: () => void)
   poll.unref();
   return () => {
     watcher?.close();
+    stopConfigMap?.();
     if (debounce) clearTimeout(debounce);
     clearInterval(poll);
+  };
+}
+
+const WATCH_RETRY_MIN_MS = 1000;
+const WATCH_RETRY_MAX_MS = 30_000;
+
+/**
+ * Watches the bundle's ConfigMap (a watch narrowed to its name, which the reader's Role allows
+ * through resourceNames) and calls `onChange` for every event; the reload that follows reads the
+ * ConfigMap and verifies it as always. Each (re)connection starts with the object's current
+ * state, so nothing is missed between connections. Reconnects when the server ends the watch,
+ * with backoff on errors (a reader without `watch` falls back to the poll).
+ */
+function watchConfigMap(src: Extract<BundleSourceConfig, { kind: 'configMap' }>, cm: ConfigMapEndpoint, onChange: () => void): () => void {
+  let stopped = false;
+  let current: ReturnType<typeof https.get> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let backoff = WATCH_RETRY_MIN_MS;
+  const again = (delay: number): void => {
+    current = undefined;
+    if (stopped) return;
+    timer = setTimeout(() => void connect(), delay);
+    timer.unref();
+  };
+  const connect = async (): Promise<void> => {
+    let token: string;
+    try {
+      token = (await readFile(src.tokenFile, 'utf8')).trim();
+    } catch {
+      again((backoff = Math.min(backoff * 2, WATCH_RETRY_MAX_MS)));
+      return;
+    }
+    if (stopped) return;
+    const selector = encodeURIComponent(`metadata.name=${src.name}`);
+    const url = new URL(`api/v1/namespaces/${encodeURIComponent(src.namespace)}/configmaps?watch=1&fieldSelector=${selector}&timeoutSeconds=600`, withSlash(cm.serverUrl));
+    let done = false;
+    const end = (ok: boolean): void => {
+      if (done) return;
+      done = true;
+      if (ok) backoff = WATCH_RETRY_MIN_MS;
+      else backoff = Math.min(backoff * 2, WATCH_RETRY_MAX_MS);
+      again(ok ? WATCH_RETRY_MIN_MS : backoff);
+    };
+    const req = https.get(url, { ca: cm.ca, headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        end(false);
+        return;
+      }
+      let pending = 0;
+      res.on('data', (chunk: Buffer) => {
+        // One JSON event per line; what matters is that one arrived.
+        for (const b of chunk) if (b === 0x0a) onChange();
+        pending += chunk.length;
+        if (pending > MAX_FILE_BYTES * 4) req.destroy(new Error('watch stream too large'));
+      });
+      res.on('end', () => end(true));
+      res.on('error', () => end(false));
+    });
+    req.on('socket', (sock) => sock.setKeepAlive(true, 30_000));
+    req.on('error', () => end(false));
+    req.on('close', () => end(false));
+    current = req;
+  };
+  void connect();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    current?.destroy();
   };
 }

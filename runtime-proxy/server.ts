@@ -139,7 +139,7 @@ export class PortcullisProxy {
     await this.activations.start();
     for (const [name, cr] of this.#clusters) {
       await this.reload(name);
-      cr.stopWatch = watchBundleSource(cr.config.bundle, () => void this.reload(name));
+      cr.stopWatch = watchBundleSource(cr.config.bundle, () => void this.reload(name), { serverUrl: cr.upstream.base.href, ca: cr.upstream.tls.ca });
     }
     const { host, port } = this.opts.config.listen;
     await new Promise<void>((resolve, reject) => {
