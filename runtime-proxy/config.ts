@@ -19,6 +19,11 @@ export type BundleSourceConfig =
 /** One cluster behind the proxy. Upstream credentials come from here, never from the bundle. */
 export interface ClusterConfig {
   readonly name: string;
+  /**
+   * Host names that reach this cluster at the root (`https://HOST/api/…`), besides
+   * `https://PROXY/clusters/NAME/…`; lowercase, no port. @default none
+   */
+  readonly hostnames: readonly string[];
   readonly upstream: {
     readonly url: string;
     readonly caFile: string;
@@ -82,6 +87,7 @@ interface RawConfig {
   tls: { certFile: string; keyFile: string };
   clusters: {
     name: string;
+    hostnames?: string[];
     upstream: { url: string; caFile: string; tokenFile?: string; clientCertFile?: string; clientKeyFile?: string };
     bundle: { directory?: string; url?: string; caFile?: string; configMap?: { tokenFile: string; namespace?: string; name?: string }; pollIntervalMs?: number };
     trustedKeyFiles: string[];
@@ -115,6 +121,11 @@ const schema: JSONSchemaType<RawConfig> = {
         required: ['name', 'upstream', 'bundle', 'trustedKeyFiles'],
         properties: {
           name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' },
+          hostnames: {
+            type: 'array',
+            nullable: true,
+            items: { type: 'string', maxLength: 253, pattern: '^(?=.*[a-zA-Z])[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*$' },
+          },
           upstream: {
             type: 'object',
             additionalProperties: false,
@@ -224,9 +235,16 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
   const problems: string[] = [];
   const p = (f: string): string => resolve(baseDir, f);
   const seen = new Set<string>();
+  const hostOwner = new Map<string, string>();
   const clusters = raw.clusters.map((c, i): ClusterConfig => {
     if (seen.has(c.name)) problems.push(`  /clusters/${i}/name: duplicate cluster ${c.name}`);
     seen.add(c.name);
+    const hostnames = (c.hostnames ?? []).map((h) => h.toLowerCase());
+    for (const h of hostnames) {
+      const owner = hostOwner.get(h);
+      if (owner !== undefined) problems.push(`  /clusters/${i}/hostnames: ${h} already reaches cluster ${owner}`);
+      hostOwner.set(h, c.name);
+    }
     const u = c.upstream;
     const hasToken = u.tokenFile !== undefined;
     const hasCert = u.clientCertFile !== undefined || u.clientKeyFile !== undefined;
@@ -250,6 +268,7 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
             };
     return {
       name: c.name,
+      hostnames,
       upstream: {
         url: u.url,
         caFile: p(u.caFile),

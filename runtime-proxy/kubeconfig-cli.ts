@@ -11,6 +11,7 @@ export interface KubeconfigOptions {
   readonly group: readonly string[];
   readonly generated: string;
   readonly proxyUrl?: string;
+  readonly hostTemplate?: string;
   readonly proxyCa?: string;
   readonly issuerUrl?: string;
   readonly clientId: string;
@@ -26,6 +27,7 @@ export function registerKubeconfigCommands(program: Command): void {
     .option('--group <group>', 'a group of the user, with its prefix (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--generated <dir>', 'the compiler output directory', 'generated')
     .option('--proxy-url <url>', "the proxy's base URL; servers become <url>/clusters/<name> (default: proxyUrl from fleet.json)")
+    .option('--host-template <url>', "per-cluster host names instead of paths: e.g. https://{cluster}.portcullis.example (the proxy's clusters[].hostnames)")
     .option('--proxy-ca <file>', "PEM of the CA of the proxy's serving certificate (default: the system trust store)")
     .option('--issuer-url <url>', 'OIDC issuer for kubelogin (default: the fleet.json identity provider whose prefix the user has)')
     .option('--client-id <id>', 'OIDC client id of the kubectl login', 'portcullis')
@@ -62,6 +64,7 @@ export function kubeconfigCommand(opts: KubeconfigOptions, now: number): string 
     if (!existsSync(opts.proxyCa)) throw new ExitError(2, `--proxy-ca ${opts.proxyCa} not found`);
     proxyCaPem = readFileSync(opts.proxyCa, 'utf8');
   }
+  if (opts.proxyUrl !== undefined && opts.hostTemplate !== undefined) throw new ExitError(2, 'pass --proxy-url or --host-template, not both');
   let config;
   try {
     config = buildKubeconfig({
@@ -71,6 +74,7 @@ export function kubeconfigCommand(opts: KubeconfigOptions, now: number): string 
       login: { issuerUrl, clientId: opts.clientId },
       now,
       ...(opts.proxyUrl !== undefined ? { proxyUrl: opts.proxyUrl } : {}),
+      ...(opts.hostTemplate !== undefined ? { hostTemplate: opts.hostTemplate } : {}),
       ...(proxyCaPem !== undefined ? { proxyCaPem } : {}),
     });
   } catch (err) {

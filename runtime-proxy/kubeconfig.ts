@@ -50,6 +50,11 @@ export interface KubeconfigInput {
   readonly login: KubeconfigLogin;
   /** Base URL of the proxy; the cluster server is `<proxyUrl>/clusters/<name>`. @default each cluster's `proxyUrl` from fleet.json */
   readonly proxyUrl?: string;
+  /**
+   * Per-cluster host names instead: a URL with `{cluster}` in its host (e.g.
+   * `https://{cluster}.portcullis.example`), matching the proxy's `hostnames`. Wins over `proxyUrl`.
+   */
+  readonly hostTemplate?: string;
   /** PEM of the CA that signed the proxy's serving certificate. @default the system trust store */
   readonly proxyCaPem?: string;
   /** The clock, to skip grants that have ended. */
@@ -95,7 +100,7 @@ export function buildKubeconfig(input: KubeconfigInput): Kubeconfig {
   const names = reachableClusters(input.identity, input.fleet, input.ruleSets, input.now);
   const byName = new Map(input.fleet.clusters.map((c) => [c.name, c]));
   const clusters = names.map((name) => {
-    const server = serverFor(name, byName.get(name), input.proxyUrl);
+    const server = input.hostTemplate !== undefined ? serverFromTemplate(input.hostTemplate, name) : serverFor(name, byName.get(name), input.proxyUrl);
     const cluster: Record<string, unknown> = { server };
     if (input.proxyCaPem !== undefined) cluster['certificate-authority-data'] = Buffer.from(input.proxyCaPem, 'utf8').toString('base64');
     return { name, cluster };
@@ -136,6 +141,20 @@ export function buildKubeconfig(input: KubeconfigInput): Kubeconfig {
 /** The kubeconfig as YAML text. */
 export function renderKubeconfig(config: Kubeconfig): string {
   return stringify(config, { lineWidth: 0 });
+}
+
+/** The server URL of a cluster from a `{cluster}` host template; throws on a template that is not an https URL with `{cluster}` in its host. */
+export function serverFromTemplate(template: string, name: string): string {
+  let u: URL;
+  try {
+    u = new URL(template.replace('{cluster}', 'cluster-placeholder'));
+  } catch {
+    throw new Error(`--host-template ${template} is not a URL`);
+  }
+  if (u.protocol !== 'https:' || !u.hostname.includes('cluster-placeholder') || (u.pathname !== '/' && u.pathname !== '')) {
+    throw new Error(`--host-template must be https://…{cluster}…[:port] with {cluster} in the host and no path, not ${template}`);
+  }
+  return template.replace('{cluster}', name).replace(/\/+$/, '');
 }
 
 function serverFor(name: string, cluster: FleetCluster | undefined, proxyUrl: string | undefined): string {

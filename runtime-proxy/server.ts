@@ -62,6 +62,8 @@ export class PortcullisProxy {
   readonly activations: ActivationStore;
   readonly log: Logger;
   readonly #clusters = new Map<string, ClusterRuntime>();
+  /** Per-cluster host names (config `hostnames`): host → cluster. */
+  readonly #hosts = new Map<string, string>();
   readonly #clock: () => number;
   readonly #server: Http2SecureServer;
   #inflight = 0;
@@ -86,6 +88,7 @@ export class PortcullisProxy {
     this.#webhookCa = c.breakGlass.webhookCaFile !== undefined ? readFileSync(c.breakGlass.webhookCaFile) : undefined;
     for (const cc of c.clusters) {
       this.#clusters.set(cc.name, { config: cc, store: new BundleStore(cc.name, loadKeys(cc.trustedKeyFiles)), upstream: createUpstream(cc.upstream), reloading: undefined });
+      for (const h of cc.hostnames) this.#hosts.set(h, cc.name);
     }
     const clientCa = (c.authn as { clientCertificates?: { caFile?: string } }).clientCertificates?.caFile;
     this.#server = http2.createSecureServer({
@@ -332,10 +335,23 @@ export class PortcullisProxy {
     }
   }
 
+  /**
+   * The cluster whose host name the request is addressed to (Host, or :authority over HTTP/2;
+   * port and case ignored), if per-cluster host names are configured. The host only picks the
+   * cluster, as the /clusters/NAME prefix does; every decision stays bound to that cluster.
+   */
+  #hostCluster(req: Req): string | undefined {
+    if (this.#hosts.size === 0) return undefined;
+    const h = req.headers[':authority'] ?? req.headers.host;
+    if (typeof h !== 'string') return undefined;
+    return this.#hosts.get(h.replace(/:\d+$/, '').toLowerCase());
+  }
+
   /** Stages 0–3 shared by ordinary requests and upgrades. */
   async #admit(req: Req, st: RequestState, isUpgrade: boolean): Promise<{ cr: ClusterRuntime; target: string; admission?: Admission; breakGlass: boolean; longRunning: boolean }> {
     this.#preflight(req);
-    const r = route(req.url ?? '');
+    const byHost = this.#hostCluster(req);
+    const r = byHost !== undefined ? { cluster: byHost, target: req.url ?? '' } : route(req.url ?? '');
     if (!r) throw new ProxyError('NOT_FOUND', `no route for ${req.url ?? ''}`);
     const cr = this.#clusters.get(r.cluster);
     if (!cr) throw new ProxyError('NOT_FOUND', `unknown cluster ${r.cluster}`);
@@ -394,7 +410,8 @@ export class PortcullisProxy {
 
   async #onRequest(req: Req, res: Res): Promise<void> {
     if (req.httpVersionMajor === 2) this.#limitH2Request(req as Http2ServerRequest);
-    const path = (req.url ?? '').split('?')[0];
+    // On a cluster's own host name every path belongs to that cluster (its /healthz too).
+    const path = this.#hostCluster(req) === undefined ? (req.url ?? '').split('?')[0] : undefined;
     if (path === '/healthz' || path === '/livez') return void res.end('ok');
     if (path === '/readyz') {
       const r = this.ready();

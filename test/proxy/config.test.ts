@@ -26,6 +26,12 @@ describe('parseConfig', () => {
     assert.equal(c.limits.maxLongRunningPerIdentity, 64);
   });
 
+  it('GIVEN per-cluster host names WHEN parsed THEN they are kept lowercase; none by default', () => {
+    assert.deepEqual(parseConfig(BASE, '/x').clusters[0]?.hostnames, []);
+    const c = parseConfig(BASE.replace('name: dev', 'name: dev\n    hostnames: [Dev.K8s.Example, localhost]'), '/x');
+    assert.deepEqual(c.clusters[0]?.hostnames, ['dev.k8s.example', 'localhost']);
+  });
+
   it('GIVEN a break-glass ConfigMap WHEN parsed THEN it defaults to portcullis-system/portcullis-break-glass', () => {
     const c = parseConfig(`${BASE}breakGlass: { configMap: { cluster: dev, tokenFile: bg.token } }\n`, '/x');
     assert.deepEqual(c.breakGlass.configMap, { cluster: 'dev', tokenFile: '/x/bg.token', namespace: 'portcullis-system', name: 'portcullis-break-glass' });
@@ -47,6 +53,9 @@ describe('parseConfig', () => {
     ['no trusted key', BASE.replace('[keys/a.pub.pem]', '[]'), /trustedKeyFiles/],
     ['a bad cluster name', BASE.replace('name: dev', 'name: Dev_1'), /name/],
     ['a duplicate cluster', `${BASE}  - name: dev\n    upstream: { url: https://x, caFile: a, tokenFile: b }\n    bundle: { directory: d }\n    trustedKeyFiles: [k]\n`, /duplicate cluster dev/],
+    ['a host name with a port', BASE.replace('name: dev', 'name: dev\n    hostnames: ["dev.k8s.example:443"]'), /hostnames/],
+    ['an IP address as a host name', BASE.replace('name: dev', 'name: dev\n    hostnames: ["10.0.0.1"]'), /hostnames/],
+    ['one host name for two clusters', `${BASE.replace('name: dev', 'name: dev\n    hostnames: [k8s.example]')}  - name: prod\n    hostnames: [K8S.example]\n    upstream: { url: https://x, caFile: a, tokenFile: b }\n    bundle: { directory: d }\n    trustedKeyFiles: [k]\n`, /k8s\.example already reaches cluster dev/],
     ['an unknown audit failure mode', `${BASE}audit: { onFailure: ignore }\n`, /onFailure/],
     ['not YAML', 'tls: [', /not valid YAML/],
     ['two break-glass stores', `${BASE}breakGlass: { stateDir: s, configMap: { cluster: dev, tokenFile: t } }\n`, /at most one of stateDir and configMap/],

@@ -10,7 +10,7 @@ import { parse } from 'yaml';
 import { ExitError } from '../../cli/exit-error.ts';
 import { decodeRuleSet, type Grant, type RuleSet } from '../../core/index.ts';
 import { kubeconfigCommand, registerKubeconfigCommands } from '../../runtime-proxy/kubeconfig-cli.ts';
-import { buildKubeconfig, reachableClusters, renderKubeconfig, type FleetFile, type Kubeconfig } from '../../runtime-proxy/kubeconfig.ts';
+import { buildKubeconfig, serverFromTemplate, reachableClusters, renderKubeconfig, type FleetFile, type Kubeconfig } from '../../runtime-proxy/kubeconfig.ts';
 import { getTestFleet } from '../support/fleet.ts';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
@@ -131,6 +131,14 @@ describe('buildKubeconfig', () => {
 
   it('GIVEN the same input twice THEN the same object', () => {
     assert.deepEqual(build(), build());
+  });
+
+  it('GIVEN --host-template THEN each cluster is its own host at the root; a template without {cluster} in the host is refused', () => {
+    const k = buildKubeconfig({ identity: { user: 'oidc:bob', groups: ['oidc:sre', 'oidc:devs'] }, fleet, ruleSets, login, now: NOW, hostTemplate: 'https://{cluster}.k8s.example:8443' });
+    assert.deepEqual(k.clusters.map((c) => c.cluster.server), ['https://dev.k8s.example:8443', 'https://prod-eu.k8s.example:8443', 'https://staging.k8s.example:8443']);
+    for (const bad of ['https://k8s.example/{cluster}', 'http://{cluster}.k8s.example', 'https://k8s.example', 'not a url {cluster}']) {
+      assert.throws(() => serverFromTemplate(bad, 'dev'), /--host-template/, bad);
+    }
   });
 });
 

@@ -41,6 +41,34 @@ describe('kubectl through the proxy', () => {
     await h?.stop();
   });
 
+  it('GIVEN per-cluster host names WHEN kubectl talks to https://HOST/ without the /clusters prefix THEN the host picks the cluster and every path there (its /readyz too) goes to it; other hosts keep the prefix and the proxy\'s own endpoints', async () => {
+    const x = await h.extraProxy((c) => ({
+      ...c,
+      listen: { host: '127.0.0.1', port: 0 },
+      audit: { ...c.audit, file: { path: `${h.auditFile}.hosts`, maxBytes: 1e6, maxFiles: 1 } },
+      clusters: c.clusters.map((cc) => (cc.name === 'dev' ? { ...cc, hostnames: ['localhost'] } : cc)),
+    }));
+    try {
+      const byHost = ['--server', `https://localhost:${x.port}`];
+      let r = await h.kubectl(alice, [...byHost, 'get', 'configmaps', '-n', NS_A, '-o', 'name']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /configmap\/kube-root-ca\.crt/);
+      r = await h.kubectl(alice, [...byHost, 'get', 'configmaps', '-n', NS_B]);
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /forbidden/i);
+      r = await h.kubectl(alice, [...byHost, 'get', '--raw', '/readyz?verbose']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /\[\+\]ping ok/, "the cluster's /readyz, not the proxy's");
+      // 127.0.0.1 is no cluster's host name: the prefix routes, and /readyz is the proxy's own.
+      r = await h.kubectl(alice, ['--server', `https://127.0.0.1:${x.port}/clusters/dev`, 'get', 'configmaps', '-n', NS_A, '-o', 'name']);
+      assert.equal(r.status, 0, r.stderr);
+      const own = await h.request('GET', '/readyz', [], undefined, x.port);
+      assert.equal(own.body, 'ok\n');
+    } finally {
+      await x.proxy.stop();
+    }
+  });
+
   it('GIVEN a grant of list WHEN alice lists configmaps in its namespace THEN kubectl succeeds', async () => {
     const r = await h.kubectl(alice, ['get', 'configmaps', '-n', NS_A, '-o', 'name']);
     assert.equal(r.status, 0, r.stderr);
