@@ -105,10 +105,10 @@ function httpsGet(url: URL, ca: Buffer | undefined, headers: Record<string, stri
  * delivery), plus a periodic poll for every kind, should a watch miss or fail.
  * Returns a stop function.
  */
-export function watchBundleSource(src: BundleSourceConfig, onChange: () => void, cm?: ConfigMapEndpoint): () => void {
+export function watchBundleSource(src: BundleSourceConfig, onChange: () => void, cm?: ConfigMapEndpoint, onWatchState?: (state: WatchState) => void): () => void {
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;
-  const stopConfigMap = src.kind === 'configMap' && cm !== undefined ? watchConfigMap(src, cm, onChange) : undefined;
+  const stopConfigMap = src.kind === 'configMap' && cm !== undefined ? watchConfigMap(src, cm, onChange, onWatchState ?? (() => {})) : undefined;
   if (src.kind === 'directory') {
     try {
       watcher = watch(src.path, () => {
@@ -130,6 +130,9 @@ export function watchBundleSource(src: BundleSourceConfig, onChange: () => void,
   };
 }
 
+/** A ConfigMap watch started (`watching`) or failed and will retry (`failed`, with why); reported on changes only. */
+export type WatchState = { readonly state: 'watching' } | { readonly state: 'failed'; readonly why: string; readonly retryInMs: number };
+
 const WATCH_RETRY_MIN_MS = 1000;
 const WATCH_RETRY_MAX_MS = 30_000;
 
@@ -140,8 +143,15 @@ const WATCH_RETRY_MAX_MS = 30_000;
  * state, so nothing is missed between connections. Reconnects when the server ends the watch,
  * with backoff on errors (a reader without `watch` falls back to the poll).
  */
-function watchConfigMap(src: Extract<BundleSourceConfig, { kind: 'configMap' }>, cm: ConfigMapEndpoint, onChange: () => void): () => void {
+function watchConfigMap(src: Extract<BundleSourceConfig, { kind: 'configMap' }>, cm: ConfigMapEndpoint, onChange: () => void, onState: (state: WatchState) => void): () => void {
   let stopped = false;
+  let reported: string | undefined;
+  const report = (state: WatchState): void => {
+    const key = state.state === 'failed' ? `failed:${state.why}` : state.state;
+    if (key === reported) return;
+    reported = key;
+    onState(state);
+  };
   let current: ReturnType<typeof https.get> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let backoff = WATCH_RETRY_MIN_MS;
@@ -155,27 +165,33 @@ function watchConfigMap(src: Extract<BundleSourceConfig, { kind: 'configMap' }>,
     let token: string;
     try {
       token = (await readFile(src.tokenFile, 'utf8')).trim();
-    } catch {
-      again((backoff = Math.min(backoff * 2, WATCH_RETRY_MAX_MS)));
+    } catch (err) {
+      backoff = Math.min(backoff * 2, WATCH_RETRY_MAX_MS);
+      report({ state: 'failed', why: `token: ${(err as Error).message}`, retryInMs: backoff });
+      again(backoff);
       return;
     }
     if (stopped) return;
     const selector = encodeURIComponent(`metadata.name=${src.name}`);
     const url = new URL(`api/v1/namespaces/${encodeURIComponent(src.namespace)}/configmaps?watch=1&fieldSelector=${selector}&timeoutSeconds=600`, withSlash(cm.serverUrl));
     let done = false;
-    const end = (ok: boolean): void => {
+    const end = (ok: boolean, why = 'connection closed'): void => {
       if (done) return;
       done = true;
       if (ok) backoff = WATCH_RETRY_MIN_MS;
-      else backoff = Math.min(backoff * 2, WATCH_RETRY_MAX_MS);
+      else {
+        backoff = Math.min(backoff * 2, WATCH_RETRY_MAX_MS);
+        report({ state: 'failed', why, retryInMs: backoff });
+      }
       again(ok ? WATCH_RETRY_MIN_MS : backoff);
     };
     const req = https.get(url, { ca: cm.ca, headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
-        end(false);
+        end(false, `HTTP ${res.statusCode ?? '?'}`);
         return;
       }
+      report({ state: 'watching' });
       let pending = 0;
       res.on('data', (chunk: Buffer) => {
         // One JSON event per line; what matters is that one arrived.
@@ -184,10 +200,10 @@ function watchConfigMap(src: Extract<BundleSourceConfig, { kind: 'configMap' }>,
         if (pending > MAX_FILE_BYTES * 4) req.destroy(new Error('watch stream too large'));
       });
       res.on('end', () => end(true));
-      res.on('error', () => end(false));
+      res.on('error', (err) => end(false, err.message));
     });
     req.on('socket', (sock) => sock.setKeepAlive(true, 30_000));
-    req.on('error', () => end(false));
+    req.on('error', (err) => end(false, err.message));
     req.on('close', () => end(false));
     current = req;
   };

@@ -142,7 +142,11 @@ export class PortcullisProxy {
     await this.activations.start();
     for (const [name, cr] of this.#clusters) {
       await this.reload(name);
-      cr.stopWatch = watchBundleSource(cr.config.bundle, () => void this.reload(name), { serverUrl: cr.upstream.base.href, ca: cr.upstream.tls.ca });
+      const endpoint = { serverUrl: cr.upstream.base.href, ca: cr.upstream.tls.ca };
+      cr.stopWatch = watchBundleSource(cr.config.bundle, () => void this.reload(name), endpoint, (w) => {
+        if (w.state === 'watching') this.log.info({ cluster: name }, 'watching the bundle ConfigMap');
+        else this.log.warn({ cluster: name, why: w.why, retryInMs: w.retryInMs, pollIntervalMs: cr.config.bundle.pollIntervalMs }, 'cannot watch the bundle ConfigMap; polling until the watch works (is `watch` granted on it?)');
+      });
     }
     const { host, port } = this.opts.config.listen;
     await new Promise<void>((resolve, reject) => {

@@ -183,6 +183,37 @@ describe('proxy operations', () => {
     assert.equal(byRevision('1')[0]?.annotations['portcullis.dev/policy-commit'], COMMIT);
     assert.equal(byRevision('2').length, 1);
     assert.equal(byRevision('2')[0]?.annotations['portcullis.dev/policy-commit'], undefined);
+    assert.ok(x.logs().some((l) => l['msg'] === 'watching the bundle ConfigMap'));
+
+    // A reader allowed only `get`: the watch is refused, the proxy says so once and keeps polling.
+    const getOnly = `${name}-get-only`;
+    const rbac2 = [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: getOnly, namespace: 'portcullis-system' } },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: getOnly, namespace: 'portcullis-system' }, rules: [{ verbs: ['get'], apiGroups: [''], resources: ['configmaps'], resourceNames: [name] }] },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: getOnly, namespace: 'portcullis-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: getOnly }, subjects: [{ kind: 'ServiceAccount', name: getOnly, namespace: 'portcullis-system' }] },
+    ];
+    assert.equal(h.admin(['apply', '-f', '-'], rbac2.map((m) => stringify(m)).join('---\n')).status, 0);
+    const getOnlyToken = join(h.dir, 'cm-get-only.token');
+    writeFileSync(getOnlyToken, h.admin(['create', 'token', getOnly, '-n', 'portcullis-system']).stdout.trim());
+    const y = await h.extraProxy((c) => ({
+      ...c,
+      listen: { host: '127.0.0.1', port: 0 },
+      audit: { ...c.audit, file: { path: join(h.dir, 'audit-cm2.log'), maxBytes: 1e6, maxFiles: 1 } },
+      clusters: [{ ...(c.clusters[0] as (typeof c.clusters)[0]), bundle: { kind: 'configMap', tokenFile: getOnlyToken, namespace: 'portcullis-system', name, pollIntervalMs: 300 } }],
+    }));
+    try {
+      assert.equal(y.proxy.store('dev')?.current(Date.now())?.revision, 2);
+      for (let i = 0; i < 100 && !y.logs().some((l) => l['msg']?.toString().startsWith('cannot watch the bundle ConfigMap')); i++) await sleep(20);
+      const warned = y.logs().filter((l) => String(l['msg']).startsWith('cannot watch the bundle ConfigMap'));
+      assert.equal(warned.length, 1, 'said once');
+      assert.equal(warned[0]?.['why'], 'HTTP 403');
+      apply(3, COMMIT);
+      for (let i = 0; i < 100 && y.proxy.store('dev')?.current(Date.now())?.revision !== 3; i++) await sleep(20);
+      assert.equal(y.proxy.store('dev')?.current(Date.now())?.revision, 3, 'the poll brought revision 3');
+      assert.equal(y.logs().filter((l) => String(l['msg']).startsWith('cannot watch the bundle ConfigMap')).length, 1, 'still said once');
+    } finally {
+      await y.proxy.stop();
+    }
   });
 
   it('GIVEN the bundle at an HTTPS URL WHEN polled THEN the proxy serves from it, and keeps the last good one when the URL fails', async () => {
