@@ -188,16 +188,27 @@ export async function readBundleHistory(top: string, generatedDir: string, clust
   return historyOf(versions);
 }
 
-/** Traces every record of an audit log's text; reads git once per cluster, per (commit, file) and per delivered commit. */
-export async function traceAuditLog(text: string, repo: string, generatedDir: string): Promise<{ readonly text: string; readonly traces: readonly Trace[]; readonly unreadable: number }> {
+/** How many records of each outcome. */
+export interface TraceCounts {
+  readonly traced: number;
+  readonly untraced: number;
+  readonly skipped: number;
+  readonly withProblems: number;
+  readonly unreadable: number;
+}
+
+/**
+ * Traces every line of an audit log as it streams by, handing each trace and its text to `emit`
+ * (nothing is kept, so rotated logs of any size go through); reads git once per cluster, per
+ * (commit, file) and per delivered commit.
+ */
+export async function traceAuditLog(lines: AsyncIterable<string>, repo: string, generatedDir: string, emit: (t: Trace, text: string) => void): Promise<TraceCounts> {
   const top = (await git(repo, ['rev-parse', '--show-toplevel'])).trim();
   const histories = new Map<string, Promise<BundleHistory | undefined>>();
   const files = new Map<string, Promise<string[] | undefined>>();
   const delivered = new Map<string, Promise<boolean>>();
-  const traces: Trace[] = [];
-  const out: string[] = [];
-  let unreadable = 0;
-  for (const raw of text.split('\n')) {
+  const n = { traced: 0, untraced: 0, skipped: 0, withProblems: 0, unreadable: 0 };
+  for await (const raw of lines) {
     if (raw.trim() === '') continue;
     let facts: RecordFacts | undefined;
     try {
@@ -206,7 +217,7 @@ export async function traceAuditLog(text: string, repo: string, generatedDir: st
       facts = undefined;
     }
     if (facts === undefined) {
-      unreadable++;
+      n.unreadable++;
       continue;
     }
     const cluster = facts.cluster;
@@ -236,8 +247,9 @@ export async function traceAuditLog(text: string, repo: string, generatedDir: st
       if (!files.has(key)) files.set(key, git(top, ['show', key]).then((s) => s.split('\n'), () => undefined));
       line = (await files.get(key))?.[facts.source.line - 1];
     }
-    traces.push(t);
-    out.push(renderTrace(t, line));
+    n[t.status]++;
+    if (t.status !== 'skipped' && t.problems.length > 0) n.withProblems++;
+    emit(t, renderTrace(t, line));
   }
-  return { text: out.join(''), traces, unreadable };
+  return n;
 }

@@ -1,6 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -115,11 +116,16 @@ function asExit(e: unknown): never {
   throw e;
 }
 
-async function readInputs(files: readonly string[]): Promise<string> {
-  if (files.length) return (await Promise.all(files.map((f) => readFile(f, 'utf8')))).join('\n');
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+/** The lines of the given files, one after the other, or of standard input; streamed. */
+async function* inputLines(files: readonly string[]): AsyncIterable<string> {
+  const sources = files.length ? files.map((f) => createReadStream(f, 'utf8')) : [process.stdin];
+  for (const input of sources) {
+    try {
+      yield* createInterface({ input, crlfDelay: Infinity });
+    } catch (e) {
+      throw new ExitError(1, `portcullis: cannot read ${'path' in input ? String(input.path) : 'standard input'}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
 }
 
 /** Registers `plan`, `apply` and `audit-trace`. */
@@ -130,19 +136,17 @@ export function registerGitopsCommands(program: Command): void {
     .argument('[files...]', 'audit logs, one JSON Event per line (default: standard input)')
     .option('--repo <dir>', 'the git repository of the policies', '.')
     .option('--generated <dir>', "the compiler's output directory, relative to the repository's top", 'generated')
-    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addOption(new Option('--format <format>', 'output format: text, or json (one trace per line)').choices(['text', 'json']).default('text'))
     .action(async (files: string[], f: { repo: string; generated: string; format: 'text' | 'json' }) => {
       try {
-        const r = await traceAuditLog(await readInputs(files), f.repo, f.generated);
-        process.stdout.write(f.format === 'json' ? `${JSON.stringify(r.traces, null, 2)}\n` : r.text);
-        const count = (s: string) => r.traces.filter((t) => t.status === s).length;
-        const problems = r.traces.filter((t) => t.status !== 'skipped' && t.problems.length > 0).length;
+        const n = await traceAuditLog(inputLines(files), f.repo, f.generated, (t, text) => process.stdout.write(f.format === 'json' ? `${JSON.stringify(t)}\n` : text));
+        const records = n.traced + n.untraced + n.skipped;
         process.stderr.write(
-          `${r.traces.length} records: ${count('traced')} traced, ${count('untraced')} not traceable, ${count('skipped')} skipped, ${problems} with problems` +
-            `${r.unreadable ? `; ${r.unreadable} lines were not audit Events` : ''}\n`,
+          `${records} records: ${n.traced} traced, ${n.untraced} not traceable, ${n.skipped} skipped, ${n.withProblems} with problems` +
+            `${n.unreadable ? `; ${n.unreadable} lines were not audit Events` : ''}\n`,
         );
-        if (problems > 0) throw new ExitError(1, '');
-        if (r.traces.length === 0 && r.unreadable > 0) throw new ExitError(1, 'portcullis: no audit Events in the input (one audit.k8s.io/v1 Event per line expected)');
+        if (n.withProblems > 0) throw new ExitError(1, '');
+        if (records === 0 && n.unreadable > 0) throw new ExitError(1, 'portcullis: no audit Events in the input (one audit.k8s.io/v1 Event per line expected)');
       } catch (e) {
         asExit(e);
       }

@@ -139,7 +139,7 @@ describe('audit-trace', () => {
     assert.match(r.stdout, /PROBLEM: revision 9999 of dev's bundle was never committed on this branch/);
     assert.match(r.stderr, /3 records: 2 traced, 1 not traceable, 0 skipped, 3 with problems; 1 lines were not audit Events/);
     const json = await trace(log, '--format', 'json');
-    const traces = JSON.parse(json.stdout) as { status: string; problems: string[] }[];
+    const traces = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { status: string; problems: string[] });
     assert.deepEqual(traces.map((t) => `${t.status} ${t.problems.length}`), ['traced 1', 'traced 1', 'untraced 1']);
   });
 
@@ -147,6 +147,9 @@ describe('audit-trace', () => {
     const r = await ws.cli(['audit-trace', '--repo', ws.dir, join(ws.dir, 'package.json')]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /no audit Events in the input/);
+    const missing = await ws.cli(['audit-trace', '--repo', ws.dir, join(ws.dir, 'no-such.log')]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /cannot read .*no-such\.log: ENOENT/);
     const r2 = await trace(record('00000000-0000-4000-8000-000000000007', { bundleRevision: 1 }), '--repo', '/');
     assert.equal(r2.code, 1);
     assert.match(r2.stderr, /GIT_FAILED: git rev-parse/);
