@@ -9,6 +9,11 @@ import { registerGitopsCommands } from '../gitops/cli.ts';
 
 /** The CLI is thin: parse arguments, call a command function, map ExitError to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  // `portcullis … | head`: a reader that stops early ends the output, not in a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const program = new Command('portcullis')
     .description('Access policy for a fleet of Kubernetes clusters, as typed TypeScript in git.')
     .exitOverride()

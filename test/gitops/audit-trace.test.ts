@@ -3,7 +3,7 @@
  * repository whose generated/ the real compiler wrote, one commit per policy change.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +11,7 @@ import { decodeRuleSet } from '../../core/index.ts';
 import { historyOf, recordFacts, traceRecord } from '../../gitops/audit-trace.ts';
 import { readStatement } from '../../gitops/generated.ts';
 import { toAuditEvent, type AuditFacts } from '../../runtime-proxy/audit/event.ts';
-import { appendToLastFunction, makeWorkspace, type Workspace } from './workspace.ts';
+import { appendToLastFunction, makeWorkspace, repoRoot, type Workspace } from './workspace.ts';
 
 const EDIT = `new Grant(fleet, 'trace-contractor-configmaps', { to: [id.contractor], role: new Role(fleet, 'trace-configmap-reader').allow(['get', 'list'], ['configmaps']), clusters: { names: ['dev'] }, namespaces: ['search'] });`;
 const EDIT2 = `new Grant(fleet, 'trace-contractor-secrets', { to: [id.contractor], role: new Role(fleet, 'trace-secret-lister').allow(['list'], ['secrets']), clusters: { names: ['dev'] }, namespaces: ['search'] });`;
@@ -174,6 +174,22 @@ describe('audit-trace', () => {
     const r = await trace(forged);
     assert.doesNotMatch(r.stdout, /\n {2}delivered commit/);
     assert.match(r.stdout, /by grant x\\u000a {2}delivered commit: the same/);
+  });
+});
+
+describe('audit-trace | head', () => {
+  it('GIVEN a reader that stops early WHEN tracing a long log THEN the command ends quietly, without an EPIPE stack trace', async () => {
+    const one = record('00000000-0000-4000-8000-00000000000c', { grantId: 'checkout.edit', source: before1.source, bundleRevision: before1.revision, policyDigest: before1.digest });
+    const file = join(ws.dir, 'long.log');
+    writeFileSync(file, `${one}\n`.repeat(20_000));
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'portcullis.js'), 'audit-trace', '--repo', ws.dir, file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.doesNotMatch(err, /EPIPE|Unhandled/);
+    assert.equal(code, 0);
   });
 });
 
