@@ -150,15 +150,20 @@ describe('proxy operations', () => {
       assert.equal(r.status, 0, r.stderr);
     };
     apply(1, COMMIT);
-    const reader = `${name}-reader`;
-    const rbac = [
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: reader, namespace: 'portcullis-system' } },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: reader, namespace: 'portcullis-system' }, rules: [{ verbs: ['get', 'watch'], apiGroups: [''], resources: ['configmaps'], resourceNames: [name] }] },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: reader, namespace: 'portcullis-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: reader }, subjects: [{ kind: 'ServiceAccount', name: reader, namespace: 'portcullis-system' }] },
-    ];
-    assert.equal(h.admin(['apply', '-f', '-'], rbac.map((m) => stringify(m)).join('---\n')).status, 0);
-    const tokenFile = join(h.dir, 'cm-reader.token');
-    writeFileSync(tokenFile, h.admin(['create', 'token', reader, '-n', 'portcullis-system']).stdout.trim());
+    // A ServiceAccount that may use only `verbs` on this one ConfigMap, and a token file for it.
+    const reader = (suffix: string, verbs: string[]): string => {
+      const sa = `${name}-${suffix}`;
+      const rbac = [
+        { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'portcullis-system' } },
+        { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: sa, namespace: 'portcullis-system' }, rules: [{ verbs, apiGroups: [''], resources: ['configmaps'], resourceNames: [name] }] },
+        { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: sa, namespace: 'portcullis-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'portcullis-system' }] },
+      ];
+      assert.equal(h.admin(['apply', '-f', '-'], rbac.map((m) => stringify(m)).join('---\n')).status, 0);
+      const file = join(h.dir, `cm-${suffix}.token`);
+      writeFileSync(file, h.admin(['create', 'token', sa, '-n', 'portcullis-system']).stdout.trim());
+      return file;
+    };
+    const tokenFile = reader('reader', ['get', 'watch']);
     const x = await h.extraProxy((c) => ({
       ...c,
       listen: { host: '127.0.0.1', port: 0 },
@@ -186,15 +191,7 @@ describe('proxy operations', () => {
     assert.ok(x.logs().some((l) => l['msg'] === 'watching the bundle ConfigMap'));
 
     // A reader allowed only `get`: the watch is refused, the proxy says so once and keeps polling.
-    const getOnly = `${name}-get-only`;
-    const rbac2 = [
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: getOnly, namespace: 'portcullis-system' } },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: getOnly, namespace: 'portcullis-system' }, rules: [{ verbs: ['get'], apiGroups: [''], resources: ['configmaps'], resourceNames: [name] }] },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: getOnly, namespace: 'portcullis-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: getOnly }, subjects: [{ kind: 'ServiceAccount', name: getOnly, namespace: 'portcullis-system' }] },
-    ];
-    assert.equal(h.admin(['apply', '-f', '-'], rbac2.map((m) => stringify(m)).join('---\n')).status, 0);
-    const getOnlyToken = join(h.dir, 'cm-get-only.token');
-    writeFileSync(getOnlyToken, h.admin(['create', 'token', getOnly, '-n', 'portcullis-system']).stdout.trim());
+    const getOnlyToken = reader('get-only', ['get']);
     const y = await h.extraProxy((c) => ({
       ...c,
       listen: { host: '127.0.0.1', port: 0 },
