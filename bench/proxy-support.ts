@@ -160,19 +160,35 @@ export async function startProxyChild(
     errChunks.push(c.toString());
     writeFileSync(logFile, errChunks.join(''));
   });
-  const line = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`proxy did not start within 60 s:\n${errChunks.join('')}`)), 60_000);
+  const { port, pid } = await startupLine<{ port: number; pid: number }>(child, 'proxy', () => errChunks.join(''));
+  return { child, port, pid, memory: () => memoryOf(child) };
+}
+
+/**
+ * The JSON object a child prints as its first stdout line once it listens (`{"port": N, …}`);
+ * rejects when the child exits first, prints something else, or says nothing within 60 s.
+ * `detail` adds what the child logged to the error.
+ */
+export function startupLine<T extends { port: number }>(child: ChildProcess, what: string, detail: () => string = () => ''): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const fail = (why: string): void => {
+      clearTimeout(timer);
+      reject(new Error(`${what} ${why}${detail() ? `:\n${detail()}` : ''}`));
+    };
+    const timer = setTimeout(() => fail('did not start within 60 s'), 60_000);
+    child.once('exit', (code) => fail(`exited with ${code}`));
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', (l) => {
+      let v: T | undefined;
+      try {
+        v = JSON.parse(l) as T;
+      } catch {
+        v = undefined;
+      }
+      if (typeof v?.port !== 'number') return fail(`printed ${JSON.stringify(l)}, not its port`);
       clearTimeout(timer);
-      resolve(l);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`proxy exited with ${code}:\n${errChunks.join('')}`));
+      resolve(v);
     });
   });
-  const { port, pid } = JSON.parse(line) as { port: number; pid: number };
-  return { child, port, pid, memory: () => memoryOf(child) };
 }
 
 /** What the proxy child reports of its memory after a GC, in MiB. */

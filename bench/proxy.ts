@@ -32,10 +32,8 @@ import { createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { Agent, request } from 'node:https';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { keyIdOf, type RuleSet } from '../core/index.ts';
@@ -43,8 +41,9 @@ import { toAuditEvent } from '../runtime-proxy/audit/event.ts';
 import { AuditSink } from '../runtime-proxy/audit/sink.ts';
 import { BundleStore } from '../runtime-proxy/bundle-store.ts';
 import { downFleet, readFleet, upFleet, type SandboxFleet } from '../sandbox/fleet.ts';
+import { freePorts } from '../sandbox/processes.ts';
 import { createTestCa, startOidcProvider } from '../test/support/oidc.ts';
-import { bigRuleSet, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
+import { bigRuleSet, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startupLine, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -180,9 +179,10 @@ async function main(): Promise<void> {
   let nginxPort: number | undefined;
   let nginxPid: number | undefined;
   if (nginx) {
-    nginxPort = await freePort();
+    const [port] = (await freePorts(1)) as [number];
+    nginxPort = port;
     const upstreamHostPort = new URL(cluster.server).host;
-    const n = await startNginx(nginx, join(work, 'nginx'), nginxPort, serving, { hostPort: upstreamHostPort, caFile: cluster.caFile });
+    const n = await startNginx(nginx, join(work, 'nginx'), port, serving, { hostPort: upstreamHostPort, caFile: cluster.caFile });
     children.push(n);
     nginxPid = n.pid;
   } else {
@@ -193,10 +193,7 @@ async function main(): Promise<void> {
   say('starting the minimal Node.js reverse proxy (child process)');
   const floor = spawn(process.execPath, [join(root, 'bin/run-ts.js'), join(root, 'bench/node-floor-proxy.ts'), cluster.server, cluster.caFile, serving.certFile, serving.keyFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(floor);
-  const floorPort = await new Promise<number>((resolve, reject) => {
-    floor.once('exit', (code) => reject(new Error(`node-floor-proxy exited with ${code}`)));
-    createInterface({ input: floor.stdout as NodeJS.ReadableStream }).once('line', (l) => resolve((JSON.parse(l) as { port: number }).port));
-  });
+  const { port: floorPort } = await startupLine<{ port: number }>(floor, 'node-floor-proxy');
 
   // What a compiled data plane would cost: the same floor in Go (bench/go-floor-proxy, standard library only).
   const goFloor = await startGoFloor(cluster.server, cluster.caFile, serving.certFile, serving.keyFile);
@@ -333,16 +330,8 @@ async function startGoFloor(upstream: string, caFile: string, certFile: string, 
   }
   const child = spawn(bin, [upstream, caFile, certFile, keyFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
-  const started = new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`go-floor-proxy exited with ${code}`)));
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', (l) => {
-      const port = /^\{"port": ?(\d+)\}$/.exec(l.trim())?.[1];
-      if (port === undefined) reject(new Error(`go-floor-proxy printed ${JSON.stringify(l)}, not its port`));
-      else resolve(Number(port));
-    });
-  });
   try {
-    const port = await started;
+    const { port } = await startupLine<{ port: number }>(child, 'go-floor-proxy');
     return child.pid !== undefined ? { port, pid: child.pid } : undefined;
   } catch (err) {
     child.kill();
@@ -544,18 +533,6 @@ function mergeRuns(a: RunResult, b: RunResult): RunResult {
     ...(firstError !== undefined ? { firstError } : {}),
     ...(cpu !== undefined ? { proxyCpuMs: cpu } : {}),
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function cleanup(): Promise<void> {

@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import type { Grant, RuleSet } from '../core/rule-set.ts';
+import { configMapUrl } from './kube-api.ts';
 
 /** One break-glass invocation: who opened which grant on which cluster, why, until when. */
 export interface Activation {
@@ -234,8 +235,7 @@ export class ConfigMapActivations implements SharedActivations {
 
   #request(method: 'GET' | 'PUT', body?: string): Promise<{ code: number; body: string }> {
     const token = readFileSync(this.loc.tokenFile, 'utf8').trim();
-    const base = this.loc.serverUrl.endsWith('/') ? this.loc.serverUrl : `${this.loc.serverUrl}/`;
-    const url = new URL(`api/v1/namespaces/${encodeURIComponent(this.loc.namespace)}/configmaps/${encodeURIComponent(this.loc.name)}`, base);
+    const url = configMapUrl(this.loc.serverUrl, this.loc.namespace, this.loc.name);
     return new Promise((resolve, reject) => {
       const req = httpsRequest(url, { method, ca: this.loc.ca, timeout: 5000, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' } }, (res) => {
         let text = '';

@@ -4,6 +4,7 @@ import https from 'node:https';
 import { join } from 'node:path';
 import { isCommitId, POLICY_COMMIT_ANNOTATION } from '../core/bundle.ts';
 import type { BundleSourceConfig } from './config.ts';
+import { configMapUrl } from './kube-api.ts';
 
 /** The files of a bundle as fetched from its source, before any verification. */
 export type BundleFiles = ReadonlyMap<string, Uint8Array>;
@@ -40,7 +41,7 @@ export async function fetchBundle(src: BundleSourceConfig, cm?: ConfigMapEndpoin
     case 'configMap': {
       if (cm === undefined) throw new Error('no API server for the ConfigMap bundle source');
       const token = (await readFile(src.tokenFile, 'utf8')).trim();
-      const url = new URL(`api/v1/namespaces/${encodeURIComponent(src.namespace)}/configmaps/${encodeURIComponent(src.name)}`, withSlash(cm.serverUrl));
+      const url = configMapUrl(cm.serverUrl, src.namespace, src.name);
       const body = JSON.parse(Buffer.from(await httpsGet(url, cm.ca, { authorization: `Bearer ${token}` })).toString('utf8')) as {
         metadata?: { annotations?: Record<string, unknown> };
         data?: Record<string, string>;
@@ -56,10 +57,6 @@ export async function fetchBundle(src: BundleSourceConfig, cm?: ConfigMapEndpoin
     default:
       throw new Error('unknown bundle source');
   }
-}
-
-function withSlash(u: string): string {
-  return u.endsWith('/') ? u : `${u}/`;
 }
 
 function readDirectory(dir: string): BundleFiles {
@@ -173,7 +170,7 @@ function watchConfigMap(src: Extract<BundleSourceConfig, { kind: 'configMap' }>,
     }
     if (stopped) return;
     const selector = encodeURIComponent(`metadata.name=${src.name}`);
-    const url = new URL(`api/v1/namespaces/${encodeURIComponent(src.namespace)}/configmaps?watch=1&fieldSelector=${selector}&timeoutSeconds=600`, withSlash(cm.serverUrl));
+    const url = configMapUrl(cm.serverUrl, src.namespace, undefined, `watch=1&fieldSelector=${selector}&timeoutSeconds=600`);
     let done = false;
     const end = (ok: boolean, why = 'connection closed'): void => {
       if (done) return;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AuthnRequest, AuthnResult, Authenticator } from './identity.ts';
 
 /** How long a successful authentication is reused at most (kube-apiserver's token cache uses 10 s as well). */
@@ -38,18 +38,24 @@ export function cachingAuthenticator(inner: Authenticator, ttlMs = AUTHN_CACHE_T
   };
 }
 
+const AUTHORIZATION = 'authorization';
+const WEBSOCKET_PROTOCOL = 'sec-websocket-protocol';
+
 function plainKey(req: AuthnRequest, cluster: string | undefined): string | undefined {
   if (req.peerCertificate !== undefined) return undefined;
   let auth: string | undefined;
   const h = req.rawHeaders;
   for (let i = 0; i + 1 < h.length; i += 2) {
-    const name = (h[i] ?? '').toLowerCase();
-    if (name === 'sec-websocket-protocol') return undefined;
-    if (name === 'authorization') {
+    // This runs for every request: lower-case only the names of the two lengths that matter.
+    const raw = h[i] ?? '';
+    if (raw.length !== AUTHORIZATION.length && raw.length !== WEBSOCKET_PROTOCOL.length) continue;
+    const name = raw.toLowerCase();
+    if (name === WEBSOCKET_PROTOCOL) return undefined;
+    if (name === AUTHORIZATION) {
       if (auth !== undefined) return undefined;
       auth = h[i + 1] ?? '';
     }
   }
   if (auth === undefined) return undefined;
-  return createHash('sha256').update(`${cluster ?? ''}\0${auth}`).digest('base64');
+  return hash('sha256', `${cluster ?? ''}\0${auth}`, 'base64');
 }

@@ -49,7 +49,6 @@ interface ClusterRuntime {
   stopWatch?: () => void;
 }
 
-
 /**
  * The runtime proxy: one HTTPS server (HTTP/2 with HTTP/1.1 fallback) for the
  * whole fleet at /clusters/NAME/…, running every request through
@@ -351,10 +350,9 @@ export class PortcullisProxy {
     return this.#hosts.get(h.replace(/:\d+$/, '').toLowerCase());
   }
 
-  /** Stages 0–3 shared by ordinary requests and upgrades. */
-  async #admit(req: Req, st: RequestState, isUpgrade: boolean): Promise<{ cr: ClusterRuntime; target: string; admission?: Admission; breakGlass: boolean; longRunning: boolean }> {
+  /** Stages 0–3 shared by ordinary requests and upgrades; `byHost` is the cluster the host name picked, if any. */
+  async #admit(req: Req, st: RequestState, isUpgrade: boolean, byHost: string | undefined): Promise<{ cr: ClusterRuntime; target: string; admission?: Admission; breakGlass: boolean; longRunning: boolean }> {
     this.#preflight(req);
-    const byHost = this.#hostCluster(req);
     const r = byHost !== undefined ? { cluster: byHost, target: req.url ?? '' } : route(req.url ?? '');
     if (!r) throw new ProxyError('NOT_FOUND', `no route for ${req.url ?? ''}`);
     const cr = this.#clusters.get(r.cluster);
@@ -389,14 +387,14 @@ export class PortcullisProxy {
     };
   }
 
-  /**
-   * SECURITY rule 15 for HTTP/2, which Node's requestTimeout does not cover: a request whose body
-   * has not fully arrived within requestTimeoutMs is reset (its audit record ends as the client's
-   * error). A request without a body is complete with its headers and costs no timer.
-   */
   /** HTTP/2 requests reset by #limitH2Request: their audit record says so. */
   readonly #timedOut = new WeakSet<Req>();
 
+  /**
+   * SECURITY rule 15 for HTTP/2, which Node's requestTimeout does not cover: a request whose body
+   * has not fully arrived within requestTimeoutMs is reset (audited as REQUEST_TIMEOUT). A request
+   * without a body is complete with its headers and costs no timer.
+   */
   #limitH2Request(req: Http2ServerRequest): void {
     const stream = req.stream;
     if (stream.endAfterHeaders) return;
@@ -415,7 +413,8 @@ export class PortcullisProxy {
   async #onRequest(req: Req, res: Res): Promise<void> {
     if (req.httpVersionMajor === 2) this.#limitH2Request(req as Http2ServerRequest);
     // On a cluster's own host name every path belongs to that cluster (its /healthz too).
-    const path = this.#hostCluster(req) === undefined ? (req.url ?? '').split('?')[0] : undefined;
+    const byHost = this.#hostCluster(req);
+    const path = byHost === undefined ? (req.url ?? '').split('?')[0] : undefined;
     if (path === '/healthz' || path === '/livez') return void res.end('ok');
     if (path === '/readyz') {
       const r = this.ready();
@@ -430,7 +429,7 @@ export class PortcullisProxy {
     const st = this.#begin(req, req.httpVersionMajor === 2 ? 'http2' : 'http1');
     let admitted;
     try {
-      admitted = await this.#admit(req, st, false);
+      admitted = await this.#admit(req, st, false, byHost);
     } catch (err) {
       sendStatus(res, this.#refuse(st, err), { 'audit-id': st.auditId });
       leave();
@@ -494,9 +493,13 @@ export class PortcullisProxy {
           sendStatus(res, e, { 'audit-id': st.auditId });
           const errorCode = this.#timedOut.has(req) ? 'REQUEST_TIMEOUT' : e.code;
           this.#audit(st, 'ResponseComplete', e.httpStatus, { errorCode, ...(closeReason ? { streamEnd: closeReason } : {}) });
+        } else if (closeReason) {
+          this.#audit(st, 'ResponseComplete', o.status, { streamEnd: closeReason });
+        } else if (o.kind === 'aborted') {
+          // A request reset for its timeout ends here too: the client's side is gone.
+          this.#audit(st, 'ResponseComplete', o.status, this.#timedOut.has(req) ? { streamEnd: 'client-closed', errorCode: 'REQUEST_TIMEOUT' } : { streamEnd: 'client-closed' });
         } else {
-          const timeout = this.#timedOut.has(req) ? { errorCode: 'REQUEST_TIMEOUT' } : {};
-          this.#audit(st, 'ResponseComplete', o.status, closeReason ? { streamEnd: closeReason } : o.kind === 'aborted' ? { streamEnd: 'client-closed', ...timeout } : timeout);
+          this.#audit(st, 'ResponseComplete', o.status);
         }
         leave();
       },
@@ -534,7 +537,7 @@ export class PortcullisProxy {
     let admitted;
     try {
       if (!proto) throw new ProxyError('BAD_REQUEST', `upgrade to ${req.headers.upgrade ?? ''} is not supported`);
-      admitted = await this.#admit(req, st, true);
+      admitted = await this.#admit(req, st, true, this.#hostCluster(req));
     } catch (err) {
       sendStatusOnSocket(socket, this.#refuse(st, err), { 'audit-id': st.auditId });
       leave();
@@ -578,9 +581,6 @@ export class PortcullisProxy {
       },
     });
   }
-
-
-
 }
 
 function authz(cr: ClusterRuntime): { authorization?: string } {

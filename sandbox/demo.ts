@@ -1,9 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
+import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ import { PortcullisProxy } from '../runtime-proxy/server.ts';
 import { createTestCa, startOidcProvider } from './oidc-issuer.ts';
 import { downFleet, readFleet, upFleet, type SandboxFleet } from './fleet.ts';
 import { runSandboxPod } from './pods.ts';
+import { freePorts } from './processes.ts';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../bin/portcullis.js', import.meta.url));
@@ -115,7 +116,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
     await new Promise<void>((done) => hook.listen(0, '127.0.0.1', done));
     cleanups.push(() => new Promise<void>((done) => hook.close(() => done())));
     const hookPort = (hook.address() as AddressInfo).port;
-    const port = await freePort();
+    const [port] = (await freePorts(1)) as [number];
     const tls = ca.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
     const auditLog = join(demoDir, 'audit.log');
     const configFile = join(demoDir, 'proxy.yaml');
@@ -136,7 +137,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
     await proxy.start();
     cleanups.push(() => proxy.stop());
     const proxyUrl = `https://127.0.0.1:${port}`;
-    await waitReady(`${proxyUrl}/readyz`, tls.certFile, ca.caFile);
+    await waitReady(`${proxyUrl}/readyz`, ca.caFile);
 
     say('7/7 a pod on each fake kubelet, and a kubeconfig per person');
     for (const c of fleet.clusters) await runSandboxPod({ kubectl, cluster: c, namespace: 'payments', name: 'web-0' });
@@ -254,20 +255,7 @@ async function cli(args: string[]): Promise<void> {
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? done(a.port) : fail(new Error('no port'))));
-    });
-  });
-}
-
-async function waitReady(url: string, _cert: string, caFile: string): Promise<void> {
-  const { request } = await import('node:https');
-  const { readFileSync } = await import('node:fs');
+async function waitReady(url: string, caFile: string): Promise<void> {
   const ca = readFileSync(caFile);
   const deadline = Date.now() + 30_000;
   for (;;) {
