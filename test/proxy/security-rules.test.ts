@@ -470,6 +470,10 @@ describe('SECURITY.md rules, end to end', () => {
     const watches = [1, 2].map(() => h.spawnKubectl(h.kubeconfig(tok['alice'] ?? ''), ['get', 'configmaps', '-n', NS, '-w', '-o', 'name']));
     try {
       for (const w of watches) await w.waitFor(/configmap\//);
+      // kubectl prints the LIST before it opens the watch: wait until the proxy holds both watches.
+      const aliceStreams = () => h.proxy.streams.list('dev').filter((x) => x.attributes.user === 'oidc:alice').length;
+      for (let i = 0; i < 250 && aliceStreams() < 2; i++) await sleep(20);
+      assert.equal(aliceStreams(), 2, 'both kubectl watches are open through the proxy');
       const third = await h.request('GET', `${path}?watch=1`, [bearer('alice')]);
       assert.equal(third.status, 429);
       assert.equal(status(third.body).reason, 'TooManyRequests');
