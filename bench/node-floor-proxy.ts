@@ -1,35 +1,52 @@
 /**
  * The floor of a Node.js reverse proxy, for `bench/proxy.ts`: TLS in,
- * HTTP/1.1 keep-alive pool with verified TLS out, headers copied, body piped.
- * No authentication, authorization, audit or metrics: what Portcullis costs
- * beyond this is its own; what this costs over direct is Node's.
+ * HTTP/1.1 keep-alive pool (undici, as Portcullis uses) with verified TLS
+ * out, headers copied, body relayed with backpressure. No authentication,
+ * authorization, audit or metrics: what Portcullis costs beyond this is its
+ * own; what this costs over direct is Node's.
  * Usage: node bin/run-ts.js bench/node-floor-proxy.ts UPSTREAM_URL CA_FILE CERT_FILE KEY_FILE
  * Prints one JSON line `{ "port": N }` once listening.
  */
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
 
 const [upstreamUrl, caFile, certFile, keyFile] = process.argv.slice(2);
 if (!upstreamUrl || !caFile || !certFile || !keyFile) {
   process.stderr.write('usage: node-floor-proxy UPSTREAM_URL CA_FILE CERT_FILE KEY_FILE\n');
   process.exit(2);
 }
-const upstream = new URL(upstreamUrl);
-const agent = new https.Agent({ keepAlive: true, maxSockets: 256, noDelay: true, ca: readFileSync(caFile) });
-const HOP = ['connection', 'keep-alive', 'transfer-encoding', 'host'];
-const strip = (h: IncomingHttpHeaders): IncomingHttpHeaders => {
-  const out = { ...h };
-  for (const k of HOP) delete out[k];
+const pool = new Pool(new URL(upstreamUrl).origin, { connections: 256, pipelining: 1, headersTimeout: 0, bodyTimeout: 0, connect: { ca: readFileSync(caFile), rejectUnauthorized: true } });
+const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host']);
+const strip = (h: Record<string, string | string[] | undefined>): Record<string, string | string[]> => {
+  const out: Record<string, string | string[]> = {};
+  for (const k in h) if (!HOP.has(k) && h[k] !== undefined) out[k] = h[k];
   return out;
 };
 const server = https.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), noDelay: true }, (req, res) => {
-  const up = https.request({ hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: strip(req.headers), agent }, (upRes) => {
-    res.writeHead(upRes.statusCode ?? 502, strip(upRes.headers));
-    upRes.pipe(res);
-  });
-  up.on('error', () => res.destroy());
-  req.pipe(up);
+  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  let paused = false;
+  pool.dispatch(
+    { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: strip(req.headers), body: hasBody ? (req as Readable) : null },
+    {
+      onResponseStart: (_c, status, headers) => {
+        if (status >= 200) res.writeHead(status, strip(headers));
+      },
+      onResponseData: (c, chunk) => {
+        if (!res.write(chunk) && !paused) {
+          paused = true;
+          c.pause();
+          res.once('drain', () => {
+            paused = false;
+            c.resume();
+          });
+        }
+      },
+      onResponseEnd: () => res.end(),
+      onResponseError: () => res.destroy(),
+    },
+  );
 });
 server.listen(0, '127.0.0.1', () => {
   const a = server.address();

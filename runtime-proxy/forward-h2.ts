@@ -105,7 +105,7 @@ export function forwardHttp2(
   up.on('response', (h) => {
     status = Number(h[':status'] ?? 502);
     hooks.onResponse(status);
-    relayResponse(up, h, status, res, headers, end, true);
+    relayResponse(up, h, status, res, headers, end);
   });
   up.on('error', (err) => {
     if (status !== 0) end({ kind: 'aborted', status, message: err.message });

@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { pipeline, type Readable } from 'node:stream';
 import { filterResponseHeaders, type UpstreamHeaders } from './headers.ts';
-import { upstreamRequest, type Upstream } from './upstream.ts';
+import type { Dispatcher } from 'undici';
+import { upstreamPath, upstreamRequest, type Upstream } from './upstream.ts';
 
 /** How a forwarded request ended. */
 export type ForwardOutcome =
@@ -25,13 +26,11 @@ export interface Forwarded {
 }
 
 /**
- * Relays an upstream response: its filtered headers (with the proxy's
- * Audit-ID when upstream did not echo it, so the client can always join its
- * response to the audit record), then the body with backpressure. A
- * long-running response (`flush`) sends its headers at once, since a watch
- * may send no body for a long time; an ordinary one lets them go out with
- * the first body bytes, one write instead of two. Shared by the HTTP/1.1 and
- * HTTP/2 upstream paths.
+ * Relays a long-running upstream response: its filtered headers (with the
+ * proxy's Audit-ID when upstream did not echo it, so the client can always
+ * join its response to the audit record), sent at once, since a watch may
+ * send no body for a long time; then the body with backpressure. Shared by
+ * the HTTP/1.1 and HTTP/2 stream paths.
  */
 export function relayResponse(
   body: Readable,
@@ -40,13 +39,17 @@ export function relayResponse(
   res: ServerResponse | Http2ServerResponse,
   sent: UpstreamHeaders,
   end: (o: ForwardOutcome) => void,
-  flush: boolean,
 ): void {
+  if (!res.headersSent) res.writeHead(status, responseHeaders(upstreamHeaders, sent));
+  (res as ServerResponse).flushHeaders?.();
+  relayBody(body, res, (err) => end(err ? { kind: 'aborted', status, message: err.message } : { kind: 'response', status }));
+}
+
+/** The response headers relayed to the client: upstream's, filtered, with the proxy's Audit-ID when upstream did not echo it. */
+function responseHeaders(upstreamHeaders: Readonly<Record<string, string | string[] | number | undefined>>, sent: UpstreamHeaders): Record<string, string | string[]> {
   const h = filterResponseHeaders(upstreamHeaders);
   if (h['audit-id'] === undefined) h['audit-id'] = String(sent['audit-id'] ?? '');
-  if (!res.headersSent) res.writeHead(status, h);
-  if (flush) (res as ServerResponse).flushHeaders?.();
-  relayBody(body, res, (err) => end(err ? { kind: 'aborted', status, message: err.message } : { kind: 'response', status }));
+  return h;
 }
 
 /**
@@ -91,10 +94,11 @@ function relayBody(body: Readable, res: NodeJS.WritableStream & { destroy(err?: 
 
 /**
  * Stage 4, forward (ordinary requests): the exact canonical target, the
- * allow-listed headers, over the cluster's verified keep-alive pool. Bodies
- * stream both ways with backpressure, so a watch flows as upstream writes it;
- * a request that says it has none (GET, LIST, most DELETEs) ends at once. Redirects are relayed, never followed (SECURITY rule 11):
- * node:https never follows them and the status and Location pass as they are.
+ * allow-listed headers, over the cluster's verified keep-alive pool (undici).
+ * Bodies stream both ways with backpressure; a request that says it has none
+ * (GET, LIST, most DELETEs) is sent without one. Redirects are relayed, never
+ * followed (SECURITY rule 11): a dispatch never follows them and the status
+ * and Location pass as they are.
  */
 export function forwardHttp(
   req: IncomingMessage | Http2ServerRequest,
@@ -105,8 +109,98 @@ export function forwardHttp(
   hooks: ForwardHooks,
   /** A body the proxy already read (and checked); otherwise the client's body streams through. */
   body?: Buffer,
-  /** A long-running response (watch, follow logs): headers go out at once. */
-  streaming = false,
+): Forwarded {
+  let ended = false;
+  let status = 0;
+  let controller: Dispatcher.DispatchController | undefined;
+  let paused = false;
+  let cut = false;
+  let upstreamEnded = false;
+  const end = (o: ForwardOutcome): void => {
+    if (ended) return;
+    ended = true;
+    hooks.onEnd(o);
+  };
+  const stop = (): void => {
+    cut = true;
+    controller?.abort(new Error('client closed'));
+  };
+  const onDrain = (): void => {
+    paused = false;
+    controller?.resume();
+  };
+  upstream.pool.dispatch(
+    {
+      path: upstreamPath(upstream.base, target),
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers,
+      body: body ?? (hasNoBody(req) ? null : (req as Readable)),
+    },
+    {
+      onRequestStart: (c) => {
+        controller = c;
+        if (cut) c.abort(new Error('client closed'));
+      },
+      onResponseStart: (_c, statusCode, upstreamHeaders) => {
+        if (statusCode < 200) return; // 1xx: the proxy never asks for 100-continue
+        status = statusCode;
+        hooks.onResponse(status);
+        if (!res.headersSent) res.writeHead(status, responseHeaders(upstreamHeaders, headers));
+      },
+      onResponseData: (c, chunk) => {
+        if (!(res as NodeJS.WritableStream).write(chunk) && !paused) {
+          paused = true;
+          c.pause();
+          res.once('drain', onDrain);
+        }
+      },
+      onResponseEnd: () => {
+        upstreamEnded = true;
+        res.end();
+      },
+      onResponseError: (_c, err) => {
+        if (status === 0) {
+          end({ kind: 'upstream-error', message: cut ? 'client closed' : `${err.message}` });
+        } else {
+          res.destroy();
+          end({ kind: 'aborted', status, message: err.message });
+        }
+      },
+    },
+  );
+  // Finished after upstream's response ended: served. Finished or closed before (the client went
+  // away, or an HTTP/2 stream was reset, which ends its response too): stop the upstream as well.
+  const onClientDone = (): void => {
+    if (ended) return;
+    if (upstreamEnded && res.writableFinished) end({ kind: 'response', status });
+    else {
+      stop();
+      end({ kind: 'aborted', status, message: 'client closed' });
+    }
+  };
+  res.once('finish', onClientDone);
+  res.once('close', onClientDone);
+  return {
+    cut: () => {
+      stop();
+      res.destroy();
+    },
+  };
+}
+
+/**
+ * Stage 4, forward (long-running requests other than watches, e.g. follow
+ * logs over HTTP/1.1): like forwardHttp, over the uncapped stream pool, with
+ * the headers sent at once, since such a response may send no body for a long
+ * time.
+ */
+export function forwardStream(
+  req: IncomingMessage | Http2ServerRequest,
+  res: ServerResponse | Http2ServerResponse,
+  upstream: Upstream,
+  target: string,
+  headers: UpstreamHeaders,
+  hooks: ForwardHooks,
 ): Forwarded {
   let ended = false;
   let status = 0;
@@ -115,18 +209,17 @@ export function forwardHttp(
     ended = true;
     hooks.onEnd(o);
   };
-  const up = https.request({ ...upstreamRequest(upstream, req.method, target, headers), agent: upstream.agent });
+  const up = https.request({ ...upstreamRequest(upstream, req.method, target, headers), agent: upstream.streamAgent });
   up.on('response', (upRes) => {
     status = upRes.statusCode ?? 502;
     hooks.onResponse(status);
-    relayResponse(upRes, upRes.headers, status, res, headers, end, streaming);
+    relayResponse(upRes, upRes.headers, status, res, headers, end);
   });
   up.on('error', (err) => {
     if (status !== 0) end({ kind: 'aborted', status, message: err.message });
     else end({ kind: 'upstream-error', message: err.message });
   });
-  if (body !== undefined) up.end(body);
-  else if (hasNoBody(req)) up.end();
+  if (hasNoBody(req)) up.end();
   else {
     pipeline(req as NodeJS.ReadableStream, up, (err) => {
       if (err && status === 0) {

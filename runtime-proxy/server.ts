@@ -15,7 +15,7 @@ import { fetchBundle, watchBundleSource } from './bundle-source.ts';
 import { BundleStore, type OfferResult } from './bundle-store.ts';
 import type { ClusterConfig, ProxyConfig } from './config.ts';
 import { ProxyError, type ProxyErrorCode } from './errors.ts';
-import { forwardHttp, type ForwardHooks } from './forward.ts';
+import { forwardHttp, forwardStream, type ForwardHooks } from './forward.ts';
 import { closeH2Pool, h2PoolFor, forwardHttp2 } from './forward-h2.ts';
 import { buildUpstreamHeaders } from './headers.ts';
 import type { Authenticator } from './identity.ts';
@@ -511,7 +511,7 @@ export class PortcullisProxy {
       admitted.longRunning && req.method === 'GET'
         ? forwardHttp2(req, res, cr.upstream, h2PoolFor(cr.upstream), admitted.target, headers, hooks)
         : admitted.longRunning
-          ? forwardHttp(req, res, { ...cr.upstream, agent: cr.upstream.streamAgent }, admitted.target, headers, hooks, undefined, true)
+          ? forwardStream(req, res, cr.upstream, admitted.target, headers, hooks)
           : forwardHttp(req, res, cr.upstream, admitted.target, headers, hooks);
   }
 
