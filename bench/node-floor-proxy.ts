@@ -30,6 +30,7 @@ const server = https.createServer({ cert: readFileSync(certFile), key: readFileS
   pool.dispatch(
     { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: strip(req.headers), body: hasBody ? (req as Readable) : null },
     {
+      onRequestStart: () => undefined,
       onResponseStart: (_c, status, headers) => {
         if (status >= 200) res.writeHead(status, strip(headers));
       },

@@ -10,11 +10,10 @@
  *
  * Pure functions first (`traceRecord`, `renderTrace`); git and files at the end.
  */
-import { spawn } from 'node:child_process';
 import { posix } from 'node:path';
 import { ENVELOPE_FILE } from '../core/index.ts';
 import { readStatement } from './generated.ts';
-import { GitopsError } from './gitops-error.ts';
+import { git } from './git.ts';
 
 /** One commit that changed a cluster's bundle envelope, oldest first. */
 export interface BundleCommit {
@@ -150,21 +149,6 @@ export function renderTrace(t: Trace, line: string | undefined): string {
 }
 
 // ---- git -----------------------------------------------------------------------------
-
-function git(repo: string, args: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('git', ['-C', repo, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new GitopsError('GIT_FAILED', `git: ${e.message}`)));
-    child.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
-      else reject(new GitopsError('GIT_FAILED', `git ${args.join(' ')}: ${Buffer.concat(err).toString('utf8').trim() || `exit ${code}`}`));
-    });
-  });
-}
 
 /** The envelope of a cluster's bundle at a commit, or undefined if that commit has none. */
 function envelopeAt(top: string, commit: string, path: string): Promise<string | undefined> {

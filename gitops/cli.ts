@@ -11,6 +11,7 @@ import { renderApplySummary } from './apply.ts';
 import { traceAuditLog } from './audit-trace.ts';
 import { readCredentials, tokenKubeconfig, type Credentials } from './fleet.ts';
 import { readGenerated } from './generated.ts';
+import { checkCommitCheckedOut } from './git.ts';
 import { GitopsError } from './gitops-error.ts';
 import { octokitFor, publishPlan, pullRequestFromEnv } from './github.ts';
 import { planExitCode } from './plan.ts';
@@ -193,6 +194,7 @@ export function registerGitopsCommands(program: Command): void {
       try {
         const dryRun = f.dryRun ?? false;
         if (f.commit !== undefined && !isCommitId(f.commit)) throw new ExitError(1, `portcullis: --commit must be a full commit id (40 or 64 lowercase hex digits), not ${JSON.stringify(f.commit)}`);
+        if (f.commit !== undefined) await checkCommitCheckedOut(f.generated, f.commit);
         const { results } = await runApply({
           ...(await toFleetOptions(f)),
           dryRun,

@@ -10,6 +10,7 @@ export type GitopsErrorCode =
   | 'CLUSTER_UNREACHABLE'
   | 'KUBECTL_FAILED'
   | 'GIT_FAILED'
+  | 'COMMIT_MISMATCH'
   | 'GITHUB_CONTEXT';
 
 /** A plan, apply or GitHub step failed or refused. */

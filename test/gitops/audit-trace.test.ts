@@ -3,7 +3,7 @@
  * repository whose generated/ the real compiler wrote, one commit per policy change.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,17 +19,8 @@ const EDIT2 = `new Grant(fleet, 'trace-contractor-secrets', { to: [id.contractor
 let ws: Workspace;
 const commits: string[] = [];
 
-function git(...args: string[]): string {
-  const r = spawnSync('git', ['-C', ws.dir, '-c', 'user.name=Pat Auditor', '-c', 'user.email=pat@example.com', '-c', 'commit.gpgsign=false', ...args], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.trim();
-}
-
-function commitAll(subject: string): string {
-  git('add', 'policies', 'generated');
-  git('commit', '-q', '-m', subject);
-  return git('rev-parse', 'HEAD');
-}
+const git = (...args: string[]): string => ws.git(...args);
+const commitAll = (subject: string): string => ws.commitAll(subject);
 
 /** What the dev bundle at HEAD says: revision, digest, and where a grant is defined. */
 function devBundle(grantId: string): { revision: number; digest: string; source: string } {

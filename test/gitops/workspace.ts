@@ -4,7 +4,7 @@
  * `compiler/`, `core/` and `node_modules/` linked, so the real compiler can
  * recompile an edited policy with the demo signing key.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,10 @@ export interface Workspace {
   /** Rewrites a file of the workspace. */
   edit(rel: string, fn: (text: string) => string): void;
   read(rel: string): string;
+  /** `git ARGS` in the workspace (a fixed author, no signing); throws on failure, returns trimmed stdout. */
+  git(...args: string[]): string;
+  /** Commits policies/ and generated/ as they are; returns the new commit id. */
+  commitAll(subject: string): string;
   remove(): void;
 }
 
@@ -46,8 +50,20 @@ export function makeWorkspace(): Workspace {
       writeFileSync(p, fn(readFileSync(p, 'utf8')));
     },
     read: (rel) => readFileSync(join(dir, rel), 'utf8'),
+    git: (...args) => git(dir, args),
+    commitAll(subject) {
+      git(dir, ['add', 'policies', 'generated']);
+      git(dir, ['commit', '-q', '-m', subject]);
+      return git(dir, ['rev-parse', 'HEAD']);
+    },
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+function git(dir: string, args: readonly string[]): string {
+  const r = spawnSync('git', ['-C', dir, '-c', 'user.name=Pat Auditor', '-c', 'user.email=pat@example.com', '-c', 'commit.gpgsign=false', ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr || r.error?.message}`);
+  return r.stdout.trim();
 }
 
 function runNode(args: readonly string[], cwd: string, env: Readonly<Record<string, string>>): Promise<CliResult> {
