@@ -6,7 +6,8 @@
  * Prints one JSON line `{ "port": N, "pid": N }` once listening; SIGUSR2 prints a memory line; SIGTERM stops it gracefully.
  */
 import http2 from 'node:http2';
-import https from 'node:https';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { writeFileSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { createAuthenticator, type AuthnConfig } from '../runtime-proxy/authn/index.ts';
@@ -27,15 +28,19 @@ if (process.env.BENCH_NODELAY === '1') {
     return server;
   }) as typeof original;
 }
-// Diagnosis only (BENCH_UNCAPPED_UPSTREAM=1): lift the upstream pool's maxSockets, to measure 2,000 watches' memory.
-if (process.env.BENCH_UNCAPPED_UPSTREAM === '1') {
-  const Original = https.Agent;
-  class Uncapped extends Original {
-    constructor(o?: https.AgentOptions) {
-      super({ ...o, maxSockets: Infinity });
+// Diagnosis only (BENCH_GC_STATS=FILE): count the proxy's garbage collections by kind, written to FILE when it stops.
+const gcStats = new Map<string, { n: number; ms: number }>();
+if (process.env.BENCH_GC_STATS) {
+  const kinds: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const k = kinds[(e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
+      const s = gcStats.get(k) ?? { n: 0, ms: 0 };
+      s.n++;
+      s.ms += e.duration;
+      gcStats.set(k, s);
     }
-  }
-  (https as { Agent: typeof Original }).Agent = Uncapped;
+  }).observe({ entryTypes: ['gc'] });
 }
 const config = loadConfig(file);
 const proxy = new PortcullisProxy({
@@ -55,6 +60,7 @@ let stopping = false;
 process.on('SIGTERM', () => {
   if (stopping) return;
   stopping = true;
+  if (process.env.BENCH_GC_STATS) writeFileSync(process.env.BENCH_GC_STATS, `proxy gc: ${[...gcStats].map(([k, v]) => `${k} ${v.n}× ${v.ms.toFixed(0)} ms`).join(', ')}, cpu ${(process.cpuUsage().user / 1000).toFixed(0)} ms user, heap ${JSON.stringify(process.memoryUsage())}\n`);
   void proxy.stop().then(
     () => process.exit(0),
     () => process.exit(1),

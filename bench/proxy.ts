@@ -22,7 +22,7 @@
  * has optimised the hot code as in a long-running proxy; default 12,000, 3,000 with --quick; 0 for none) ·
  * --watch-h2 (open the watches over one HTTP/2 connection, as client-go does, instead of one HTTP/1.1 connection each).
  * Diagnostics (not the reported figures): BENCH_NODELAY=1 turns Nagle off on the proxy's client sockets;
- * BENCH_UNCAPPED_UPSTREAM=1 lifts the upstream pool's maxSockets; BENCH_KEEP=1 keeps the work directory;
+ * BENCH_GC_STATS=FILE writes the proxy's garbage collections by kind and its heap there when it stops; BENCH_KEEP=1 keeps the work directory;
  * BENCH_CPU_PROF=DIR writes a CPU profile of the proxy; BENCH_PROXY_NODE_FLAGS='…' adds node flags to the proxy
  * (not ones that write to stdout: the proxy's first stdout line is its port).
  * nginx: `apt-get update && apt-get install -y nginx` (Debian); without it the nginx column is skipped.
@@ -370,8 +370,7 @@ async function watchBench(pid: number, watchTarget: Target, memory: () => Promis
   const perWatch = opened.ok > 0 ? (rssAfter - rssBefore) / opened.ok : Number.NaN;
   out(
     `watches through one proxy: ${opened.ok} open of ${opened.ok + opened.failed} attempted (${opened.failed} failed${opened.firstError ? `: ${opened.firstError}` : ''}); ` +
-      `proxy RSS ${rssBefore.toFixed(0)} MiB idle → ${rssAfter.toFixed(0)} MiB (${(perWatch * 1024).toFixed(0)} KiB per watch${opened.ok < WATCHES ? `, ≈ ${(rssBefore + perWatch * WATCHES).toFixed(0)} MiB extrapolated to ${WATCHES}` : ''}; target ≤ 400 MB)` +
-      (process.env.BENCH_UNCAPPED_UPSTREAM === '1' ? ' [BENCH_UNCAPPED_UPSTREAM=1: upstream maxSockets lifted]' : ''),
+      `proxy RSS ${rssBefore.toFixed(0)} MiB idle → ${rssAfter.toFixed(0)} MiB (${(perWatch * 1024).toFixed(0)} KiB per watch${opened.ok < WATCHES ? `, ≈ ${(rssBefore + perWatch * WATCHES).toFixed(0)} MiB extrapolated to ${WATCHES}` : ''}; target ≤ 400 MB)`,
   );
   const m = await memory();
   if (m) {
