@@ -189,7 +189,7 @@ async function main(): Promise<void> {
     say('nginx not found: the nginx column is skipped. Install it with `apt-get update && apt-get install -y nginx` (Debian) and run again.');
   }
 
-  // Node's own floor: a 30-line reverse proxy (bench/node-floor-proxy.ts) in its own process.
+  // Node's own floor: a minimal reverse proxy on the same undici pool (bench/node-floor-proxy.ts) in its own process.
   say('starting the minimal Node.js reverse proxy (child process)');
   const floor = spawn(process.execPath, [join(root, 'bin/run-ts.js'), join(root, 'bench/node-floor-proxy.ts'), cluster.server, cluster.caFile, serving.certFile, serving.keyFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(floor);
@@ -230,7 +230,7 @@ async function main(): Promise<void> {
   // ---- latency -------------------------------------------------------------------
   out(`Portcullis proxy benchmark — ${new Date().toISOString()} — node ${process.version}, kube-apiserver ${fleet.kubernetesVersion}, ${nginx ? spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim() : 'no nginx'}`);
   out(`loopback, HTTP/1.1 keep-alive, TLS everywhere; latency = request start → last body byte, ms; ${rounds} interleaved rounds per scenario, samples pooled, after a warm-up of ${warmup} GETs and ${Math.ceil(warmup / 20)} LISTs per path`);
-  out(`node floor = a 30-line Node.js reverse proxy (bench/node-floor-proxy.ts): what Node itself adds; go floor = the same in Go (bench/go-floor-proxy): what a compiled data plane would add; proxy CPU = the proxy process's user+system time per request`);
+  out(`node floor = a minimal Node.js reverse proxy on the same undici pool as Portcullis (bench/node-floor-proxy.ts): what Node itself adds; go floor = the same in Go (bench/go-floor-proxy): what a compiled data plane would add; proxy CPU = the proxy process's user+system time per request`);
   out(`machine: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start${process.env.BENCH_NODELAY === '1' ? '; BENCH_NODELAY=1 (diagnostic: Nagle off on the proxy\'s client sockets)' : ''}`);
   out();
   {
