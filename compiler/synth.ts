@@ -1,12 +1,8 @@
 import { ApiObject, App, Chart } from 'cdk8s';
 import { emitYamlDocuments } from './private/yaml-emit.ts';
-import type { Grant, PolicyRule, Subject } from '../core/index.ts';
+import { CLUSTER_LABEL, EXTRA_KEYS, MANAGED_BY, type Grant, type PolicyRule, type Subject } from '../core/index.ts';
 import type { ResolvedCluster } from './resolve.ts';
 
-/** Labels on every object Portcullis manages; `apply` prunes by the first. */
-export const MANAGED_BY = { key: 'app.kubernetes.io/managed-by', value: 'portcullis' } as const;
-/** The label naming the cluster an object was generated for. */
-export const CLUSTER_LABEL = 'portcullis.dev/cluster';
 /** Where the proxy's ServiceAccount and bundle ConfigMap live. */
 export const PROXY_NAMESPACE = 'portcullis-system';
 /** The proxy's ServiceAccount: it may do nothing but impersonate. */
@@ -17,8 +13,6 @@ export const IMPERSONATOR_ROLE = 'portcullis:proxy-impersonator';
 export const BUNDLE_READER = 'portcullis-bundle-reader';
 /** The ConfigMap `apply` delivers a cluster's bundle in. */
 export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
-/** The user-extra keys the proxy sets when impersonating. */
-export const EXTRA_KEYS = ['portcullis.dev/authenticated-by', 'portcullis.dev/grant'] as const;
 
 const RBAC = 'rbac.authorization.k8s.io';
 

@@ -28,6 +28,7 @@ export {
   type VerifyExpectations,
 } from './bundle.ts';
 export { canonicalJson } from './canonical-json.ts';
+export { AUDIT_ANNOTATION, CLUSTER_LABEL, EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, EXTRA_KEYS, MANAGED_BY } from './names.ts';
 export { decodeRuleSet, encodeRuleSet } from './rule-set-codec.ts';
 export { authorizationVerb, parseRequestInfo, toAttributes, type RequestInfo } from './request-info.ts';
 export { checkRequestTarget, type RequestTargetResult } from './request-target.ts';

@@ -11,7 +11,7 @@
  * Pure functions first (`traceRecord`, `renderTrace`); git and files at the end.
  */
 import { posix } from 'node:path';
-import { ENVELOPE_FILE } from '../core/index.ts';
+import { AUDIT_ANNOTATION as A, ENVELOPE_FILE } from '../core/index.ts';
 import { readStatement } from './generated.ts';
 import { git } from './git.ts';
 
@@ -67,8 +67,8 @@ export function recordFacts(v: unknown): RecordFacts | undefined {
   if (e.kind !== 'Event' || typeof e.auditID !== 'string' || typeof e.annotations !== 'object' || e.annotations === null) return undefined;
   const a = e.annotations;
   const str = (k: string) => (typeof a[k] === 'string' ? (a[k] as string) : undefined);
-  const rev = str('portcullis.dev/bundle-revision');
-  const src = /^(.+):(\d+)$/.exec(str('portcullis.dev/source') ?? '');
+  const rev = str(A.bundleRevision);
+  const src = /^(.+):(\d+)$/.exec(str(A.source) ?? '');
   const out: RecordFacts = {
     auditID: e.auditID,
     stage: typeof e.stage === 'string' ? e.stage : '?',
@@ -76,14 +76,14 @@ export function recordFacts(v: unknown): RecordFacts | undefined {
     requestURI: typeof e.requestURI === 'string' ? e.requestURI : '?',
     user: typeof e.user?.username === 'string' ? e.user.username : '?',
     code: typeof e.responseStatus?.code === 'number' ? e.responseStatus.code : 0,
-    decision: str('portcullis.dev/decision') ?? '?',
-    ...opt('cluster', str('portcullis.dev/cluster')),
+    decision: str(A.decision) ?? '?',
+    ...opt('cluster', str(A.cluster)),
     ...opt('revision', rev !== undefined && /^\d+$/.test(rev) ? Number(rev) : undefined),
-    ...opt('digest', str('portcullis.dev/policy-digest')),
-    ...opt('deliveredCommit', str('portcullis.dev/policy-commit')),
+    ...opt('digest', str(A.policyDigest)),
+    ...opt('deliveredCommit', str(A.policyCommit)),
     ...opt('source', src?.[1] !== undefined && src[2] !== undefined ? { file: src[1], line: Number(src[2]) } : undefined),
-    ...opt('grant', str('portcullis.dev/grant')),
-    ...opt('deny', str('portcullis.dev/deny')),
+    ...opt('grant', str(A.grant)),
+    ...opt('deny', str(A.deny)),
   };
   return out;
 }

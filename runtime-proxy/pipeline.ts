@@ -10,6 +10,7 @@ import { decide } from '../core/decide.ts';
 import { activeUntil } from '../core/conditions.ts';
 import { authorizationVerb, parseRequestInfo, toAttributes, type RequestInfo } from '../core/request-info.ts';
 import { checkRequestTarget } from '../core/request-target.ts';
+import { EXTRA_AUTHENTICATED_BY, EXTRA_GRANT } from '../core/names.ts';
 import type { Grant } from '../core/rule-set.ts';
 import type { ActiveBundle } from './bundle-store.ts';
 import { ALL_AUTHENTICATED } from './discovery.ts';
@@ -19,8 +20,7 @@ import type { StreamDeadline } from './streams.ts';
 import type { X509Certificate } from 'node:crypto';
 
 /** Extra keys the proxy sends upstream as Impersonate-Extra-* (design.md). */
-export const EXTRA_GRANT = 'portcullis.dev/grant';
-export const EXTRA_AUTHENTICATED_BY = 'portcullis.dev/authenticated-by';
+export { EXTRA_AUTHENTICATED_BY, EXTRA_GRANT };
 
 /** Cluster names are DNS labels; anything else is not a route. */
 const CLUSTER_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

@@ -1,4 +1,5 @@
 import type { RequestAttributes } from '../../core/attributes.ts';
+import { AUDIT_ANNOTATION as A, EXTRA_AUTHENTICATED_BY } from '../../core/names.ts';
 
 /** Audit stages the proxy writes (audit.k8s.io/v1 Stage). */
 export type AuditStage = 'ResponseStarted' | 'ResponseComplete';
@@ -69,21 +70,21 @@ export interface AuditFacts {
 export function toAuditEvent(f: AuditFacts): AuditEvent {
   const a = f.attributes;
   const annotations: Record<string, string> = {
-    'portcullis.dev/decision': f.decision,
-    'portcullis.dev/reason': f.reason,
-    'portcullis.dev/transport': f.transport,
+    [A.decision]: f.decision,
+    [A.reason]: f.reason,
+    [A.transport]: f.transport,
   };
-  if (f.cluster !== undefined) annotations['portcullis.dev/cluster'] = f.cluster;
-  if (f.grantId !== undefined) annotations['portcullis.dev/grant'] = f.grantId;
-  if (f.denyId !== undefined) annotations['portcullis.dev/deny'] = f.denyId;
-  if (f.source !== undefined) annotations['portcullis.dev/source'] = f.source;
-  if (f.bundleRevision !== undefined) annotations['portcullis.dev/bundle-revision'] = String(f.bundleRevision);
-  if (f.policyDigest !== undefined) annotations['portcullis.dev/policy-digest'] = f.policyDigest;
-  if (f.policyCommit !== undefined) annotations['portcullis.dev/policy-commit'] = f.policyCommit;
-  if (f.errorCode !== undefined) annotations['portcullis.dev/error'] = f.errorCode;
-  if (f.detail !== undefined) annotations['portcullis.dev/detail'] = f.detail;
-  if (f.streamEnd !== undefined) annotations['portcullis.dev/stream-end'] = f.streamEnd;
-  if (f.breakGlass !== undefined) annotations['portcullis.dev/break-glass'] = f.breakGlass;
+  if (f.cluster !== undefined) annotations[A.cluster] = f.cluster;
+  if (f.grantId !== undefined) annotations[A.grant] = f.grantId;
+  if (f.denyId !== undefined) annotations[A.deny] = f.denyId;
+  if (f.source !== undefined) annotations[A.source] = f.source;
+  if (f.bundleRevision !== undefined) annotations[A.bundleRevision] = String(f.bundleRevision);
+  if (f.policyDigest !== undefined) annotations[A.policyDigest] = f.policyDigest;
+  if (f.policyCommit !== undefined) annotations[A.policyCommit] = f.policyCommit;
+  if (f.errorCode !== undefined) annotations[A.error] = f.errorCode;
+  if (f.detail !== undefined) annotations[A.detail] = f.detail;
+  if (f.streamEnd !== undefined) annotations[A.streamEnd] = f.streamEnd;
+  if (f.breakGlass !== undefined) annotations[A.breakGlass] = f.breakGlass;
   return {
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
@@ -92,7 +93,7 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
     stage: f.stage,
     requestURI: f.requestURI,
     verb: a?.verb || f.method.toLowerCase(),
-    user: f.user ? { username: f.user.name, groups: f.user.groups, extra: { 'portcullis.dev/authenticated-by': [f.user.issuer] } } : { username: 'system:anonymous' },
+    user: f.user ? { username: f.user.name, groups: f.user.groups, extra: { [EXTRA_AUTHENTICATED_BY]: [f.user.issuer] } } : { username: 'system:anonymous' },
     ...(f.impersonated ? { impersonatedUser: { username: f.impersonated.user, groups: f.impersonated.groups } } : {}),
     sourceIPs: [f.sourceIP],
     ...(f.userAgent !== undefined ? { userAgent: f.userAgent } : {}),

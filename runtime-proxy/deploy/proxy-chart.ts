@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { ApiObject, App, Chart, YamlOutputType } from 'cdk8s';
 import type { Construct } from 'constructs';
 import { stringify } from 'yaml';
+import { CLUSTER_LABEL, MANAGED_BY } from '../../core/index.ts';
 
 /** Namespace the proxy runs in (the compiler's `PROXY_NAMESPACE`). */
 export const PROXY_NAMESPACE = 'portcullis-system';
@@ -80,8 +81,8 @@ export class ProxyChart extends Chart {
     const mountBundle = props.mountBundleConfigMap ?? true;
     const resources = props.resources ?? { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } };
     // Shared with the compiler's rbac.yaml: same names, labels and content, so either may apply them.
-    const shared = { 'app.kubernetes.io/managed-by': 'portcullis', 'portcullis.dev/cluster': props.cluster };
-    const own = { ...SELECTOR, 'app.kubernetes.io/component': 'proxy', 'app.kubernetes.io/part-of': 'portcullis', 'portcullis.dev/cluster': props.cluster };
+    const shared = { [MANAGED_BY.key]: MANAGED_BY.value, [CLUSTER_LABEL]: props.cluster };
+    const own = { ...SELECTOR, 'app.kubernetes.io/component': 'proxy', 'app.kubernetes.io/part-of': 'portcullis', [CLUSTER_LABEL]: props.cluster };
 
     const configYaml = stringify(props.config, { sortMapEntries: true, lineWidth: 0 });
     const keys = Object.fromEntries(Object.keys(props.trustedKeys).sort().map((k) => [`${k}.pub.pem`, props.trustedKeys[k] ?? '']));

@@ -1,0 +1,38 @@
+/**
+ * Names Portcullis writes into clusters and audit records, in one place, so
+ * the side that writes a name and the side that reads it cannot drift apart:
+ * the compiler labels objects and gitops prunes by those labels; the proxy
+ * impersonates with user-extra keys and the compiler's RBAC allows exactly
+ * those; the proxy annotates audit records and `audit-trace` reads them.
+ */
+import { POLICY_COMMIT_ANNOTATION } from './bundle.ts';
+
+/** The label every managed object carries; apply prunes by it. */
+export const MANAGED_BY = { key: 'app.kubernetes.io/managed-by', value: 'portcullis' } as const;
+/** The label naming the cluster an object was generated for. */
+export const CLUSTER_LABEL = 'portcullis.dev/cluster';
+
+/** User-extra key (Impersonate-Extra-*) naming the grant that allowed the request. */
+export const EXTRA_GRANT = 'portcullis.dev/grant';
+/** User-extra key naming the issuer that authenticated the caller. */
+export const EXTRA_AUTHENTICATED_BY = 'portcullis.dev/authenticated-by';
+/** Every user-extra key the proxy sets; its ServiceAccount may impersonate these and no others. */
+export const EXTRA_KEYS = [EXTRA_AUTHENTICATED_BY, EXTRA_GRANT] as const;
+
+/** Annotations of the proxy's audit records (`audit.k8s.io/v1` Event `annotations`). */
+export const AUDIT_ANNOTATION = {
+  decision: 'portcullis.dev/decision',
+  reason: 'portcullis.dev/reason',
+  transport: 'portcullis.dev/transport',
+  cluster: 'portcullis.dev/cluster',
+  grant: 'portcullis.dev/grant',
+  deny: 'portcullis.dev/deny',
+  source: 'portcullis.dev/source',
+  bundleRevision: 'portcullis.dev/bundle-revision',
+  policyDigest: 'portcullis.dev/policy-digest',
+  policyCommit: POLICY_COMMIT_ANNOTATION,
+  error: 'portcullis.dev/error',
+  detail: 'portcullis.dev/detail',
+  streamEnd: 'portcullis.dev/stream-end',
+  breakGlass: 'portcullis.dev/break-glass',
+} as const;
