@@ -1,7 +1,7 @@
 /**
  * The floor of a Node.js reverse proxy, for `bench/proxy.ts`: TLS in,
- * HTTP/1.1 keep-alive pool (undici, as Portcullis uses) with verified TLS
- * out, headers copied, body relayed with backpressure. No authentication,
+ * HTTP/1.1 keep-alive pool (undici, configured as Portcullis's) with verified
+ * TLS out, headers copied, body relayed with backpressure. No authentication,
  * authorization, audit or metrics: what Portcullis costs beyond this is its
  * own; what this costs over direct is Node's.
  * Usage: node bin/run-ts.js bench/node-floor-proxy.ts UPSTREAM_URL CA_FILE CERT_FILE KEY_FILE
@@ -17,7 +17,7 @@ if (!upstreamUrl || !caFile || !certFile || !keyFile) {
   process.stderr.write('usage: node-floor-proxy UPSTREAM_URL CA_FILE CERT_FILE KEY_FILE\n');
   process.exit(2);
 }
-const pool = new Pool(new URL(upstreamUrl).origin, { connections: 256, pipelining: 1, headersTimeout: 0, bodyTimeout: 0, connect: { ca: readFileSync(caFile), rejectUnauthorized: true } });
+const pool = new Pool(new URL(upstreamUrl).origin, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0, connect: { ca: readFileSync(caFile), rejectUnauthorized: true, timeout: 10_000 } });
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host']);
 const strip = (h: Record<string, string | string[] | undefined>): Record<string, string | string[]> => {
   const out: Record<string, string | string[]> = {};
@@ -28,7 +28,7 @@ const server = https.createServer({ cert: readFileSync(certFile), key: readFileS
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   let paused = false;
   pool.dispatch(
-    { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: strip(req.headers), body: hasBody ? (req as Readable) : null },
+    { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: strip(req.headers), body: hasBody ? (req as Readable) : null, reset: false },
     {
       onRequestStart: () => undefined,
       onResponseStart: (_c, status, headers) => {

@@ -6,7 +6,7 @@
  * Prints one JSON line `{ "port": N, "pid": N }` once listening; SIGUSR2 prints a memory line; SIGTERM stops it gracefully.
  */
 import http2 from 'node:http2';
-import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perfConstants, type PerformanceEntry } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
 import { pino } from 'pino';
@@ -31,7 +31,8 @@ if (process.env.BENCH_NODELAY === '1') {
 // Diagnosis only (BENCH_GC_STATS=FILE): count the proxy's garbage collections by kind, written to FILE when it stops.
 const gcStats = new Map<string, { n: number; ms: number }>();
 if (process.env.BENCH_GC_STATS) {
-  const kinds: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+  const c = perfConstants;
+  const kinds: Record<number, string> = { [c.NODE_PERFORMANCE_GC_MINOR]: 'minor', [c.NODE_PERFORMANCE_GC_MAJOR]: 'major', [c.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [c.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       const k = kinds[(e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';

@@ -21,7 +21,7 @@ export function git(repo: string, args: readonly string[]): Promise<string> {
 /**
  * Refuses to deliver under `commit` unless it is what `generatedDir` holds:
  * the checked-out commit, with no change to generated/ beside it (staged,
- * unstaged or untracked). The proxies write the commit into every audit
+ * unstaged, untracked or ignored). The proxies write the commit into every audit
  * record, so an auditor must be able to read the applied bundle at it.
  */
 export async function checkCommitCheckedOut(generatedDir: string, commit: string): Promise<void> {
@@ -32,7 +32,8 @@ export async function checkCommitCheckedOut(generatedDir: string, commit: string
     throw new GitopsError('COMMIT_MISMATCH', `--commit ${commit}: ${generatedDir} is not in a git checkout (${e instanceof Error ? e.message : String(e)})`);
   }
   if (head !== commit) throw new GitopsError('COMMIT_MISMATCH', `--commit ${commit} is not the checked-out commit (HEAD is ${head}); apply from a checkout of the commit you name`);
-  const dirty = (await git(generatedDir, ['status', '--porcelain', '--untracked-files=all', '--', '.'])).split('\n').filter(Boolean);
+  // Ignored files count too: apply reads every file under generated/, ignored or not.
+  const dirty = (await git(generatedDir, ['--no-optional-locks', 'status', '--porcelain', '--untracked-files=all', '--ignored=matching', '--', '.'])).split('\n').filter(Boolean);
   if (dirty.length > 0) {
     const shown = dirty.slice(0, 5).map((l) => l.slice(3)).join(', ');
     throw new GitopsError('COMMIT_MISMATCH', `--commit ${commit}: ${generatedDir} differs from that commit (${dirty.length} changed file(s): ${shown}${dirty.length > 5 ? ', …' : ''}); commit them or apply without --commit`);

@@ -1,7 +1,7 @@
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { pipeline, type Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { filterResponseHeaders, type UpstreamHeaders } from './headers.ts';
 import type { Dispatcher } from 'undici';
 import { upstreamPath, upstreamRequest, type Upstream } from './upstream.ts';
@@ -129,12 +129,19 @@ export function forwardHttp(
     paused = false;
     controller?.resume();
   };
+  // The client's body goes through a PassThrough, not as `req` itself: when upstream answers
+  // before reading all of it (a 403 on an upload), undici destroys the body stream it was given,
+  // and a destroyed `req` would leave the client's HTTP/1.1 connection unread and stalled.
+  const streamed = body === undefined && !hasNoBody(req) ? (req as Readable).pipe(new PassThrough()) : undefined;
   upstream.pool.dispatch(
     {
       path: upstreamPath(upstream.base, target),
       method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers,
-      body: body ?? (hasNoBody(req) ? null : (req as Readable)),
+      body: body ?? streamed ?? null,
+      // Keep the connection after HEAD too (undici closes it by default, for servers that send a
+      // body with HEAD; kube-apiserver does not).
+      reset: false,
     },
     {
       onRequestStart: (c) => {
@@ -159,10 +166,11 @@ export function forwardHttp(
         res.end();
       },
       onResponseError: (_c, err) => {
-        if (status === 0) {
-          end({ kind: 'upstream-error', message: cut ? 'client closed' : `${err.message}` });
-        } else {
-          res.destroy();
+        // Our own abort (the client left, or the request was cut) is not upstream's failure.
+        if (cut) end({ kind: 'aborted', status, message: 'client closed' });
+        else if (status === 0) end({ kind: 'upstream-error', message: err.message });
+        else {
+          res.destroy(err);
           end({ kind: 'aborted', status, message: err.message });
         }
       },
@@ -172,10 +180,16 @@ export function forwardHttp(
   // away, or an HTTP/2 stream was reset, which ends its response too): stop the upstream as well.
   const onClientDone = (): void => {
     if (ended) return;
-    if (upstreamEnded && res.writableFinished) end({ kind: 'response', status });
-    else {
-      stop();
+    if (upstreamEnded && res.writableFinished) {
+      // Whatever of the client's body upstream did not read is discarded, so the connection stays usable.
+      if (streamed !== undefined && !req.complete) {
+        req.unpipe(streamed);
+        req.resume();
+      }
+      end({ kind: 'response', status });
+    } else {
       end({ kind: 'aborted', status, message: 'client closed' });
+      stop();
     }
   };
   res.once('finish', onClientDone);

@@ -219,6 +219,13 @@ test('GIVEN a policy edit WHEN compiled and planned THEN exactly the expected ob
   assert.equal(dirty.code, 1);
   assert.match(dirty.stderr, /COMMIT_MISMATCH: .*differs from that commit \(1 changed file\(s\): generated\/dev\/stray\.yaml\)/);
   rmSync(join(ws.dir, 'generated', 'dev', 'stray.yaml'));
+  // A file git ignores still counts: apply reads every file under generated/.
+  writeFileSync(join(ws.dir, '.git', 'info', 'exclude'), '*.bak\n');
+  writeFileSync(join(ws.dir, 'generated', 'dev', 'stray.bak'), 'x\n');
+  const ignored = await ws.cli(['apply', '--kubeconfigs', fleet.file, '--clusters', 'dev', '--commit', COMMIT]);
+  assert.equal(ignored.code, 1);
+  assert.match(ignored.stderr, /COMMIT_MISMATCH: .*\(1 changed file\(s\): generated\/dev\/stray\.bak\)/);
+  rmSync(join(ws.dir, 'generated', 'dev', 'stray.bak'));
   const stillOld = await fetch();
   assert.equal(stillOld.result, 'unchanged', 'the refused applies delivered nothing');
   const a = await ws.cli(['apply', '--kubeconfigs', fleet.file, '--clusters', 'env=dev,staging', '--commit', COMMIT]);

@@ -458,6 +458,8 @@ describe('SECURITY.md rules, end to end', () => {
       }
       assert.ok(ev, 'the audit record says the request timed out');
       assert.equal(ev.annotations['portcullis.dev/decision'], 'allow');
+      assert.equal(ev.annotations['portcullis.dev/stream-end'], 'client-closed', 'the reset client, not an upstream failure');
+      assert.notEqual(ev.responseStatus?.code, 502);
       // The session itself stays usable.
       const ok = session.request({ ':path': path, authorization: `Bearer ${tok['alice']}` });
       const code = await new Promise<number>((resolve) => ok.on('response', (hs) => resolve(Number(hs[':status']))).on('error', () => resolve(-1)));
