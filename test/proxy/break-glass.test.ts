@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { grant, ns, ruleSet, startHarness, user, type Harness } from './harness.ts';
+import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, type Harness } from './harness.ts';
 
 const NS = 'proxy-break-glass';
 const BG = grant('bg-ops', [user('oidc:bob')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['secrets'] }], ns(NS), {
@@ -18,10 +18,7 @@ const BG = grant('bg-ops', [user('oidc:bob')], [{ verbs: ['get', 'list', 'watch'
 });
 const RULES = ruleSet('dev', [BG], { users: ['oidc:alice'] });
 // The compiler binds a conditional grant upstream to its activation group only.
-const RBAC = [
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'bg-ops', namespace: NS }, rules: [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['secrets'] }] },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'bg-ops', namespace: NS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'bg-ops' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'portcullis:grant:bg-ops' }] },
-].map((m) => stringify(m)).join('---\n');
+const RBAC = manifestsYaml(upstreamRole(NS, 'bg-ops', [group('portcullis:grant:bg-ops')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['secrets'] }]));
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

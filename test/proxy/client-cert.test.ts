@@ -3,16 +3,12 @@
 // request is impersonated like any other.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
 import { createTestCa, type TestCa } from '../support/oidc.ts';
-import { grant, group, ns, ruleSet, startHarness, type Harness } from './harness.ts';
+import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, type Harness } from './harness.ts';
 
 const NS = 'proxy-client-cert';
 const RULES = ruleSet('dev', [grant('ops-read', [group('x509:ops')], [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['configmaps'] }], ns(NS))], { users: ['x509:carl', 'x509:eve'] });
-const RBAC = [
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'ops-read', namespace: NS }, rules: [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['configmaps'] }] },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'ops-read', namespace: NS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'ops-read' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'x509:ops' }] },
-].map((m) => stringify(m)).join('---\n');
+const RBAC = manifestsYaml(upstreamRole(NS, 'ops-read', [group('x509:ops')], [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['configmaps'] }]));
 
 describe('client certificates through the proxy', () => {
   let h: Harness;

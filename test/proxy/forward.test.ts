@@ -10,8 +10,7 @@ import { request as httpsRequest } from 'node:https';
 import { once } from 'node:events';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { grant, group, ns, ruleSet, startHarness, type Harness } from './harness.ts';
+import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, type Harness } from './harness.ts';
 
 const NS = 'proxy-forward';
 // dev-secrets is in the bundle but not in upstream RBAC: kube-apiserver refuses it (403) before reading the body.
@@ -19,10 +18,7 @@ const RULES = ruleSet('dev', [
   grant('dev-edit', [group('oidc:developers')], [{ verbs: ['get', 'list', 'create'], apiGroups: [''], resources: ['configmaps'] }], ns(NS)),
   grant('dev-secrets', [group('oidc:developers')], [{ verbs: ['create'], apiGroups: [''], resources: ['secrets'] }], ns(NS)),
 ], { users: ['oidc:alice'] });
-const RBAC = [
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'dev-edit', namespace: NS }, rules: [{ verbs: ['get', 'list', 'create'], apiGroups: [''], resources: ['configmaps'] }] },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'dev-edit', namespace: NS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'dev-edit' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'oidc:developers' }] },
-].map((m) => stringify(m)).join('---\n');
+const RBAC = manifestsYaml(upstreamRole(NS, 'dev-edit', [group('oidc:developers')], [{ verbs: ['get', 'list', 'create'], apiGroups: [''], resources: ['configmaps'] }]));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('ordinary requests through the upstream pool', () => {

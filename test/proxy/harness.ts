@@ -35,6 +35,21 @@ export function grant(id: string, subjects: readonly Subject[], rules: readonly 
   };
 }
 
+/**
+ * Upstream RBAC for a test (what the compiler's rbac.yaml would hold): a Role
+ * `name` in `namespace` with `rules`, and a RoleBinding of it to `subjects`.
+ */
+export function upstreamRole(namespace: string, name: string, subjects: readonly { readonly kind: string; readonly name: string }[], rules: readonly PolicyRule[]): object[] {
+  const RBAC = 'rbac.authorization.k8s.io';
+  return [
+    { apiVersion: `${RBAC}/v1`, kind: 'Role', metadata: { name, namespace }, rules },
+    { apiVersion: `${RBAC}/v1`, kind: 'RoleBinding', metadata: { name, namespace }, roleRef: { apiGroup: RBAC, kind: 'Role', name }, subjects: subjects.map((s) => ({ apiGroup: RBAC, kind: s.kind, name: s.name })) },
+  ];
+}
+
+/** Manifests as one multi-document YAML string (for HarnessOptions.rbac). */
+export const manifestsYaml = (objects: readonly object[]): string => objects.map((m) => stringify(m)).join('---\n');
+
 export const user = (name: string): Subject => ({ kind: 'User', name });
 export const group = (name: string): Subject => ({ kind: 'Group', name });
 export const ns = (...namespaces: string[]): Scope => ({ kind: 'namespaces', namespaces });

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { grant, group, ns, ruleSet, startHarness, user, type Harness } from './harness.ts';
+import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, type Harness } from './harness.ts';
 
 const NS_A = 'proxy-kubectl-a';
 const NS_B = 'proxy-kubectl-b';
@@ -19,14 +19,11 @@ const RULES = ruleSet('dev', [
 });
 
 // What the compiler's rbac.yaml would bind upstream for the same grants.
-const RBAC = [
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'dev-read', namespace: NS_A }, rules: [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] }] },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'dev-read', namespace: NS_A }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'dev-read' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'oidc:developers' }] },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'alice-write', namespace: NS_A }, rules: [{ verbs: ['create', 'update', 'patch', 'delete'], apiGroups: [''], resources: ['configmaps'] }] },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'alice-write', namespace: NS_A }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'alice-write' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'oidc:alice' }] },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'alice-temp', namespace: NS_A }, rules: [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['secrets'] }] },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'alice-temp', namespace: NS_A }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'alice-temp' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'portcullis:grant:alice-temp' }] },
-].map((m) => stringify(m)).join('---\n');
+const RBAC = manifestsYaml([
+  ...upstreamRole(NS_A, 'dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] }]),
+  ...upstreamRole(NS_A, 'alice-write', [user('oidc:alice')], [{ verbs: ['create', 'update', 'patch', 'delete'], apiGroups: [''], resources: ['configmaps'] }]),
+  ...upstreamRole(NS_A, 'alice-temp', [group('portcullis:grant:alice-temp')], [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['secrets'] }]),
+]);
 
 describe('kubectl through the proxy', () => {
   let h: Harness;

@@ -12,20 +12,9 @@ import { connect as http2Connect, constants as http2Constants } from 'node:http2
 import { connect as tlsConnect } from 'node:tls';
 import { stringify } from 'yaml';
 import { keyIdOf } from '../../core/bundle.ts';
-import { grant, group, ns, ruleSet, startHarness, user, writeBundle, type Harness } from './harness.ts';
+import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, writeBundle, type Harness } from './harness.ts';
 
 const NS = 'proxy-security';
-const rbacRole = (name: string, subjects: { kind: string; name: string }[], rules: object[]) => [
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace: NS }, rules },
-  {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name, namespace: NS },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-    subjects: subjects.map((s) => ({ apiGroup: 'rbac.authorization.k8s.io', ...s })),
-  },
-];
-
 const GRANTS = [
   grant('dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] }], ns(NS), { line: 3 }),
   // rule 1: list, and watch of one name only
@@ -40,17 +29,15 @@ const GRANTS = [
   grant('olivia-exec', [user('oidc:olivia')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }, { verbs: ['create'], apiGroups: [''], resources: ['pods/exec'] }], ns(NS), { line: 27 }),
 ];
 const RULES = ruleSet('dev', GRANTS, { users: ['oidc:alice', 'oidc:tess'], groups: ['oidc:developers'] });
-const RBAC = [
-  ...rbacRole('dev-read', [{ kind: 'Group', name: 'oidc:developers' }], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] }]),
+const RBAC = manifestsYaml([
+  ...upstreamRole(NS, 'dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] }]),
   // Upstream is deliberately wider than the proxy's grants where a rule says the proxy must be the one that refuses.
-  ...rbacRole('sam', [{ kind: 'User', name: 'oidc:sam' }], [{ verbs: ['list', 'watch'], apiGroups: [''], resources: ['configmaps'] }, { verbs: ['*'], apiGroups: [''], resources: ['secrets'] }]),
-  ...rbacRole('gina', [{ kind: 'User', name: 'oidc:gina' }], [{ verbs: ['*'], apiGroups: [''], resources: ['pods', 'pods/exec', 'pods/proxy', 'pods/log'] }]),
-  ...rbacRole('uma', [{ kind: 'User', name: 'oidc:uma' }], [{ verbs: ['get', 'update', 'patch'], apiGroups: [''], resources: ['configmaps'] }]),
-  ...rbacRole('olivia', [{ kind: 'User', name: 'oidc:olivia' }], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }, { verbs: ['get', 'create'], apiGroups: [''], resources: ['pods/exec'] }]),
-  ...rbacRole('tess', [{ kind: 'User', name: 'oidc:tess' }], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps'] }]),
-]
-  .map((m) => stringify(m))
-  .join('---\n');
+  ...upstreamRole(NS, 'sam', [user('oidc:sam')], [{ verbs: ['list', 'watch'], apiGroups: [''], resources: ['configmaps'] }, { verbs: ['*'], apiGroups: [''], resources: ['secrets'] }]),
+  ...upstreamRole(NS, 'gina', [user('oidc:gina')], [{ verbs: ['*'], apiGroups: [''], resources: ['pods', 'pods/exec', 'pods/proxy', 'pods/log'] }]),
+  ...upstreamRole(NS, 'uma', [user('oidc:uma')], [{ verbs: ['get', 'update', 'patch'], apiGroups: [''], resources: ['configmaps'] }]),
+  ...upstreamRole(NS, 'olivia', [user('oidc:olivia')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }, { verbs: ['get', 'create'], apiGroups: [''], resources: ['pods/exec'] }]),
+  ...upstreamRole(NS, 'tess', [user('oidc:tess')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps'] }]),
+]);
 
 const STAGING_EMPTY = ruleSet('staging', [], { users: ['oidc:alice'], groups: ['oidc:developers'] });
 

@@ -4,8 +4,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { grant, group, ns, ruleSet, startHarness, user, writeBundle, type Harness } from './harness.ts';
+import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, writeBundle, type Harness } from './harness.ts';
 
 const NS = 'proxy-streams';
 const READ = grant('dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] }], ns(NS), { line: 5 });
@@ -16,17 +15,11 @@ const EXEC = grant('ops-exec', [user('oidc:olivia')], [
 ], ns(NS), { line: 9 });
 const RULES = ruleSet('dev', [READ, EXEC], { users: ['oidc:alice'] });
 
-const RBAC = [
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'streams', namespace: NS }, rules: [
-    { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] },
-    { verbs: ['get', 'create'], apiGroups: [''], resources: ['pods/exec', 'pods/portforward', 'pods/attach'] },
-    { verbs: ['get'], apiGroups: [''], resources: ['pods/log'] },
-  ] },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'streams', namespace: NS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'streams' }, subjects: [
-    { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'oidc:developers' },
-    { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'oidc:olivia' },
-  ] },
-].map((m) => stringify(m)).join('---\n');
+const RBAC = manifestsYaml(upstreamRole(NS, 'streams', [group('oidc:developers'), user('oidc:olivia')], [
+  { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] },
+  { verbs: ['get', 'create'], apiGroups: [''], resources: ['pods/exec', 'pods/portforward', 'pods/attach'] },
+  { verbs: ['get'], apiGroups: [''], resources: ['pods/log'] },
+]));
 
 const SPDY = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' };
 const WS = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'true', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'true' };
