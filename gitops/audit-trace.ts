@@ -11,7 +11,7 @@
  * Pure functions first (`traceRecord`, `renderTrace`); git and files at the end.
  */
 import { posix } from 'node:path';
-import { AUDIT_ANNOTATION as A, ENVELOPE_FILE } from '../core/index.ts';
+import { AUDIT_ANNOTATION as A, ENVELOPE_FILE, isCommitId } from '../core/index.ts';
 import { readStatement } from './generated.ts';
 import { git } from './git.ts';
 
@@ -131,7 +131,7 @@ function safe(s: string): string {
 }
 
 /** Text for one trace; `line` is the policy line at the commit, when it could be read. */
-export function renderTrace(t: Trace, line: string | undefined): string {
+function renderTrace(t: Trace, line: string | undefined): string {
   const r = t.record;
   const head = safe(`${r.auditID} ${r.stage} ${r.user} ${r.verb} ${r.requestURI} → ${r.code} ${r.decision}${r.grant ? ` by grant ${r.grant}` : ''}${r.deny ? ` by deny ${r.deny}` : ''}`);
   if (t.status === 'skipped') return `${head}\n  skipped: ${t.why}\n`;
@@ -160,7 +160,7 @@ function envelopeAt(top: string, commit: string, path: string): Promise<string |
  * repository's top) along the first parents of HEAD: the deployed branch's own commits, merge
  * commits included, not the commits of the branches merged into it.
  */
-export async function readBundleHistory(top: string, generatedDir: string, cluster: string): Promise<BundleHistory> {
+async function readBundleHistory(top: string, generatedDir: string, cluster: string): Promise<BundleHistory> {
   const path = posix.join(generatedDir, cluster, ENVELOPE_FILE);
   const log = await git(top, ['log', '--first-parent', '--reverse', '--format=%H%x1f%an%x1f%aI%x1f%s', 'HEAD', '--', path]);
   const versions = [];
@@ -213,7 +213,9 @@ export async function traceAuditLog(lines: AsyncIterable<string>, repo: string, 
       // Does the delivered commit carry the bundle the record names (same revision and digest)?
       const { deliveredCommit: dc, revision, digest } = facts;
       const key = `${dc}\0${cluster}\0${revision}\0${digest ?? ''}`;
-      if (!delivered.has(key)) {
+      // Only a full commit id goes to git: the field comes from a log line, and anything else names no commit.
+      if (!isCommitId(dc)) delivered.set(key, Promise.resolve(false));
+      else if (!delivered.has(key)) {
         delivered.set(
           key,
           envelopeAt(top, dc, posix.join(generatedDir, cluster, ENVELOPE_FILE)).then((e) => {

@@ -119,12 +119,13 @@ function asExit(e: unknown): never {
 
 /** The lines of the given files, one after the other, or of standard input; streamed. */
 async function* inputLines(files: readonly string[]): AsyncIterable<string> {
-  const sources = files.length ? files.map((f) => createReadStream(f, 'utf8')) : [process.stdin];
-  for (const input of sources) {
+  // Each file is opened when its turn comes: one open file at a time, and a missing one fails in order.
+  for (const f of files.length ? files : [undefined]) {
+    const input = f === undefined ? process.stdin : createReadStream(f, 'utf8');
     try {
       yield* createInterface({ input, crlfDelay: Infinity });
     } catch (e) {
-      throw new ExitError(1, `portcullis: cannot read ${'path' in input ? String(input.path) : 'standard input'}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new ExitError(1, `portcullis: cannot read ${f ?? 'standard input'}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 }

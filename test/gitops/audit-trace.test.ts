@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeRuleSet } from '../../core/index.ts';
 import { historyOf, recordFacts, traceRecord } from '../../gitops/audit-trace.ts';
@@ -117,10 +117,15 @@ describe('audit-trace', () => {
 
   it('GIVEN a record whose delivered commit or digest contradicts git, or whose revision was never committed WHEN traced THEN each is a PROBLEM and the exit status is 1', async () => {
     const [c1] = commits as [string, string];
+    const pwned = join(ws.dir, 'pwned');
+    const written = `${pwned}:generated/dev/bundle.sig.json`;
+    mkdirSync(dirname(written), { recursive: true });
     const log = [
       record('00000000-0000-4000-8000-000000000004', { grantId: 'trace-contractor-configmaps', source: after2.source, bundleRevision: after2.revision, policyDigest: after2.digest, policyCommit: c1 }),
       record('00000000-0000-4000-8000-000000000005', { grantId: 'checkout.edit', source: before1.source, bundleRevision: before1.revision, policyDigest: `sha256:${'0'.repeat(64)}` }),
       record('00000000-0000-4000-8000-000000000006', { grantId: 'checkout.edit', source: before1.source, bundleRevision: 9999 }),
+      // A delivered commit that is no commit id never reaches git as an argument (as an option, this one would write a file).
+      record('00000000-0000-4000-8000-00000000000d', { grantId: 'checkout.edit', source: before1.source, bundleRevision: before1.revision, policyDigest: before1.digest, policyCommit: `--output=${pwned}` }),
       'not json',
     ].join('\n');
     const r = await trace(log);
@@ -128,10 +133,12 @@ describe('audit-trace', () => {
     assert.match(r.stdout, new RegExp(`PROBLEM: the bundle was delivered as commit ${c1}, which does not carry revision ${after2.revision} of dev's bundle \\(it entered git in ${commits[1]}\\)`));
     assert.match(r.stdout, new RegExp(`PROBLEM: policy digest sha256:0{64} matches no committed bundle of revision ${before1.revision} \\(${c1} has sha256:`));
     assert.match(r.stdout, /PROBLEM: revision 9999 of dev's bundle was never committed on this branch/);
-    assert.match(r.stderr, /3 records: 2 traced, 1 not traceable, 0 skipped, 3 with problems; 1 lines were not audit Events/);
+    assert.ok(r.stdout.includes(`PROBLEM: the bundle was delivered as commit --output=${pwned}, which does not carry revision`), r.stdout);
+    assert.equal(existsSync(written), false, 'git was never handed the record\'s value as an option');
+    assert.match(r.stderr, /4 records: 3 traced, 1 not traceable, 0 skipped, 4 with problems; 1 lines were not audit Events/);
     const json = await trace(log, '--format', 'json');
     const traces = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { status: string; problems: string[] });
-    assert.deepEqual(traces.map((t) => `${t.status} ${t.problems.length}`), ['traced 1', 'traced 1', 'untraced 1']);
+    assert.deepEqual(traces.map((t) => `${t.status} ${t.problems.length}`), ['traced 1', 'traced 1', 'untraced 1', 'traced 1']);
   });
 
   it('GIVEN input that is not an audit log, or a directory that is not a git repository WHEN traced THEN it says so and exits 1', async () => {
@@ -141,6 +148,13 @@ describe('audit-trace', () => {
     const missing = await ws.cli(['audit-trace', '--repo', ws.dir, join(ws.dir, 'no-such.log')]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /cannot read .*no-such\.log: ENOENT/);
+    // Files are read in turn: a missing later file is the same clear error, after the earlier ones were traced.
+    const good = join(ws.dir, 'good.log');
+    writeFileSync(good, record('00000000-0000-4000-8000-00000000000c', { grantId: 'checkout.edit', source: before1.source, bundleRevision: before1.revision, policyDigest: before1.digest }));
+    const laterMissing = await ws.cli(['audit-trace', '--repo', ws.dir, good, join(ws.dir, 'no-such-2.log')]);
+    assert.equal(laterMissing.code, 1);
+    assert.match(laterMissing.stderr, /cannot read .*no-such-2\.log: ENOENT/);
+    assert.match(laterMissing.stdout, new RegExp(`dev bundle revision ${before1.revision}: commit`));
     const r2 = await trace(record('00000000-0000-4000-8000-000000000007', { bundleRevision: 1 }), '--repo', '/');
     assert.equal(r2.code, 1);
     assert.match(r2.stderr, /GIT_FAILED: git rev-parse/);
