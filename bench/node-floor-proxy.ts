@@ -10,14 +10,16 @@
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { createUpstream } from '../runtime-proxy/upstream.ts';
 
 const [upstreamUrl, caFile, certFile, keyFile] = process.argv.slice(2);
 if (!upstreamUrl || !caFile || !certFile || !keyFile) {
   process.stderr.write('usage: node-floor-proxy UPSTREAM_URL CA_FILE CERT_FILE KEY_FILE\n');
   process.exit(2);
 }
-const pool = new Pool(new URL(upstreamUrl).origin, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0, connect: { ca: readFileSync(caFile), rejectUnauthorized: true, timeout: 10_000 } });
+// Portcullis's own upstream pool (same options), without anything else of the proxy.
+const { pool } = createUpstream({ url: upstreamUrl, caFile });
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host']);
 const strip = (h: Record<string, string | string[] | undefined>): Record<string, string | string[]> => {
   const out: Record<string, string | string[]> = {};

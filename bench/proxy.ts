@@ -323,7 +323,7 @@ async function main(): Promise<void> {
 /** Builds and starts bench/go-floor-proxy; undefined (column skipped) when Go is not installed. */
 async function startGoFloor(upstream: string, caFile: string, certFile: string, keyFile: string): Promise<{ port: number; pid: number } | undefined> {
   const bin = join(work, 'go-floor-proxy');
-  const built = spawnSync('go', ['build', '-o', bin, '.'], { cwd: join(root, 'bench', 'go-floor-proxy'), encoding: 'utf8', env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-buildvcs=false' }, timeout: 300_000 });
+  const built = spawnSync('go', ['build', '-o', bin, '.'], { cwd: join(root, 'bench', 'go-floor-proxy'), encoding: 'utf8', env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-buildvcs=false', GOTOOLCHAIN: 'local' }, timeout: 300_000 });
   if (built.error || built.status !== 0) {
     say(`go floor skipped: go build failed (${built.error?.message ?? built.stderr.trim()})`);
     return undefined;

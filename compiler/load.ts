@@ -1,8 +1,8 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { keyIdOf, sha256, type TrustedKeys } from '../core/index.ts';
+import { keyIdOf, sha256, trustedKeysOf, type TrustedKeys } from '../core/index.ts';
 import type { Catalog } from './catalog.ts';
 import { Fleet } from './lang/fleet.ts';
 import type { Problem } from './problem.ts';
@@ -104,12 +104,7 @@ export function readSigningKey(repoRoot: string, fleetKeyFile: string | undefine
 
 /** Trusted public keys from PEM files, by key id. */
 export function readTrustedKeys(pemFiles: readonly string[]): TrustedKeys {
-  const keys = new Map<string, KeyObject>();
-  for (const f of pemFiles) {
-    const k = createPublicKey(readFileSync(f));
-    keys.set(keyIdOf(k), k);
-  }
-  return keys;
+  return trustedKeysOf(pemFiles.map((f) => readFileSync(f)));
 }
 
 /** Generates an Ed25519 key pair; writes the private key (mode 0600) and the public key next to it. */

@@ -1,18 +1,12 @@
 import { ApiObject, App, Chart } from 'cdk8s';
 import { emitYamlDocuments } from './private/yaml-emit.ts';
-import { CLUSTER_LABEL, EXTRA_KEYS, MANAGED_BY, type Grant, type PolicyRule, type Subject } from '../core/index.ts';
+import { BUNDLE_CONFIGMAP, CLUSTER_LABEL, EXTRA_KEYS, IMPERSONATOR_ROLE, MANAGED_BY, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT, type Grant, type PolicyRule, type Subject } from '../core/index.ts';
 import type { ResolvedCluster } from './resolve.ts';
 
-/** Where the proxy's ServiceAccount and bundle ConfigMap live. */
-export const PROXY_NAMESPACE = 'portcullis-system';
-/** The proxy's ServiceAccount: it may do nothing but impersonate. */
-export const PROXY_SERVICE_ACCOUNT = 'portcullis-proxy';
-/** The ClusterRole that lets the proxy impersonate exactly the policy's users and groups. */
-export const IMPERSONATOR_ROLE = 'portcullis:proxy-impersonator';
+/** The names the compiler shares with the proxy's chart and config defaults (core/names.ts). */
+export { BUNDLE_CONFIGMAP, IMPERSONATOR_ROLE, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT };
 /** The ServiceAccount that may read the bundle ConfigMap, and nothing else. */
 export const BUNDLE_READER = 'portcullis-bundle-reader';
-/** The ConfigMap `apply` delivers a cluster's bundle in. */
-export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
 
 const RBAC = 'rbac.authorization.k8s.io';
 

@@ -65,6 +65,16 @@ export function keyIdOf(publicKey: KeyObject): string {
   return sha256(Buffer.from(jwk.x, 'base64url')).slice(0, 16);
 }
 
+/** Trusted keys by key id, from public keys in PEM (or DER SPKI) form, one per item; throws on anything else. */
+export function trustedKeysOf(publicKeys: readonly (string | Buffer)[]): TrustedKeys {
+  const keys = new Map<string, KeyObject>();
+  for (const pem of publicKeys) {
+    const k = createPublicKey(pem);
+    keys.set(keyIdOf(k), k);
+  }
+  return keys;
+}
+
 /** DSSE pre-authentication encoding: what is actually signed. */
 export function pae(payloadType: string, payload: Uint8Array): Buffer {
   const t = Buffer.from(payloadType, 'utf8');

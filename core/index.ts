@@ -18,6 +18,7 @@ export {
   POLICY_COMMIT_ANNOTATION,
   isCommitId,
   keyIdOf,
+  trustedKeysOf,
   pae,
   sha256,
   signStatement,
@@ -28,7 +29,19 @@ export {
   type VerifyExpectations,
 } from './bundle.ts';
 export { canonicalJson } from './canonical-json.ts';
-export { AUDIT_ANNOTATION, CLUSTER_LABEL, EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, EXTRA_KEYS, MANAGED_BY } from './names.ts';
+export {
+  AUDIT_ANNOTATION,
+  BREAK_GLASS_CONFIGMAP,
+  BUNDLE_CONFIGMAP,
+  CLUSTER_LABEL,
+  EXTRA_AUTHENTICATED_BY,
+  EXTRA_GRANT,
+  EXTRA_KEYS,
+  IMPERSONATOR_ROLE,
+  MANAGED_BY,
+  PROXY_NAMESPACE,
+  PROXY_SERVICE_ACCOUNT,
+} from './names.ts';
 export { decodeRuleSet, encodeRuleSet } from './rule-set-codec.ts';
 export { authorizationVerb, parseRequestInfo, toAttributes, type RequestInfo } from './request-info.ts';
 export { checkRequestTarget, type RequestTargetResult } from './request-target.ts';

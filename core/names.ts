@@ -7,6 +7,17 @@
  */
 import { POLICY_COMMIT_ANNOTATION } from './bundle.ts';
 
+/** Where the proxy's ServiceAccount, its bundle ConfigMap and (deployed by the chart) the proxy live. */
+export const PROXY_NAMESPACE = 'portcullis-system';
+/** The proxy's ServiceAccount: it may do nothing but impersonate. */
+export const PROXY_SERVICE_ACCOUNT = 'portcullis-proxy';
+/** The ClusterRole that lets the proxy impersonate exactly the policy's users and groups. */
+export const IMPERSONATOR_ROLE = 'portcullis:proxy-impersonator';
+/** The ConfigMap `apply` delivers a cluster's signed bundle in (the proxy's ConfigMap source default). */
+export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
+/** The ConfigMap proxy replicas share break-glass activations through (the proxy's `breakGlass.configMap` default). */
+export const BREAK_GLASS_CONFIGMAP = 'portcullis-break-glass';
+
 /** The label every managed object carries; apply prunes by it. */
 export const MANAGED_BY = { key: 'app.kubernetes.io/managed-by', value: 'portcullis' } as const;
 /** The label naming the cluster an object was generated for. */

@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -6,12 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { ExitError } from '../cli/exit-error.ts';
-import { isCommitId, keyIdOf, type TrustedKeys } from '../core/index.ts';
+import { isCommitId, trustedKeysOf, type TrustedKeys } from '../core/index.ts';
 import { renderApplySummary } from './apply.ts';
 import { traceAuditLog } from './audit-trace.ts';
 import { readCredentials, tokenKubeconfig, type Credentials } from './fleet.ts';
 import { readGenerated } from './generated.ts';
-import { checkCommitCheckedOut } from './git.ts';
 import { GitopsError } from './gitops-error.ts';
 import { octokitFor, publishPlan, pullRequestFromEnv } from './github.ts';
 import { planExitCode } from './plan.ts';
@@ -80,13 +79,10 @@ async function readKeys(files: readonly string[]): Promise<TrustedKeys> {
     }
     const pems = text.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [];
     if (pems.length === 0) throw new ExitError(1, `portcullis: --trusted-key ${f} holds no PEM public key (-----BEGIN PUBLIC KEY-----)`);
-    for (const pem of pems) {
-      try {
-        const k = createPublicKey(pem);
-        keys.set(keyIdOf(k), k);
-      } catch (e) {
-        throw new ExitError(1, `portcullis: --trusted-key ${f} holds a key that is not an Ed25519 public key: ${e instanceof Error ? e.message : String(e)}`);
-      }
+    try {
+      for (const [id, k] of trustedKeysOf(pems)) keys.set(id, k);
+    } catch (e) {
+      throw new ExitError(1, `portcullis: --trusted-key ${f} holds a key that is not an Ed25519 public key: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   return keys;
@@ -195,7 +191,6 @@ export function registerGitopsCommands(program: Command): void {
       try {
         const dryRun = f.dryRun ?? false;
         if (f.commit !== undefined && !isCommitId(f.commit)) throw new ExitError(1, `portcullis: --commit must be a full commit id (40 or 64 lowercase hex digits), not ${JSON.stringify(f.commit)}`);
-        if (f.commit !== undefined) await checkCommitCheckedOut(f.generated, f.commit);
         const { results } = await runApply({
           ...(await toFleetOptions(f)),
           dryRun,

@@ -1,8 +1,7 @@
-import { createPublicKey } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { decodeRuleSet, ENVELOPE_FILE, keyIdOf, verifyBundle, type BundleStatement, type RuleSet, type TrustedKeys } from '../core/index.ts';
+import { decodeRuleSet, ENVELOPE_FILE, trustedKeysOf, verifyBundle, type BundleStatement, type RuleSet, type TrustedKeys } from '../core/index.ts';
 import type { KubeObject } from './objects.ts';
 import { GitopsError } from './gitops-error.ts';
 import type { DesiredCluster } from './plan.ts';
@@ -45,7 +44,6 @@ export async function readGenerated(dir: string, fleetFile?: string): Promise<Ge
     if (typeof c?.name !== 'string') throw new GitopsError('GENERATED_MALFORMED', `${fleetPath}: a cluster without a name`);
     return { name: c.name, server: String(c.server ?? ''), proxyUrl: String(c.proxyUrl ?? ''), labels: { ...(c.labels ?? {}) } };
   });
-  const keys = new Map<string, ReturnType<typeof createPublicKey>>();
   const keyDir = join(dir, 'keys');
   let names: string[] = [];
   try {
@@ -53,10 +51,7 @@ export async function readGenerated(dir: string, fleetFile?: string): Promise<Ge
   } catch {
     // no keys: every bundle will fail verification with BUNDLE_UNKNOWN_KEY
   }
-  for (const n of names) {
-    const key = createPublicKey(await readFile(join(keyDir, n)));
-    keys.set(keyIdOf(key), key);
-  }
+  const keys = trustedKeysOf(await Promise.all(names.map((n) => readFile(join(keyDir, n)))));
   return { dir, clusters, keys };
 }
 

@@ -1,4 +1,4 @@
-/** The git commands plan, apply and audit-trace run: `git -C DIR …`, output as text, failures as GitopsError. */
+/** The git commands apply and audit-trace run: `git -C DIR …`, output as text, failures as GitopsError. */
 import { spawn } from 'node:child_process';
 import { GitopsError } from './gitops-error.ts';
 

@@ -10,7 +10,7 @@ export { readClusterBundle, readGenerated, verifyGeneratedBundle, type FleetClus
 export { GitopsError, type GitopsErrorCode } from './gitops-error.ts';
 export { publishPlan, pullRequestFromEnv, setPlanStatus, upsertStickyComment, STATUS_CONTEXT, type PullRequestTarget } from './github.ts';
 export { BUNDLE_CONFIGMAP, BUNDLE_NAMESPACE, KubectlClient, readLive, type ClusterClient, type LiveBundle } from './kubectl.ts';
-export { CLUSTER_LABEL, FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_KINDS, normalizeDesired, normalizeLive, objectKey, type KubeObject } from './objects.ts';
+export { FIELD_MANAGER, MANAGED_KINDS, normalizeDesired, normalizeLive, objectKey, type KubeObject } from './objects.ts';
 export { countChanges, hasChanges, plan, planCluster, planExitCode, type BundleChange, type ClusterPlan, type DesiredCluster, type LiveCluster, type ObjectChange, type Plan } from './plan.ts';
 export { COMMENT_MARKER, GITHUB_COMMENT_LIMIT, renderJson, renderMarkdown, renderText, summarize, type MarkdownOptions } from './render.ts';
 export { compilerFreshnessCheck, runApply, runPlan, type FleetOptions, type RunApplyOptions } from './run.ts';

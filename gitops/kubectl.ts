@@ -1,15 +1,14 @@
 import { spawn } from 'node:child_process';
 import { stringify } from 'yaml';
-import { decodeRuleSet, ENVELOPE_FILE, POLICY_COMMIT_ANNOTATION, type RuleSet } from '../core/index.ts';
+import { BUNDLE_CONFIGMAP, decodeRuleSet, ENVELOPE_FILE, MANAGED_BY, POLICY_COMMIT_ANNOTATION, PROXY_NAMESPACE, type RuleSet } from '../core/index.ts';
 import { readStatement } from './generated.ts';
 import { GitopsError } from './gitops-error.ts';
-import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_KINDS, kindRank, type KubeObject } from './objects.ts';
+import { FIELD_MANAGER, MANAGED_KINDS, kindRank, type KubeObject } from './objects.ts';
 import type { BundleFiles, LiveCluster } from './plan.ts';
 
-/** Where the proxy reads its bundle from (docs/design.md). */
-export const BUNDLE_NAMESPACE = 'portcullis-system';
-/** The ConfigMap holding the bundle's three files, keyed by file name. */
-export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
+/** Where the proxy reads its bundle from (docs/design.md): the ConfigMap holding the bundle's three files, keyed by file name. */
+export const BUNDLE_NAMESPACE = PROXY_NAMESPACE;
+export { BUNDLE_CONFIGMAP };
 /** Objects per kubectl process below which a kind is applied by one process. */
 const CHUNK = 100;
 
@@ -68,7 +67,7 @@ export class KubectlClient implements ClusterClient {
 
   async listManaged(): Promise<KubeObject[]> {
     const kinds = MANAGED_KINDS.map((k) => (k.group ? `${k.resource}.${k.group}` : k.resource)).join(',');
-    const out = await this.run(['get', kinds, '--all-namespaces', '-l', `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`, '-o', 'json', '--show-managed-fields=true']);
+    const out = await this.run(['get', kinds, '--all-namespaces', '-l', `${MANAGED_BY.key}=${MANAGED_BY.value}`, '-o', 'json', '--show-managed-fields=true']);
     const list = JSON.parse(out) as { items?: KubeObject[] };
     return list.items ?? [];
   }

@@ -3,7 +3,6 @@
  * manages, their safe order, and normalisation so a desired object and the
  * live one compare equal exactly when server-side apply would change nothing.
  */
-import { CLUSTER_LABEL, MANAGED_BY } from '../core/index.ts';
 
 /** A Kubernetes object as plain JSON. */
 export interface KubeObject {
@@ -19,12 +18,6 @@ export interface KubeObject {
   readonly [k: string]: unknown;
 }
 
-/** The label every managed object carries; apply prunes by it. */
-export const MANAGED_BY_LABEL = MANAGED_BY.key;
-/** Its value. */
-export const MANAGED_BY_VALUE = MANAGED_BY.value;
-/** The label naming the cluster an object was generated for. */
-export { CLUSTER_LABEL };
 /** The field manager of every server-side apply Portcullis does. */
 export const FIELD_MANAGER = 'portcullis';
 

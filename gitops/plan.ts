@@ -1,8 +1,8 @@
 import { createTwoFilesPatch } from 'diff';
 import { stringify } from 'yaml';
-import { canonicalJson, type RuleSet } from '../core/index.ts';
+import { canonicalJson, CLUSTER_LABEL, MANAGED_BY, type RuleSet } from '../core/index.ts';
 import { diffAccess, type AccessChange } from '../core/access-diff.ts';
-import { CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_KINDS, applyOrder, groupOf, normalizeDesired, normalizeLive, objectKey, objectRef, type KubeObject } from './objects.ts';
+import { MANAGED_KINDS, applyOrder, groupOf, normalizeDesired, normalizeLive, objectKey, objectRef, type KubeObject } from './objects.ts';
 
 /** The bundle files delivered to a cluster, by name (`rbac.yaml`, `rules.json`, `bundle.sig.json`). */
 export type BundleFiles = Readonly<Record<string, string>>;
@@ -80,7 +80,7 @@ export function planCluster(desired: DesiredCluster, live: LiveCluster, opts: Pl
   const bad = desired.objects.flatMap((o) => {
     const why: string[] = [];
     if (!MANAGED_KINDS.some((k) => k.kind === o.kind && k.group === groupOf(o.apiVersion))) why.push(`kind ${o.kind} is not one apply manages`);
-    if (o.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) why.push(`it lacks the label ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`);
+    if (o.metadata.labels?.[MANAGED_BY.key] !== MANAGED_BY.value) why.push(`it lacks the label ${MANAGED_BY.key}=${MANAGED_BY.value}`);
     if (o.metadata.labels?.[CLUSTER_LABEL] !== desired.name) why.push(`its ${CLUSTER_LABEL} label is not ${desired.name}`);
     return why.length ? [`${objectRef(o)}: ${why.join(', ')}`] : [];
   });

@@ -4,6 +4,7 @@ import { BundleError, type TrustedKeys } from '../core/index.ts';
 import { applyPlan, pool, type ApplyResult } from './apply.ts';
 import { selectClusters, type Credentials } from './fleet.ts';
 import { readClusterBundle, readGenerated, verifyGeneratedBundle, type FleetCluster, type Generated } from './generated.ts';
+import { checkCommitCheckedOut } from './git.ts';
 import { GitopsError } from './gitops-error.ts';
 import { KubectlClient, readLive, type ClusterClient } from './kubectl.ts';
 import { planCluster, type ClusterPlan, type Plan } from './plan.ts';
@@ -74,14 +75,18 @@ export async function runPlan(opts: FleetOptions): Promise<Plan> {
 export interface RunApplyOptions extends FleetOptions {
   readonly dryRun?: boolean;
   readonly onProgress?: (line: string) => void;
-  /** The git commit generated/ is applied from, recorded on each delivered bundle. */
+  /** The git commit generated/ is applied from, recorded on each delivered bundle; it must be what is checked out. */
   readonly commit?: string;
   /** Refuses when generated/ is stale relative to the policies. */
   readonly checkFresh: () => Promise<void>;
 }
 
-/** Apply across the fleet: refuse a stale generated/, then per cluster plan (verified) and apply, bounded concurrency. */
+/**
+ * Apply across the fleet: refuse a stale generated/, or one that is not the commit it is
+ * delivered under; then per cluster plan (verified) and apply, bounded concurrency.
+ */
 export async function runApply(opts: RunApplyOptions): Promise<{ plan: Plan; results: ApplyResult[] }> {
+  if (opts.commit !== undefined) await checkCommitCheckedOut(opts.generatedDir, opts.commit);
   await opts.checkFresh();
   const gen = await readGenerated(opts.generatedDir, opts.fleetFile);
   const clusters = selectClusters(gen.clusters, opts.selector);

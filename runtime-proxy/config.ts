@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, PROXY_NAMESPACE } from '../core/names.ts';
 
 /** Where the proxy gets a cluster's signed bundle. */
 export type BundleSourceConfig =
@@ -262,8 +263,8 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
           : {
               kind: 'configMap',
               tokenFile: p(b.configMap?.tokenFile ?? ''),
-              namespace: b.configMap?.namespace ?? 'portcullis-system',
-              name: b.configMap?.name ?? 'portcullis-bundle',
+              namespace: b.configMap?.namespace ?? PROXY_NAMESPACE,
+              name: b.configMap?.name ?? BUNDLE_CONFIGMAP,
               pollIntervalMs,
             };
     return {
@@ -303,7 +304,7 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       ...(bg.webhookCaFile !== undefined ? { webhookCaFile: p(bg.webhookCaFile) } : {}),
       ...(bg.stateDir !== undefined ? { stateDir: p(bg.stateDir) } : {}),
       ...(bg.configMap !== undefined
-        ? { configMap: { cluster: bg.configMap.cluster, tokenFile: p(bg.configMap.tokenFile), namespace: bg.configMap.namespace ?? 'portcullis-system', name: bg.configMap.name ?? 'portcullis-break-glass' } }
+        ? { configMap: { cluster: bg.configMap.cluster, tokenFile: p(bg.configMap.tokenFile), namespace: bg.configMap.namespace ?? PROXY_NAMESPACE, name: bg.configMap.name ?? BREAK_GLASS_CONFIGMAP } }
         : {}),
     },
     limits: {

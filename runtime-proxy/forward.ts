@@ -42,7 +42,7 @@ export function relayResponse(
 ): void {
   if (!res.headersSent) res.writeHead(status, responseHeaders(upstreamHeaders, sent));
   (res as ServerResponse).flushHeaders?.();
-  relayBody(body, res, (err) => end(err ? { kind: 'aborted', status, message: err.message } : { kind: 'response', status }));
+  pipeline(body, res as NodeJS.WritableStream, (err) => end(err ? { kind: 'aborted', status, message: err.message } : { kind: 'response', status }));
 }
 
 /** The response headers relayed to the client: upstream's, filtered, with the proxy's Audit-ID when upstream did not echo it. */
@@ -50,46 +50,6 @@ function responseHeaders(upstreamHeaders: Readonly<Record<string, string | strin
   const h = filterResponseHeaders(upstreamHeaders);
   if (h['audit-id'] === undefined) h['audit-id'] = String(sent['audit-id'] ?? '');
   return h;
-}
-
-/**
- * Copies a body to a response with backpressure and calls `done` once: after
- * the response finished, or with the error that cut either side (the other
- * side is destroyed then). What stream.pipeline does, without its per-call
- * AbortController and end-of-stream machinery, which cost more than the rest
- * of a small proxied GET.
- */
-function relayBody(body: Readable, res: NodeJS.WritableStream & { destroy(err?: Error): unknown; readonly writableFinished: boolean }, done: (err?: Error) => void): void {
-  let finished = false;
-  const finish = (err?: Error): void => {
-    if (finished) return;
-    finished = true;
-    body.off('data', onData);
-    res.off('drain', onDrain);
-    if (err) {
-      body.destroy();
-      res.destroy();
-    }
-    done(err);
-  };
-  const onData = (chunk: Buffer): void => {
-    if (!res.write(chunk)) body.pause();
-  };
-  const onDrain = (): void => {
-    body.resume();
-  };
-  body.on('data', onData);
-  res.on('drain', onDrain);
-  body.once('end', () => res.end());
-  body.once('error', (err: Error) => finish(err));
-  body.once('close', () => {
-    if (!body.readableEnded) finish(new Error('upstream closed the response early'));
-  });
-  res.once('finish', () => finish());
-  res.once('error', (err: Error) => finish(err));
-  res.once('close', () => {
-    if (!res.writableFinished) finish(new Error('client closed'));
-  });
 }
 
 /**

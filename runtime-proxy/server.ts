@@ -1,4 +1,4 @@
-import { createPublicKey, randomUUID, type KeyObject, type X509Certificate } from 'node:crypto';
+import { randomUUID, type KeyObject, type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2Session } from 'node:http2';
@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { pino, type Logger } from 'pino';
 import { decide } from '../core/decide.ts';
-import { keyIdOf } from '../core/bundle.ts';
+import { trustedKeysOf } from '../core/bundle.ts';
 import { toAuditEvent, type AuditFacts, type Transport } from './audit/event.ts';
 import { AuditSink } from './audit/sink.ts';
 import { ActivationStore, ConfigMapActivations, DirectoryActivations, type SharedActivations } from './break-glass.ts';
@@ -613,10 +613,5 @@ function sharedActivations(c: ProxyConfig): SharedActivations | undefined {
 
 /** Reads trusted Ed25519 public keys (PEM) into a key-id map; the algorithm comes from here, never from an envelope. */
 export function loadKeys(files: readonly string[]): ReadonlyMap<string, KeyObject> {
-  const m = new Map<string, KeyObject>();
-  for (const f of files) {
-    const k = createPublicKey(readFileSync(f));
-    m.set(keyIdOf(k), k);
-  }
-  return m;
+  return trustedKeysOf(files.map((f) => readFileSync(f)));
 }

@@ -43,8 +43,7 @@ func main() {
 	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(upstream)
-			r.Out.Host = upstream.Host
+			r.SetURL(upstream) // also sets the outbound Host
 		},
 		Transport:     transport,
 		FlushInterval: -1, // stream as it arrives, like the Node proxies

@@ -8,8 +8,6 @@ export interface FleetProps {
   readonly bundleValidityDays?: number;
   /** Path (repo-relative) of the Ed25519 signing key used when PORTCULLIS_SIGNING_KEY is unset. @default none: the environment must provide it */
   readonly signingKeyFile?: string;
-  /** Namespace the proxy and its bundle ConfigMap live in. @default 'portcullis-system' */
-  readonly proxyNamespace?: string;
 }
 
 /** The root of a policy: every cluster, identity, role, grant and deny is declared under one fleet. */

@@ -2,18 +2,10 @@ import { createHash } from 'node:crypto';
 import { ApiObject, App, Chart, YamlOutputType } from 'cdk8s';
 import type { Construct } from 'constructs';
 import { stringify } from 'yaml';
-import { CLUSTER_LABEL, MANAGED_BY } from '../../core/index.ts';
+import { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, CLUSTER_LABEL, IMPERSONATOR_ROLE, MANAGED_BY, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT } from '../../core/index.ts';
 
-/** Namespace the proxy runs in (the compiler's `PROXY_NAMESPACE`). */
-export const PROXY_NAMESPACE = 'portcullis-system';
-/** The proxy's ServiceAccount (the compiler's `PROXY_SERVICE_ACCOUNT`). */
-export const PROXY_SERVICE_ACCOUNT = 'portcullis-proxy';
-/** The impersonate-only ClusterRole the compiler generates per cluster (the compiler's `IMPERSONATOR_ROLE`). */
-export const IMPERSONATOR_ROLE = 'portcullis:proxy-impersonator';
-/** The ConfigMap `apply` delivers the cluster's signed bundle in. */
-export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
-/** The ConfigMap replicas share break-glass activations through (the proxy's `breakGlass.configMap` default). */
-export const BREAK_GLASS_CONFIGMAP = 'portcullis-break-glass';
+/** The names the chart shares with the compiler and the proxy's config defaults (core/names.ts). */
+export { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, IMPERSONATOR_ROLE, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT };
 /** Where the bundle ConfigMap is mounted; point the local cluster's `bundle.directory` here. */
 export const BUNDLE_MOUNT = '/var/run/portcullis/bundle';
 /** Where the configuration file is mounted; the proxy runs with `--config CONFIG_PATH`. */

@@ -7,7 +7,6 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, type Harness } from './harness.ts';
 
 const NS = 'proxy-break-glass';
@@ -141,16 +140,8 @@ describe('break-glass', () => {
 
   it('GIVEN replicas sharing a ConfigMap WHEN two activate at the same moment through different replicas THEN both are recorded and both replicas honour them', async () => {
     const name = `portcullis-break-glass-${Date.now().toString(36)}`;
-    const sa = `${name}-writer`;
-    const objs = [
-      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'portcullis-system' } },
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'portcullis-system' } },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: sa, namespace: 'portcullis-system' }, rules: [{ verbs: ['get', 'update'], apiGroups: [''], resources: ['configmaps'], resourceNames: [name] }] },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: sa, namespace: 'portcullis-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'portcullis-system' }] },
-    ];
-    assert.equal(h.admin(['apply', '-f', '-'], objs.map((o) => stringify(o)).join('---\n')).status, 0);
-    const tokenFile = join(h.dir, 'bg-writer.token');
-    (await import('node:fs')).writeFileSync(tokenFile, h.admin(['create', 'token', sa, '-n', 'portcullis-system']).stdout.trim());
+    assert.equal(h.admin(['apply', '-f', '-'], manifestsYaml([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'portcullis-system' } }])).status, 0);
+    const tokenFile = h.configMapAccount(name, 'writer', ['get', 'update']);
     const replica = (i: number) =>
       h.extraProxy((c) => ({
         ...c,

@@ -214,10 +214,7 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
     const sa = 'portcullis-proxy';
     const mine = objects(synthProxyChart(props))
       .filter((o) => ['Role', 'RoleBinding'].includes(o.kind) || (o.kind === 'ConfigMap' && o.metadata.name === BREAK_GLASS_CONFIGMAP))
-      .map((o) => {
-        const moved = JSON.parse(JSON.stringify(o).replaceAll(`"namespace":"${PROXY_NAMESPACE}"`, `"namespace":"${ns}"`)) as Obj;
-        return moved;
-      });
+      .map((o) => JSON.parse(JSON.stringify(o).replaceAll(`"namespace":"${PROXY_NAMESPACE}"`, `"namespace":"${ns}"`)) as Obj);
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-bg-ha-'));
     try {
       assert.equal((await fleet.kubectl(['create', 'namespace', ns], { kubeconfig })).code, 0);

@@ -179,6 +179,11 @@ export interface Harness {
   spawnKubectl(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>): LiveKubectl;
   /** kubectl as the sandbox admin, directly against the cluster. */
   admin(args: readonly string[], stdin?: string): Run;
+  /**
+   * A ServiceAccount `CONFIGMAP-SUFFIX` in portcullis-system that may use only `verbs` on that one
+   * ConfigMap (a bundle reader, a break-glass store), and a token file for it; returns the file.
+   */
+  configMapAccount(configMap: string, suffix: string, verbs: readonly string[]): string;
   /** Publishes a rule set as bundle `revision` (for `rs.cluster`) and reloads the proxy now. */
   publish(rs: RuleSet, revision: number): Promise<void>;
   /** The bundle directory of a cluster. */
@@ -227,7 +232,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-proxy-'));
   const suffix = randomBytes(3).toString('hex');
   const adminOf = (c: TestCluster) => (args: readonly string[], stdin?: string): Run => {
-    const r = spawnSync(kubectlBin, ['--kubeconfig', c.adminKubeconfig, ...args], { encoding: 'utf8', input: stdin ?? '', timeout: 60_000 });
+    const r = spawnSync(kubectlBin, ['--kubeconfig', c.adminKubeconfig, ...args], { encoding: 'utf8', input: stdin ?? '', timeout: 60_000, maxBuffer: 64 << 20 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   const admin = adminOf(cluster);
@@ -261,7 +266,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       },
     ];
     const adm = adminOf(c);
-    must(adm(['apply', '-f', '-'], manifests.map((m) => stringify(m)).join('---\n')), 'apply proxy RBAC');
+    must(adm(['apply', '-f', '-'], manifestsYaml(manifests)), 'apply proxy RBAC');
     if (o.rbac) must(adm(['apply', '-f', '-'], o.rbac), 'apply test RBAC');
     const token = must(adm(['create', 'token', sa, '-n', 'portcullis-system', '--duration', '2h']), 'create token').stdout.trim();
     writeFileSync(file, token);
@@ -378,6 +383,19 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       });
     },
     admin,
+    configMapAccount(configMap, suffix, verbs) {
+      const sa = `${configMap}-${suffix}`;
+      const ns = 'portcullis-system';
+      const account = [
+        { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: ns } },
+        { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: sa, namespace: ns }, rules: [{ verbs, apiGroups: [''], resources: ['configmaps'], resourceNames: [configMap] }] },
+        { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: sa, namespace: ns }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }] },
+      ];
+      must(admin(['apply', '-f', '-'], manifestsYaml(account)), `apply ${sa}`);
+      const file = join(dir, `cm-${sa}.token`);
+      writeFileSync(file, must(admin(['create', 'token', sa, '-n', ns]), `token for ${sa}`).stdout.trim());
+      return file;
+    },
     async publish(rs, revision) {
       writeBundle(rs.cluster === clusterName ? bundleDir : join(dir, `bundle-${rs.cluster}`), rs, privateKey, keyId, { revision });
       await proxy.reload(rs.cluster);

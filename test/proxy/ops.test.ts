@@ -148,18 +148,7 @@ describe('proxy operations', () => {
     };
     apply(1, COMMIT);
     // A ServiceAccount that may use only `verbs` on this one ConfigMap, and a token file for it.
-    const reader = (suffix: string, verbs: string[]): string => {
-      const sa = `${name}-${suffix}`;
-      const rbac = [
-        { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'portcullis-system' } },
-        { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: sa, namespace: 'portcullis-system' }, rules: [{ verbs, apiGroups: [''], resources: ['configmaps'], resourceNames: [name] }] },
-        { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: sa, namespace: 'portcullis-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: 'portcullis-system' }] },
-      ];
-      assert.equal(h.admin(['apply', '-f', '-'], rbac.map((m) => stringify(m)).join('---\n')).status, 0);
-      const file = join(h.dir, `cm-${suffix}.token`);
-      writeFileSync(file, h.admin(['create', 'token', sa, '-n', 'portcullis-system']).stdout.trim());
-      return file;
-    };
+    const reader = (suffix: string, verbs: string[]): string => h.configMapAccount(name, suffix, verbs);
     const tokenFile = reader('reader', ['get', 'watch']);
     const x = await h.extraProxy((c) => ({
       ...c,
