@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runCompile, runDiscover, runKeygen, runVerify } from './commands.ts';
+import { DEFAULT_RENEW_WITHIN, runCompile, runDiscover, runKeygen, runVerify } from './commands.ts';
 import { runDiffAccess, runExplain, runWhoCan } from './questions-cli.ts';
 
 /** Registers compile, keygen, verify, discover, who-can, explain and diff-access. */
@@ -9,8 +9,9 @@ export function registerCompilerCommands(program: Command): void {
     .description('compile policies/ into generated/: per-cluster RBAC, rule set and signed bundle')
     .option('--policies <dir>', 'policy sources', 'policies')
     .option('--out <dir>', 'output directory', 'generated')
-    .option('--check', 'fail if generated/ is stale or does not verify; writes nothing')
+    .option('--check', 'exit 1 if generated/ is stale or does not verify, 3 if a bundle has expired; warn of bundles due for renewal; writes nothing')
     .option('--renew', 'new revisions with a fresh expiry for every cluster')
+    .option('--renew-within <duration>', `new revisions with a fresh expiry for bundles that expire within DURATION (with --check: what counts as due; default ${DEFAULT_RENEW_WITHIN})`)
     .option('--now <time>', 'the time to compile at (RFC 3339), for reproducing a past compile')
     .option('--no-typecheck', 'skip type-checking the policies')
     .action(async (o) => runCompile(o));

@@ -1,11 +1,22 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ExitError } from '../cli/exit-error.ts';
-import { BundleError, ENVELOPE_FILE, canonicalJson, verifyBundle } from '../core/index.ts';
+import { BundleError, ENVELOPE_FILE, canonicalJson, describeExpiry, parseDuration, verifyBundle } from '../core/index.ts';
 import { compileFleet, verifyGeneratedTree } from './compile.ts';
 import { discoverBootstrapRoles, discoverCatalog, kubectlGetter } from './discover.ts';
 import { digestSources, generateKeyFiles, loadPolicy, readCatalogs, readSigningKey, readTree, readTrustedKeys, typecheckPolicies, writeGenerated } from './load.ts';
 import { formatProblem, type Problem } from './problem.ts';
+
+/** How far ahead of `notAfter` the scheduled renewal re-signs a bundle (with a 30-day validity: every ~16 days). */
+export const DEFAULT_RENEW_WITHIN = '14d';
+
+/** Exit codes of `compile --check` besides 0 (up to date, possibly with bundles due for renewal). */
+export const CHECK_EXIT = {
+  /** generated/ differs from what policies/ compile to, or a bundle does not verify. */
+  stale: 1,
+  /** generated/ is current, but a bundle is past its notAfter. */
+  expired: 3,
+} as const;
 
 /** Options of `portcullis compile`. */
 export interface CompileOptions {
@@ -13,6 +24,8 @@ export interface CompileOptions {
   readonly out: string;
   readonly check?: boolean;
   readonly renew?: boolean;
+  /** Renew bundles that expire within this duration (`14d`); with --check, the window that counts as expiring soon. */
+  readonly renewWithin?: string;
   readonly now?: string;
   readonly typecheck?: boolean;
 }
@@ -26,6 +39,9 @@ export async function runCompile(o: CompileOptions, log: (s: string) => void = (
   const repoRoot = process.cwd();
   const now = o.now ? Date.parse(o.now) : Date.now();
   if (Number.isNaN(now)) throw new ExitError(1, `--now '${o.now}' is not an RFC 3339 time`);
+  const renewWithin = o.renewWithin ?? DEFAULT_RENEW_WITHIN;
+  const renewWithinSeconds = parseDuration(renewWithin);
+  if (renewWithinSeconds === undefined) throw new ExitError(1, `--renew-within '${renewWithin}' is not a duration (e.g. 14d, 36h)`);
   const problems: Problem[] = [];
   const loaded = await loadPolicy(resolve(o.policies), repoRoot);
   problems.push(...loaded.problems);
@@ -51,6 +67,8 @@ export async function runCompile(o: CompileOptions, log: (s: string) => void = (
     previous,
     ...(signingKey ? { signingKey } : {}),
     ...(o.renew ? { renew: true } : {}),
+    // Only an explicit --renew-within renews; --check uses the window to tell what is due.
+    ...(o.renewWithin !== undefined && !o.check ? { renewWithinMs: renewWithinSeconds * 1000 } : {}),
   });
   const errors = out.problems.filter((p) => p.severity === 'error');
   for (const w of out.problems.filter((p) => p.severity === 'warning')) log(formatProblem(w));
@@ -64,11 +82,20 @@ export async function runCompile(o: CompileOptions, log: (s: string) => void = (
     }
     for (const path of previous.keys()) if (!out.files.has(path) && !out.needsSigning.some((c) => path.startsWith(`${c}/`))) stale.push(`${path} (should not exist)`);
     const keys = readTrustedKeys([...previous.keys()].filter((p) => p.startsWith('keys/')).map((p) => join(o.out, p)));
-    const bad = verifyGeneratedTree(previous, out.resolution.clusters.map((c) => c.name), keys, now);
+    const checks = verifyGeneratedTree(previous, out.resolution.clusters.map((c) => c.name), keys, now, renewWithinSeconds * 1000);
+    const bad = checks.flatMap((c) => (c.ok ? [] : [`${c.cluster}: ${c.problem}`]));
     if (stale.length || bad.length) {
-      throw new ExitError(1, [`${o.out}/ is stale or does not verify; run 'portcullis compile' and commit the result:`, ...[...new Set(stale)].map((s) => `  stale: ${s}`), ...bad.map((b) => `  verify: ${b}`)].join('\n'));
+      throw new ExitError(CHECK_EXIT.stale, [`${o.out}/ is stale or does not verify; run 'portcullis compile' and commit the result:`, ...[...new Set(stale)].map((s) => `  stale: ${s}`), ...bad.map((b) => `  verify: ${b}`)].join('\n'));
     }
-    log(`${o.out}/ is up to date (${out.resolution.clusters.length} clusters)`);
+    const fresh = checks.flatMap((c) => (c.ok ? [c] : []));
+    const renewHint = `run 'portcullis compile --renew-within ${renewWithin}' and commit (the renew workflow does this on schedule)`;
+    const expired = fresh.filter((c) => c.expiry.state === 'expired');
+    if (expired.length) {
+      throw new ExitError(CHECK_EXIT.expired, [`${o.out}/ matches policies/, but bundles have expired and every proxy refuses them; ${renewHint}:`, ...expired.map((c) => `  expired: ${c.cluster} revision ${c.revision} ${describeExpiry(c.expiry)}`)].join('\n'));
+    }
+    for (const c of fresh.filter((x) => x.expiry.state === 'expiring')) log(`warning: expiring: ${c.cluster} revision ${c.revision} ${describeExpiry(c.expiry)}, within the ${renewWithin} renewal window; ${renewHint}`);
+    const first = fresh.map((c) => c.expiry).sort((a, b) => a.notAfter - b.notAfter)[0];
+    log(`${o.out}/ is up to date (${out.resolution.clusters.length} clusters${first ? `; the first bundle ${describeExpiry(first)}` : ''})`);
     return;
   }
   if (out.needsSigning.length) {

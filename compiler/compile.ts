@@ -1,6 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import {
   BundleError,
+  bundleExpiry,
   ENVELOPE_FILE,
   canonicalJson,
   encodeRuleSet,
@@ -8,6 +9,7 @@ import {
   sha256,
   signStatement,
   verifyBundle,
+  type BundleExpiry,
   type BundleStatement,
   type TrustedKeys,
 } from '../core/index.ts';
@@ -33,6 +35,12 @@ export interface CompileInput {
   readonly signingKey?: KeyObject;
   /** Start a new revision with a fresh expiry even where nothing changed. */
   readonly renew?: boolean;
+  /**
+   * Start a new revision with a fresh expiry where the previous bundle expires within this
+   * many milliseconds of `now` (the scheduled renewal); bundles further from expiry keep their bytes.
+   * @default none: only content changes (and `renew`) make new revisions
+   */
+  readonly renewWithinMs?: number;
 }
 
 /** What `compile` produced: the whole generated tree (but the catalogs), or problems. */
@@ -64,10 +72,11 @@ export function compileFleet(input: CompileInput): CompileOutput {
     const digests = Object.fromEntries(BUNDLE_FILES.map((f) => [f, sha256(content[f] ?? '')]));
     const prevBytes = input.previous.get(`${rc.name}/${ENVELOPE_FILE}`);
     const prev = prevBytes ? readStatement(prevBytes) : undefined;
+    const due = input.renew === true || (prev !== undefined && input.renewWithinMs !== undefined && Date.parse(prev.notAfter) - input.now <= input.renewWithinMs);
     const unchanged =
       prev !== undefined &&
       prevBytes !== undefined &&
-      !input.renew &&
+      !due &&
       prev.sourceDigest === input.sourceDigest &&
       (keyId === undefined || prev.keyId === keyId) &&
       canonicalJson(prev.files) === canonicalJson(digests);
@@ -121,22 +130,28 @@ function readStatement(bytes: Uint8Array): BundleStatement | undefined {
   }
 }
 
-/** Verifies every cluster's bundle in a generated tree; returns a problem line per failure. */
-export function verifyGeneratedTree(tree: ReadonlyMap<string, Uint8Array>, clusters: readonly string[], keys: TrustedKeys, now: number): string[] {
-  const failures: string[] = [];
-  for (const c of clusters) {
+/** What `verifyGeneratedTree` found for one cluster. */
+export type TreeBundleCheck =
+  | { readonly cluster: string; readonly ok: true; readonly revision: number; readonly expiry: BundleExpiry }
+  | { readonly cluster: string; readonly ok: false; readonly problem: string };
+
+/**
+ * Verifies every cluster's bundle in a generated tree: signature, cluster binding and files,
+ * which do not depend on the time, then classifies its expiry at `now` against `marginMs`
+ * (core `bundleExpiry`), so a caller can tell a broken bundle from an old one.
+ */
+export function verifyGeneratedTree(tree: ReadonlyMap<string, Uint8Array>, clusters: readonly string[], keys: TrustedKeys, now: number, marginMs: number): TreeBundleCheck[] {
+  return clusters.map((c): TreeBundleCheck => {
     const env = tree.get(`${c}/${ENVELOPE_FILE}`);
-    if (!env) {
-      failures.push(`${c}: no ${ENVELOPE_FILE}`);
-      continue;
-    }
+    if (!env) return { cluster: c, ok: false, problem: `no ${ENVELOPE_FILE}` };
     const files = new Map<string, Uint8Array>();
     for (const [p, b] of tree) if (p.startsWith(`${c}/`) && p !== `${c}/${ENVELOPE_FILE}`) files.set(p.slice(c.length + 1), b);
     try {
-      verifyBundle(env, files, keys, { cluster: c, now, minRevision: 0 });
+      // Every check but expiry (a time before any notAfter); expiry is classified on its own below.
+      const st = verifyBundle(env, files, keys, { cluster: c, now: Number.NEGATIVE_INFINITY, minRevision: 0 });
+      return { cluster: c, ok: true, revision: st.revision, expiry: bundleExpiry(Date.parse(st.notAfter), now, marginMs) };
     } catch (e) {
-      failures.push(`${c}: ${e instanceof BundleError ? e.message : String(e)}`);
+      return { cluster: c, ok: false, problem: e instanceof BundleError ? e.message : String(e) };
     }
-  }
-  return failures;
+  });
 }

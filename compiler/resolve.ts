@@ -1,5 +1,5 @@
 import type { IConstruct } from 'constructs';
-import { canonicalJson, sha256 } from '../core/index.ts';
+import { canonicalJson, parseDuration, sha256 } from '../core/index.ts';
 import type { Conditions, Deny as DenyRule, Grant as GrantRule, PolicyRule, RuleSet, Scope, SourceLocation, Subject } from '../core/index.ts';
 import { catalogIndex, NON_RESOURCE_VERBS, type Catalog, type CatalogIndex } from './catalog.ts';
 import { Cluster } from './lang/cluster.ts';
@@ -12,7 +12,7 @@ import { Namespace, Team, TEAM_LABEL } from './lang/team.ts';
 import { Role } from './lang/role.ts';
 import { didYouMean, type Problem, type ProblemCode } from './problem.ts';
 import { normalizeRules, subtractDenies } from './private/subtract.ts';
-import { checkConditions, parseDuration } from './private/check-conditions.ts';
+import { checkConditions } from './private/check-conditions.ts';
 import { checkRules } from './private/check-rules.ts';
 
 /** A namespace the policy declares on a cluster. */

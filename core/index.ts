@@ -28,7 +28,9 @@ export {
   type TrustedKeys,
   type VerifyExpectations,
 } from './bundle.ts';
+export { bundleExpiry, describeExpiry, type BundleExpiry } from './bundle-expiry.ts';
 export { canonicalJson } from './canonical-json.ts';
+export { formatDuration, parseDuration } from './duration.ts';
 export {
   AUDIT_ANNOTATION,
   BREAK_GLASS_CONFIGMAP,

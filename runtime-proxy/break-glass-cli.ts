@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ExitError } from '../cli/exit-error.ts';
+import { parseDuration } from '../core/duration.ts';
 
 interface Kubeconfig {
   clusters?: { name: string; cluster: { server: string; 'certificate-authority'?: string; 'certificate-authority-data'?: string } }[];
@@ -12,11 +13,11 @@ interface Kubeconfig {
   contexts?: { name: string; context: { cluster: string; user: string } }[];
 }
 
-/** Parses `30m`, `1h`, `900s` or plain seconds. */
-export function parseDuration(d: string): number {
-  const m = /^(\d+)(s|m|h)?$/.exec(d.trim());
-  if (!m) throw new ExitError(2, `--duration ${d}: use e.g. 900s, 30m or 1h`);
-  return Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+/** Parses `30m`, `1h`, `900s`, `1h30m` or plain seconds. */
+export function durationSeconds(d: string): number {
+  const s = /^\d+$/.test(d.trim()) ? Number(d.trim()) : parseDuration(d);
+  if (s === undefined || s < 1) throw new ExitError(2, `--duration ${d}: use e.g. 900s, 30m or 1h`);
+  return s;
 }
 
 /**
@@ -34,7 +35,7 @@ export async function breakGlassCommand(o: { cluster: string; grant: string; rea
   if (!cl || !user) throw new ExitError(2, `context ${ctx.name} in ${file} names a missing cluster or user`);
   const token = user.token ?? execToken(user.exec);
   const ca = cl['certificate-authority-data'] ? Buffer.from(cl['certificate-authority-data'], 'base64') : cl['certificate-authority'] ? readFileSync(cl['certificate-authority']) : undefined;
-  const body = JSON.stringify({ grant: o.grant, reason: o.reason, ...(o.duration !== undefined ? { durationSeconds: parseDuration(o.duration) } : {}) });
+  const body = JSON.stringify({ grant: o.grant, reason: o.reason, ...(o.duration !== undefined ? { durationSeconds: durationSeconds(o.duration) } : {}) });
   const url = new URL(`${cl.server.replace(/\/$/, '')}/portcullis/break-glass`);
   const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
     const req = https.request(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(ca ? { ca } : {}) }, (res) => {

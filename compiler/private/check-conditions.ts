@@ -1,17 +1,8 @@
-import { toMinutes, type TimeWindow } from '../../core/index.ts';
+import { parseDuration, toMinutes, type TimeWindow } from '../../core/index.ts';
 import type { GrantProps } from '../lang/grant.ts';
 import type { ProblemCode } from '../problem.ts';
 
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
-
-/** `90s`, `30m`, `2h`, `1d` (or combinations like `1h30m`) to seconds; undefined when malformed. */
-export function parseDuration(s: string): number | undefined {
-  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(s.trim());
-  if (!m || s.trim() === '') return undefined;
-  const [d, h, mi, se] = [m[1], m[2], m[3], m[4]].map((x) => Number(x ?? 0)) as [number, number, number, number];
-  const total = d * 86400 + h * 3600 + mi * 60 + se;
-  return total > 0 ? total : undefined;
-}
 
 /** Problems with a grant's time conditions and break-glass settings. */
 export function checkConditions(p: GrantProps): { code: ProblemCode; message: string; hint?: string }[] {
