@@ -43,6 +43,7 @@ export {
   MANAGED_BY,
   PROXY_NAMESPACE,
   PROXY_SERVICE_ACCOUNT,
+  REVISION_FLOOR_CONFIGMAP,
 } from './names.ts';
 export { decodeRuleSet, encodeRuleSet } from './rule-set-codec.ts';
 export { authorizationVerb, parseRequestInfo, toAttributes, type RequestInfo } from './request-info.ts';

@@ -17,6 +17,8 @@ export const IMPERSONATOR_ROLE = 'portcullis:proxy-impersonator';
 export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
 /** The ConfigMap proxy replicas share break-glass activations through (the proxy's `breakGlass.configMap` default). */
 export const BREAK_GLASS_CONFIGMAP = 'portcullis-break-glass';
+/** The ConfigMap proxy replicas keep the highest accepted bundle revision per cluster in (the proxy's `revisionFloor.configMap` default). */
+export const REVISION_FLOOR_CONFIGMAP = 'portcullis-bundle-revisions';
 
 /** The label every managed object carries; apply prunes by it. */
 export const MANAGED_BY = { key: 'app.kubernetes.io/managed-by', value: 'portcullis' } as const;

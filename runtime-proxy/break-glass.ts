@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import type { Grant, RuleSet } from '../core/rule-set.ts';
-import { configMapUrl } from './kube-api.ts';
+import { ConfigMapDocument, type ConfigMapLocation } from './configmap-document.ts';
 
 /** One break-glass invocation: who opened which grant on which cluster, why, until when. */
 export interface Activation {
@@ -176,77 +175,40 @@ export class DirectoryActivations implements SharedActivations {
   }
 }
 
-/** How to reach the ConfigMap that holds activations. */
-export interface ConfigMapLocation {
-  readonly serverUrl: string;
-  readonly ca: Buffer;
-  /** A token allowed only `get` and `update` on this one ConfigMap (resourceNames); it must exist. */
-  readonly tokenFile: string;
-  readonly namespace: string;
-  readonly name: string;
-}
-
 /**
  * A ConfigMap (one data key per activation), for replicas without a shared
- * volume. Updates carry the resourceVersion read, so concurrent activations
- * through two replicas never overwrite each other (409 → read again, retry).
- * Expired keys are dropped on every write.
+ * volume. Concurrent activations through two replicas never overwrite each
+ * other (ConfigMapDocument's optimistic concurrency). Expired keys are dropped on every write.
  */
 export class ConfigMapActivations implements SharedActivations {
-  constructor(private readonly loc: ConfigMapLocation) {}
+  readonly #doc: ConfigMapDocument;
+
+  constructor(loc: ConfigMapLocation) {
+    this.#doc = new ConfigMapDocument(loc);
+  }
 
   async load(): Promise<Activation[]> {
-    const cm = await this.#get();
-    return Object.values(cm.data ?? {}).flatMap((v) => {
-      try {
-        const a: unknown = JSON.parse(v);
-        return isActivation(a) ? [a] : [];
-      } catch {
-        return [];
-      }
+    return Object.values(await this.#doc.read()).flatMap((v) => {
+      const a = parseActivation(v);
+      return a ? [a] : [];
     });
   }
 
   async save(a: Activation, now: number): Promise<void> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const cm = await this.#get();
+    await this.#doc.update((current) => {
       const data: Record<string, string> = {};
-      for (const [k, v] of Object.entries(cm.data ?? {})) {
-        try {
-          const x: unknown = JSON.parse(v);
-          if (isActivation(x) && x.expiresAt > now) data[k] = v;
-        } catch {
-          // drop what is not an activation
-        }
-      }
+      for (const [k, v] of Object.entries(current)) if ((parseActivation(v)?.expiresAt ?? 0) > now) data[k] = v;
       data[activationKey(a)] = JSON.stringify(a);
-      const status = await this.#request('PUT', JSON.stringify({ ...cm, data }));
-      if (status.code === 200) return;
-      if (status.code !== 409) throw new Error(`updating ConfigMap ${this.loc.namespace}/${this.loc.name}: HTTP ${status.code}`);
-    }
-    throw new Error(`updating ConfigMap ${this.loc.namespace}/${this.loc.name}: too many conflicts`);
-  }
-
-  async #get(): Promise<{ data?: Record<string, string>; metadata?: unknown; apiVersion?: string; kind?: string }> {
-    const r = await this.#request('GET');
-    if (r.code !== 200) throw new Error(`reading ConfigMap ${this.loc.namespace}/${this.loc.name}: HTTP ${r.code}`);
-    return JSON.parse(r.body) as { data?: Record<string, string> };
-  }
-
-  #request(method: 'GET' | 'PUT', body?: string): Promise<{ code: number; body: string }> {
-    const token = readFileSync(this.loc.tokenFile, 'utf8').trim();
-    const url = configMapUrl(this.loc.serverUrl, this.loc.namespace, this.loc.name);
-    return new Promise((resolve, reject) => {
-      const req = httpsRequest(url, { method, ca: this.loc.ca, timeout: 5000, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ code: res.statusCode ?? 0, body: text }));
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error('timed out')));
-      req.on('error', reject);
-      req.end(body);
+      return data;
     });
+  }
+}
+
+function parseActivation(v: string): Activation | undefined {
+  try {
+    const a: unknown = JSON.parse(v);
+    return isActivation(a) ? a : undefined;
+  } catch {
+    return undefined; // what is not an activation grants nothing
   }
 }

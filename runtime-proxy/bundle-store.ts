@@ -4,6 +4,7 @@ import { indexRuleSet, type RuleIndex } from '../core/rule-index.ts';
 import type { RuleSet } from '../core/rule-set.ts';
 import { decodeRuleSet } from '../core/rule-set-codec.ts';
 import { ALL_AUTHENTICATED, DISCOVERY_GRANT } from './discovery.ts';
+import type { RevisionFloor } from './revision-floor.ts';
 
 /** A verified, parsed bundle: what a request captures once and uses throughout. */
 export interface ActiveBundle {
@@ -17,6 +18,8 @@ export interface ActiveBundle {
   /** The rule set plus the built-in discovery grant, indexed. */
   readonly index: RuleIndex;
   readonly fingerprint: string;
+  /** sha256 hex of the envelope: what the revision floor records. */
+  readonly envelopeSha256: string;
 }
 
 /** What happened to an offered bundle. */
@@ -28,15 +31,30 @@ export type OfferResult =
 /**
  * The bundle of one cluster: verifies before parsing (SECURITY rule 13), keeps
  * the last good one on failure, swaps atomically (one reference assignment)
- * and refuses rollback (revision ≥ last accepted + 1). Pure apart from the clock passed in.
+ * and refuses rollback: a revision below the last accepted + 1, or below the
+ * floor the replicas share (what any of them accepted before, across restarts),
+ * or the floor's own revision with other bytes. Pure apart from the clock passed in.
  */
 export class BundleStore {
   #current: ActiveBundle | undefined;
+  #floor: RevisionFloor | undefined;
 
   constructor(
     readonly cluster: string,
     private readonly keys: TrustedKeys,
   ) {}
+
+  /** Raises the floor below which no bundle is accepted (never lowers it). */
+  raiseFloor(floor: RevisionFloor): void {
+    if (this.#floor === undefined || floor.revision > this.#floor.revision) this.#floor = floor;
+  }
+
+  /** The floor in force: the shared record or the last accepted bundle, whichever is higher. */
+  floor(): RevisionFloor | undefined {
+    const b = this.#current;
+    const f = this.#floor;
+    return b !== undefined && (f === undefined || b.revision >= f.revision) ? { revision: b.revision, envelopeSha256: b.envelopeSha256 } : f;
+  }
 
   /** The active bundle, or undefined before the first good one or after it expired (fail closed). */
   current(now: number): ActiveBundle | undefined {
@@ -69,9 +87,15 @@ export class BundleStore {
       if (envelope === undefined) throw new BundleError('BUNDLE_FILE_MISSING', `${ENVELOPE_FILE} is missing`);
       const rest = new Map([...files].filter(([n]) => n !== ENVELOPE_FILE));
       // Verification first; nothing of the bundle is parsed before it passes.
-      const st = verifyBundle(envelope, rest, this.keys, { cluster: this.cluster, now, minRevision: prev === undefined ? 0 : prev.revision + 1 });
+      const floor = this.#floor;
+      const minRevision = Math.max(prev === undefined ? 0 : prev.revision + 1, floor?.revision ?? 0);
+      const st = verifyBundle(envelope, rest, this.keys, { cluster: this.cluster, now, minRevision });
+      const envelopeSha256 = sha256(envelope);
+      if (floor !== undefined && st.revision === floor.revision && envelopeSha256 !== floor.envelopeSha256) {
+        throw new BundleError('BUNDLE_ROLLBACK', `revision ${st.revision} was accepted before with other content`);
+      }
       const ruleSet = parseRuleSet(rest.get('rules.json'), this.cluster);
-      const bundle = toActive(st, ruleSet, fingerprint, commit);
+      const bundle = toActive(st, ruleSet, fingerprint, envelopeSha256, commit);
       this.#current = bundle; // the atomic swap
       return prev === undefined ? { result: 'accepted', bundle } : { result: 'accepted', bundle, previous: prev };
     } catch (err) {
@@ -81,7 +105,7 @@ export class BundleStore {
   }
 }
 
-function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string, commit: string | undefined): ActiveBundle {
+function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string, envelopeSha256: string, commit: string | undefined): ActiveBundle {
   // The built-in discovery grant names system:authenticated, which every identity carries for
   // authorization (never impersonated: kube-apiserver adds it upstream by itself).
   const withDiscovery: RuleSet = {
@@ -98,6 +122,7 @@ function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string, co
     ruleSet,
     index: indexRuleSet(withDiscovery),
     fingerprint,
+    envelopeSha256,
   };
 }
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, PROXY_NAMESPACE } from '../core/names.ts';
+import { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, PROXY_NAMESPACE, REVISION_FLOOR_CONFIGMAP } from '../core/names.ts';
 
 /** Where the proxy gets a cluster's signed bundle. */
 export type BundleSourceConfig =
@@ -64,6 +64,23 @@ export interface ProxyConfig {
     /** A ConfigMap on one of the clusters, written with its own get/update-only token (the ConfigMap must exist). */
     readonly configMap?: { readonly cluster: string; readonly tokenFile: string; readonly namespace: string; readonly name: string };
   };
+  readonly bundleExpiry: {
+    /**
+     * From how long before a bundle's `notAfter` the proxy warns (a log line each hour, a
+     * `/readyz` warning); at `notAfter` the cluster fails closed. @default 7 days
+     */
+    readonly warnBeforeMs: number;
+  };
+  /**
+   * Where replicas keep the highest bundle revision each accepted, so that no replica, new or
+   * restarted, accepts an older one (rollback). At most one of stateDir (a directory every
+   * replica mounts) and configMap (on one of the clusters, with its own get/update-only token;
+   * the ConfigMap must exist). @default neither: each replica remembers only since its start
+   */
+  readonly revisionFloor: {
+    readonly stateDir?: string;
+    readonly configMap?: { readonly cluster: string; readonly tokenFile: string; readonly namespace: string; readonly name: string };
+  };
   readonly limits: {
     readonly maxHeaderBytes: number;
     readonly headersTimeoutMs: number;
@@ -96,11 +113,19 @@ interface RawConfig {
   authn: Record<string, unknown>;
   audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; onFailure?: 'deny' | 'serve' };
   breakGlass?: { webhookUrl?: string; webhookCaFile?: string; stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
+  bundleExpiry?: { warnBeforeMs?: number };
+  revisionFloor?: { stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
   limits?: Partial<ProxyConfig['limits']>;
 }
 
 const str = { type: 'string', minLength: 1 } as const;
 const posInt = { type: 'integer', minimum: 1 } as const;
+const sharedConfigMap = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['cluster', 'tokenFile'],
+  properties: { cluster: str, tokenFile: str, namespace: { ...str, nullable: true }, name: { ...str, nullable: true } },
+} as const;
 const schema: JSONSchemaType<RawConfig> = {
   type: 'object',
   additionalProperties: false,
@@ -186,14 +211,15 @@ const schema: JSONSchemaType<RawConfig> = {
         webhookUrl: { type: 'string', pattern: '^https?://', nullable: true },
         webhookCaFile: { ...str, nullable: true },
         stateDir: { ...str, nullable: true },
-        configMap: {
-          type: 'object',
-          nullable: true,
-          additionalProperties: false,
-          required: ['cluster', 'tokenFile'],
-          properties: { cluster: str, tokenFile: str, namespace: { ...str, nullable: true }, name: { ...str, nullable: true } },
-        },
+        configMap: { ...sharedConfigMap, nullable: true },
       },
+    },
+    bundleExpiry: { type: 'object', nullable: true, additionalProperties: false, properties: { warnBeforeMs: { ...posInt, nullable: true } } },
+    revisionFloor: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      properties: { stateDir: { ...str, nullable: true }, configMap: { ...sharedConfigMap, nullable: true } },
     },
     limits: {
       type: 'object',
@@ -284,6 +310,9 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
   const bgc = raw.breakGlass?.configMap;
   if (bgc && raw.breakGlass?.stateDir !== undefined) problems.push('  /breakGlass: set at most one of stateDir and configMap');
   if (bgc && !seen.has(bgc.cluster)) problems.push(`  /breakGlass/configMap/cluster: ${bgc.cluster} is not a configured cluster`);
+  const rf = raw.revisionFloor;
+  if (rf?.configMap && rf.stateDir !== undefined) problems.push('  /revisionFloor: set at most one of stateDir and configMap');
+  if (rf?.configMap && !seen.has(rf.configMap.cluster)) problems.push(`  /revisionFloor/configMap/cluster: ${rf.configMap.cluster} is not a configured cluster`);
   if (problems.length > 0) throw new ConfigError(`${label}:\n${problems.join('\n')}`);
   const a = raw.audit ?? {};
   const l = raw.limits ?? {};
@@ -305,6 +334,13 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       ...(bg.stateDir !== undefined ? { stateDir: p(bg.stateDir) } : {}),
       ...(bg.configMap !== undefined
         ? { configMap: { cluster: bg.configMap.cluster, tokenFile: p(bg.configMap.tokenFile), namespace: bg.configMap.namespace ?? PROXY_NAMESPACE, name: bg.configMap.name ?? BREAK_GLASS_CONFIGMAP } }
+        : {}),
+    },
+    bundleExpiry: { warnBeforeMs: raw.bundleExpiry?.warnBeforeMs ?? 7 * 86_400_000 },
+    revisionFloor: {
+      ...(rf?.stateDir !== undefined ? { stateDir: p(rf.stateDir) } : {}),
+      ...(rf?.configMap !== undefined
+        ? { configMap: { cluster: rf.configMap.cluster, tokenFile: p(rf.configMap.tokenFile), namespace: rf.configMap.namespace ?? PROXY_NAMESPACE, name: rf.configMap.name ?? REVISION_FLOOR_CONFIGMAP } }
         : {}),
     },
     limits: {

@@ -7,6 +7,7 @@ export interface ProxyMetrics {
   readonly latency: Histogram<'cluster' | 'result'>;
   readonly reloads: Counter<'cluster' | 'result'>;
   readonly bundleRevision: Gauge<'cluster'>;
+  readonly bundleExpiry: Gauge<'cluster'>;
   readonly activeStreams: Gauge<'cluster'>;
   readonly streamsClosed: Counter<'cluster' | 'reason'>;
   readonly auditLost: Gauge;
@@ -30,6 +31,12 @@ export function createMetrics(): ProxyMetrics {
     }),
     reloads: new Counter({ name: 'portcullis_bundle_reloads_total', help: 'Bundle reloads by result (accepted, unchanged, rejected, fetch_failed)', labelNames: ['cluster', 'result'], registers }),
     bundleRevision: new Gauge({ name: 'portcullis_bundle_revision', help: 'Revision of the active bundle', labelNames: ['cluster'], registers }),
+    bundleExpiry: new Gauge({
+      name: 'portcullis_bundle_expiry_timestamp_seconds',
+      help: "The active bundle's notAfter, seconds since the epoch; alert well before time() reaches it (the cluster then refuses every request)",
+      labelNames: ['cluster'],
+      registers,
+    }),
     activeStreams: new Gauge({ name: 'portcullis_active_streams', help: 'Live long-running requests (watch, exec, attach, port-forward, follow logs)', labelNames: ['cluster'], registers }),
     streamsClosed: new Counter({ name: 'portcullis_streams_closed_total', help: 'Long-running requests closed by the proxy, by reason', labelNames: ['cluster', 'reason'], registers }),
     auditLost: new Gauge({ name: 'portcullis_audit_lost_records', help: 'Audit records dropped because the sink failed and the buffer overflowed', registers }),

@@ -10,7 +10,10 @@ import { decide } from '../core/decide.ts';
 import { trustedKeysOf } from '../core/bundle.ts';
 import { toAuditEvent, type AuditFacts, type Transport } from './audit/event.ts';
 import { AuditSink } from './audit/sink.ts';
+import { bundleExpiry, describeExpiry } from '../core/bundle-expiry.ts';
 import { ActivationStore, ConfigMapActivations, DirectoryActivations, type SharedActivations } from './break-glass.ts';
+import type { ConfigMapLocation } from './configmap-document.ts';
+import { ConfigMapFloors, DirectoryFloors, type RevisionFloors } from './revision-floor.ts';
 import { fetchBundle, watchBundleSource } from './bundle-source.ts';
 import { BundleStore, type OfferResult } from './bundle-store.ts';
 import type { ClusterConfig, ProxyConfig } from './config.ts';
@@ -47,7 +50,14 @@ interface ClusterRuntime {
   readonly upstream: Upstream;
   reloading: Promise<OfferResult | undefined> | undefined;
   stopWatch?: () => void;
+  /** The revision this replica accepted but could not yet record in the shared floor. */
+  unrecordedFloor?: number;
+  /** When the last expiry warning was logged, and for which revision. */
+  expiryWarned?: { readonly revision: number; readonly at: number };
 }
+
+/** How often an expiring bundle is warned about again. */
+const EXPIRY_WARN_EVERY_MS = 3_600_000;
 
 /**
  * The runtime proxy: one HTTPS server (HTTP/2 with HTTP/1.1 fallback) for the
@@ -72,6 +82,10 @@ export class PortcullisProxy {
   #drained: (() => void) | undefined;
   readonly #webhookCa: Buffer | undefined;
   readonly #authn: Authenticator;
+  /** The replicas' shared revision floors, if configured; until they are read, no bundle is accepted. */
+  readonly #floors: RevisionFloors | undefined;
+  #floorsLoaded = false;
+  #expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ProxyOptions) {
     const c = opts.config;
@@ -85,6 +99,7 @@ export class PortcullisProxy {
       this.log.error({ err: err.message, alert: true }, 'break-glass activations could not be read; keeping the last copy'),
     );
     this.#webhookCa = c.breakGlass.webhookCaFile !== undefined ? readFileSync(c.breakGlass.webhookCaFile) : undefined;
+    this.#floors = revisionFloors(c);
     for (const cc of c.clusters) {
       this.#clusters.set(cc.name, { config: cc, store: new BundleStore(cc.name, loadKeys(cc.trustedKeyFiles)), upstream: createUpstream(cc.upstream), reloading: undefined });
       for (const h of cc.hostnames) this.#hosts.set(h, cc.name);
@@ -139,6 +154,7 @@ export class PortcullisProxy {
   /** Loads every cluster's bundle once, starts watching the sources and listens. */
   async start(): Promise<{ readonly port: number; readonly host: string }> {
     await this.activations.start();
+    await this.#loadFloors();
     for (const [name, cr] of this.#clusters) {
       await this.reload(name);
       const endpoint = { serverUrl: cr.upstream.base.href, ca: cr.upstream.tls.ca };
@@ -147,6 +163,8 @@ export class PortcullisProxy {
         else this.log.warn({ cluster: name, why: w.why, retryInMs: w.retryInMs, pollIntervalMs: cr.config.bundle.pollIntervalMs }, 'cannot watch the bundle ConfigMap; polling until the watch works (is `watch` granted on it?)');
       });
     }
+    this.#expiryTimer = setInterval(() => this.#warnExpiry(), 60_000);
+    this.#expiryTimer.unref();
     const { host, port } = this.opts.config.listen;
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
@@ -157,14 +175,71 @@ export class PortcullisProxy {
     return { port: a.port, host: a.address };
   }
 
-  /** Whether every cluster has a valid bundle and the audit sink can write. */
-  ready(): { readonly ok: boolean; readonly problems: readonly string[] } {
+  /**
+   * Whether every cluster has a valid bundle and the audit sink can write (`problems`), and what
+   * needs attention before it stops being so (`warnings`: bundles within `bundleExpiry.warnBeforeMs`).
+   */
+  ready(): { readonly ok: boolean; readonly problems: readonly string[]; readonly warnings: readonly string[] } {
     const problems: string[] = [];
+    const warnings: string[] = [];
     const now = this.#clock();
-    for (const [name, cr] of this.#clusters) if (!cr.store.current(now)) problems.push(`cluster ${name}: no valid bundle`);
+    if (this.#floors && !this.#floorsLoaded) problems.push('revision floors not read yet: no bundle is accepted until they are');
+    for (const [name, cr] of this.#clusters) {
+      const last = cr.store.lastAccepted();
+      const e = last && bundleExpiry(last.notAfter, now, this.opts.config.bundleExpiry.warnBeforeMs);
+      if (!last) problems.push(`cluster ${name}: no valid bundle`);
+      else if (e?.state === 'expired') problems.push(`cluster ${name}: bundle revision ${last.revision} ${describeExpiry(e)}; every request is refused until a renewed bundle is applied`);
+      else if (e?.state === 'expiring') warnings.push(`cluster ${name}: bundle revision ${last.revision} ${describeExpiry(e)}; renew it (portcullis compile --renew-within, then apply)`);
+    }
     if (!this.audit.healthy && this.opts.config.audit.onFailure === 'deny') problems.push('audit sink failing');
     if (this.#stopping) problems.push('shutting down');
-    return { ok: problems.length === 0, problems };
+    return { ok: problems.length === 0, problems, warnings };
+  }
+
+  /** Reads the shared revision floors into every cluster's store; false (logged) when they cannot be read. */
+  async #loadFloors(): Promise<boolean> {
+    if (!this.#floors || this.#floorsLoaded) return true;
+    try {
+      const floors = await this.#floors.load();
+      for (const [name, cr] of this.#clusters) {
+        const f = floors.get(name);
+        if (f) cr.store.raiseFloor(f);
+      }
+      this.#floorsLoaded = true;
+      return true;
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, alert: true }, 'cannot read the shared revision floors; accepting no bundle until they can be read');
+      return false;
+    }
+  }
+
+  /** Records a cluster's accepted revision in the shared floors; retried at the next reload when it fails. */
+  async #recordFloor(cr: ClusterRuntime): Promise<void> {
+    const floor = cr.store.floor();
+    if (!this.#floors || !floor) return;
+    cr.unrecordedFloor = floor.revision;
+    try {
+      await this.#floors.raise(cr.config.name, floor);
+      if (cr.unrecordedFloor === floor.revision) delete cr.unrecordedFloor;
+    } catch (err) {
+      this.log.error({ cluster: cr.config.name, revision: floor.revision, err: (err as Error).message, alert: true }, 'cannot record the accepted revision in the shared floors; a replica starting now could accept an older bundle');
+    }
+  }
+
+  /** Logs a warning, at most hourly per cluster, for every bundle within the warning margin of its expiry. */
+  #warnExpiry(): void {
+    const now = this.#clock();
+    for (const [name, cr] of this.#clusters) {
+      const b = cr.store.lastAccepted();
+      if (!b) continue;
+      const e = bundleExpiry(b.notAfter, now, this.opts.config.bundleExpiry.warnBeforeMs);
+      if (e.state === 'valid') continue;
+      const w = cr.expiryWarned;
+      if (w && w.revision === b.revision && now - w.at < EXPIRY_WARN_EVERY_MS) continue;
+      cr.expiryWarned = { revision: b.revision, at: now };
+      const msg = e.state === 'expired' ? 'bundle expired: every request to this cluster is refused until a renewed bundle is applied' : 'bundle expires soon: renew it (portcullis compile --renew-within, then apply)';
+      this.log.warn({ cluster: name, revision: b.revision, notAfter: new Date(b.notAfter).toISOString(), alert: true }, msg);
+    }
   }
 
   /** The bundle store of a cluster (tests and status). */
@@ -188,6 +263,9 @@ export class PortcullisProxy {
 
   async #reloadOnce(cr: ClusterRuntime): Promise<OfferResult | undefined> {
     const name = cr.config.name;
+    // Fail closed: without the floors, an older bundle could pass for the newest.
+    if (!(await this.#loadFloors())) return undefined;
+    if (cr.unrecordedFloor !== undefined) await this.#recordFloor(cr);
     let fetched;
     try {
       fetched = await fetchBundle(cr.config.bundle, { serverUrl: cr.upstream.base.href, ca: cr.upstream.tls.ca });
@@ -202,8 +280,11 @@ export class PortcullisProxy {
       this.log.error({ cluster: name, code: r.code, err: r.message, alert: true, activeRevision: cr.store.lastAccepted()?.revision }, 'bundle refused; keeping the last good bundle');
     } else if (r.result === 'accepted') {
       this.metrics.bundleRevision.set({ cluster: name }, r.bundle.revision);
-      this.log.info({ cluster: name, revision: r.bundle.revision, previous: r.previous?.revision, commit: r.bundle.commit }, 'bundle accepted');
+      this.metrics.bundleExpiry.set({ cluster: name }, r.bundle.notAfter / 1000);
+      this.log.info({ cluster: name, revision: r.bundle.revision, previous: r.previous?.revision, commit: r.bundle.commit, notAfter: new Date(r.bundle.notAfter).toISOString() }, 'bundle accepted');
       if (r.previous) this.#recheckStreams(name);
+      this.#warnExpiry();
+      await this.#recordFloor(cr);
     }
     return r;
   }
@@ -231,6 +312,7 @@ export class PortcullisProxy {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const cr of this.#clusters.values()) cr.stopWatch?.();
+    if (this.#expiryTimer) clearInterval(this.#expiryTimer);
     this.activations.stop();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     if (this.#inflight > 0) {
@@ -419,7 +501,8 @@ export class PortcullisProxy {
     if (path === '/readyz') {
       const r = this.ready();
       res.writeHead(r.ok ? 200 : 503, { 'content-type': 'text/plain' });
-      return void res.end(r.ok ? 'ok\n' : `${r.problems.join('\n')}\n`);
+      const lines = [...(r.ok ? ['ok'] : r.problems), ...r.warnings.map((w) => `warning: ${w}`)];
+      return void res.end(`${lines.join('\n')}\n`);
     }
     if (path === '/metrics') {
       res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
@@ -604,11 +687,21 @@ function reasonOf(code: ProxyErrorCode): string {
 function sharedActivations(c: ProxyConfig): SharedActivations | undefined {
   const bg = c.breakGlass;
   if (bg.stateDir !== undefined) return new DirectoryActivations(bg.stateDir);
-  const cm = bg.configMap;
-  if (cm === undefined) return undefined;
+  return bg.configMap && new ConfigMapActivations(configMapLocation(c, bg.configMap));
+}
+
+/** The shared revision floors the configuration asks for, if any. */
+function revisionFloors(c: ProxyConfig): RevisionFloors | undefined {
+  const rf = c.revisionFloor;
+  if (rf.stateDir !== undefined) return new DirectoryFloors(rf.stateDir);
+  return rf.configMap && new ConfigMapFloors(configMapLocation(c, rf.configMap));
+}
+
+/** A shared ConfigMap on one of the configured clusters, reached at its upstream URL with its own token. */
+function configMapLocation(c: ProxyConfig, cm: { readonly cluster: string; readonly tokenFile: string; readonly namespace: string; readonly name: string }): ConfigMapLocation {
   const cluster = c.clusters.find((x) => x.name === cm.cluster);
-  if (!cluster) throw new Error(`breakGlass.configMap.cluster ${cm.cluster} is not configured`);
-  return new ConfigMapActivations({ serverUrl: cluster.upstream.url, ca: readFileSync(cluster.upstream.caFile), tokenFile: cm.tokenFile, namespace: cm.namespace, name: cm.name });
+  if (!cluster) throw new Error(`cluster ${cm.cluster} of a shared ConfigMap is not configured`);
+  return { serverUrl: cluster.upstream.url, ca: readFileSync(cluster.upstream.caFile), tokenFile: cm.tokenFile, namespace: cm.namespace, name: cm.name };
 }
 
 /** Reads trusted Ed25519 public keys (PEM) into a key-id map; the algorithm comes from here, never from an envelope. */

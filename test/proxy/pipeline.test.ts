@@ -28,6 +28,7 @@ const BUNDLE: ActiveBundle = {
   ruleSet: RS,
   index: indexRuleSet({ ...RS, grants: [...RS.grants, DISCOVERY_GRANT], impersonable: { users: RS.impersonable.users, groups: [...RS.impersonable.groups, 'system:authenticated'] } }),
   fingerprint: 'f',
+  envelopeSha256: '0'.repeat(64),
 };
 const ID = { user: 'oidc:u', groups: ['oidc:dev', 'oidc:not-named'], issuer: 'https://idp', method: 'oidc' as const, expiresAt: NOW + 30 * 60_000 };
 
