@@ -1,12 +1,11 @@
 import { ApiObject, App, Chart } from 'cdk8s';
 import { emitYamlDocuments } from './private/yaml-emit.ts';
-import { BUNDLE_CONFIGMAP, CLUSTER_LABEL, EXTRA_KEYS, IMPERSONATOR_ROLE, MANAGED_BY, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT, type Grant, type PolicyRule, type Subject } from '../core/index.ts';
+import { BUNDLE_CONFIGMAP, BUNDLE_READER, CLUSTER_LABEL, EXTRA_KEYS, IMPERSONATOR_ROLE, MANAGED_BY, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT, type Grant, type PolicyRule, type Subject } from '../core/index.ts';
 import type { ResolvedCluster } from './resolve.ts';
 
 /** The names the compiler shares with the proxy's chart and config defaults (core/names.ts). */
 export { BUNDLE_CONFIGMAP, IMPERSONATOR_ROLE, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT };
 /** The ServiceAccount that may read the bundle ConfigMap, and nothing else. */
-export const BUNDLE_READER = 'portcullis-bundle-reader';
 
 const RBAC = 'rbac.authorization.k8s.io';
 

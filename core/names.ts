@@ -13,6 +13,8 @@ export const PROXY_NAMESPACE = 'portcullis-system';
 export const PROXY_SERVICE_ACCOUNT = 'portcullis-proxy';
 /** The ClusterRole that lets the proxy impersonate exactly the policy's users and groups. */
 export const IMPERSONATOR_ROLE = 'portcullis:proxy-impersonator';
+/** The ServiceAccount that may only read (get, list, watch) the bundle ConfigMap: the proxy's bundle source credential. */
+export const BUNDLE_READER = 'portcullis-bundle-reader';
 /** The ConfigMap `apply` delivers a cluster's signed bundle in (the proxy's ConfigMap source default). */
 export const BUNDLE_CONFIGMAP = 'portcullis-bundle';
 /** The ConfigMap proxy replicas share break-glass activations through (the proxy's `breakGlass.configMap` default). */

@@ -1,5 +1,5 @@
 import type { IssuerConfig } from '../authn/index.ts';
-import { AUDIT_MOUNT, BREAK_GLASS_CONFIGMAP, BUNDLE_MOUNT, KEYS_MOUNT, PROXY_NAMESPACE, TLS_MOUNT } from './proxy-chart.ts';
+import { AUDIT_MOUNT, BREAK_GLASS_CONFIGMAP, BUNDLE_READER_MOUNT, KEYS_MOUNT, PROXY_NAMESPACE, REVISION_FLOOR_CONFIGMAP, TLS_MOUNT } from './proxy-chart.ts';
 
 /** Inputs of `inClusterProxyConfig`. */
 export interface InClusterConfigOptions {
@@ -18,9 +18,11 @@ const SA = '/var/run/secrets/kubernetes.io/serviceaccount';
 /**
  * A proxy configuration for the chart's pod fronting its own cluster: upstream
  * `kubernetes.default.svc` with the pod's ServiceAccount token (impersonate
- * only), the bundle from the mounted ConfigMap, audit to stdout and a file,
- * and break-glass activations shared by all replicas through the chart's
- * ConfigMap (so an activation holds whichever replica a request lands on).
+ * only), the bundle from the watched ConfigMap with the bundle reader's token,
+ * audit to stdout and a file, and break-glass activations and the revision
+ * floor shared by all replicas through the chart's ConfigMaps (so an activation
+ * holds whichever replica a request lands on, and no replica, restarted or new,
+ * accepts a bundle older than one any of them accepted).
  */
 export function inClusterProxyConfig(o: InClusterConfigOptions): Record<string, unknown> {
   return {
@@ -30,12 +32,13 @@ export function inClusterProxyConfig(o: InClusterConfigOptions): Record<string, 
       {
         name: o.cluster,
         upstream: { url: 'https://kubernetes.default.svc', caFile: `${SA}/ca.crt`, tokenFile: `${SA}/token` },
-        bundle: { directory: BUNDLE_MOUNT },
+        bundle: { configMap: { tokenFile: `${BUNDLE_READER_MOUNT}/token` } },
         trustedKeyFiles: [...o.trustedKeyIds].sort().map((k) => `${KEYS_MOUNT}/${k}.pub.pem`),
       },
     ],
     authn: { issuers: o.issuers.map((i) => ({ ...i })) },
     audit: { stdout: true, file: { path: `${AUDIT_MOUNT}/audit.log` } },
     breakGlass: { configMap: { cluster: o.cluster, tokenFile: `${SA}/token`, namespace: PROXY_NAMESPACE, name: BREAK_GLASS_CONFIGMAP } },
+    revisionFloor: { configMap: { cluster: o.cluster, tokenFile: `${SA}/token`, namespace: PROXY_NAMESPACE, name: REVISION_FLOOR_CONFIGMAP } },
   };
 }

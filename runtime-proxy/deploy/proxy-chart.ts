@@ -2,12 +2,17 @@ import { createHash } from 'node:crypto';
 import { ApiObject, App, Chart, YamlOutputType } from 'cdk8s';
 import type { Construct } from 'constructs';
 import { stringify } from 'yaml';
-import { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, CLUSTER_LABEL, IMPERSONATOR_ROLE, MANAGED_BY, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT } from '../../core/index.ts';
+import { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, BUNDLE_READER, CLUSTER_LABEL, IMPERSONATOR_ROLE, MANAGED_BY, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT, REVISION_FLOOR_CONFIGMAP } from '../../core/index.ts';
 
 /** The names the chart shares with the compiler and the proxy's config defaults (core/names.ts). */
-export { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, IMPERSONATOR_ROLE, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT };
-/** Where the bundle ConfigMap is mounted; point the local cluster's `bundle.directory` here. */
-export const BUNDLE_MOUNT = '/var/run/portcullis/bundle';
+export { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, BUNDLE_READER, IMPERSONATOR_ROLE, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT, REVISION_FLOOR_CONFIGMAP };
+/**
+ * Where the bundle reader's token is mounted (`token`): the credential of the
+ * ConfigMap bundle source, which reads and watches the bundle ConfigMap and nothing else.
+ */
+export const BUNDLE_READER_MOUNT = '/var/run/portcullis/bundle-reader';
+/** The Secret the token controller fills with a token of the compiler's bundle-reader ServiceAccount. */
+export const BUNDLE_READER_SECRET = `${BUNDLE_READER}-token`;
 /** Where the configuration file is mounted; the proxy runs with `--config CONFIG_PATH`. */
 export const CONFIG_PATH = '/etc/portcullis/config/config.yaml';
 /** Where trusted bundle keys are mounted, one `<keyId>.pub.pem` each. */
@@ -39,8 +44,6 @@ export interface ProxyChartProps {
   readonly port?: number;
   /** Secret with `tls.crt` and `tls.key` for serving. @default 'portcullis-proxy-tls' */
   readonly tlsSecretName?: string;
-  /** Mount the bundle ConfigMap `portcullis-bundle` at `BUNDLE_MOUNT`. @default true */
-  readonly mountBundleConfigMap?: boolean;
   /** @default requests 250m CPU / 256Mi, limit 512Mi memory */
   readonly resources?: ProxyResources;
   /** Service type. @default 'ClusterIP' */
@@ -54,14 +57,16 @@ const SELECTOR = { 'app.kubernetes.io/name': NAME, 'app.kubernetes.io/instance':
 /**
  * The proxy itself as cdk8s objects: Deployment (≥ 2 replicas, spread by
  * anti-affinity, probes on /readyz and /healthz, non-root, read-only root),
- * Service, PodDisruptionBudget, its configuration and keys as ConfigMaps and
- * the bundle ConfigMap mounted as a volume (kubelet delivers it, so reading
- * the bundle needs no API credential at all). The ServiceAccount is bound to
- * exactly the compiler's impersonate-only ClusterRole; the chart never
- * defines that role (its resourceNames come from the policy). Its one Role
- * lets the replicas read and update the single ConfigMap in which they share
- * break-glass activations (resourceNames-bound: get and update, nothing else),
- * so an activation through one replica holds on every replica.
+ * Service, PodDisruptionBudget, and its configuration and keys as ConfigMaps.
+ * The replicas read the bundle from the ConfigMap `apply` delivers, through a
+ * watch (a new bundle, a revocation, is in force within a second, with the
+ * commit it was applied from), using a token of the compiler's bundle-reader
+ * ServiceAccount. The proxy's own ServiceAccount is bound to exactly the
+ * compiler's impersonate-only ClusterRole (the chart never defines that role:
+ * its resourceNames come from the policy) and to one Role that lets the
+ * replicas read and update the two ConfigMaps of their shared state
+ * (break-glass activations, the revision floor), resourceNames-bound: get and
+ * update, nothing else.
  */
 export class ProxyChart extends Chart {
   constructor(scope: Construct, id: string, props: ProxyChartProps) {
@@ -70,7 +75,6 @@ export class ProxyChart extends Chart {
     if (!Number.isInteger(replicas) || replicas < 2) throw new Error(`replicas must be an integer ≥ 2, got ${replicas}`);
     const port = props.port ?? 8443;
     const tlsSecret = props.tlsSecretName ?? 'portcullis-proxy-tls';
-    const mountBundle = props.mountBundleConfigMap ?? true;
     const resources = props.resources ?? { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } };
     // Shared with the compiler's rbac.yaml: same names, labels and content, so either may apply them.
     const shared = { [MANAGED_BY.key]: MANAGED_BY.value, [CLUSTER_LABEL]: props.cluster };
@@ -92,20 +96,28 @@ export class ProxyChart extends Chart {
     });
     add('v1', 'ConfigMap', { name: `${NAME}-config`, namespace: PROXY_NAMESPACE, labels: own }, { data: { 'config.yaml': configYaml } });
     add('v1', 'ConfigMap', { name: `${NAME}-keys`, namespace: PROXY_NAMESPACE, labels: own }, { data: keys });
-    // Shared break-glass state. No `data` here: re-applying the chart leaves the replicas' entries alone.
+    // State the replicas share: break-glass activations and the highest accepted bundle revision.
+    // No `data` here: re-applying the chart leaves the replicas' entries alone.
     add('v1', 'ConfigMap', { name: BREAK_GLASS_CONFIGMAP, namespace: PROXY_NAMESPACE, labels: own });
-    add(`${RBAC}/v1`, 'Role', { name: `${NAME}:break-glass-state`, namespace: PROXY_NAMESPACE, labels: own }, {
-      rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [BREAK_GLASS_CONFIGMAP], verbs: ['get', 'update'] }],
+    add('v1', 'ConfigMap', { name: REVISION_FLOOR_CONFIGMAP, namespace: PROXY_NAMESPACE, labels: own });
+    add(`${RBAC}/v1`, 'Role', { name: `${NAME}:shared-state`, namespace: PROXY_NAMESPACE, labels: own }, {
+      rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [BREAK_GLASS_CONFIGMAP, REVISION_FLOOR_CONFIGMAP], verbs: ['get', 'update'] }],
     });
-    add(`${RBAC}/v1`, 'RoleBinding', { name: `${NAME}:break-glass-state`, namespace: PROXY_NAMESPACE, labels: own }, {
-      roleRef: { apiGroup: RBAC, kind: 'Role', name: `${NAME}:break-glass-state` },
+    add(`${RBAC}/v1`, 'RoleBinding', { name: `${NAME}:shared-state`, namespace: PROXY_NAMESPACE, labels: own }, {
+      roleRef: { apiGroup: RBAC, kind: 'Role', name: `${NAME}:shared-state` },
       subjects: [{ kind: 'ServiceAccount', name: PROXY_SERVICE_ACCOUNT, namespace: PROXY_NAMESPACE }],
+    });
+    // A long-lived token of the compiler's bundle-reader ServiceAccount (get/list/watch on the
+    // bundle ConfigMap only), filled in by the token controller: the ConfigMap source's credential.
+    add('v1', 'Secret', { name: BUNDLE_READER_SECRET, namespace: PROXY_NAMESPACE, labels: own, annotations: { 'kubernetes.io/service-account.name': BUNDLE_READER } }, {
+      type: 'kubernetes.io/service-account-token',
     });
 
     const volumes: Record<string, unknown>[] = [
       { name: 'config', configMap: { name: `${NAME}-config` } },
       { name: 'keys', configMap: { name: `${NAME}-keys` } },
       { name: 'tls', secret: { secretName: tlsSecret } },
+      { name: 'bundle-reader', secret: { secretName: BUNDLE_READER_SECRET, items: [{ key: 'token', path: 'token' }] } },
       { name: 'audit', emptyDir: { sizeLimit: '1Gi' } },
       { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
     ];
@@ -113,14 +125,10 @@ export class ProxyChart extends Chart {
       { name: 'config', mountPath: '/etc/portcullis/config', readOnly: true },
       { name: 'keys', mountPath: KEYS_MOUNT, readOnly: true },
       { name: 'tls', mountPath: TLS_MOUNT, readOnly: true },
+      { name: 'bundle-reader', mountPath: BUNDLE_READER_MOUNT, readOnly: true },
       { name: 'audit', mountPath: AUDIT_MOUNT },
       { name: 'tmp', mountPath: '/tmp' },
     ];
-    if (mountBundle) {
-      // optional: until the first `apply` delivers a bundle the pod starts, stays not-ready and denies everything.
-      volumes.push({ name: 'bundle', configMap: { name: BUNDLE_CONFIGMAP, optional: true } });
-      mounts.push({ name: 'bundle', mountPath: BUNDLE_MOUNT, readOnly: true });
-    }
     const probe = (path: string, period: number, failures: number) => ({
       httpGet: { path, port: 'https', scheme: 'HTTPS' },
       periodSeconds: period,

@@ -8,16 +8,20 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { BUNDLE_CONFIGMAP as COMPILER_BUNDLE_CONFIGMAP, IMPERSONATOR_ROLE as COMPILER_IMPERSONATOR_ROLE, PROXY_NAMESPACE as COMPILER_NAMESPACE, PROXY_SERVICE_ACCOUNT as COMPILER_SA } from '../../compiler/synth.ts';
 import { ActivationStore, ConfigMapActivations } from '../../runtime-proxy/break-glass.ts';
+import { ConfigMapFloors } from '../../runtime-proxy/revision-floor.ts';
 import { parseConfig } from '../../runtime-proxy/config.ts';
 import { getTestFleet } from '../support/fleet.ts';
 import {
   BREAK_GLASS_CONFIGMAP,
   BUNDLE_CONFIGMAP,
-  BUNDLE_MOUNT,
+  BUNDLE_READER,
+  BUNDLE_READER_MOUNT,
+  BUNDLE_READER_SECRET,
   CONFIG_PATH,
   IMPERSONATOR_ROLE,
   PROXY_NAMESPACE,
   PROXY_SERVICE_ACCOUNT,
+  REVISION_FLOOR_CONFIGMAP,
   inClusterProxyConfig,
   synthProxyChart,
   type ProxyChartProps,
@@ -65,7 +69,7 @@ interface Viewed extends Obj {
         readonly securityContext: { readonly runAsNonRoot: boolean };
         readonly affinity: { readonly podAntiAffinity: { readonly preferredDuringSchedulingIgnoredDuringExecution: unknown[] } };
         readonly containers: Container[];
-        readonly volumes: { readonly name: string; readonly configMap?: unknown }[];
+        readonly volumes: { readonly name: string; readonly configMap?: unknown; readonly secret?: unknown }[];
       };
     };
   };
@@ -92,14 +96,14 @@ describe('proxy deployment chart', () => {
 
   it('GIVEN the chart THEN exactly these kinds, and names shared with the compiler match its constants', () => {
     const objs = objects(synthProxyChart(props));
-    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount']);
     assert.equal(IMPERSONATOR_ROLE, COMPILER_IMPERSONATOR_ROLE);
     assert.equal(PROXY_NAMESPACE, COMPILER_NAMESPACE);
     assert.equal(PROXY_SERVICE_ACCOUNT, COMPILER_SA);
     assert.equal(BUNDLE_CONFIGMAP, COMPILER_BUNDLE_CONFIGMAP);
   });
 
-  it('GIVEN the chart THEN its ServiceAccount can impersonate (the compiler role) and get/update the one break-glass ConfigMap, nothing more', () => {
+  it('GIVEN the chart THEN its ServiceAccount can impersonate (the compiler role) and get/update the break-glass and revision-floor ConfigMaps, nothing more', () => {
     const objs = objects(synthProxyChart(props));
     const crb = find(objs, 'ClusterRoleBinding');
     assert.deepEqual(crb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'portcullis:proxy-impersonator' });
@@ -107,12 +111,19 @@ describe('proxy deployment chart', () => {
     assert.ok(!objs.some((o) => o.kind === 'ClusterRole'), 'no ClusterRole in the chart: the compiler defines the impersonator');
     const role = find(objs, 'Role') as Viewed & { rules: unknown };
     assert.equal(role.metadata.namespace, PROXY_NAMESPACE);
-    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [BREAK_GLASS_CONFIGMAP], verbs: ['get', 'update'] }]);
+    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [BREAK_GLASS_CONFIGMAP, REVISION_FLOOR_CONFIGMAP], verbs: ['get', 'update'] }]);
     const rb = find(objs, 'RoleBinding');
     assert.deepEqual(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
     assert.deepEqual(rb.subjects, [{ kind: 'ServiceAccount', name: 'portcullis-proxy', namespace: 'portcullis-system' }]);
-    const state = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === BREAK_GLASS_CONFIGMAP);
-    assert.ok(state && !('data' in state), 'the break-glass ConfigMap ships without data, so re-applying the chart keeps activations');
+    for (const name of [BREAK_GLASS_CONFIGMAP, REVISION_FLOOR_CONFIGMAP]) {
+      const state = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === name);
+      assert.ok(state && !('data' in state), `${name} ships without data, so re-applying the chart keeps what the replicas wrote`);
+    }
+    // The bundle source's credential: a token of the compiler's read-only bundle reader, not the impersonator's.
+    const secret = find(objs, 'Secret') as Viewed & { type: string; metadata: { annotations: Record<string, string> } };
+    assert.equal(secret.metadata.name, BUNDLE_READER_SECRET);
+    assert.equal(secret.type, 'kubernetes.io/service-account-token');
+    assert.deepEqual(secret.metadata.annotations, { 'kubernetes.io/service-account.name': BUNDLE_READER });
     assert.equal(find(objs, 'Deployment').spec.template.spec.serviceAccountName, 'portcullis-proxy');
     // Shared objects carry the compiler's labels, so `apply` (prune by managed-by) keeps them.
     for (const kind of ['Namespace', 'ServiceAccount', 'ClusterRoleBinding']) {
@@ -122,7 +133,7 @@ describe('proxy deployment chart', () => {
     assert.ok(!('app.kubernetes.io/managed-by' in (find(objs, 'Deployment').metadata.labels ?? {})));
   });
 
-  it('GIVEN the Deployment THEN ≥ 2 replicas, anti-affinity, probes, resources, non-root, read-only root, bundle mounted', () => {
+  it('GIVEN the Deployment THEN ≥ 2 replicas, anti-affinity, probes, resources, non-root, read-only root, the bundle reader\'s token mounted and no bundle volume', () => {
     const d = find(objects(synthProxyChart(props)), 'Deployment');
     const pod = d.spec.template.spec;
     const c = pod.containers[0];
@@ -137,9 +148,10 @@ describe('proxy deployment chart', () => {
     assert.equal(c.securityContext.allowPrivilegeEscalation, false);
     assert.deepEqual(c.securityContext.capabilities.drop, ['ALL']);
     assert.deepEqual(c.args, ['proxy', '--config', CONFIG_PATH]);
-    const bundle = pod.volumes.find((v) => v.name === 'bundle');
-    assert.deepEqual(bundle?.configMap, { name: 'portcullis-bundle', optional: true });
-    assert.ok(c.volumeMounts.some((m) => m.name === 'bundle' && m.mountPath === BUNDLE_MOUNT && m.readOnly));
+    assert.ok(!pod.volumes.some((v) => (v.configMap as { name?: string } | undefined)?.name === BUNDLE_CONFIGMAP), 'the bundle comes from the ConfigMap watch, not a volume (a minute late, without its commit)');
+    const reader = pod.volumes.find((v) => v.name === 'bundle-reader');
+    assert.deepEqual(reader?.secret, { secretName: BUNDLE_READER_SECRET, items: [{ key: 'token', path: 'token' }] });
+    assert.ok(c.volumeMounts.some((m) => m.name === 'bundle-reader' && m.mountPath === BUNDLE_READER_MOUNT && m.readOnly));
     assert.equal(find(objects(synthProxyChart({ ...props, replicas: 3 })), 'Deployment').spec.replicas, 3);
     assert.throws(() => synthProxyChart({ ...props, replicas: 1 }), /replicas/);
   });
@@ -162,9 +174,11 @@ describe('proxy deployment chart', () => {
     const cm = objects(synthProxyChart(props)).find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'portcullis-proxy-config') as Obj & { data: Record<string, string> };
     const cfg = parseConfig(cm.data['config.yaml'] ?? '', '/', 'chart config');
     assert.equal(cfg.clusters[0]?.name, 'dev');
-    assert.deepEqual(cfg.clusters[0]?.bundle, { kind: 'directory', path: BUNDLE_MOUNT, pollIntervalMs: cfg.clusters[0]?.bundle.pollIntervalMs });
-    // Replicas share break-glass activations through the chart's ConfigMap, with the pod's own token.
-    assert.deepEqual(cfg.breakGlass.configMap, { cluster: 'dev', tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token', namespace: PROXY_NAMESPACE, name: BREAK_GLASS_CONFIGMAP });
+    assert.deepEqual(cfg.clusters[0]?.bundle, { kind: 'configMap', tokenFile: `${BUNDLE_READER_MOUNT}/token`, namespace: PROXY_NAMESPACE, name: BUNDLE_CONFIGMAP, pollIntervalMs: 5000 });
+    // Replicas share break-glass activations and the revision floor through the chart's ConfigMaps, with the pod's own token.
+    const podToken = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+    assert.deepEqual(cfg.breakGlass.configMap, { cluster: 'dev', tokenFile: podToken, namespace: PROXY_NAMESPACE, name: BREAK_GLASS_CONFIGMAP });
+    assert.deepEqual(cfg.revisionFloor.configMap, { cluster: 'dev', tokenFile: podToken, namespace: PROXY_NAMESPACE, name: REVISION_FLOOR_CONFIGMAP });
   });
 });
 
@@ -185,13 +199,15 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
       assert.deepEqual(r.stdout.trim().split('\n').sort(), [
         'clusterrolebinding.rbac.authorization.k8s.io/portcullis:proxy-impersonator',
         'configmap/portcullis-break-glass',
+        'configmap/portcullis-bundle-revisions',
         'configmap/portcullis-proxy-config',
         'configmap/portcullis-proxy-keys',
         'deployment.apps/portcullis-proxy',
         'namespace/portcullis-system',
         'poddisruptionbudget.policy/portcullis-proxy',
-        'role.rbac.authorization.k8s.io/portcullis-proxy:break-glass-state',
-        'rolebinding.rbac.authorization.k8s.io/portcullis-proxy:break-glass-state',
+        'role.rbac.authorization.k8s.io/portcullis-proxy:shared-state',
+        'rolebinding.rbac.authorization.k8s.io/portcullis-proxy:shared-state',
+        'secret/portcullis-bundle-reader-token',
         'service/portcullis-proxy',
         'serviceaccount/portcullis-proxy',
       ]);
@@ -205,7 +221,7 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
     }
   });
 
-  it('GIVEN the chart\'s break-glass Role, ConfigMap and binding on a real cluster WHEN one replica activates THEN another sees it, with the ServiceAccount able to do nothing else there', async () => {
+  it('GIVEN the chart\'s shared-state Role, ConfigMaps and binding on a real cluster WHEN one replica activates break-glass or raises the revision floor THEN another sees it, with the ServiceAccount able to do nothing else there', async () => {
     const fleet = await getTestFleet();
     const cluster = fleet.cluster('staging');
     const kubeconfig = cluster.adminKubeconfig;
@@ -213,7 +229,7 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
     const ns = `bg-ha-${process.pid}`;
     const sa = 'portcullis-proxy';
     const mine = objects(synthProxyChart(props))
-      .filter((o) => ['Role', 'RoleBinding'].includes(o.kind) || (o.kind === 'ConfigMap' && o.metadata.name === BREAK_GLASS_CONFIGMAP))
+      .filter((o) => ['Role', 'RoleBinding'].includes(o.kind) || (o.kind === 'ConfigMap' && [BREAK_GLASS_CONFIGMAP, REVISION_FLOOR_CONFIGMAP].includes(o.metadata.name)))
       .map((o) => JSON.parse(JSON.stringify(o).replaceAll(`"namespace":"${PROXY_NAMESPACE}"`, `"namespace":"${ns}"`)) as Obj);
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-bg-ha-'));
     try {
@@ -227,6 +243,7 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
       assert.equal(token.code, 0, token.stderr);
       const tokenFile = join(dir, 'token');
       writeFileSync(tokenFile, token.stdout.trim(), { mode: 0o600 });
+      const can = async (...a: string[]) => (await fleet.kubectl(['auth', 'can-i', ...a, '-n', ns, '--as', `system:serviceaccount:${ns}:${sa}`], { kubeconfig })).stdout.trim();
       const loc = { serverUrl: cluster.server, ca: readFileSync(cluster.caFile), tokenFile, namespace: ns, name: BREAK_GLASS_CONFIGMAP };
       const replicaA = new ActivationStore(new ConfigMapActivations(loc));
       const replicaB = new ActivationStore(new ConfigMapActivations(loc));
@@ -241,8 +258,13 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
         replicaA.stop();
         replicaB.stop();
       }
+      const floorLoc = { ...loc, name: REVISION_FLOOR_CONFIGMAP };
+      const floor = { revision: 7, envelopeSha256: 'a'.repeat(64) };
+      await new ConfigMapFloors(floorLoc).raise('staging', floor);
+      await new ConfigMapFloors(floorLoc).raise('staging', { revision: 6, envelopeSha256: 'b'.repeat(64) });
+      assert.deepEqual([...(await new ConfigMapFloors(floorLoc).load())], [['staging', floor]]);
+      assert.equal(await can('update', `configmaps/${REVISION_FLOOR_CONFIGMAP}`), 'yes');
       // Least privilege, as the real RBAC answers it.
-      const can = async (...a: string[]) => (await fleet.kubectl(['auth', 'can-i', ...a, '-n', ns, '--as', `system:serviceaccount:${ns}:${sa}`], { kubeconfig })).stdout.trim();
       assert.equal(await can('update', `configmaps/${BREAK_GLASS_CONFIGMAP}`), 'yes');
       assert.equal(await can('delete', `configmaps/${BREAK_GLASS_CONFIGMAP}`), 'no');
       assert.equal(await can('get', 'configmaps/portcullis-proxy-config'), 'no');
