@@ -42,7 +42,8 @@ import { AuditSink } from '../runtime-proxy/audit/sink.ts';
 import { BundleStore } from '../runtime-proxy/bundle-store.ts';
 import { downFleet, readFleet, upFleet, type SandboxFleet } from '../sandbox/fleet.ts';
 import { freePorts } from '../sandbox/processes.ts';
-import { createTestCa, startOidcProvider } from '../test/support/oidc.ts';
+import { createLocalCa } from '../sandbox/local-ca.ts';
+import { startOidcProvider } from '../sandbox/oidc-issuer.ts';
 import { bigRuleSet, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startupLine, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -151,7 +152,7 @@ async function main(): Promise<void> {
     impersonable: { users: ['oidc:bench'], groups: ['oidc:bench-team'] },
   };
   writeBundle(join(work, 'bundle'), ruleSet, key, 1, Date.now());
-  const ca = createTestCa('portcullis bench CA');
+  const ca = createLocalCa('portcullis bench CA');
   const serving = ca.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
   const auditLog = join(work, 'proxy-audit.log');
   const proxyConfig = {

@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitError } from './exit-error.ts';
 import { registerCompilerCommands } from '../compiler/cli.ts';
 import { registerSandboxCommands } from '../sandbox/cli.ts';
-import { registerDemoCommand } from '../sandbox/demo-cli.ts';
+import { registerDemoCommand } from '../demo/cli.ts';
 import { registerProxyCommands } from '../runtime-proxy/cli.ts';
 import { registerKubeconfigCommands } from '../runtime-proxy/kubeconfig-cli.ts';
 import { registerGitopsCommands } from '../gitops/cli.ts';

@@ -1,7 +1,9 @@
 /**
  * plan and apply end to end: the real compiler, the real CLI, real
  * kube-apiservers and kubectl from the shared sandbox fleet (dev, staging,
- * prod-eu). Leaves the fleet with the repository's generated/ applied.
+ * prod-eu). Leaves the fleet with the example's RBAC applied and no bundle
+ * delivered: its bundles are signed per test process (signedExampleGenerated),
+ * so another process's copy of the same revision must not look like a rollback.
  */
 import { canonicalJson, decodeRuleSet, sha256 } from '../../core/index.ts';
 import { after, before, test } from 'node:test';
@@ -18,6 +20,7 @@ import { getTestFleet, type TestFleet } from '../support/fleet.ts';
 import { readGenerated } from '../../gitops/generated.ts';
 import { fetchBundle } from '../../runtime-proxy/bundle-source.ts';
 import { BundleStore } from '../../runtime-proxy/bundle-store.ts';
+import { signedExampleGenerated } from '../support/example-bundles.ts';
 import { pullRequestStandIn } from '../support/github-server.ts';
 import { appendToLastFunction, closedPort, downKubeconfig, makeWorkspace, type Workspace } from './workspace.ts';
 
@@ -30,8 +33,8 @@ const HASH = sha256(canonicalJson([{ apiGroups: [''], resources: ['configmaps'],
 const ROLE = `portcullis:role:e2e-configmap-reader:${HASH}`;
 const BINDING = `portcullis:grant:e2e-contractor-configmaps:${HASH}`;
 
-// The committed generated/ is at some revision; everything below counts from it.
-const BASE = (JSON.parse(Buffer.from((JSON.parse(readFileSync('generated/dev/bundle.sig.json', 'utf8')) as { payload: string }).payload, 'base64').toString()) as { revision: number }).revision;
+// The example's generated/ (signed again now) is at some revision; everything below counts from it.
+const BASE = (JSON.parse(Buffer.from((JSON.parse(readFileSync(join(signedExampleGenerated(), 'dev', 'bundle.sig.json'), 'utf8')) as { payload: string }).payload, 'base64').toString()) as { revision: number }).revision;
 
 let fleet: TestFleet;
 let ws: Workspace;
@@ -81,7 +84,10 @@ before(async () => {
   await Promise.all(fleet.clusters.map((c) => wipe(c.name)));
 });
 
-after(() => ws?.remove());
+after(async () => {
+  ws?.remove();
+  await Promise.all((fleet?.clusters ?? []).map((c) => k(c.name, ['delete', 'configmap', 'portcullis-bundle', '-n', 'portcullis-system', '--ignore-not-found'])));
+});
 
 test('GIVEN clusters without Portcullis WHEN apply runs THEN every generated object and the bundle ConfigMap exist', async () => {
   const r = await ws.cli(['apply', '--kubeconfigs', fleet.file]);
@@ -425,7 +431,7 @@ test('GIVEN a policy edit WHEN apply --dry-run runs THEN the server checks it an
 });
 
 test("GIVEN the example policy applied WHEN kubectl auth can-i asks the real clusters THEN RBAC agrees with the authorizer for every grant's rules", async () => {
-  // Leave the fleet as the repository's generated/ says.
+  // The example policy as generated/ says (the bundles go again in after()).
   await Promise.all(fleet.clusters.map((c) => wipe(c.name)));
   const repo = makeWorkspace();
   try {

@@ -1,6 +1,7 @@
 /**
  * A scratch copy of the repository's policy and generated output, for
- * end-to-end tests of plan and apply: `policies/` and `generated/` copied,
+ * end-to-end tests of plan and apply: `policies/` and `generated/` copied
+ * (its bundles signed again now, so no test depends on the committed signatures),
  * `compiler/`, `core/` and `node_modules/` linked, so the real compiler can
  * recompile an edited policy with the demo signing key.
  */
@@ -10,6 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { signedExampleGenerated } from '../support/example-bundles.ts';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(repoRoot, 'bin', 'portcullis.js');
@@ -39,7 +41,8 @@ export interface Workspace {
 /** Creates a workspace from the repository's current policies/ and generated/. */
 export function makeWorkspace(): Workspace {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-gitops-'));
-  for (const d of ['policies', 'generated']) cpSync(join(repoRoot, d), join(dir, d), { recursive: true });
+  cpSync(join(repoRoot, 'policies'), join(dir, 'policies'), { recursive: true });
+  cpSync(signedExampleGenerated(), join(dir, 'generated'), { recursive: true });
   for (const d of ['compiler', 'core', 'node_modules']) symlinkSync(join(repoRoot, d), join(dir, d));
   cpSync(join(repoRoot, 'package.json'), join(dir, 'package.json'));
   return {

@@ -7,12 +7,13 @@ import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportJWK } from 'jose';
 import { BEARER_PROTOCOL_PREFIX, createAuthenticator, type AuthnResult, type Authenticator, type IssuerConfig } from '../../runtime-proxy/authn/index.ts';
-import { createTestCa, startOidcProvider, type TestCa, type TestOidcProvider } from '../support/oidc.ts';
+import { createLocalCa, type LocalCa } from '../../sandbox/local-ca.ts';
+import { startOidcProvider, type LocalOidcProvider } from '../../sandbox/oidc-issuer.ts';
 
-let people: TestOidcProvider;
-let github: TestOidcProvider;
-let clientCa: TestCa;
-let otherCa: TestCa;
+let people: LocalOidcProvider;
+let github: LocalOidcProvider;
+let clientCa: LocalCa;
+let otherCa: LocalCa;
 let authn: Authenticator;
 let peopleIssuer: IssuerConfig;
 
@@ -31,8 +32,8 @@ function user(r: AuthnResult): { user: string; groups: readonly string[] } {
 
 before(async () => {
   [people, github] = await Promise.all([startOidcProvider(), startOidcProvider()]);
-  clientCa = createTestCa('portcullis client CA');
-  otherCa = createTestCa('someone else');
+  clientCa = createLocalCa('portcullis client CA');
+  otherCa = createLocalCa('someone else');
   peopleIssuer = { issuer: people.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', caFile: people.caFile };
   authn = createAuthenticator({
     issuers: [
@@ -280,7 +281,7 @@ describe('a second issuer for CI workloads, restricted to clusters (rule 9)', ()
 });
 
 describe('client certificates', () => {
-  const cert = (ca: TestCa, cn: string, o: string[] = [], days = 30) => new X509Certificate(ca.issue({ cn, o, usage: 'clientAuth', days }).certPem);
+  const cert = (ca: LocalCa, cn: string, o: string[] = [], days = 30) => new X509Certificate(ca.issue({ cn, o, usage: 'clientAuth', days }).certPem);
 
   it('GIVEN a certificate from the client CA THEN CN is the user and each O a group, prefixed; expiresAt is notAfter', async () => {
     const c = cert(clientCa, 'carol', ['devs', 'sre']);

@@ -9,6 +9,7 @@ import { canonicalJson } from '../../core/canonical-json.ts';
 import { decide } from '../../core/decide.ts';
 import type { RuleSet } from '../../core/rule-set.ts';
 import { BundleStore } from '../../runtime-proxy/bundle-store.ts';
+import { signedExampleGenerated } from '../support/example-bundles.ts';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const KEYS = new Map([[keyIdOf(publicKey), publicKey]]);
@@ -102,8 +103,8 @@ describe('BundleStore', () => {
   });
 });
 
-describe('the compiler\'s committed output', () => {
-  const root = join(import.meta.dirname, '..', '..', 'generated');
+describe('the compiler\'s committed output (signed again now)', () => {
+  const root = signedExampleGenerated();
   const keys = new Map(
     (existsSync(join(root, 'keys')) ? readdirSync(join(root, 'keys')) : []).map((f) => {
       const k = createPublicKey(readFileSync(join(root, 'keys', f)));

@@ -3,7 +3,7 @@
 // request is impersonated like any other.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestCa, type TestCa } from '../support/oidc.ts';
+import { createLocalCa, type LocalCa } from '../../sandbox/local-ca.ts';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, type Harness } from './harness.ts';
 
 const NS = 'proxy-client-cert';
@@ -12,11 +12,11 @@ const RBAC = manifestsYaml(upstreamRole(NS, 'ops-read', [group('x509:ops')], [{ 
 
 describe('client certificates through the proxy', () => {
   let h: Harness;
-  let clientCa: TestCa;
-  let otherCa: TestCa;
+  let clientCa: LocalCa;
+  let otherCa: LocalCa;
   before(async () => {
-    clientCa = createTestCa('portcullis client CA');
-    otherCa = createTestCa('someone else');
+    clientCa = createLocalCa('portcullis client CA');
+    otherCa = createLocalCa('someone else');
     h = await startHarness({ namespaces: [NS], rbac: RBAC, impersonable: RULES.impersonable, ruleSet: RULES, clientCa });
   });
   after(async () => {

@@ -1,19 +1,20 @@
 // The compiler's committed output for dev, end to end: its rbac.yaml applied to
-// the sandbox cluster, its signed bundle loaded with its pinned key, its
+// the sandbox cluster, its bundle (signed again now: signedExampleGenerated) loaded with its pinned key, its
 // impersonate-only ServiceAccount as the proxy's credential. For a grid of
 // identities and requests, `kubectl auth can-i` through the proxy must say
 // exactly what core/decide says — and "yes" comes from upstream RBAC, so the
 // cluster agrees with the proxy.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decide } from '../../core/decide.ts';
 import { indexRuleSet } from '../../core/rule-index.ts';
 import { decodeRuleSet } from '../../core/rule-set-codec.ts';
+import { signedExampleGenerated } from '../support/example-bundles.ts';
 import { startHarness, type Harness } from './harness.ts';
 
-const GEN = resolve(import.meta.dirname, '..', '..', 'generated');
+const GEN = signedExampleGenerated();
 const RULES = decodeRuleSet(readFileSync(join(GEN, 'dev', 'rules.json'), 'utf8'));
 
 const IDENTITIES: readonly [string, readonly string[]][] = [

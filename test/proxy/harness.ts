@@ -20,7 +20,8 @@ import type { AuditEvent } from '../../runtime-proxy/audit/event.ts';
 import { parseConfig, type ProxyConfig } from '../../runtime-proxy/config.ts';
 import { PortcullisProxy } from '../../runtime-proxy/server.ts';
 import { getTestFleet, type TestCluster, type TestFleet } from '../support/fleet.ts';
-import { createTestCa, startOidcProvider, type TestCa, type TestOidcProvider } from '../support/oidc.ts';
+import { createLocalCa, type LocalCa } from '../../sandbox/local-ca.ts';
+import { startOidcProvider, type LocalOidcProvider } from '../../sandbox/oidc-issuer.ts';
 
 /** Builds a grant the way the compiler would write it. */
 export function grant(id: string, subjects: readonly Subject[], rules: readonly PolicyRule[], scope: Scope, extra: { conditions?: Conditions; activationGroup?: string; line?: number } = {}): Grant {
@@ -158,7 +159,7 @@ export interface Harness {
   readonly fleet: TestFleet;
   readonly cluster: TestCluster;
   readonly kubectlBin: string;
-  readonly oidc: TestOidcProvider;
+  readonly oidc: LocalOidcProvider;
   readonly proxy: PortcullisProxy;
   readonly port: number;
   readonly dir: string;
@@ -167,7 +168,7 @@ export interface Harness {
   readonly config: ProxyConfig;
   readonly signingKey: KeyObject;
   readonly keyId: string;
-  readonly proxyCa: TestCa;
+  readonly proxyCa: LocalCa;
   /** The proxy's ServiceAccount token (impersonate-only). */
   readonly proxyToken: string;
   /** Issues a real OIDC token; the user gets the `oidc:` prefix at the proxy. */
@@ -212,7 +213,7 @@ export interface HarnessOptions {
   readonly configExtra?: Record<string, unknown>;
   readonly clusterName?: string;
   /** Accept client certificates issued by this CA (CN → `x509:` user, O → `x509:` groups). */
-  readonly clientCa?: TestCa;
+  readonly clientCa?: LocalCa;
   /**
    * Use what the compiler produced instead of test-made parts: its bundle
    * directory, its trusted keys, and its ServiceAccount (portcullis-system/NAME,
@@ -293,7 +294,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   else mkdirSync(bundleDir);
   if (o.second?.ruleSet) writeBundle(join(dir, `bundle-${o.second.name}`), o.second.ruleSet, privateKey, keyId, { revision: 1 });
 
-  const proxyCa = createTestCa('portcullis proxy test CA');
+  const proxyCa = createLocalCa('portcullis proxy test CA');
   const serving = proxyCa.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
   const oidc = await startOidcProvider();
   const auditFile = join(dir, 'audit.log');

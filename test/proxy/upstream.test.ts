@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createUpstream, upstreamPath } from '../../runtime-proxy/upstream.ts';
-import { createTestCa } from '../support/oidc.ts';
+import { createLocalCa } from '../../sandbox/local-ca.ts';
 
 describe('upstream', () => {
   it('GIVEN a token file WHEN it is rotated THEN the next requests within about a second use the new token', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'upstream-'));
-    const ca = createTestCa();
+    const ca = createLocalCa();
     try {
       const tokenFile = join(dir, 'token');
       writeFileSync(tokenFile, 'first\n');
@@ -27,7 +27,7 @@ describe('upstream', () => {
   });
 
   it('GIVEN client-certificate credentials WHEN asked for authorization THEN there is none (TLS carries the identity)', () => {
-    const ca = createTestCa();
+    const ca = createLocalCa();
     try {
       const leaf = ca.issue({ cn: 'proxy', usage: 'clientAuth' });
       const up = createUpstream({ url: 'https://127.0.0.1:6443/prefix', caFile: ca.caFile, clientCertFile: leaf.certFile, clientKeyFile: leaf.keyFile });

@@ -17,6 +17,10 @@ import (
 	"time"
 )
 
+// validity of the sandbox CA and its certificates: ten years, so that the product can be run
+// under a clock years ahead (test/sandbox/clock.test.ts) against a sandbox started today.
+const validity = 10 * 365 * 24 * time.Hour
+
 // runPKI writes one cluster's certificates and keys into --dir: a fresh CA, the
 // apiserver's serving certificate, client certificates (admin in
 // system:masters, the apiserver's kubelet client, the node, the controllers),
@@ -45,7 +49,7 @@ func runPKI(args []string) error {
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "portcullis-sandbox-ca-" + *cluster},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(365 * 24 * time.Hour),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -88,7 +92,7 @@ func runPKI(args []string) error {
 			SerialNumber: serial(),
 			Subject:      pkix.Name{CommonName: l.cn, Organization: l.orgs},
 			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(365 * 24 * time.Hour),
+			NotAfter:     now.Add(validity),
 			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 			ExtKeyUsage:  []x509.ExtKeyUsage{l.usage},
 			DNSNames:     l.dns,
