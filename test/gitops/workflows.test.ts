@@ -42,6 +42,11 @@ interface Job {
   permissions?: Record<string, string> | string;
   environment?: unknown;
   steps?: Step[];
+  uses?: string;
+  with?: Record<string, unknown>;
+  needs?: string | string[];
+  if?: string;
+  outputs?: Record<string, string>;
 }
 interface Workflow {
   on: Record<string, unknown>;
@@ -152,9 +157,13 @@ const LEAST: Record<string, Record<string, string>> = {
   'plan.yml': { contents: 'read', 'pull-requests': 'write', statuses: 'write', 'id-token': 'write' },
   'apply.yml': { contents: 'read', 'id-token': 'write' },
 };
+/** Workflows whose jobs need different things: each job exactly its own. */
+const LEAST_BY_JOB: Record<string, Record<string, Record<string, string>>> = {
+  'renew.yml': { renew: { contents: 'write' }, apply: { contents: 'read', 'id-token': 'write' } },
+};
 
-test('the three workflows exist', () => {
-  assert.deepEqual(files, ['apply.yml', 'ci.yml', 'plan.yml']);
+test('the four workflows exist', () => {
+  assert.deepEqual(files, ['apply.yml', 'ci.yml', 'plan.yml', 'renew.yml']);
 });
 
 test('every portcullis command a workflow runs exists in the CLI, with those options', async () => {
@@ -172,7 +181,7 @@ test('every portcullis command a workflow runs exists in the CLI, with those opt
     }
   }
   // The pipeline the issue asks for is really there.
-  for (const want of ['ci.yml: compile', 'plan.yml: compile', 'plan.yml: diff-access', 'plan.yml: plan', 'apply.yml: compile', 'apply.yml: apply']) {
+  for (const want of ['ci.yml: compile', 'plan.yml: compile', 'plan.yml: diff-access', 'plan.yml: plan', 'apply.yml: compile', 'apply.yml: apply', 'renew.yml: compile']) {
     assert.ok(seen.includes(want), `${want} missing; saw ${seen.join(', ')}`);
   }
 });
@@ -199,12 +208,14 @@ test('permissions are least: nothing by default beyond read, each job exactly wh
     const union: Record<string, string> = {};
     for (const [name, job] of Object.entries(wf.jobs)) {
       assert.ok(job.permissions && typeof job.permissions === 'object', `${f} job ${name}: permissions must be explicit`);
+      const least = LEAST_BY_JOB[f]?.[name] ?? LEAST[f];
+      if (LEAST_BY_JOB[f]) assert.deepEqual(job.permissions, least, `${f} job ${name}: permissions`);
       for (const [k, v] of Object.entries(job.permissions)) {
-        assert.equal(LEAST[f]?.[k], v, `${f} job ${name}: ${k}: ${v} is more than it needs`);
+        assert.equal(least?.[k], v, `${f} job ${name}: ${k}: ${v} is more than it needs`);
         union[k] = v;
       }
     }
-    assert.deepEqual(union, LEAST[f], `${f}: permissions`);
+    if (!LEAST_BY_JOB[f]) assert.deepEqual(union, LEAST[f], `${f}: permissions`);
     assert.ok(!('pull_request_target' in wf.on), `${f}: pull_request_target runs untrusted code with secrets`);
   }
 });
@@ -254,8 +265,33 @@ test('apply verifies bundles against a key pinned in the protected environment, 
     assert.ok(call.includes('--trusted-key'), `apply ${call.join(' ')} lacks --trusted-key`);
     assert.match(key ?? '', /^"?\$RUNNER_TEMP\//, 'the pinned key is written outside the checkout');
   }
-  assert.ok(applies.some((c) => c.includes('--commit') && c[c.indexOf('--commit') + 1]?.includes('$GITHUB_SHA')));
+  // The commit is the one checked out: the pushed one, or the one a caller (renew.yml) names.
+  const applyStep = steps.find((s) => portcullisCalls(s.run ?? '').some((c) => c[0] === 'apply' && c.includes('--commit')));
+  assert.equal(applyStep?.env?.['COMMIT'], '${{ inputs.ref || github.sha }}');
+  assert.ok(applies.some((c) => c.includes('--commit') && c[c.indexOf('--commit') + 1] === '$COMMIT'));
+  const checkout = steps.find((s) => s.uses?.startsWith('actions/checkout@'));
+  assert.equal(checkout?.with?.['ref'], '${{ inputs.ref || github.sha }}');
   const writer = steps.find((s) => /bundle-key\.pub\.pem/.test(s.run ?? '') && !portcullisCalls(s.run ?? '').length);
   assert.ok(writer, 'a step writes the pinned key');
   assert.match(JSON.stringify(writer.env ?? {}), /\$\{\{ vars\.PORTCULLIS_BUNDLE_PUBLIC_KEY \}\}/);
+});
+
+test('renew runs daily, re-signs what expires within 14 days with the protected key, pushes it to main and applies exactly that commit', () => {
+  const { wf } = load('renew.yml');
+  assert.ok(Array.isArray(wf.on['schedule']) && (wf.on['schedule'] as { cron: string }[])[0]?.cron.split(' ').length === 5, 'a daily schedule');
+  const renew = wf.jobs['renew'];
+  assert.equal(renew?.environment, 'production');
+  const steps = renew?.steps ?? [];
+  const calls = steps.flatMap((s) => portcullisCalls(s.run ?? ''));
+  assert.deepEqual(calls[0]?.slice(0, 3), ['compile', '--renew-within', '14d']);
+  assert.ok(calls.some((c) => c[0] === 'compile' && c.includes('--check')), 'checks what it renewed');
+  const key = steps.find((s) => /PORTCULLIS_SIGNING_KEY/.test(s.run ?? ''));
+  assert.equal(key?.env?.['SIGNING_KEY'], '${{ secrets.PORTCULLIS_SIGNING_KEY }}');
+  assert.ok(steps.some((s) => /git push .* HEAD:main/.test(s.run ?? '')), 'pushes the renewal to main');
+  // The apply workflow is called with the pushed commit (a push with the workflow token starts no workflow).
+  const apply = wf.jobs['apply'];
+  assert.equal(apply?.uses, './.github/workflows/apply.yml');
+  assert.equal(apply?.with?.['ref'], '${{ needs.renew.outputs.sha }}');
+  assert.equal(apply?.if, "needs.renew.outputs.renewed == 'true'");
+  assert.ok('workflow_call' in load('apply.yml').wf.on, 'apply.yml can be called');
 });
