@@ -28,6 +28,7 @@ export function registerCompilerCommands(program: Command): void {
     .option('--dir <dir>', 'bundle directory (default GENERATED/CLUSTER)')
     .option('--key <pem...>', 'trusted public keys (default GENERATED/keys/*.pem)')
     .option('--min-revision <n>', 'refuse older revisions (rollback)', '0')
+    .option('--now <time>', 'verify as of this time (RFC 3339), e.g. what a proxy will say on that date')
     .action((o) => runVerify(o));
   program
     .command('discover')

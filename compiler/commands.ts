@@ -122,7 +122,9 @@ export function runKeygen(o: { out: string }): void {
 }
 
 /** `portcullis verify`: exit 0 and the statement, or exit 1 and the error code. */
-export function runVerify(o: { cluster: string; generated: string; dir?: string; key?: string[]; minRevision: string }): void {
+export function runVerify(o: { cluster: string; generated: string; dir?: string; key?: string[]; minRevision: string; now?: string }): void {
+  const now = o.now !== undefined ? Date.parse(o.now) : Date.now();
+  if (Number.isNaN(now)) throw new ExitError(1, `--now '${o.now}' is not an RFC 3339 time`);
   const dir = o.dir ?? join(o.generated, o.cluster);
   const keyFiles = o.key ?? (existsSync(join(o.generated, 'keys')) ? readdirSync(join(o.generated, 'keys')).map((f) => join(o.generated, 'keys', f)) : []);
   const tree = readTree(dir);
@@ -130,7 +132,7 @@ export function runVerify(o: { cluster: string; generated: string; dir?: string;
   tree.delete(ENVELOPE_FILE);
   try {
     if (!env) throw new BundleError('BUNDLE_FILE_MISSING', `${dir}/${ENVELOPE_FILE} is missing`);
-    const st = verifyBundle(env, tree, readTrustedKeys(keyFiles), { cluster: o.cluster, now: Date.now(), minRevision: Number(o.minRevision) });
+    const st = verifyBundle(env, tree, readTrustedKeys(keyFiles), { cluster: o.cluster, now, minRevision: Number(o.minRevision) });
     process.stdout.write(`verified ${o.cluster} revision ${st.revision} (key ${st.keyId}, until ${st.notAfter})\n`);
   } catch (e) {
     if (e instanceof BundleError) throw new ExitError(1, e.message);

@@ -134,6 +134,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
         clusters,
         audit: { file: { path: auditLog, maxBytes: 50_000_000, maxFiles: 3 }, stdout: false, flushIntervalMs: 100, onFailure: 'deny' },
         breakGlass: { stateDir: join(demoDir, 'break-glass'), webhookUrl: `http://127.0.0.1:${hookPort}/break-glass` },
+        revisionFloor: { stateDir: join(demoDir, 'revisions') },
       }),
     );
     const config = loadConfig(configFile);
