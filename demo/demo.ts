@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -124,6 +124,8 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
     const [port] = (await freePorts(1)) as [number];
     const tls = ca.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
     const auditLog = join(demoDir, 'audit.log');
+    // Each demo's proxy starts with no break-glass activation (one from an earlier run would still be in force).
+    rmSync(join(demoDir, 'break-glass'), { recursive: true, force: true });
     const configFile = join(demoDir, 'proxy.yaml');
     writeFileSync(
       configFile,

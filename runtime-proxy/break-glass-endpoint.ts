@@ -4,8 +4,8 @@ import type { BundleStore } from './bundle-store.ts';
 import { ProxyError } from './errors.ts';
 import type { Identity } from './identity.ts';
 import type { ProxyMetrics } from './metrics.ts';
-import { readBody, type EndpointContext, type Req, type RequestState, type Res } from './request-state.ts';
-import { sendStatus } from './status-body.ts';
+import type { Exchange } from './exchange.ts';
+import { readBody, type EndpointContext, type Req, type Res } from './request-state.ts';
 import { postJson } from './webhook.ts';
 
 /** The path of the break-glass endpoint under /clusters/NAME. */
@@ -25,13 +25,10 @@ export interface BreakGlassContext extends EndpointContext {
  * checks the request against the cluster's current rule set (break-glass.ts),
  * notifies the webhook (no notification, no activation), records and audits it.
  */
-export async function serveBreakGlass(ctx: BreakGlassContext, req: Req, res: Res, st: RequestState, cluster: string, store: BundleStore): Promise<void> {
-  
+export async function serveBreakGlass(ctx: BreakGlassContext, req: Req, res: Res, ex: Exchange, cluster: string, store: BundleStore): Promise<void> {
+  const st = ex.st;
   const identity = st.identity as Identity;
-  const refuse = (e: ProxyError, reason: string): void => {
-    sendStatus(res, e, { 'audit-id': st.auditId });
-    ctx.audit(st, 'ResponseComplete', e.httpStatus, { reason, decision: 'deny', errorCode: e.code });
-  };
+  const refuse = (e: ProxyError, reason: string): void => void ex.refuse(e, { reason, decision: 'deny' });
   if (req.method !== 'POST') {
     refuse(new ProxyError('METHOD_NOT_ALLOWED', `${req.method ?? ''} on break-glass`, 'use POST'), 'break-glass: method');
     return;
@@ -44,7 +41,7 @@ export async function serveBreakGlass(ctx: BreakGlassContext, req: Req, res: Res
   }
   const bundle = store.current(ctx.clock());
   if (!bundle) {
-    sendStatus(res, ctx.refuse(st, new ProxyError('NO_BUNDLE', 'bundle expired during break-glass')));
+    ex.refuse(new ProxyError('NO_BUNDLE', 'bundle expired during break-glass'));
     return;
   }
   const groups = identity.groups.filter((g) => bundle.ruleSet.impersonable.groups.includes(g));
@@ -86,5 +83,5 @@ export async function serveBreakGlass(ctx: BreakGlassContext, req: Req, res: Res
   ctx.log.warn({ cluster, grant: chk.grant.id, user: identity.user, reason: activation.reason, expiresAt: activation.expiresAt, alert: true }, 'BREAK-GLASS ACTIVATED');
   res.writeHead(201, { 'content-type': 'application/json', 'audit-id': st.auditId });
   res.end(JSON.stringify({ kind: 'BreakGlassActivation', apiVersion: 'portcullis.dev/v1', cluster, grant: chk.grant.id, user: identity.user, expiresAt: new Date(activation.expiresAt).toISOString() }));
-  ctx.audit(st, 'ResponseComplete', 201, { reason: 'break-glass activated', decision: 'allow', grantId: chk.grant.id });
+  ex.end(201, { reason: 'break-glass activated', decision: 'allow', grantId: chk.grant.id });
 }

@@ -17,7 +17,8 @@ export type ProxyErrorCode =
   | 'AUDIT_UNAVAILABLE'
   | 'SHUTTING_DOWN'
   | 'NOTIFY_FAILED'
-  | 'BREAK_GLASS_STORE';
+  | 'BREAK_GLASS_STORE'
+  | 'INTERNAL';
 
 interface Row {
   readonly code: number;
@@ -38,6 +39,7 @@ const TABLE: Readonly<Record<ProxyErrorCode, Row>> = {
   SHUTTING_DOWN: { code: 503, reason: 'ServiceUnavailable', message: 'portcullis is shutting down; retry' },
   BREAK_GLASS_STORE: { code: 503, reason: 'ServiceUnavailable', message: 'the break-glass activation could not be recorded; not activated' },
   NOTIFY_FAILED: { code: 503, reason: 'ServiceUnavailable', message: 'break-glass notification failed; not activated' },
+  INTERNAL: { code: 500, reason: 'InternalError', message: 'portcullis failed to handle the request (an error of its own, not the cluster)' },
 };
 
 /** A refusal or failure: the code picks the status; `detail` is for logs and audit only. */

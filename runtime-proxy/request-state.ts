@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { AuditFacts, AuditStage, Transport } from './audit/event.ts';
-import type { ProxyError } from './errors.ts';
+import type { Transport } from './audit/event.ts';
 import type { Identity } from './identity.ts';
 import type { Admission, AuthorizeFacts } from './pipeline.ts';
 
@@ -30,12 +29,8 @@ export interface RequestState extends AuthorizeFacts {
   counted?: boolean;
 }
 
-/** What the proxy's own endpoints (break-glass, self-review) need from the server. */
+/** What the proxy's own endpoints (break-glass, self-review) need from the server; they end their Exchange. */
 export interface EndpointContext {
-  /** Writes one audit record for the request. */
-  readonly audit: (st: RequestState, stage: AuditStage, code: number, extra?: Partial<AuditFacts>) => void;
-  /** Counts, logs and audits a refusal; returns the error to send. */
-  readonly refuse: (st: RequestState, err: unknown) => ProxyError;
   readonly clock: () => number;
 }
 

@@ -4,9 +4,9 @@ import { ProxyError } from './errors.ts';
 import { forwardHttp } from './forward.ts';
 import { buildUpstreamHeaders } from './headers.ts';
 import { EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, type Admission } from './pipeline.ts';
-import { readBody, type EndpointContext, type Req, type RequestState, type Res } from './request-state.ts';
+import type { Exchange } from './exchange.ts';
+import { readBody, type EndpointContext, type Req, type Res } from './request-state.ts';
 import { deniedReview, readReviewSpec, reviewAttributes } from './self-review.ts';
-import { sendStatus } from './status-body.ts';
 import type { Upstream } from './upstream.ts';
 
 /** What the self-review endpoint needs beyond the common context. */
@@ -23,12 +23,13 @@ export interface SelfReviewContext extends EndpointContext {
  * when it would refuse the request asked about; otherwise forwarded upstream
  * impersonating exactly what that request would carry (self-review.ts).
  */
-export async function serveSelfReview(ctx: SelfReviewContext, req: Req, res: Res, st: RequestState, a: Admission, target: string): Promise<void> {
+export async function serveSelfReview(ctx: SelfReviewContext, req: Req, res: Res, ex: Exchange, a: Admission, target: string): Promise<void> {
+  const st = ex.st;
   let raw: Buffer;
   try {
     raw = await readBody(req, 64 * 1024);
   } catch {
-    sendStatus(res, ctx.refuse(st, new ProxyError('BAD_REQUEST', 'unreadable SelfSubjectAccessReview')), { 'audit-id': st.auditId });
+    ex.refuse(new ProxyError('BAD_REQUEST', 'unreadable SelfSubjectAccessReview'));
     return;
   }
   const spec = readReviewSpec(String(req.headers['content-type'] ?? ''), raw);
@@ -37,7 +38,7 @@ export async function serveSelfReview(ctx: SelfReviewContext, req: Req, res: Res
   if (!v || !v.decision.allowed) {
     res.writeHead(201, { 'content-type': 'application/json', 'audit-id': st.auditId });
     res.end(JSON.stringify(deniedReview(spec, v?.decision.reason === 'deny')));
-    ctx.audit(st, 'ResponseComplete', 201, { reason: `self-review answered by the proxy: ${v ? v.decision.reason : 'unreadable spec'}` });
+    ex.end(201, { reason: `self-review answered by the proxy: ${v ? v.decision.reason : 'unreadable spec'}` });
     return;
   }
   const g = v.decision.grant;
@@ -60,8 +61,8 @@ export async function serveSelfReview(ctx: SelfReviewContext, req: Req, res: Res
     {
       onResponse: () => undefined,
       onEnd: (o) => {
-        if (o.kind === 'upstream-error') sendStatus(res, new ProxyError('UPSTREAM_FAILED', o.message), { 'audit-id': st.auditId });
-        ctx.audit(st, 'ResponseComplete', o.kind === 'upstream-error' ? 502 : o.status, { reason: `self-review of ${g.id} answered upstream` });
+        if (o.kind === 'upstream-error') ex.upstreamFailed(o.message);
+        else ex.end(o.status, { reason: `self-review of ${g.id} answered upstream` });
       },
     },
     raw,

@@ -1,4 +1,4 @@
-import { randomUUID, type KeyObject, type X509Certificate } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2Session } from 'node:http2';
@@ -8,7 +8,6 @@ import type { TLSSocket } from 'node:tls';
 import { pino, type Logger } from 'pino';
 import { decide } from '../core/decide.ts';
 import { trustedKeysOf } from '../core/bundle.ts';
-import { toAuditEvent, type AuditFacts, type Transport } from './audit/event.ts';
 import { AuditSink } from './audit/sink.ts';
 import { bundleExpiry, describeExpiry } from '../core/bundle-expiry.ts';
 import { ActivationStore, ConfigMapActivations, DirectoryActivations, type SharedActivations } from './break-glass.ts';
@@ -17,7 +16,7 @@ import { ConfigMapFloors, DirectoryFloors, type RevisionFloors } from './revisio
 import { fetchBundle, watchBundleSource } from './bundle-source.ts';
 import { BundleStore, type OfferResult } from './bundle-store.ts';
 import type { ClusterConfig, ProxyConfig } from './config.ts';
-import { ProxyError, type ProxyErrorCode } from './errors.ts';
+import { ProxyError } from './errors.ts';
 import { forwardHttp, forwardStream, type ForwardHooks } from './forward.ts';
 import { closeH2Pool, h2PoolFor, forwardHttp2 } from './forward-h2.ts';
 import { buildUpstreamHeaders } from './headers.ts';
@@ -28,11 +27,12 @@ import { authenticateStage, authorizeStage, deadlineOf, parseRequestStage, route
 import { isSelfAccessReview } from './self-review.ts';
 import { sendStatus, sendStatusOnSocket } from './status-body.ts';
 import { BREAK_GLASS_PATH, serveBreakGlass, type BreakGlassContext } from './break-glass-endpoint.ts';
-import type { Req, RequestState, Res } from './request-state.ts';
+import type { Req, Res } from './request-state.ts';
 import { serveSelfReview } from './self-review-endpoint.ts';
-import { StreamRegistry, type StreamEndReason } from './streams.ts';
+import { StreamRegistry } from './streams.ts';
 import { forwardUpgrade, upgradeProtocol } from './upgrade.ts';
 import { createUpstream, type Upstream } from './upstream.ts';
+import { Drain, Exchange, type ExchangeHost } from './exchange.ts';
 
 /** What the proxy is built from. */
 export interface ProxyOptions {
@@ -75,11 +75,10 @@ export class PortcullisProxy {
   readonly #hosts = new Map<string, string>();
   readonly #clock: () => number;
   readonly #server: Http2SecureServer;
-  #inflight = 0;
-  /** Long-running exchanges whose end was not yet audited. */
-  #live = 0;
   #stopping = false;
-  #drained: (() => void) | undefined;
+  readonly #drain = new Drain();
+  /** What every request's Exchange shares. */
+  readonly #host: ExchangeHost;
   readonly #webhookCa: Buffer | undefined;
   readonly #authn: Authenticator;
   /** The replicas' shared revision floors, if configured; until they are read, no bundle is accepted. */
@@ -100,6 +99,7 @@ export class PortcullisProxy {
     );
     this.#webhookCa = c.breakGlass.webhookCaFile !== undefined ? readFileSync(c.breakGlass.webhookCaFile) : undefined;
     this.#floors = revisionFloors(c);
+    this.#host = { clock: this.#clock, metrics: this.metrics, log: this.log, audit: this.audit, streams: this.streams, drain: this.#drain };
     for (const cc of c.clusters) {
       this.#clusters.set(cc.name, { config: cc, store: new BundleStore(cc.name, loadKeys(cc.trustedKeyFiles)), upstream: createUpstream(cc.upstream), reloading: undefined });
       for (const h of cc.hostnames) this.#hosts.set(h, cc.name);
@@ -136,10 +136,11 @@ export class PortcullisProxy {
       else (x as Socket).destroy();
     });
     // A bug in a handler must fail that request, never the process (an unhandled rejection would end it).
+    // Inside the lifecycle it is an audited INTERNAL refusal; this catches only what fails before it (the ops endpoints).
     this.#server.on('request', (req: Req, res: Res) =>
       this.#onRequest(req, res).catch((err: unknown) => {
         this.log.error({ err: (err as Error)?.stack ?? String(err) }, 'request handler failed');
-        sendStatus(res, new ProxyError('UPSTREAM_FAILED', 'handler failed'));
+        sendStatus(res, new ProxyError('INTERNAL', 'handler failed'));
       }),
     );
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
@@ -315,17 +316,10 @@ export class PortcullisProxy {
     if (this.#expiryTimer) clearInterval(this.#expiryTimer);
     this.activations.stop();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    if (this.#inflight > 0) {
-      await Promise.race([
-        new Promise<void>((resolve) => {
-          this.#drained = resolve;
-        }),
-        new Promise<void>((resolve) => setTimeout(resolve, this.opts.config.limits.shutdownGraceMs).unref()),
-      ]);
-    }
+    await Promise.race([this.#drain.idle(), new Promise<void>((resolve) => setTimeout(resolve, this.opts.config.limits.shutdownGraceMs).unref())]);
     this.streams.closeAll('shutdown');
     // Wait until every closed stream audited its end (bounded), then flush.
-    for (let i = 0; i < 200 && this.#live > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 200 && this.#drain.live > 0; i++) await new Promise((r) => setTimeout(r, 10));
     await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
     for (const cr of this.#clusters.values()) {
       cr.upstream.close();
@@ -336,11 +330,9 @@ export class PortcullisProxy {
 
   // ---- request handling -------------------------------------------------
 
-  /** The context the proxy's own endpoints run in. */
-  #endpoint(): BreakGlassContext {
+  /** The context the proxy's break-glass endpoint runs in. */
+  #breakGlassContext(): BreakGlassContext {
     return {
-      audit: (st, stage, code, extra) => this.#audit(st, stage, code, extra),
-      refuse: (st, err) => this.#refuse(st, err),
       clock: this.#clock,
       metrics: this.metrics,
       log: this.log,
@@ -348,67 +340,6 @@ export class PortcullisProxy {
       webhookUrl: this.opts.config.breakGlass.webhookUrl,
       webhookCa: this.#webhookCa,
     };
-  }
-
-  #begin(req: Req, transport: Transport): RequestState {
-    const ua = req.headers['user-agent'];
-    return {
-      auditId: randomUUID(),
-      receivedAt: this.#clock(),
-      method: req.method ?? '',
-      requestURI: req.url ?? '',
-      sourceIP: req.socket?.remoteAddress ?? '',
-      ...(typeof ua === 'string' ? { userAgent: ua } : {}),
-      transport,
-    };
-  }
-
-  #audit(st: RequestState, stage: 'ResponseStarted' | 'ResponseComplete', code: number, extra: Partial<AuditFacts> = {}): void {
-    const a = st.admission;
-    const id = st.identity;
-    // Assigned field by field (no conditional spreads): this runs for every request.
-    const facts: { -readonly [K in keyof AuditFacts]: AuditFacts[K] } = {
-      auditId: st.auditId,
-      stage,
-      requestURI: st.requestURI,
-      method: st.method,
-      receivedAt: st.receivedAt,
-      at: this.#clock(),
-      sourceIP: st.sourceIP,
-      transport: st.transport,
-      decision: a ? 'allow' : 'deny',
-      reason: a ? 'grant' : 'refused',
-      code,
-    };
-    if (st.userAgent !== undefined) facts.userAgent = st.userAgent;
-    if (st.cluster !== undefined) facts.cluster = st.cluster;
-    if (id) facts.user = { name: id.user, groups: id.groups, issuer: id.issuer };
-    if (a) {
-      facts.impersonated = { user: a.impersonate.user, groups: a.impersonate.groups };
-      facts.grantId = a.grant.id;
-    }
-    if (st.attributes) facts.attributes = st.attributes;
-    if (st.denyId !== undefined) facts.denyId = st.denyId;
-    if (st.source !== undefined) facts.source = st.source;
-    if (st.bundleRevision !== undefined) facts.bundleRevision = st.bundleRevision;
-    if (st.policyDigest !== undefined) facts.policyDigest = st.policyDigest;
-    if (st.policyCommit !== undefined) facts.policyCommit = st.policyCommit;
-    if (st.breakGlass !== undefined) facts.breakGlass = st.breakGlass;
-    Object.assign(facts, extra);
-    this.audit.write(toAuditEvent(facts));
-    this.metrics.auditHealthy.set(this.audit.healthy ? 1 : 0);
-    this.metrics.auditLost.set(this.audit.lost);
-  }
-
-  #refuse(st: RequestState, err: unknown): ProxyError {
-    const e = err instanceof ProxyError ? err : new ProxyError('UPSTREAM_FAILED', `internal: ${(err as Error)?.stack ?? String(err)}`);
-    const result = e.code === 'FORBIDDEN' ? 'deny' : 'error';
-    if (!st.counted) this.metrics.decisions.inc({ cluster: st.cluster ?? '', result });
-    st.counted = true;
-    this.metrics.latency.observe({ cluster: st.cluster ?? '', result }, (this.#clock() - st.receivedAt) / 1000);
-    this.log.info({ auditID: st.auditId, cluster: st.cluster, code: e.code, detail: e.detail, user: st.identity?.user }, 'request refused');
-    this.#audit(st, 'ResponseComplete', e.httpStatus, { reason: reasonOf(e.code), errorCode: e.code, detail: e.detail, ...(st.admission ? { decision: 'allow' } : { decision: 'deny' }) });
-    return e;
   }
 
   /** Checks that come before the pipeline: shutdown, the audit sink, request framing. */
@@ -432,8 +363,13 @@ export class PortcullisProxy {
     return this.#hosts.get(h.replace(/:\d+$/, '').toLowerCase());
   }
 
-  /** Stages 0–3 shared by ordinary requests and upgrades; `byHost` is the cluster the host name picked, if any. */
-  async #admit(req: Req, st: RequestState, isUpgrade: boolean, byHost: string | undefined): Promise<{ cr: ClusterRuntime; target: string; admission?: Admission; breakGlass: boolean; longRunning: boolean }> {
+  /**
+   * The stages shared by ordinary requests and upgrades, in their fixed order: preflight, route,
+   * authenticate, capture the bundle, parse, authorize. Throws the refusal; `byHost` is the cluster
+   * the host name picked, if any.
+   */
+  async #admit(req: Req, ex: Exchange, isUpgrade: boolean, byHost: string | undefined): Promise<Admitted> {
+    const st = ex.st;
     this.#preflight(req);
     const r = byHost !== undefined ? { cluster: byHost, target: req.url ?? '' } : route(req.url ?? '');
     if (!r) throw new ProxyError('NOT_FOUND', `no route for ${req.url ?? ''}`);
@@ -449,24 +385,11 @@ export class PortcullisProxy {
     st.bundleRevision = bundle.revision;
     st.policyDigest = bundle.sourceDigest;
     if (bundle.commit !== undefined) st.policyCommit = bundle.commit;
-    if (!isUpgrade && r.target.split('?')[0] === BREAK_GLASS_PATH) return { cr, target: r.target, breakGlass: true, longRunning: false };
+    if (!isUpgrade && r.target.split('?')[0] === BREAK_GLASS_PATH) return { kind: 'break-glass', cr };
     const parsed = parseRequestStage(req.method ?? '', r.target, isUpgrade);
     const admission = authorizeStage(parsed, identity, bundle, this.activations.active(r.cluster, identity.user), now, st);
-    st.admission = admission;
-    this.metrics.decisions.inc({ cluster: r.cluster, result: 'allow' });
-    st.counted = true;
-    return { cr, target: parsed.target, admission, breakGlass: false, longRunning: parsed.longRunning };
-  }
-
-  #enter(): () => void {
-    this.#inflight++;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.#inflight--;
-      if (this.#inflight === 0 && this.#drained) this.#drained();
-    };
+    ex.admitted(admission);
+    return { kind: 'forward', cr, target: parsed.target, admission, longRunning: parsed.longRunning };
   }
 
   /** HTTP/2 requests reset by #limitH2Request: their audit record says so. */
@@ -492,179 +415,113 @@ export class PortcullisProxy {
     stream.once('close', () => clearTimeout(timer));
   }
 
-  async #onRequest(req: Req, res: Res): Promise<void> {
-    if (req.httpVersionMajor === 2) this.#limitH2Request(req as Http2ServerRequest);
-    // On a cluster's own host name every path belongs to that cluster (its /healthz too).
-    const byHost = this.#hostCluster(req);
-    const path = byHost === undefined ? (req.url ?? '').split('?')[0] : undefined;
-    if (path === '/healthz' || path === '/livez') return void res.end('ok');
+  /** The proxy's own unaudited endpoints (health, readiness, metrics); true when it answered. */
+  async #ops(path: string | undefined, res: Res): Promise<boolean> {
+    if (path === '/healthz' || path === '/livez') {
+      res.end('ok');
+      return true;
+    }
     if (path === '/readyz') {
       const r = this.ready();
       res.writeHead(r.ok ? 200 : 503, { 'content-type': 'text/plain' });
       const lines = [...(r.ok ? ['ok'] : r.problems), ...r.warnings.map((w) => `warning: ${w}`)];
-      return void res.end(`${lines.join('\n')}\n`);
+      res.end(`${lines.join('\n')}\n`);
+      return true;
     }
     if (path === '/metrics') {
       res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
-      return void res.end(await this.metrics.registry.metrics());
+      res.end(await this.metrics.registry.metrics());
+      return true;
     }
-    const leave = this.#enter();
-    const st = this.#begin(req, req.httpVersionMajor === 2 ? 'http2' : 'http1');
-    let admitted;
+    return false;
+  }
+
+  /** An ordinary HTTP request (HTTP/1.1 or HTTP/2), from arrival to its audit record. */
+  async #onRequest(req: Req, res: Res): Promise<void> {
+    if (req.httpVersionMajor === 2) this.#limitH2Request(req as Http2ServerRequest);
+    // On a cluster's own host name every path belongs to that cluster (its /healthz too).
+    const byHost = this.#hostCluster(req);
+    if (await this.#ops(byHost === undefined ? (req.url ?? '').split('?')[0] : undefined, res)) return;
+    const ex = new Exchange(this.#host, req, req.httpVersionMajor === 2 ? 'http2' : 'http1', (e, auditId) => sendStatus(res, e, { 'audit-id': auditId }));
     try {
-      admitted = await this.#admit(req, st, false, byHost);
-    } catch (err) {
-      sendStatus(res, this.#refuse(st, err), { 'audit-id': st.auditId });
-      leave();
-      return;
-    }
-    if (admitted.breakGlass) {
-      await serveBreakGlass(this.#endpoint(), req, res, st, admitted.cr.config.name, admitted.cr.store).finally(leave);
-      return;
-    }
-    const a = admitted.admission as Admission;
-    const cr = admitted.cr;
-    if (isSelfAccessReview(a.attributes)) {
-      const activations = this.activations;
-      const ctx = {
-        ...this.#endpoint(),
-        activeBreakGlass: (user: string) => new Set(activations.active(cr.config.name, user).keys()),
-        upstream: cr.upstream,
-        authorization: cr.upstream.authorization(),
-      };
-      await serveSelfReview(ctx, req, res, st, a, admitted.target).finally(leave);
-      return;
-    }
-    const streamId = st.auditId;
-    let streaming = false;
-    if (admitted.longRunning) {
-      const ok = this.#registerStream(streamId, cr.config.name, a, (reason) => {
-        closeReason = reason;
-        fwd.cut();
-      });
-      if (!ok) {
-        st.admission = undefined;
-        sendStatus(res, this.#refuse(st, new ProxyError('TOO_MANY_STREAMS', `limit ${this.opts.config.limits.maxLongRunningPerIdentity}`)), { 'audit-id': st.auditId });
-        leave();
-        return;
+      const admitted = await this.#admit(req, ex, false, byHost);
+      if (admitted.kind === 'break-glass') return await serveBreakGlass(this.#breakGlassContext(), req, res, ex, admitted.cr.config.name, admitted.cr.store);
+      const { cr, admission: a, target } = admitted;
+      if (isSelfAccessReview(a.attributes)) {
+        const activations = this.activations;
+        const ctx = {
+          clock: this.#clock,
+          activeBreakGlass: (user: string) => new Set(activations.active(cr.config.name, user).keys()),
+          upstream: cr.upstream,
+          authorization: cr.upstream.authorization(),
+        };
+        return await serveSelfReview(ctx, req, res, ex, a, target);
       }
-      streaming = true;
-      this.#live++;
-      this.metrics.activeStreams.set({ cluster: cr.config.name }, this.streams.count(cr.config.name));
-      // Long-running: no idle timeout on this HTTP/1.1 socket; it ends with access or the client.
-      if (req.httpVersionMajor === 1) (req.socket as Socket).setTimeout(0);
-      leave(); // streams do not hold up the drain; shutdown closes them
-    }
-    let closeReason: StreamEndReason | undefined;
-    const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: st.auditId });
-    const hooks: ForwardHooks = {
-      onResponse: (status) => {
-        if (streaming) this.#audit(st, 'ResponseStarted', status);
-      },
-      onEnd: (o) => {
-        if (streaming) {
-          this.#live--;
-          this.streams.unregister(streamId);
-          this.metrics.activeStreams.set({ cluster: cr.config.name }, this.streams.count(cr.config.name));
-          if (closeReason) this.metrics.streamsClosed.inc({ cluster: cr.config.name, reason: closeReason });
-        } else {
-          this.metrics.latency.observe({ cluster: cr.config.name, result: 'allow' }, (this.#clock() - st.receivedAt) / 1000);
-        }
-        if (o.kind === 'upstream-error') {
-          this.log.warn({ auditID: st.auditId, cluster: cr.config.name, err: o.message }, 'upstream request failed');
-          const e = new ProxyError('UPSTREAM_FAILED', o.message);
-          sendStatus(res, e, { 'audit-id': st.auditId });
-          const errorCode = this.#timedOut.has(req) ? 'REQUEST_TIMEOUT' : e.code;
-          this.#audit(st, 'ResponseComplete', e.httpStatus, { errorCode, ...(closeReason ? { streamEnd: closeReason } : {}) });
-        } else if (closeReason) {
-          this.#audit(st, 'ResponseComplete', o.status, { streamEnd: closeReason });
-        } else if (o.kind === 'aborted') {
+      if (admitted.longRunning) {
+        if (!ex.stream(a, () => fwd.cut())) throw new ProxyError('TOO_MANY_STREAMS', `limit ${this.opts.config.limits.maxLongRunningPerIdentity}`);
+        // Long-running: no idle timeout on this HTTP/1.1 socket; it ends with access or the client.
+        if (req.httpVersionMajor === 1) (req.socket as Socket).setTimeout(0);
+      }
+      const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: ex.auditId });
+      const hooks: ForwardHooks = {
+        onResponse: (status) => ex.started(status),
+        onEnd: (o) => {
+          const timedOut = this.#timedOut.has(req);
+          if (o.kind === 'upstream-error') ex.upstreamFailed(o.message, timedOut ? 'REQUEST_TIMEOUT' : 'UPSTREAM_FAILED');
           // A request reset for its timeout ends here too: the client's side is gone.
-          this.#audit(st, 'ResponseComplete', o.status, this.#timedOut.has(req) ? { streamEnd: 'client-closed', errorCode: 'REQUEST_TIMEOUT' } : { streamEnd: 'client-closed' });
-        } else {
-          this.#audit(st, 'ResponseComplete', o.status);
-        }
-        leave();
-      },
-    };
-    // Long-running GETs (watches, follow logs) multiplex over pooled upstream HTTP/2
-    // sessions; other long-running requests take the uncapped HTTP/1.1 pool, and
-    // ordinary ones the capped keep-alive pool.
-    const fwd =
-      admitted.longRunning && req.method === 'GET'
-        ? forwardHttp2(req, res, cr.upstream, h2PoolFor(cr.upstream), admitted.target, headers, hooks)
-        : admitted.longRunning
-          ? forwardStream(req, res, cr.upstream, admitted.target, headers, hooks)
-          : forwardHttp(req, res, cr.upstream, admitted.target, headers, hooks);
+          else if (o.kind === 'aborted' && !ex.closeReason) ex.end(o.status, timedOut ? { streamEnd: 'client-closed', errorCode: 'REQUEST_TIMEOUT' } : { streamEnd: 'client-closed' });
+          else ex.end(o.status);
+        },
+      };
+      // Long-running GETs (watches, follow logs) multiplex over pooled upstream HTTP/2
+      // sessions; other long-running requests take the uncapped HTTP/1.1 pool, and
+      // ordinary ones the capped keep-alive pool.
+      const fwd =
+        admitted.longRunning && req.method === 'GET'
+          ? forwardHttp2(req, res, cr.upstream, h2PoolFor(cr.upstream), target, headers, hooks)
+          : admitted.longRunning
+            ? forwardStream(req, res, cr.upstream, target, headers, hooks)
+            : forwardHttp(req, res, cr.upstream, target, headers, hooks);
+    } catch (err) {
+      // A refusal of a stage, or a bug of the proxy's own (INTERNAL): either way one Status, one record.
+      ex.refuse(err);
+    }
   }
 
-  /** Registers a long-running request under the admission that allowed it; false past the per-identity limit. */
-  #registerStream(id: string, cluster: string, a: Admission, close: (reason: StreamEndReason) => void): boolean {
-    return this.streams.register({
-      id,
-      cluster,
-      identityKey: `${a.identity.issuer} ${a.identity.user}`,
-      identity: a.identity,
-      attributes: a.attributes,
-      grantId: a.grant.id,
-      deadline: a.deadline,
-      close,
-    });
-  }
-
+  /** A WebSocket or SPDY upgrade (exec, attach, port-forward), from arrival to its audit record. */
   async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const proto = upgradeProtocol(req.headers.upgrade);
-    const st = this.#begin(req, proto ?? 'http1');
-    const leave = this.#enter();
     socket.on('error', () => undefined);
-    let admitted;
+    const proto = upgradeProtocol(req.headers.upgrade);
+    const ex = new Exchange(this.#host, req, proto ?? 'http1', (e, auditId) => {
+      if (!socket.destroyed) sendStatusOnSocket(socket, e, { 'audit-id': auditId });
+    });
     try {
       if (!proto) throw new ProxyError('BAD_REQUEST', `upgrade to ${req.headers.upgrade ?? ''} is not supported`);
-      admitted = await this.#admit(req, st, true, this.#hostCluster(req));
+      const admitted = await this.#admit(req, ex, true, this.#hostCluster(req));
+      if (admitted.kind !== 'forward') throw new ProxyError('NOT_FOUND', 'no such upgrade');
+      const { cr, admission: a, target } = admitted;
+      if (!ex.stream(a, () => fwd.cut())) throw new ProxyError('TOO_MANY_STREAMS', 'limit');
+      (socket as Socket).setTimeout?.(0);
+      const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: ex.auditId }, req.headers.upgrade);
+      const fwd = forwardUpgrade(req, socket, head, cr.upstream, target, headers, {
+        onUpgraded: () => ex.started(101),
+        onEnd: (o) => {
+          if (o.kind === 'upstream-error') ex.upstreamFailed(o.message);
+          else if (o.kind === 'early-bytes') ex.end(400, { errorCode: 'EARLY_BYTES' });
+          else if (o.kind === 'refused') ex.end(o.status);
+          else ex.end(101, ex.closeReason ? {} : { streamEnd: 'closed' });
+        },
+      });
     } catch (err) {
-      sendStatusOnSocket(socket, this.#refuse(st, err), { 'audit-id': st.auditId });
-      leave();
-      return;
+      ex.refuse(err);
     }
-    const a = admitted.admission as Admission;
-    const cr = admitted.cr;
-    const cluster = cr.config.name;
-    let closeReason: StreamEndReason | undefined;
-    const ok = this.#registerStream(st.auditId, cluster, a, (reason) => {
-      closeReason = reason;
-      fwd.cut();
-    });
-    if (!ok) {
-      st.admission = undefined;
-      sendStatusOnSocket(socket, this.#refuse(st, new ProxyError('TOO_MANY_STREAMS', 'limit')), { 'audit-id': st.auditId });
-      leave();
-      return;
-    }
-    this.#live++;
-    this.metrics.activeStreams.set({ cluster }, this.streams.count(cluster));
-    (socket as Socket).setTimeout?.(0);
-    leave();
-    const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: st.auditId }, req.headers.upgrade);
-    const fwd = forwardUpgrade(req, socket, head, cr.upstream, admitted.target, headers, {
-      onUpgraded: () => this.#audit(st, 'ResponseStarted', 101),
-      onEnd: (o) => {
-        this.#live--;
-        this.streams.unregister(st.auditId);
-        this.metrics.activeStreams.set({ cluster }, this.streams.count(cluster));
-        if (closeReason) this.metrics.streamsClosed.inc({ cluster, reason: closeReason });
-        const code = o.kind === 'upgraded-closed' ? 101 : o.kind === 'refused' ? o.status : o.kind === 'early-bytes' ? 400 : 502;
-        if (o.kind === 'upstream-error') {
-          this.log.warn({ auditID: st.auditId, cluster, err: o.message }, 'upstream upgrade failed');
-          if (!socket.destroyed) sendStatusOnSocket(socket, new ProxyError('UPSTREAM_FAILED', o.message));
-        }
-        this.#audit(st, 'ResponseComplete', code, {
-          ...(closeReason ? { streamEnd: closeReason } : o.kind === 'upgraded-closed' ? { streamEnd: 'closed' } : {}),
-          ...(o.kind === 'early-bytes' ? { errorCode: 'EARLY_BYTES' } : o.kind === 'upstream-error' ? { errorCode: 'UPSTREAM_FAILED' } : {}),
-        });
-      },
-    });
   }
 }
+
+/** What admission led to: the break-glass endpoint, or a request to forward. */
+type Admitted =
+  | { readonly kind: 'break-glass'; readonly cr: ClusterRuntime }
+  | { readonly kind: 'forward'; readonly cr: ClusterRuntime; readonly target: string; readonly admission: Admission; readonly longRunning: boolean };
 
 function authz(cr: ClusterRuntime): { authorization?: string } {
   const a = cr.upstream.authorization();
@@ -679,9 +536,6 @@ function peerCert(req: Req): { peerCertificate?: X509Certificate } {
   return c ? { peerCertificate: c } : {};
 }
 
-function reasonOf(code: ProxyErrorCode): string {
-  return code === 'FORBIDDEN' ? 'forbidden' : code.toLowerCase().replace(/_/g, '-');
-}
 
 /** The shared break-glass backend the configuration asks for, if any. */
 function sharedActivations(c: ProxyConfig): SharedActivations | undefined {

@@ -18,6 +18,7 @@ import type { Conditions, Grant, PolicyRule, RuleSet, Scope, Subject } from '../
 import { createAuthenticator } from '../../runtime-proxy/authn/index.ts';
 import type { AuditEvent } from '../../runtime-proxy/audit/event.ts';
 import { parseConfig, type ProxyConfig } from '../../runtime-proxy/config.ts';
+import type { Authenticator } from '../../runtime-proxy/identity.ts';
 import { PortcullisProxy } from '../../runtime-proxy/server.ts';
 import { getTestFleet, type TestCluster, type TestFleet } from '../support/fleet.ts';
 import { createLocalCa, type LocalCa } from '../../sandbox/local-ca.ts';
@@ -74,7 +75,7 @@ export function writeBundle(dir: string, rs: RuleSet, key: KeyObject, keyId: str
     _type: 'https://portcullis.dev/bundle/v1',
     cluster: o.cluster ?? rs.cluster,
     revision: o.revision,
-    notAfter: o.notAfter ?? new Date(Date.now() + 24 * 3600_000).toISOString(),
+    notAfter: o.notAfter ?? new Date(Date.now() + 30 * 86_400_000).toISOString(), // the compiler's default validity
     sourceDigest: sha256(`r${o.revision}`),
     keyId,
     files: Object.fromEntries(Object.entries(files).map(([k, v]) => [k, sha256(v)])),
@@ -193,8 +194,8 @@ export interface Harness {
   auditEvents(): AuditEvent[];
   /** A raw HTTPS request to the proxy (HTTP/1.1; `headers` as name/value pairs so duplicates survive). */
   request(method: string, path: string, headers?: readonly (readonly [string, string])[], body?: string, port?: number): Promise<RawResponse>;
-  /** Starts another proxy from a modified copy of this configuration (same authenticator settings). */
-  extraProxy(mutate: (c: ProxyConfig) => ProxyConfig): Promise<{ readonly proxy: PortcullisProxy; readonly port: number; readonly logs: () => Record<string, unknown>[] }>;
+  /** Starts another proxy from a modified copy of this configuration (same authenticator settings, unless one is given). */
+  extraProxy(mutate: (c: ProxyConfig) => ProxyConfig, authenticator?: Authenticator): Promise<{ readonly proxy: PortcullisProxy; readonly port: number; readonly logs: () => Record<string, unknown>[] }>;
   /** The proxy's log lines so far. */
   logs(): Record<string, unknown>[];
   stop(): Promise<void>;
@@ -427,11 +428,11 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         req.end(body);
       });
     },
-    async extraProxy(mutate) {
+    async extraProxy(mutate, authenticator) {
       const lines: string[] = [];
       const lg = pino({ level: 'debug' }, { write: (x: string) => void lines.push(x) });
       const c = mutate(config);
-      const px = new PortcullisProxy({ config: c, authenticator: createAuthenticator(c.authn as never), logger: lg });
+      const px = new PortcullisProxy({ config: c, authenticator: authenticator ?? createAuthenticator(c.authn as never), logger: lg });
       extras.push(px);
       const { port: p } = await px.start();
       return { proxy: px, port: p, logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
