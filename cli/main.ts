@@ -1,13 +1,13 @@
-import { Command, CommanderError } from 'commander';
-import { ExitError } from './exit-error.ts';
+import { Command } from 'commander';
+import { exitFor } from './exit-codes.ts';
+import { registerClientCommands } from '../client/cli.ts';
 import { registerCompilerCommands } from '../compiler/cli.ts';
 import { registerSandboxCommands } from '../sandbox/cli.ts';
 import { registerDemoCommand } from '../demo/cli.ts';
 import { registerProxyCommands } from '../runtime-proxy/cli.ts';
-import { registerKubeconfigCommands } from '../runtime-proxy/kubeconfig-cli.ts';
 import { registerGitopsCommands } from '../gitops/cli.ts';
 
-/** The CLI is thin: parse arguments, call a command function, map ExitError to the exit code. */
+/** The CLI is thin: parse arguments, call a command function, map the area's coded error to the exit code (exit-codes.ts). */
 export async function main(argv: readonly string[]): Promise<number> {
   // `portcullis … | head`: a reader that stops early ends the output, not in a stack trace.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -22,17 +22,17 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerSandboxCommands(program);
   registerDemoCommand(program);
   registerProxyCommands(program);
-  registerKubeconfigCommands(program);
+  registerClientCommands(program);
   registerGitopsCommands(program);
   try {
     await program.parseAsync([...argv]);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof ExitError) {
-      if (err.message) process.stderr.write(`${err.message}\n`);
-      return err.exitCode;
+    const exit = exitFor(err);
+    if (exit) {
+      if (exit.message) process.stderr.write(`${exit.message}\n`);
+      return exit.code;
     }
-    if (err instanceof CommanderError) return err.exitCode;
     process.stderr.write(`portcullis: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;
   }

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { ExitError } from '../cli/exit-error.ts';
+import { CompilerError } from './compiler-error.ts';
 import { BundleError, ENVELOPE_FILE, canonicalJson, describeExpiry, parseDuration, verifyBundle } from '../core/index.ts';
 import { compileFleet, verifyGeneratedTree } from './compile.ts';
 import { discoverBootstrapRoles, discoverCatalog, kubectlGetter } from './discover.ts';
@@ -9,14 +9,6 @@ import { formatProblem, type Problem } from './problem.ts';
 
 /** How far ahead of `notAfter` the scheduled renewal re-signs a bundle (with a 30-day validity: every ~16 days). */
 export const DEFAULT_RENEW_WITHIN = '14d';
-
-/** Exit codes of `compile --check` besides 0 (up to date, possibly with bundles due for renewal). */
-export const CHECK_EXIT = {
-  /** generated/ differs from what policies/ compile to, or a bundle does not verify. */
-  stale: 1,
-  /** generated/ is current, but a bundle is past its notAfter. */
-  expired: 3,
-} as const;
 
 /** Options of `portcullis compile`. */
 export interface CompileOptions {
@@ -38,10 +30,10 @@ export interface CompileOptions {
 export async function runCompile(o: CompileOptions, log: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<void> {
   const repoRoot = process.cwd();
   const now = o.now ? Date.parse(o.now) : Date.now();
-  if (Number.isNaN(now)) throw new ExitError(1, `--now '${o.now}' is not an RFC 3339 time`);
+  if (Number.isNaN(now)) throw new CompilerError('BAD_ARGUMENT', `--now '${o.now}' is not an RFC 3339 time`);
   const renewWithin = o.renewWithin ?? DEFAULT_RENEW_WITHIN;
   const renewWithinSeconds = parseDuration(renewWithin);
-  if (renewWithinSeconds === undefined) throw new ExitError(1, `--renew-within '${renewWithin}' is not a duration (e.g. 14d, 36h)`);
+  if (renewWithinSeconds === undefined) throw new CompilerError('BAD_ARGUMENT', `--renew-within '${renewWithin}' is not a duration (e.g. 14d, 36h)`);
   const problems: Problem[] = [];
   const loaded = await loadPolicy(resolve(o.policies), repoRoot);
   problems.push(...loaded.problems);
@@ -56,7 +48,7 @@ export async function runCompile(o: CompileOptions, log: (s: string) => void = (
     try {
       signingKey = readSigningKey(repoRoot, fleet.props.signingKeyFile);
     } catch (e) {
-      throw new ExitError(1, `cannot read the signing key: ${e instanceof Error ? e.message : String(e)}`);
+      throw new CompilerError('SIGNING_KEY', `cannot read the signing key: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   const out = compileFleet({
@@ -85,13 +77,13 @@ export async function runCompile(o: CompileOptions, log: (s: string) => void = (
     const checks = verifyGeneratedTree(previous, out.resolution.clusters.map((c) => c.name), keys, now, renewWithinSeconds * 1000);
     const bad = checks.flatMap((c) => (c.ok ? [] : [`${c.cluster}: ${c.problem}`]));
     if (stale.length || bad.length) {
-      throw new ExitError(CHECK_EXIT.stale, [`${o.out}/ is stale or does not verify; run 'portcullis compile' and commit the result:`, ...[...new Set(stale)].map((s) => `  stale: ${s}`), ...bad.map((b) => `  verify: ${b}`)].join('\n'));
+      throw new CompilerError('GENERATED_STALE', [`${o.out}/ is stale or does not verify; run 'portcullis compile' and commit the result:`, ...[...new Set(stale)].map((s) => `  stale: ${s}`), ...bad.map((b) => `  verify: ${b}`)].join('\n'));
     }
     const fresh = checks.flatMap((c) => (c.ok ? [c] : []));
     const renewHint = `run 'portcullis compile --renew-within ${renewWithin}' and commit (the renew workflow does this on schedule)`;
     const expired = fresh.filter((c) => c.expiry.state === 'expired');
     if (expired.length) {
-      throw new ExitError(CHECK_EXIT.expired, [`${o.out}/ matches policies/, but bundles have expired and every proxy refuses them; ${renewHint}:`, ...expired.map((c) => `  expired: ${c.cluster} revision ${c.revision} ${describeExpiry(c.expiry)}`)].join('\n'));
+      throw new CompilerError('BUNDLE_EXPIRED', [`${o.out}/ matches policies/, but bundles have expired and every proxy refuses them; ${renewHint}:`, ...expired.map((c) => `  expired: ${c.cluster} revision ${c.revision} ${describeExpiry(c.expiry)}`)].join('\n'));
     }
     for (const c of fresh.filter((x) => x.expiry.state === 'expiring')) log(`warning: expiring: ${c.cluster} revision ${c.revision} ${describeExpiry(c.expiry)}, within the ${renewWithin} renewal window; ${renewHint}`);
     const first = fresh.map((c) => c.expiry).sort((a, b) => a.notAfter - b.notAfter)[0];
@@ -99,7 +91,7 @@ export async function runCompile(o: CompileOptions, log: (s: string) => void = (
     return;
   }
   if (out.needsSigning.length) {
-    throw new ExitError(1, `no signing key for the changed bundles of ${out.needsSigning.join(', ')}: set PORTCULLIS_SIGNING_KEY to an Ed25519 PEM file (portcullis keygen --out FILE)`);
+    throw new CompilerError('SIGNING_KEY', `no signing key for the changed bundles of ${out.needsSigning.join(', ')}: set PORTCULLIS_SIGNING_KEY to an Ed25519 PEM file (portcullis keygen --out FILE)`);
   }
   writeGenerated(o.out, out.files);
   for (const c of out.resolution.clusters) {
@@ -110,13 +102,13 @@ export async function runCompile(o: CompileOptions, log: (s: string) => void = (
 
 function fail(problems: readonly Problem[], log: (s: string) => void): never {
   for (const p of problems) log(formatProblem(p));
-  throw new ExitError(1, `${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was written`);
+  throw new CompilerError('POLICY_PROBLEMS', `${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was written`);
 }
 
 /** `portcullis keygen`. */
 export function runKeygen(o: { out: string }): void {
-  if (/(^|\/)generated(\/|$)/.test(resolve(o.out))) throw new ExitError(1, 'refusing to write a private key under generated/: it is committed');
-  if (existsSync(o.out)) throw new ExitError(1, `${o.out} exists; refusing to overwrite a key`);
+  if (/(^|\/)generated(\/|$)/.test(resolve(o.out))) throw new CompilerError('KEY_REFUSED', 'refusing to write a private key under generated/: it is committed');
+  if (existsSync(o.out)) throw new CompilerError('KEY_REFUSED', `${o.out} exists; refusing to overwrite a key`);
   const { keyId, publicPath } = generateKeyFiles(o.out);
   process.stdout.write(`key ${keyId}\nprivate: ${o.out}\npublic:  ${publicPath}\n`);
 }
@@ -124,7 +116,7 @@ export function runKeygen(o: { out: string }): void {
 /** `portcullis verify`: exit 0 and the statement, or exit 1 and the error code. */
 export function runVerify(o: { cluster: string; generated: string; dir?: string; key?: string[]; minRevision: string; now?: string }): void {
   const now = o.now !== undefined ? Date.parse(o.now) : Date.now();
-  if (Number.isNaN(now)) throw new ExitError(1, `--now '${o.now}' is not an RFC 3339 time`);
+  if (Number.isNaN(now)) throw new CompilerError('BAD_ARGUMENT', `--now '${o.now}' is not an RFC 3339 time`);
   const dir = o.dir ?? join(o.generated, o.cluster);
   const keyFiles = o.key ?? (existsSync(join(o.generated, 'keys')) ? readdirSync(join(o.generated, 'keys')).map((f) => join(o.generated, 'keys', f)) : []);
   const tree = readTree(dir);
@@ -135,7 +127,7 @@ export function runVerify(o: { cluster: string; generated: string; dir?: string;
     const st = verifyBundle(env, tree, readTrustedKeys(keyFiles), { cluster: o.cluster, now, minRevision: Number(o.minRevision) });
     process.stdout.write(`verified ${o.cluster} revision ${st.revision} (key ${st.keyId}, until ${st.notAfter})\n`);
   } catch (e) {
-    if (e instanceof BundleError) throw new ExitError(1, e.message);
+    if (e instanceof BundleError) throw new CompilerError('BUNDLE_INVALID', e.message);
     throw e;
   }
 }

@@ -1,20 +1,20 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ExitError } from '../cli/exit-error.ts';
+import { CompilerError } from './compiler-error.ts';
 import { decodeRuleSet, indexRuleSet, type RuleSet } from '../core/index.ts';
 import { accessLines, diffAccess, formatAccessLine } from '../core/access-diff.ts';
 import { explainRequest, parseResourceArg, whoCan } from './questions.ts';
 
 function readRuleSet(generated: string, cluster: string): RuleSet {
   const p = join(generated, cluster, 'rules.json');
-  if (!existsSync(p)) throw new ExitError(1, `no rule set for cluster '${cluster}' at ${p}; run 'portcullis compile'`);
+  if (!existsSync(p)) throw new CompilerError('NOT_FOUND', `no rule set for cluster '${cluster}' at ${p}; run 'portcullis compile'`);
   return decodeRuleSet(readFileSync(p, 'utf8'));
 }
 
 function timeOf(now: string | undefined): number {
   const t = now ? Date.parse(now) : Date.now();
-  if (Number.isNaN(t)) throw new ExitError(1, `--now '${now}' is not an RFC 3339 time`);
+  if (Number.isNaN(t)) throw new CompilerError('BAD_ARGUMENT', `--now '${now}' is not an RFC 3339 time`);
   return t;
 }
 
@@ -52,7 +52,7 @@ function ruleSetsAt(rev: string, generated: string): Map<string, RuleSet> {
   try {
     list = rev === 'WORKTREE' ? execFileSync('git', ['ls-files', '--others', '--cached', generated], { encoding: 'utf8' }).split('\n') : execFileSync('git', ['ls-tree', '-r', '--name-only', rev, '--', generated], { encoding: 'utf8' }).split('\n');
   } catch {
-    throw new ExitError(1, `cannot read ${generated}/ at '${rev}': is it a git revision?`);
+    throw new CompilerError('NOT_FOUND', `cannot read ${generated}/ at '${rev}': is it a git revision?`);
   }
   for (const p of list.filter((x) => x.endsWith('/rules.json')).sort()) {
     const rs = decodeRuleSet(read(p));

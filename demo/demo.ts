@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { ExitError } from '../cli/exit-error.ts';
+import { DemoError } from './demo-error.ts';
 import { DEFAULT_RENEW_WITHIN } from '../compiler/commands.ts';
 import { decodeRuleSet } from '../core/rule-set-codec.ts';
 import { createAuthenticator, type AuthnConfig } from '../runtime-proxy/authn/index.ts';
@@ -169,7 +169,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   try {
     if (o.check) {
       const failures = await demoChecks(demo, o.log ?? ((l) => process.stdout.write(`${l}\n`)));
-      if (failures) throw new ExitError(1, `demo: ${failures} check(s) failed`);
+      if (failures) throw new DemoError('CHECKS_FAILED', `demo: ${failures} check(s) failed`);
       return;
     }
     process.stdout.write(tour(demo));
@@ -272,7 +272,7 @@ function signDemoBundles(demoDir: string, say: (l: string) => void): string {
   if (fresh) cpSync('generated', out, { recursive: true });
   else cpSync('generated/catalog', join(out, 'catalog'), { recursive: true });
   const r = spawnSync(process.execPath, [BIN, 'compile', '--out', out, '--no-typecheck', ...(fresh ? ['--renew'] : ['--renew-within', DEFAULT_RENEW_WITHIN])], { encoding: 'utf8' });
-  if (r.status !== 0) throw new ExitError(1, `demo: signing the demo's bundles in ${out} failed (exit ${r.status}):\n${r.stderr}`);
+  if (r.status !== 0) throw new DemoError('STEP_FAILED', `demo: signing the demo's bundles in ${out} failed (exit ${r.status}):\n${r.stderr}`);
   for (const l of r.stderr.trim().split('\n').filter(Boolean)) say(`    ${l}`);
   return out;
 }
@@ -281,7 +281,7 @@ async function cli(args: string[], ok: readonly number[] = [0]): Promise<void> {
   await new Promise<void>((done, fail) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('error', fail);
-    child.on('exit', (code) => (code !== null && ok.includes(code) ? done() : fail(new ExitError(1, `demo: portcullis ${args.join(' ')} failed (exit ${code})`))));
+    child.on('exit', (code) => (code !== null && ok.includes(code) ? done() : fail(new DemoError('STEP_FAILED', `demo: portcullis ${args.join(' ')} failed (exit ${code})`))));
   });
 }
 
@@ -298,7 +298,7 @@ async function waitReady(url: string, caFile: string): Promise<void> {
       req.end();
     });
     if (status === 200) return;
-    if (Date.now() > deadline) throw new ExitError(1, `demo: the proxy did not become ready at ${url} (last status ${status})`);
+    if (Date.now() > deadline) throw new DemoError('STEP_FAILED', `demo: the proxy did not become ready at ${url} (last status ${status})`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }

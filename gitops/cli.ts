@@ -5,7 +5,6 @@ import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { ExitError } from '../cli/exit-error.ts';
 import { isCommitId, trustedKeysOf, type TrustedKeys } from '../core/index.ts';
 import { renderApplySummary } from './apply.ts';
 import { traceAuditLog } from './audit-trace.ts';
@@ -47,7 +46,7 @@ function fleetOptions(cmd: Command): Command {
 async function credentialsFor(f: FleetFlags): Promise<{ readonly credentials: Credentials; readonly kubectl?: string }> {
   if (f.kubeconfigs) return readCredentials(f.kubeconfigs);
   if (f.tokenFile) return { credentials: await tokenCredentials(f) };
-  throw new ExitError(1, 'no fleet credentials: pass --kubeconfigs FILE (or PORTCULLIS_KUBECONFIGS), or --token-file FILE to go through each cluster\'s proxy');
+  throw new GitopsError('CREDENTIALS_MISSING', 'no fleet credentials: pass --kubeconfigs FILE (or PORTCULLIS_KUBECONFIGS), or --token-file FILE to go through each cluster\'s proxy');
 }
 
 /** Kubeconfigs that reach each cluster's proxyUrl with a bearer token (written 0600 to a fresh temp dir, removed at exit). */
@@ -75,14 +74,14 @@ async function readKeys(files: readonly string[]): Promise<TrustedKeys> {
     try {
       text = await readFile(f, 'utf8');
     } catch (e) {
-      throw new ExitError(1, `portcullis: cannot read --trusted-key ${f}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new GitopsError('BAD_INPUT', `cannot read --trusted-key ${f}: ${e instanceof Error ? e.message : String(e)}`);
     }
     const pems = text.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [];
-    if (pems.length === 0) throw new ExitError(1, `portcullis: --trusted-key ${f} holds no PEM public key (-----BEGIN PUBLIC KEY-----)`);
+    if (pems.length === 0) throw new GitopsError('BAD_INPUT', `--trusted-key ${f} holds no PEM public key (-----BEGIN PUBLIC KEY-----)`);
     try {
       for (const [id, k] of trustedKeysOf(pems)) keys.set(id, k);
     } catch (e) {
-      throw new ExitError(1, `portcullis: --trusted-key ${f} holds a key that is not an Ed25519 public key: ${e instanceof Error ? e.message : String(e)}`);
+      throw new GitopsError('BAD_INPUT', `--trusted-key ${f} holds a key that is not an Ed25519 public key: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   return keys;
@@ -90,7 +89,7 @@ async function readKeys(files: readonly string[]): Promise<TrustedKeys> {
 
 function positiveInt(s: string, what: string): number {
   const n = Number(s);
-  if (!Number.isSafeInteger(n) || n < 1) throw new ExitError(1, `${what} must be a positive integer, not ${s}`);
+  if (!Number.isSafeInteger(n) || n < 1) throw new GitopsError('BAD_INPUT', `${what} must be a positive integer, not ${s}`);
   return n;
 }
 
@@ -108,11 +107,6 @@ async function toFleetOptions(f: FleetFlags): Promise<FleetOptions> {
   };
 }
 
-function asExit(e: unknown): never {
-  if (e instanceof GitopsError) throw new ExitError(1, `portcullis: ${e.message}`);
-  throw e;
-}
-
 /** The lines of the given files, one after the other, or of standard input; streamed. */
 async function* inputLines(files: readonly string[]): AsyncIterable<string> {
   // Each file is opened when its turn comes: one open file at a time, and a missing one fails in order.
@@ -121,7 +115,7 @@ async function* inputLines(files: readonly string[]): AsyncIterable<string> {
     try {
       yield* createInterface({ input, crlfDelay: Infinity });
     } catch (e) {
-      throw new ExitError(1, `portcullis: cannot read ${f ?? 'standard input'}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new GitopsError('BAD_INPUT', `cannot read ${f ?? 'standard input'}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 }
@@ -136,18 +130,14 @@ export function registerGitopsCommands(program: Command): void {
     .option('--generated <dir>', "the compiler's output directory, relative to the repository's top", 'generated')
     .addOption(new Option('--format <format>', 'output format: text, or json (one trace per line)').choices(['text', 'json']).default('text'))
     .action(async (files: string[], f: { repo: string; generated: string; format: 'text' | 'json' }) => {
-      try {
-        const n = await traceAuditLog(inputLines(files), f.repo, f.generated, (t, text) => process.stdout.write(f.format === 'json' ? `${JSON.stringify(t)}\n` : text));
-        const records = n.traced + n.untraced + n.skipped;
-        process.stderr.write(
-          `${records} records: ${n.traced} traced, ${n.untraced} not traceable, ${n.skipped} skipped, ${n.withProblems} with problems` +
-            `${n.unreadable ? `; ${n.unreadable} lines were not audit Events` : ''}\n`,
-        );
-        if (n.withProblems > 0) throw new ExitError(1, '');
-        if (records === 0 && n.unreadable > 0) throw new ExitError(1, 'portcullis: no audit Events in the input (one audit.k8s.io/v1 Event per line expected)');
-      } catch (e) {
-        asExit(e);
-      }
+      const n = await traceAuditLog(inputLines(files), f.repo, f.generated, (t, text) => process.stdout.write(f.format === 'json' ? `${JSON.stringify(t)}\n` : text));
+      const records = n.traced + n.untraced + n.skipped;
+      process.stderr.write(
+        `${records} records: ${n.traced} traced, ${n.untraced} not traceable, ${n.skipped} skipped, ${n.withProblems} with problems` +
+          `${n.unreadable ? `; ${n.unreadable} lines were not audit Events` : ''}\n`,
+      );
+      if (n.withProblems > 0) throw new GitopsError('REPORTED', '');
+      if (records === 0 && n.unreadable > 0) throw new GitopsError('BAD_INPUT', 'no audit Events in the input (one audit.k8s.io/v1 Event per line expected)');
     });
 
   fleetOptions(
@@ -158,25 +148,21 @@ export function registerGitopsCommands(program: Command): void {
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'markdown', 'json']).default('text'))
     .option('--comment', 'post the plan on the pull request as one sticky comment and set a commit status (GitHub Actions environment)')
     .action(async (f: FleetFlags & { format: 'text' | 'markdown' | 'json'; comment?: boolean }) => {
-      try {
-        const plan = await runPlan(await toFleetOptions(f));
-        const out = f.format === 'json' ? renderJson(plan) : f.format === 'markdown' ? renderMarkdown(plan) : renderText(plan);
-        process.stdout.write(out);
-        if (f.comment) {
-          const target = await pullRequestFromEnv(process.env);
-          let comment: string;
-          try {
-            ({ comment } = await publishPlan(octokitFor(target), target, plan));
-          } catch (e) {
-            throw new ExitError(1, `portcullis: could not post the plan to ${target.owner}/${target.repo}#${target.issueNumber}: ${e instanceof Error ? e.message : String(e)} (the job needs pull-requests: write and statuses: write)`);
-          }
-          process.stderr.write(`plan comment ${comment} on ${target.owner}/${target.repo}#${target.issueNumber}\n`);
+      const plan = await runPlan(await toFleetOptions(f));
+      const out = f.format === 'json' ? renderJson(plan) : f.format === 'markdown' ? renderMarkdown(plan) : renderText(plan);
+      process.stdout.write(out);
+      if (f.comment) {
+        const target = await pullRequestFromEnv(process.env);
+        let comment: string;
+        try {
+          ({ comment } = await publishPlan(octokitFor(target), target, plan));
+        } catch (e) {
+          throw new GitopsError('GITHUB_POST', `could not post the plan to ${target.owner}/${target.repo}#${target.issueNumber}: ${e instanceof Error ? e.message : String(e)} (the job needs pull-requests: write and statuses: write)`);
         }
-        const code = planExitCode(plan);
-        if (code !== 0) throw new ExitError(code, '');
-      } catch (e) {
-        asExit(e);
+        process.stderr.write(`plan comment ${comment} on ${target.owner}/${target.repo}#${target.issueNumber}\n`);
       }
+      // 0 no changes, 2 changes (as `kubectl diff`): a result, not an error.
+      process.exitCode = planExitCode(plan);
     });
 
   fleetOptions(
@@ -188,20 +174,16 @@ export function registerGitopsCommands(program: Command): void {
     .option('--dry-run', "use the server's dry run: nothing is changed")
     .option('--commit <sha>', 'the full git commit id generated/ is applied from (e.g. $GITHUB_SHA); each delivered bundle carries it and the proxies write it into their audit records')
     .action(async (f: FleetFlags & { policies: string; dryRun?: boolean; commit?: string }) => {
-      try {
-        const dryRun = f.dryRun ?? false;
-        if (f.commit !== undefined && !isCommitId(f.commit)) throw new ExitError(1, `portcullis: --commit must be a full commit id (40 or 64 lowercase hex digits), not ${JSON.stringify(f.commit)}`);
-        const { results } = await runApply({
-          ...(await toFleetOptions(f)),
-          dryRun,
-          ...(f.commit !== undefined ? { commit: f.commit } : {}),
-          checkFresh: compilerFreshnessCheck(f.policies, f.generated),
-          onProgress: (line) => process.stderr.write(`${line}\n`),
-        });
-        process.stdout.write(renderApplySummary(results, dryRun));
-        if (results.some((r) => !r.ok)) throw new ExitError(1, '');
-      } catch (e) {
-        asExit(e);
-      }
+      const dryRun = f.dryRun ?? false;
+      if (f.commit !== undefined && !isCommitId(f.commit)) throw new GitopsError('BAD_INPUT', `--commit must be a full commit id (40 or 64 lowercase hex digits), not ${JSON.stringify(f.commit)}`);
+      const { results } = await runApply({
+        ...(await toFleetOptions(f)),
+        dryRun,
+        ...(f.commit !== undefined ? { commit: f.commit } : {}),
+        checkFresh: compilerFreshnessCheck(f.policies, f.generated),
+        onProgress: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(renderApplySummary(results, dryRun));
+      if (results.some((r) => !r.ok)) throw new GitopsError('REPORTED', '');
     });
 }

@@ -11,15 +11,20 @@ export type GitopsErrorCode =
   | 'KUBECTL_FAILED'
   | 'GIT_FAILED'
   | 'COMMIT_MISMATCH'
-  | 'GITHUB_CONTEXT';
+  | 'GITHUB_CONTEXT'
+  | 'GITHUB_POST'
+  /** An argument or input file the user must fix. */
+  | 'BAD_INPUT'
+  /** What went wrong was already printed (problems of audit-trace, clusters apply failed on). */
+  | 'REPORTED';
 
-/** A plan, apply or GitHub step failed or refused. */
+/** A plan, apply or GitHub step failed or refused. The message starts with the code (`CODE: what`), but for REPORTED. */
 export class GitopsError extends Error {
   constructor(
     readonly code: GitopsErrorCode,
     message: string,
   ) {
-    super(`${code}: ${message}`);
+    super(code === 'REPORTED' ? message : `${code}: ${message}`);
     this.name = 'GitopsError';
   }
 }

@@ -7,10 +7,11 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { parse } from 'yaml';
-import { ExitError } from '../../cli/exit-error.ts';
+import { ClientError } from '../../client/client-error.ts';
 import { decodeRuleSet, type Grant, type RuleSet } from '../../core/index.ts';
-import { kubeconfigCommand, registerKubeconfigCommands } from '../../runtime-proxy/kubeconfig-cli.ts';
-import { buildKubeconfig, serverFromTemplate, reachableClusters, renderKubeconfig, type FleetFile, type Kubeconfig } from '../../runtime-proxy/kubeconfig.ts';
+import { registerClientCommands } from '../../client/cli.ts';
+import { kubeconfigCommand } from '../../client/kubeconfig-command.ts';
+import { buildKubeconfig, serverFromTemplate, reachableClusters, renderKubeconfig, type FleetFile, type Kubeconfig } from '../../client/kubeconfig.ts';
 import { getTestFleet } from '../support/fleet.ts';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
@@ -157,7 +158,7 @@ describe('portcullis kubeconfig (CLI)', () => {
 
   it('GIVEN generated/ WHEN running the command with --out THEN it writes the kubeconfig (mode 600) for the reachable clusters', async () => {
     const program = new Command().exitOverride();
-    registerKubeconfigCommands(program);
+    registerClientCommands(program);
     const out = join(dir, 'kubeconfig.yaml');
     await program.parseAsync(['kubeconfig', '--user', 'oidc:alice', '--group', 'oidc:devs', '--generated', dir, '--proxy-ca', join(dir, 'proxy-ca.pem'), '--out', out], { from: 'user' });
     const k = parse(readFileSync(out, 'utf8')) as Kubeconfig;
@@ -170,14 +171,14 @@ describe('portcullis kubeconfig (CLI)', () => {
   it('GIVEN nothing granted THEN exit 1 with a hint about prefixes', () => {
     assert.throws(
       () => kubeconfigCommand({ user: 'alice', group: [], generated: dir, clientId: 'portcullis', issuerUrl: 'https://login.example' }, NOW),
-      (e: unknown) => e instanceof ExitError && e.exitCode === 1 && /prefix/.test(e.message),
+      (e: unknown) => e instanceof ClientError && e.code === 'NO_ACCESS' && /prefix/.test(e.message),
     );
   });
 
   it('GIVEN no fleet.json THEN exit 2 saying to compile', () => {
     assert.throws(
       () => kubeconfigCommand({ user: 'oidc:alice', group: [], generated: join(dir, 'nope'), clientId: 'portcullis' }, NOW),
-      (e: unknown) => e instanceof ExitError && e.exitCode === 2 && /compile/.test(e.message),
+      (e: unknown) => e instanceof ClientError && e.code === 'BAD_INPUT' && /compile/.test(e.message),
     );
   });
 

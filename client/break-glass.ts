@@ -4,7 +4,7 @@ import https from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ExitError } from '../cli/exit-error.ts';
+import { ClientError } from './client-error.ts';
 import { parseDuration } from '../core/duration.ts';
 
 interface Kubeconfig {
@@ -16,7 +16,7 @@ interface Kubeconfig {
 /** Parses `30m`, `1h`, `900s`, `1h30m` or plain seconds. */
 export function durationSeconds(d: string): number {
   const s = /^\d+$/.test(d.trim()) ? Number(d.trim()) : parseDuration(d);
-  if (s === undefined || s < 1) throw new ExitError(2, `--duration ${d}: use e.g. 900s, 30m or 1h`);
+  if (s === undefined || s < 1) throw new ClientError('BAD_INPUT', `--duration ${d}: use e.g. 900s, 30m or 1h`);
   return s;
 }
 
@@ -29,10 +29,10 @@ export async function breakGlassCommand(o: { cluster: string; grant: string; rea
   const file = o.kubeconfig ?? process.env['KUBECONFIG']?.split(':')[0] ?? join(homedir(), '.kube', 'config');
   const kc = parseYaml(readFileSync(file, 'utf8')) as Kubeconfig;
   const ctx = kc.contexts?.find((c) => c.name === o.cluster) ?? kc.contexts?.find((c) => kc.clusters?.find((k) => k.name === c.context.cluster)?.cluster.server.replace(/\/$/, '').endsWith(`/clusters/${o.cluster}`));
-  if (!ctx) throw new ExitError(2, `no context for cluster ${o.cluster} in ${file}; run \`portcullis kubeconfig\` first`);
+  if (!ctx) throw new ClientError('BAD_INPUT', `no context for cluster ${o.cluster} in ${file}; run \`portcullis kubeconfig\` first`);
   const cl = kc.clusters?.find((k) => k.name === ctx.context.cluster)?.cluster;
   const user = kc.users?.find((u) => u.name === ctx.context.user)?.user;
-  if (!cl || !user) throw new ExitError(2, `context ${ctx.name} in ${file} names a missing cluster or user`);
+  if (!cl || !user) throw new ClientError('BAD_INPUT', `context ${ctx.name} in ${file} names a missing cluster or user`);
   const token = user.token ?? execToken(user.exec);
   const ca = cl['certificate-authority-data'] ? Buffer.from(cl['certificate-authority-data'], 'base64') : cl['certificate-authority'] ? readFileSync(cl['certificate-authority']) : undefined;
   const body = JSON.stringify({ grant: o.grant, reason: o.reason, ...(o.duration !== undefined ? { durationSeconds: durationSeconds(o.duration) } : {}) });
@@ -52,15 +52,15 @@ export async function breakGlassCommand(o: { cluster: string; grant: string; rea
   } catch {
     // not JSON: reported below
   }
-  if (status !== 201) throw new ExitError(1, `break-glass refused (HTTP ${status}): ${parsed.message ?? text}`);
+  if (status !== 201) throw new ClientError('REFUSED', `break-glass refused (HTTP ${status}): ${parsed.message ?? text}`);
   return `break-glass grant ${parsed.grant ?? o.grant} active on ${o.cluster} until ${parsed.expiresAt ?? '?'}`;
 }
 
 function execToken(exec: { command: string; args?: string[]; env?: { name: string; value: string }[] } | undefined): string {
-  if (!exec) throw new ExitError(2, 'the kubeconfig user has neither a token nor an exec credential plugin');
+  if (!exec) throw new ClientError('BAD_INPUT', 'the kubeconfig user has neither a token nor an exec credential plugin');
   const env = { ...process.env, ...Object.fromEntries((exec.env ?? []).map((e) => [e.name, e.value])) };
   const out = execFileSync(exec.command, exec.args ?? [], { env, encoding: 'utf8', stdio: ['inherit', 'pipe', 'inherit'] });
   const token = (JSON.parse(out) as { status?: { token?: string } }).status?.token;
-  if (!token) throw new ExitError(2, `${exec.command} returned no token`);
+  if (!token) throw new ClientError('BAD_INPUT', `${exec.command} returned no token`);
   return token;
 }
