@@ -2,6 +2,7 @@ import {
   authorizationVerb,
   decide,
   evaluateConditions,
+  EXTRA_USER,
   parseRequestInfo,
   ruleAllows,
   toAttributes,
@@ -72,13 +73,15 @@ export function explainRequest(
       : `request: verb=${verb || '(none)'} non-resource path=${attrs.path}`,
   ];
   const v = decide(attrs, index, ctx);
-  if (v.droppedGroups.length) lines.push(`groups not named by the policy (not impersonated): ${v.droppedGroups.join(', ')}`);
+  if (v.droppedGroups.length) lines.push(`groups not named by a grant (seen by denies, not impersonated): ${v.droppedGroups.join(', ')}`);
   const d = v.decision;
   if (d.allowed) {
     lines.push(`decision: ALLOW by grant ${d.grant.id} (${d.grant.source.file}:${d.grant.source.line})`);
-    if (v.impersonate) lines.push(`impersonates: user=${v.impersonate.user} groups=${v.impersonate.groups.join(',') || '(none)'}`);
+    if (v.impersonate) {
+      const who = v.impersonate.asMember ? `${v.impersonate.user} (${identity.user} is not named by the policy; its name goes upstream as the ${EXTRA_USER} extra)` : v.impersonate.user;
+      lines.push(`impersonates: user=${who} groups=${v.impersonate.groups.join(',') || '(none)'}`);
+    }
   } else if (d.reason === 'deny') lines.push(`decision: DENY by deny ${d.deny.id} (${d.deny.source.file}:${d.deny.source.line})`);
-  else if (d.reason === 'not-impersonable') lines.push(`decision: DENY: user ${d.user} is not named by the policy on ${index.ruleSet.cluster}`);
   else {
     lines.push('decision: DENY: no grant allows it');
     for (const i of d.inactive) lines.push(`  grant ${i.grant.id} (${i.grant.source.file}:${i.grant.source.line}) would, but ${i.why}`);

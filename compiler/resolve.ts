@@ -1,5 +1,5 @@
 import type { IConstruct } from 'constructs';
-import { canonicalJson, parseDuration, sha256 } from '../core/index.ts';
+import { canonicalJson, MEMBER_USER, parseDuration, RESERVED_PREFIX, sha256 } from '../core/index.ts';
 import type { Conditions, Deny as DenyRule, Grant as GrantRule, PolicyRule, RuleSet, Scope, SourceLocation, Subject } from '../core/index.ts';
 import { catalogIndex, NON_RESOURCE_VERBS, type Catalog, type CatalogIndex } from './catalog.ts';
 import { Cluster } from './lang/cluster.ts';
@@ -65,8 +65,8 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
   const idOf = (c: IConstruct) => c.node.path.split('/').join('.');
 
   for (const idp of idps) {
-    if (!idp.props.usernamePrefix || idp.props.usernamePrefix.startsWith('system:')) {
-      report('error', 'SYSTEM_NAME', where(idp), `identity provider ${idp.node.id} needs a username prefix that does not start with system:`, "use e.g. 'oidc:'");
+    if (!idp.props.usernamePrefix || idp.props.usernamePrefix.startsWith('system:') || idp.props.usernamePrefix.startsWith(RESERVED_PREFIX)) {
+      report('error', 'SYSTEM_NAME', where(idp), `identity provider ${idp.node.id} needs a username prefix that starts with neither system: nor ${RESERVED_PREFIX}`, "use e.g. 'oidc:'");
     }
   }
   for (const c of clusters) {
@@ -198,6 +198,8 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
 
   function checkSubject(s: Subject, at: IConstruct & { source: SourceLocation }) {
     if (s.name.startsWith('system:')) report('error', 'SYSTEM_NAME', where(at), `subject ${s.name} starts with system:`);
+    // The proxy's own names: activation groups, and the user it impersonates for members the policy does not name.
+    else if (s.name.startsWith(RESERVED_PREFIX)) report('error', 'SYSTEM_NAME', where(at), `subject ${s.name} starts with ${RESERVED_PREFIX}, which names the proxy's own identities (${MEMBER_USER}, activation groups)`);
   }
 
   for (const g of grants) {

@@ -1,6 +1,6 @@
 import { ApiObject, App, Chart } from 'cdk8s';
 import { emitYamlDocuments } from './private/yaml-emit.ts';
-import { BUNDLE_CONFIGMAP, BUNDLE_READER, CLUSTER_LABEL, EXTRA_KEYS, IMPERSONATOR_ROLE, MANAGED_BY, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT, type Grant, type PolicyRule, type Subject } from '../core/index.ts';
+import { BUNDLE_CONFIGMAP, BUNDLE_READER, CLUSTER_LABEL, EXTRA_KEYS, IMPERSONATOR_ROLE, MANAGED_BY, MEMBER_USER, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT, type Grant, type PolicyRule, type Subject } from '../core/index.ts';
 import type { ResolvedCluster } from './resolve.ts';
 
 /** The names the compiler shares with the proxy's chart and config defaults (core/names.ts). */
@@ -97,12 +97,10 @@ export function synthCluster(rc: ResolvedCluster): string {
  * resourceNames as "every name", so an empty list gets no rule at all.
  */
 export function impersonatorRules(users: readonly string[], groups: readonly string[]): PolicyRule[] {
-  const rules: PolicyRule[] = [];
-  if (users.length) rules.push({ apiGroups: [''], resources: ['users'], resourceNames: [...users], verbs: ['impersonate'] });
+  // The named users, and MEMBER_USER for everyone else (core/decide.ts): never a system: user.
+  const rules: PolicyRule[] = [{ apiGroups: [''], resources: ['users'], resourceNames: [...new Set([...users, MEMBER_USER])].sort(), verbs: ['impersonate'] }];
   if (groups.length) rules.push({ apiGroups: [''], resources: ['groups'], resourceNames: [...groups], verbs: ['impersonate'] });
-  if (users.length) {
-    rules.push({ apiGroups: ['authentication.k8s.io'], resources: EXTRA_KEYS.map((k) => `userextras/${k}`), verbs: ['impersonate'] });
-  }
+  rules.push({ apiGroups: ['authentication.k8s.io'], resources: EXTRA_KEYS.map((k) => `userextras/${k}`), verbs: ['impersonate'] });
   return rules;
 }
 

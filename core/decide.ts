@@ -1,29 +1,32 @@
 import type { RequestAttributes } from './attributes.ts';
 import { authorize, type AuthorizeContext, type Decision } from './authorize.ts';
+import { MEMBER_USER } from './names.ts';
 import type { RuleIndex } from './rule-index.ts';
 
 /** A decision for an identity, and the identity to impersonate upstream when allowed. */
 export interface Verdict {
-  readonly decision: Decision | { readonly allowed: false; readonly reason: 'not-impersonable'; readonly user: string };
-  /** Groups the proxy may not impersonate (not named by the policy), dropped before deciding. */
+  readonly decision: Decision;
+  /** Groups the policy does not name: seen by denies, not impersonated (no grant names them). */
   readonly droppedGroups: readonly string[];
-  /** Set when allowed: the user and groups to impersonate, with the determining grant's activation group. */
-  readonly impersonate?: { readonly user: string; readonly groups: readonly string[] };
+  /**
+   * Set when allowed: the user and groups to impersonate, with the determining grant's activation
+   * group. A user the policy does not name is impersonated as MEMBER_USER (`asMember`).
+   */
+  readonly impersonate?: { readonly user: string; readonly groups: readonly string[]; readonly asMember: boolean };
 }
 
 /**
- * The proxy's whole decision for one request, shared with `portcullis
- * explain`: groups the policy does not name are dropped (the proxy could not
- * impersonate them), a user it does not name is denied, then `authorize`.
+ * The proxy's whole decision for one request, shared with `portcullis explain`: `authorize` with
+ * every group the identity carries, so that denies see them all (SECURITY rule 22); grants can
+ * match only subjects the policy names. Upstream the proxy asserts the named groups (plus the
+ * deciding grant's activation group), and the user itself if the policy names it, else MEMBER_USER.
  */
 export function decide(attrs: RequestAttributes, index: RuleIndex, ctx: AuthorizeContext): Verdict {
-  const groups = attrs.groups.filter((g) => index.impersonableGroups.has(g));
   const droppedGroups = attrs.groups.filter((g) => !index.impersonableGroups.has(g));
-  if (!index.impersonableUsers.has(attrs.user)) {
-    return { decision: { allowed: false, reason: 'not-impersonable', user: attrs.user }, droppedGroups };
-  }
-  const decision = authorize(groups.length === attrs.groups.length ? attrs : { ...attrs, groups }, index, ctx);
+  const decision = authorize(attrs, index, ctx);
   if (!decision.allowed) return { decision, droppedGroups };
+  const groups = droppedGroups.length ? attrs.groups.filter((g) => index.impersonableGroups.has(g)) : attrs.groups;
   const g = decision.grant.activationGroup;
-  return { decision, droppedGroups, impersonate: { user: attrs.user, groups: g ? [...groups, g] : groups } };
+  const named = index.impersonableUsers.has(attrs.user);
+  return { decision, droppedGroups, impersonate: { user: named ? attrs.user : MEMBER_USER, groups: g ? [...groups, g] : groups, asMember: !named } };
 }

@@ -40,10 +40,13 @@ export {
   EXTRA_AUTHENTICATED_BY,
   EXTRA_GRANT,
   EXTRA_KEYS,
+  EXTRA_USER,
   IMPERSONATOR_ROLE,
   MANAGED_BY,
+  MEMBER_USER,
   PROXY_NAMESPACE,
   PROXY_SERVICE_ACCOUNT,
+  RESERVED_PREFIX,
   REVISION_FLOOR_CONFIGMAP,
 } from './names.ts';
 export { decodeRuleSet, encodeRuleSet } from './rule-set-codec.ts';

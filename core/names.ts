@@ -31,8 +31,20 @@ export const CLUSTER_LABEL = 'portcullis.dev/cluster';
 export const EXTRA_GRANT = 'portcullis.dev/grant';
 /** User-extra key naming the issuer that authenticated the caller. */
 export const EXTRA_AUTHENTICATED_BY = 'portcullis.dev/authenticated-by';
+/** User-extra key carrying the caller's own username when it is impersonated as {@link MEMBER_USER}. */
+export const EXTRA_USER = 'portcullis.dev/user';
 /** Every user-extra key the proxy sets; its ServiceAccount may impersonate these and no others. */
-export const EXTRA_KEYS = [EXTRA_AUTHENTICATED_BY, EXTRA_GRANT] as const;
+export const EXTRA_KEYS = [EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, EXTRA_USER] as const;
+
+/**
+ * The user the proxy impersonates for an identity the policy does not name: a member of groups
+ * the policy grants to (a new hire in `sre`) acts upstream as this fixed, non-system user with its
+ * groups, its own name in the {@link EXTRA_USER} extra. No grant may name it (the compiler refuses
+ * the reserved prefix), so upstream it holds exactly what its groups are granted.
+ */
+export const MEMBER_USER = 'portcullis:member';
+/** Names with this prefix are the proxy's own (activation groups, the member user); no identity provider may assert one. */
+export const RESERVED_PREFIX = 'portcullis:';
 
 /** Annotations of the proxy's audit records (`audit.k8s.io/v1` Event `annotations`). */
 export const AUDIT_ANNOTATION = {

@@ -28,7 +28,8 @@ export const DEMO_PEOPLE = [
   { user: 'alice@acme.example', groups: ['team-payments', 'developers'], note: 'payments engineer' },
   { user: 'frank@acme.example', groups: ['sre'], note: 'on-call SRE (break-glass admin in prod)' },
   { user: 'zoe@contractor.example', groups: [], note: 'contractor, search in staging until 2027-03-31' },
-  { user: 'mallory@evil.example', groups: ['platform'], note: 'not named by the policy' },
+  { user: 'mallory@evil.example', groups: ['platform'], note: 'named by no grant, but in platform: gets what platform-edit gives' },
+  { user: 'eve@evil.example', groups: ['coffee-club'], note: 'in no group the policy grants to' },
 ] as const;
 
 /** Options of `portcullis demo`. */
@@ -201,7 +202,8 @@ export async function demoChecks(demo: RunningDemo, say: (l: string) => void): P
     ['alice cannot read secrets in prod (deny)', 'alice', ['--context', 'prod-eu', 'get', 'secrets', '-n', 'payments'], false],
     ['frank cannot delete pods in prod without break-glass', 'frank', ['--context', 'prod-eu', 'delete', 'pod', '-n', 'payments', 'web-0', '--dry-run=server'], false],
     [`zoe reads search in staging (her grant ${zoe ? `runs until ${zoe}` : 'has expired'})`, 'zoe', ['--context', 'staging', 'get', 'pods', '-n', 'search'], zoe !== undefined],
-    ['mallory (not in the policy) gets nothing', 'mallory', ['--context', 'dev', 'get', 'pods', '-n', 'payments'], false],
+    ['mallory (named by no grant, in platform) lists pods in dev as platform-edit allows', 'mallory', ['--context', 'dev', 'get', 'pods', '-n', 'payments'], true],
+    ['eve (in no granted group) gets nothing', 'eve', ['--context', 'dev', 'get', 'pods', '-n', 'payments'], false],
   ];
   let failures = 0;
   const check = (name: string, r: { ok: boolean; out: string }, want: boolean) => {
@@ -239,7 +241,9 @@ signed bundle, impersonated upstream and written to ${d.auditLog}.
   ${kc('alice')} --context prod-eu auth can-i --list -n payments
   ${kc('frank')} --context prod-eu delete pod -n payments web-0 --dry-run=server   # denied until:
   node bin/portcullis.js break-glass --kubeconfig ${d.kubeconfigs.frank} --cluster prod-eu --grant sre-break-glass-prod --reason "INC-42: web is down" --duration 15m
-  ${kc('mallory')} --context dev get pods -n payments              # not named by the policy
+  ${kc('mallory')} --context dev get pods -n payments              # named by no grant: platform-edit, through her group
+  ${kc('mallory')} auth whoami                                        # who she is, though upstream she is portcullis:member
+  ${kc('eve')} --context dev get pods -n payments                  # in no granted group: refused
   node bin/portcullis.js explain --cluster prod-eu --user oidc:alice@acme.example --group oidc:platform -- GET /api/v1/namespaces/payments/secrets
   tail -f ${d.auditLog}
   cat ${d.notifications}                                              # break-glass notifications

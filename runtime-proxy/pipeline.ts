@@ -6,11 +6,11 @@
  * server runs audit for every outcome.
  */
 import type { RequestAttributes } from '../core/attributes.ts';
-import { decide } from '../core/decide.ts';
+import { decide, type Verdict } from '../core/decide.ts';
 import { activeUntil } from '../core/conditions.ts';
 import { authorizationVerb, parseRequestInfo, toAttributes, type RequestInfo } from '../core/request-info.ts';
 import { checkRequestTarget } from '../core/request-target.ts';
-import { EXTRA_AUTHENTICATED_BY, EXTRA_GRANT } from '../core/names.ts';
+import { EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, EXTRA_USER, RESERVED_PREFIX } from '../core/names.ts';
 import type { Grant } from '../core/rule-set.ts';
 import type { ActiveBundle } from './bundle-store.ts';
 import { ALL_AUTHENTICATED } from './discovery.ts';
@@ -52,6 +52,8 @@ export async function authenticateStage(
     // Defence in depth: whatever the authenticator, an empty or system: name never passes.
     if (typeof id.user !== 'string' || id.user === '' || id.user.startsWith('system:')) throw new ProxyError('UNAUTHENTICATED', `unusable username ${JSON.stringify(id.user)}`);
     if (id.groups.some((g) => g === '' || g.startsWith('system:'))) throw new ProxyError('UNAUTHENTICATED', 'identity carries a system: group');
+    // The proxy's own names (activation groups, the member user) come only from the proxy.
+    if ([id.user, ...id.groups].some((n) => n.startsWith(RESERVED_PREFIX))) throw new ProxyError('UNAUTHENTICATED', `identity carries a reserved ${RESERVED_PREFIX} name`);
     // Names become header values upstream: no control characters (CR/LF would be header injection).
     if ([id.user, ...id.groups, id.issuer].some((n) => /[\u0000-\u001f\u007f]/.test(n))) throw new ProxyError('UNAUTHENTICATED', 'control character in a name');
     usable.add(id); // a cached authentication returns this same (readonly) object: its names are checked once
@@ -111,9 +113,10 @@ export interface AuthorizeFacts {
 
 /**
  * Stage 3, authorize: against the bundle the request captured, bound to its
- * cluster (SECURITY rule 9: the bundle is the cluster's own, checked at load).
- * Users outside `impersonable.users` are denied; groups outside
- * `impersonable.groups` are dropped before authorization and impersonation.
+ * cluster (SECURITY rule 9: the bundle is the cluster's own, checked at load),
+ * with every group the identity carries (denies see them all, SECURITY rule 22).
+ * Upstream it asserts only groups the policy names, and a user the policy does
+ * not name as MEMBER_USER with its own name as a user-extra (core/decide.ts).
  */
 export function authorizeStage(
   parsed: ParsedRequest,
@@ -131,10 +134,9 @@ export function authorizeStage(
   // The shared decision (also behind `portcullis explain`): drop groups the policy
   // does not name, deny users it does not name, then authorize.
   const v = decide(attributes, bundle.index, { now, breakGlass: new Set(activations.keys()) });
-  facts.attributes = v.droppedGroups.length ? { ...attributes, groups: attributes.groups.filter((g) => !v.droppedGroups.includes(g)) } : attributes;
+  facts.attributes = attributes;
   const d = v.decision;
   if (!d.allowed) {
-    if (d.reason === 'not-impersonable') throw new ProxyError('FORBIDDEN', `user ${identity.user} is not impersonable on ${bundle.cluster}`, forbiddenMessage(attributes));
     if (d.reason === 'deny') {
       facts.denyId = d.deny.id;
       facts.source = `${d.deny.source.file}:${d.deny.source.line}`;
@@ -145,18 +147,26 @@ export function authorizeStage(
   }
   const g = d.grant;
   facts.source = `${g.source.file}:${g.source.line}`;
-  // kube-apiserver adds system:authenticated to an impersonated user itself; the proxy never asserts it.
-  const upstreamGroups = (v.impersonate?.groups ?? []).filter((x) => x !== ALL_AUTHENTICATED);
   const bgUntil = g.conditions.breakGlass !== undefined ? activations.get(g.id) : undefined;
   return {
     identity,
     bundle,
     attributes: facts.attributes,
     grant: g,
-    impersonate: { user: identity.user, groups: upstreamGroups, extra: { [EXTRA_GRANT]: g.id, [EXTRA_AUTHENTICATED_BY]: identity.issuer } },
+    impersonate: upstreamIdentity(v, identity, g),
     deadline: deadlineOf(identity, g, bundle, now, bgUntil),
     ...(bgUntil !== undefined ? { breakGlassUntil: bgUntil } : {}),
   };
+}
+
+/** Who the proxy asserts upstream for an allowed decision: Impersonate-User, -Group and -Extra-*. */
+export function upstreamIdentity(v: Verdict, identity: Identity, g: Grant): Admission['impersonate'] {
+  const imp = v.impersonate;
+  // kube-apiserver adds system:authenticated to an impersonated user itself; the proxy never asserts it.
+  const groups = (imp?.groups ?? []).filter((x) => x !== ALL_AUTHENTICATED);
+  const extra: Record<string, string> = { [EXTRA_GRANT]: g.id, [EXTRA_AUTHENTICATED_BY]: identity.issuer };
+  if (imp?.asMember) extra[EXTRA_USER] = identity.user;
+  return { user: imp?.user ?? identity.user, groups, extra };
 }
 
 /** The earliest instant access ends for a long-running request, and why. */

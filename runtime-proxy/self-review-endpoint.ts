@@ -1,9 +1,8 @@
 import { decide } from '../core/decide.ts';
-import { ALL_AUTHENTICATED } from './discovery.ts';
 import { ProxyError } from './errors.ts';
 import { forwardHttp } from './forward.ts';
 import { buildUpstreamHeaders } from './headers.ts';
-import { EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, type Admission } from './pipeline.ts';
+import { upstreamIdentity, type Admission } from './pipeline.ts';
 import type { Exchange } from './exchange.ts';
 import { readBody, type EndpointContext, type Req, type Res } from './request-state.ts';
 import { deniedReview, readReviewSpec, reviewAttributes } from './self-review.ts';
@@ -42,12 +41,9 @@ export async function serveSelfReview(ctx: SelfReviewContext, req: Req, res: Res
     return;
   }
   const g = v.decision.grant;
-  const groups = (v.impersonate?.groups ?? []).filter((x) => x !== ALL_AUTHENTICATED);
   const who = {
     ...(ctx.authorization !== undefined ? { authorization: ctx.authorization } : {}),
-    user: a.identity.user,
-    groups,
-    extra: { [EXTRA_GRANT]: g.id, [EXTRA_AUTHENTICATED_BY]: a.identity.issuer },
+    ...upstreamIdentity(v, a.identity, g),
     auditId: st.auditId,
   };
   const headers = buildUpstreamHeaders(req.rawHeaders, who);

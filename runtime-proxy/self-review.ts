@@ -1,4 +1,7 @@
 import type { RequestAttributes } from '../core/attributes.ts';
+import { EXTRA_AUTHENTICATED_BY } from '../core/names.ts';
+import { ALL_AUTHENTICATED } from './discovery.ts';
+import type { Identity } from './identity.ts';
 
 /**
  * SelfSubjectAccessReview (`kubectl auth can-i`) answered by the proxy's own
@@ -12,6 +15,25 @@ import type { RequestAttributes } from '../core/attributes.ts';
 /** Whether a request is the creation of a SelfSubjectAccessReview. */
 export function isSelfAccessReview(a: RequestAttributes): boolean {
   return a.isResourceRequest && a.verb === 'create' && a.apiGroup === 'authorization.k8s.io' && a.resource === 'selfsubjectaccessreviews' && a.subresource === '';
+}
+
+/** A SelfSubjectReview (`kubectl auth whoami`, authentication.k8s.io/v1): the proxy answers it with the caller's own identity. */
+export function isSelfSubjectReview(a: RequestAttributes): boolean {
+  return a.isResourceRequest && a.verb === 'create' && a.apiGroup === 'authentication.k8s.io' && a.resource === 'selfsubjectreviews' && a.subresource === '';
+}
+
+/**
+ * The SelfSubjectReview of an identity as kube-apiserver builds it (pkg/registry/authentication/selfsubjectreview:
+ * the user's name, groups and extra), for the identity the proxy authenticated, not MEMBER_USER whom it
+ * impersonates upstream for a member the policy does not name; the version is the one asked for.
+ */
+export function selfSubjectReview(version: string, identity: Identity): object {
+  return {
+    kind: 'SelfSubjectReview',
+    apiVersion: `authentication.k8s.io/${version}`,
+    metadata: { creationTimestamp: null },
+    status: { userInfo: { username: identity.user, groups: [...identity.groups, ALL_AUTHENTICATED], extra: { [EXTRA_AUTHENTICATED_BY]: [identity.issuer] } } },
+  };
 }
 
 /** The spec of a SelfSubjectAccessReview (authorization/v1), as JSON names it. */

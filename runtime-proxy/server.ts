@@ -8,6 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { pino, type Logger } from 'pino';
 import { decide } from '../core/decide.ts';
 import { trustedKeysOf } from '../core/bundle.ts';
+import { EXTRA_USER } from '../core/names.ts';
 import { AuditSink } from './audit/sink.ts';
 import { bundleExpiry, describeExpiry } from '../core/bundle-expiry.ts';
 import { ActivationStore, ConfigMapActivations, DirectoryActivations, type SharedActivations } from './break-glass.ts';
@@ -24,7 +25,7 @@ import type { Authenticator } from './identity.ts';
 import { cachingAuthenticator } from './credential-cache.ts';
 import { createMetrics, type ProxyMetrics } from './metrics.ts';
 import { authenticateStage, authorizeStage, deadlineOf, parseRequestStage, route, type Admission } from './pipeline.ts';
-import { isSelfAccessReview } from './self-review.ts';
+import { isSelfAccessReview, isSelfSubjectReview, selfSubjectReview } from './self-review.ts';
 import { sendStatus, sendStatusOnSocket } from './status-body.ts';
 import { BREAK_GLASS_PATH, serveBreakGlass, type BreakGlassContext } from './break-glass-endpoint.ts';
 import type { Req, Res } from './request-state.ts';
@@ -447,6 +448,15 @@ export class PortcullisProxy {
       const admitted = await this.#admit(req, ex, false, byHost);
       if (admitted.kind === 'break-glass') return await serveBreakGlass(this.#breakGlassContext(), req, res, ex, admitted.cr.config.name, admitted.cr.store);
       const { cr, admission: a, target } = admitted;
+      if (isSelfSubjectReview(a.attributes) && a.impersonate.extra[EXTRA_USER] !== undefined) {
+        // `kubectl auth whoami` of a member the policy does not name shows who the caller is, not
+        // MEMBER_USER, whom the proxy impersonates for it; a named user's review goes upstream, which
+        // sees that very user (and shows what the proxy asserted).
+        req.resume();
+        res.writeHead(201, { 'content-type': 'application/json', 'audit-id': ex.auditId });
+        res.end(JSON.stringify(selfSubjectReview(a.attributes.apiVersion, a.identity)));
+        return ex.end(201, { reason: 'self-subject review answered by the proxy' });
+      }
       if (isSelfAccessReview(a.attributes)) {
         const activations = this.activations;
         const ctx = {

@@ -1,3 +1,5 @@
+import { RESERVED_PREFIX } from '../../core/names.ts';
+
 /** The namespace Kubernetes reserves for its own users and groups. */
 const RESERVED = 'system:';
 
@@ -14,4 +16,6 @@ export function checkName(raw: string, prefix: string): { readonly ok: true; rea
 export function checkPrefix(prefix: string, what: string): void {
   if (prefix === '') throw new Error(`${what} must not be empty`);
   if (prefix.toLowerCase().startsWith(RESERVED)) throw new Error(`${what} must not start with ${RESERVED}`);
+  // The proxy's own names (activation groups, the member user) must never come from an identity provider.
+  if (prefix.toLowerCase().startsWith(RESERVED_PREFIX)) throw new Error(`${what} must not start with ${RESERVED_PREFIX}`);
 }

@@ -51,13 +51,18 @@ describe('portcullis explain (example fleet, offline)', () => {
     assert.equal(late.code, 3);
     assert.match(late.out, /expired at 2027-03-31T00:00:00.000Z/);
   });
-  it('GIVEN a user the policy does not name THEN denied as not impersonable, and unknown groups are dropped', () => {
+  it('GIVEN a member of a granted group whom the policy does not name THEN allowed what the group is granted, impersonated as portcullis:member; unknown groups are not impersonated', () => {
     const r = explain('dev', 'oidc:mallory@evil.example', ['oidc:platform'], 'GET', '/api/v1/namespaces/payments/pods');
-    assert.equal(r.code, 3);
-    assert.match(r.out, /not named by the policy/);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /decision: ALLOW by grant platform-edit/);
+    assert.match(r.out, /impersonates: user=portcullis:member \(oidc:mallory@evil.example is not named by the policy; its name goes upstream as the portcullis.dev\/user extra\) groups=oidc:platform/);
+    const nobody = explain('dev', 'oidc:mallory@evil.example', ['oidc:evil'], 'GET', '/api/v1/namespaces/payments/pods');
+    assert.equal(nobody.code, 3);
+    assert.match(nobody.out, /decision: DENY: no grant allows it/);
     const g = explain('dev', 'oidc:alice@acme.example', ['oidc:team-payments', 'oidc:wheel'], 'GET', '/api/v1/namespaces/payments/pods');
     assert.equal(g.code, 0);
-    assert.match(g.out, /groups not named by the policy \(not impersonated\): oidc:wheel/);
+    assert.match(g.out, /groups not named by a grant \(seen by denies, not impersonated\): oidc:wheel/);
+    assert.match(g.out, /impersonates: user=oidc:alice@acme.example groups=oidc:team-payments$/m);
   });
   it('GIVEN exec over a WebSocket GET THEN it is decided as create on pods/exec', () => {
     const r = explain('dev', 'oidc:alice@acme.example', ['oidc:team-payments'], 'GET', '/api/v1/namespaces/payments/pods/web-1/exec?command=sh&stdin=true');

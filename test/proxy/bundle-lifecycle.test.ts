@@ -118,6 +118,8 @@ describe('rollback protection across restarts', () => {
       writeBundle(dir, RULES, h.signingKey, h.keyId, { revision: 6 });
       for (let i = 0; i < 100 && b.proxy.store('dev')?.current(Date.now())?.revision !== 6; i++) await sleep(20);
       assert.equal(b.proxy.store('dev')?.current(Date.now())?.revision, 6);
+      // Recorded right after the swap (the write to the ConfigMap follows it).
+      for (let i = 0; i < 100 && floorOf()?.revision !== 6; i++) await sleep(20);
       assert.equal(floorOf()?.revision, 6);
       assert.equal((await h.request('GET', '/readyz', [], undefined, b.port)).status, 200);
     } finally {

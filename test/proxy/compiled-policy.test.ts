@@ -88,3 +88,40 @@ describe('the compiled dev policy through the proxy', () => {
     assert.match(ev?.annotations['portcullis.dev/source'] ?? '', /^policies\/.+\.ts:\d+$/);
   });
 });
+
+describe('group members the policy does not name, through the compiled policy', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({
+      rbac: readFileSync(join(GEN, 'dev', 'rbac.yaml'), 'utf8'),
+      impersonable: RULES.impersonable,
+      compiled: { bundleDir: join(GEN, 'dev'), trustedKeyFiles: readdirSync(join(GEN, 'keys')).map((f) => join(GEN, 'keys', f)), serviceAccount: 'portcullis-proxy' },
+    });
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  it('GIVEN a new member of sre no grant names as a person WHEN listing pods with real kubectl THEN a grant to sre lets them, upstream sees portcullis:member in oidc:sre with their name as an extra, and whoami shows who they are', async () => {
+    assert.ok(!RULES.impersonable.users.includes('oidc:newhire@acme.example'), 'the test needs a user the policy does not name');
+    const kc = h.kubeconfig(await h.token('newhire@acme.example', ['sre', 'coffee-club']));
+    const pods = await h.kubectl(kc, ['get', 'pods', '-n', 'payments']);
+    assert.equal(pods.status, 0, pods.stderr);
+    const ev = h.auditEvents().filter((e) => e.user.username === 'oidc:newhire@acme.example' && e.objectRef?.resource === 'pods').at(-1);
+    assert.deepEqual(ev?.impersonatedUser, { username: 'portcullis:member', groups: ['oidc:sre'] });
+    const by = RULES.grants.find((g) => g.id === ev?.annotations['portcullis.dev/grant']);
+    assert.ok(by?.subjects.some((x) => x.kind === 'Group' && x.name === 'oidc:sre'), `allowed by ${by?.id}, a grant to sre`);
+    // Upstream RBAC agrees and only what sre is granted: sre-view is read-only.
+    const write = await h.kubectl(kc, ['create', 'configmap', 'x', '-n', 'payments', '--dry-run=server']);
+    assert.notEqual(write.status, 0);
+    assert.match(write.stderr, /forbidden/);
+    const who = await h.kubectl(kc, ['auth', 'whoami', '-o', 'json']);
+    assert.equal(who.status, 0, who.stderr);
+    const ui = (JSON.parse(who.stdout) as { status: { userInfo: { username: string; groups: string[] } } }).status.userInfo;
+    assert.equal(ui.username, 'oidc:newhire@acme.example');
+    assert.deepEqual([...ui.groups].sort(), ['oidc:coffee-club', 'oidc:sre', 'system:authenticated']);
+    // Someone in no granted group gets nothing, as before.
+    const stranger = h.kubeconfig(await h.token('stranger@evil.example', ['coffee-club']));
+    assert.notEqual((await h.kubectl(stranger, ['get', 'pods', '-n', 'payments'])).status, 0);
+  });
+});

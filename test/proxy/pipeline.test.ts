@@ -63,7 +63,9 @@ describe('authorizeStage', () => {
     assert.deepEqual(a?.impersonate.groups, ['oidc:dev']);
     assert.deepEqual(a?.impersonate.extra, { 'portcullis.dev/grant': 'read', 'portcullis.dev/authenticated-by': 'https://idp' });
     assert.equal(facts.source, 'p.ts:3');
-    assert.ok(!a?.attributes.groups.includes('oidc:not-named'));
+    // Denies see it (SECURITY rule 22); no grant names it, so it is not impersonated.
+    assert.ok(a?.attributes.groups.includes('oidc:not-named'));
+    assert.ok(!a?.impersonate.groups.includes('oidc:not-named'));
   });
 
   it('GIVEN a conditional grant WHEN it determines the decision THEN its activation group is impersonated and the deadline is its expiry', () => {
@@ -83,11 +85,24 @@ describe('authorizeStage', () => {
     assert.doesNotMatch(e?.safeMessage ?? '', /no-kube-system|p\.ts/);
   });
 
-  it('GIVEN a user the policy does not name WHEN asking anything THEN 403', () => {
-    assert.equal(admit('GET', '/api', { ...ID, user: 'oidc:x' }).e?.code, 'FORBIDDEN');
+  it('GIVEN a user the policy does not name WHEN in a granted group THEN allowed what the group is granted, impersonated as portcullis:member with its name as an extra; in no granted group THEN 403', () => {
+    const { a } = admit('GET', '/api/v1/namespaces/a/pods', { ...ID, user: 'oidc:new-hire' });
+    assert.equal(a?.grant.id, 'read');
+    assert.equal(a?.impersonate.user, 'portcullis:member');
+    assert.deepEqual(a?.impersonate.groups, ['oidc:dev']);
+    assert.deepEqual(a?.impersonate.extra, { 'portcullis.dev/grant': 'read', 'portcullis.dev/authenticated-by': 'https://idp', 'portcullis.dev/user': 'oidc:new-hire' });
+    assert.equal(admit('GET', '/api/v1/namespaces/a/pods', { ...ID, user: 'oidc:x', groups: ['oidc:not-named'] }).e?.code, 'FORBIDDEN');
   });
 
-  it('GIVEN any named user WHEN running discovery THEN the built-in grant allows and system:authenticated is never impersonated', () => {
+  it('GIVEN a deny on a group no grant names WHEN a user carries it besides a granted group THEN the deny holds (SECURITY rule 22)', () => {
+    const denyGroup = { ...RS, denies: [...RS.denies, { id: 'no-contractor-pods', source: { file: 'p.ts', line: 30 }, subjects: [{ kind: 'Group' as const, name: 'oidc:contractors' }], except: [], rules: [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['pods'] }], scope: { kind: 'cluster' as const } }] };
+    const bundle = { ...BUNDLE, ruleSet: denyGroup, index: indexRuleSet({ ...denyGroup, grants: [...denyGroup.grants, DISCOVERY_GRANT], impersonable: { users: denyGroup.impersonable.users, groups: [...denyGroup.impersonable.groups, 'system:authenticated'] } }) };
+    const facts: { denyId?: string } = {};
+    assert.throws(() => authorizeStage(parseRequestStage('GET', '/api/v1/namespaces/a/pods', false), { ...ID, groups: ['oidc:contractors', 'oidc:dev'] }, bundle, new Map(), NOW, facts), (e: unknown) => (e as { code?: string }).code === 'FORBIDDEN');
+    assert.equal(facts.denyId, 'no-contractor-pods');
+  });
+
+  it('GIVEN any user WHEN running discovery THEN the built-in grant allows and system:authenticated is never impersonated', () => {
     const { a } = admit('GET', '/apis/apps/v1');
     assert.equal(a?.grant.id, 'builtin:discovery');
     assert.ok(!a?.impersonate.groups.includes('system:authenticated'));
@@ -121,6 +136,8 @@ describe('authenticateStage', () => {
     ['a newline in the user', { user: 'oidc:a\r\nImpersonate-User: x', groups: [], issuer: 'i', method: 'oidc' }, false],
     ['a control character in a group', { user: 'oidc:a', groups: ['oidc:\u0000'], issuer: 'i', method: 'oidc' }, false],
     ['an expired credential', { user: 'oidc:a', groups: [], issuer: 'i', method: 'oidc', expiresAt: NOW }, false],
+    ['an activation group (the proxy asserts those itself)', { user: 'oidc:a', groups: ['portcullis:grant:sre-break-glass'], issuer: 'i', method: 'oidc' }, false],
+    ['the member user (whom the proxy impersonates for unnamed members)', { user: 'portcullis:member', groups: [], issuer: 'i', method: 'oidc' }, false],
   ];
   for (const [name, identity, ok] of cases) {
     it(`GIVEN ${name} from the authenticator WHEN the stage checks it THEN ${ok ? 'it passes' : '401'}`, async () => {
