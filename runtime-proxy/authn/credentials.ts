@@ -25,6 +25,7 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/;
 export function extractCredential(rawHeaders: readonly string[]): ExtractedCredential {
   const authorization: string[] = [];
   const protocolTokens: string[] = [];
+  let otherProtocols = 0;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = (rawHeaders[i] ?? '').toLowerCase();
     const value = rawHeaders[i + 1] ?? '';
@@ -33,6 +34,7 @@ export function extractCredential(rawHeaders: readonly string[]): ExtractedCrede
       for (const entry of value.split(',')) {
         const p = entry.trim();
         if (p.toLowerCase().startsWith(BEARER_PROTOCOL_PREFIX)) protocolTokens.push(p.slice(BEARER_PROTOCOL_PREFIX.length));
+        else if (p !== '') otherProtocols++;
       }
     }
   }
@@ -57,6 +59,9 @@ export function extractCredential(rawHeaders: readonly string[]): ExtractedCrede
   const token = Buffer.from(encoded, 'base64url').toString('utf8');
   if (Buffer.from(token, 'utf8').toString('base64url') !== encoded) return invalid('bearer subprotocol entry is not canonical base64url');
   if (token === '' || !TOKEN68.test(token)) return invalid('bearer subprotocol token is empty or malformed');
+  // Mirrors k8s.io/apiserver/pkg/authentication/request/websocket/protocol.go: the bearer entry must come
+  // with another subprotocol, which is the one echoed back once the bearer entry is removed (SECURITY rule 19).
+  if (otherProtocols === 0) return invalid('missing additional subprotocol');
   return { kind: 'bearer', token, source: 'websocket-protocol' };
 }
 

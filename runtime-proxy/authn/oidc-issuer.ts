@@ -87,9 +87,12 @@ export class IssuerVerifier {
       }
     }
     const exp = payload.exp;
+    // The credential is accepted until exp plus the clock tolerance jwtVerify allowed: every later check
+    // (the pipeline's, stream deadlines, the credential cache) honours that same leeway (SECURITY rule 18).
+    const expiresAt = typeof exp === 'number' ? (exp + (c.clockToleranceSeconds ?? 30)) * 1000 : undefined;
     return {
       ok: true,
-      identity: { user: user.name, groups, issuer: c.issuer, method: 'oidc', ...(typeof exp === 'number' ? { expiresAt: exp * 1000 } : {}) },
+      identity: { user: user.name, groups, issuer: c.issuer, method: 'oidc', ...(expiresAt !== undefined ? { expiresAt } : {}) },
     };
   }
 

@@ -8,7 +8,10 @@ export interface Identity {
   readonly groups: readonly string[];
   /** The token's issuer (`iss`), or `x509:<CA subject>` for client certificates. The proxy sends it upstream as `authenticated-by`. */
   readonly issuer: string;
-  /** When the credential stops being valid (token `exp`, certificate `notAfter`), ms since the epoch; long-running requests end then. */
+  /**
+   * When the credential stops being accepted, ms since the epoch: a token's `exp` plus the issuer's
+   * clock tolerance (SECURITY rule 18), a certificate's `notAfter`. Long-running requests end then.
+   */
   readonly expiresAt?: number;
   /** How the identity was proven. */
   readonly method: 'oidc' | 'x509';

@@ -321,7 +321,8 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         : []),
     ],
     authn: {
-      issuers: [{ issuer: oidc.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', caFile: oidc.caFile }],
+      // A 2 s leeway (default 30 s), so tests of expiry need not wait for it.
+      issuers: [{ issuer: oidc.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', caFile: oidc.caFile, clockToleranceSeconds: 2 }],
       ...(o.clientCa ? { clientCertificates: { caFile: o.clientCa.caFile, usernamePrefix: 'x509:', groupsPrefix: 'x509:' } } : {}),
     },
     audit: { file: { path: 'audit.log' }, flushIntervalMs: 50 },

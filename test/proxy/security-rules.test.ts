@@ -336,14 +336,15 @@ describe('SECURITY.md rules, end to end', () => {
     }
   });
 
-  it('SECURITY rule 12: a watch ends when the token expires and when the grant expires, and the audit says why', async () => {
-    // token expiry
+  it('SECURITY rule 12 (and 18): a watch ends when the token expires, the clock tolerance honoured, and when the grant expires, and the audit says why', async () => {
+    // token expiry: exp is 2–3 s after minting (whole seconds), the issuer's leeway 2 s more (SECURITY rule 18)
+    const minted = Date.now();
     const short = await h.token('alice', ['developers'], 3);
     const w1 = h.spawnKubectl(h.kubeconfig(short), ['get', 'configmaps', '-n', NS, '-w', '-o', 'name']);
     await w1.waitFor(/configmap\//);
-    const t0 = Date.now();
     await w1.exited;
-    assert.ok(Date.now() - t0 < 4500, `watch lasted ${Date.now() - t0} ms past start`);
+    const lasted = Date.now() - minted;
+    assert.ok(lasted >= 4000 && lasted < 6500, `watch ended ${lasted} ms after its token was minted: exp + leeway is 4–5 s`);
     // grant expiry (conditions.expires)
     const soon = new Date(Date.now() + 2500).toISOString();
     await h.publish(ruleSet('dev', [...GRANTS, grant('tess-temp', [user('oidc:tess')], [{ verbs: ['list', 'watch'], apiGroups: [''], resources: ['configmaps'] }], ns(NS), { conditions: { expires: soon } })], { users: ['oidc:alice', 'oidc:tess'], groups: ['oidc:developers'] }), ++revision);
@@ -356,6 +357,38 @@ describe('SECURITY.md rules, end to end', () => {
     assert.ok(ends('oidc:alice').includes('token-expired'), ends('oidc:alice').join());
     assert.deepEqual(ends('oidc:tess'), ['window-ended']);
     await h.publish(RULES, ++revision);
+  });
+
+  it('SECURITY rule 18: the clock tolerance is honoured after the JWT library too: a token 1 s past exp (leeway 2 s) is served, 5 s past is 401', async () => {
+    const path = `/clusters/dev/api/v1/namespaces/${NS}/configmaps`;
+    const late = await h.token('alice', ['developers'], -1);
+    assert.equal((await h.request('GET', path, [['Authorization', `Bearer ${late}`]])).status, 200);
+    const stale = await h.token('alice', ['developers'], -5);
+    assert.equal((await h.request('GET', path, [['Authorization', `Bearer ${stale}`]])).status, 401);
+  });
+
+  it('SECURITY rule 19: a bearer-token WebSocket subprotocol with no other subprotocol is refused, as kube refuses it; more than one is refused too', async () => {
+    const target = `/clusters/dev/api/v1/namespaces/${NS}/pods/secpod/exec?command=cat&stdin=true&stdout=true`;
+    const entry = `base64url.bearer.authorization.k8s.io.${Buffer.from(tok['olivia'] ?? '').toString('base64url')}`;
+    const upgrade = (protocols: string): Promise<string> =>
+      new Promise((resolve) => {
+        let got = '';
+        const s = tlsConnect({ host: '127.0.0.1', port: h.port, ca: h.proxyCa.caPem, ALPNProtocols: ['http/1.1'] }, () =>
+          s.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: ${protocols}\r\n\r\n`),
+        );
+        s.on('data', (c) => {
+          got += c.toString('latin1');
+          if (got.includes('\r\n\r\n')) s.destroy();
+        });
+        s.on('close', () => resolve(got));
+        s.on('error', () => resolve(got));
+        setTimeout(() => s.destroy(), 5000).unref();
+      });
+    assert.match(await upgrade(entry), /^HTTP\/1\.1 401 /);
+    assert.match(await upgrade(`${entry}, ${entry}, v5.channel.k8s.io`), /^HTTP\/1\.1 401 /);
+    assert.match(await upgrade(`${entry}, v5.channel.k8s.io`), /^HTTP\/1\.1 101 /);
+    await sleep(100);
+    assert.ok(h.logs().some((l) => l['msg'] === 'request refused' && String(l['detail']).includes('missing additional subprotocol')), 'the log says why');
   });
 
   it('SECURITY rule 13: tampered, rolled-back, unlisted-file and unknown-key bundles are refused while the last good one keeps serving', async () => {
