@@ -18,6 +18,8 @@ export type ProxyErrorCode =
   | 'SHUTTING_DOWN'
   | 'NOTIFY_FAILED'
   | 'BREAK_GLASS_STORE'
+  | 'TOO_MANY_HEADERS'
+  | 'IMPERSONATION_REFUSED'
   | 'INTERNAL';
 
 interface Row {
@@ -39,6 +41,8 @@ const TABLE: Readonly<Record<ProxyErrorCode, Row>> = {
   SHUTTING_DOWN: { code: 503, reason: 'ServiceUnavailable', message: 'portcullis is shutting down; retry' },
   BREAK_GLASS_STORE: { code: 503, reason: 'ServiceUnavailable', message: 'the break-glass activation could not be recorded; not activated' },
   NOTIFY_FAILED: { code: 503, reason: 'ServiceUnavailable', message: 'break-glass notification failed; not activated' },
+  TOO_MANY_HEADERS: { code: 431, reason: 'BadRequest', message: 'too many header lines' },
+  IMPERSONATION_REFUSED: { code: 403, reason: 'Forbidden', message: 'impersonation (kubectl --as, --as-group, --as-uid) is not allowed through portcullis: it would not run as the one named; drop --as' },
   INTERNAL: { code: 500, reason: 'InternalError', message: 'portcullis failed to handle the request (an error of its own, not the cluster)' },
 };
 

@@ -57,6 +57,9 @@ interface ClusterRuntime {
   expiryWarned?: { readonly revision: number; readonly at: number };
 }
 
+/** Header lines Node keeps of a request (its maxHeadersCount, set to this); a request with as many is refused with 431. */
+const MAX_HEADER_LINES = 2000;
+
 /** How often an expiring bundle is warned about again. */
 const EXPIRY_WARN_EVERY_MS = 3_600_000;
 
@@ -122,8 +125,10 @@ export class PortcullisProxy {
     });
     this.#server.on('secureConnection', (sock: TLSSocket) => sock.setNoDelay(true));
     // SECURITY rule 15 for the HTTP/1.1 side: Node's strict parser (insecureHTTPParser is never set), bounded headers, timeouts.
-    const s = this.#server as unknown as { maxHeaderSize: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number };
+    const s = this.#server as unknown as { maxHeaderSize: number; maxHeadersCount: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number };
     s.maxHeaderSize = c.limits.maxHeaderBytes;
+    // Node keeps this many header lines and silently drops the rest; #preflight refuses a request that reaches it (SECURITY rule 20).
+    s.maxHeadersCount = MAX_HEADER_LINES;
     s.headersTimeout = c.limits.headersTimeoutMs;
     s.requestTimeout = c.limits.requestTimeoutMs;
     s.keepAliveTimeout = c.limits.idleTimeoutMs;
@@ -350,6 +355,8 @@ export class PortcullisProxy {
     if (req.headers['content-length'] !== undefined && req.headers['transfer-encoding'] !== undefined) {
       throw new ProxyError('BAD_REQUEST', 'Content-Length together with Transfer-Encoding');
     }
+    // Node keeps at most maxHeadersCount lines: at the limit some may be gone, so no check may look at the rest (SECURITY rule 20).
+    if (req.rawHeaders.length >= 2 * MAX_HEADER_LINES) throw new ProxyError('TOO_MANY_HEADERS', `${req.rawHeaders.length / 2} header lines (at most ${MAX_HEADER_LINES - 1})`);
   }
 
   /**
@@ -379,6 +386,9 @@ export class PortcullisProxy {
     st.cluster = r.cluster;
     const identity = await authenticateStage(this.#authn, { rawHeaders: req.rawHeaders, ...peerCert(req) }, this.#clock(), r.cluster);
     st.identity = identity;
+    // `kubectl --as`: refused, never dropped and served as the caller (SECURITY rule 21). The policy grants no impersonation.
+    const asked = impersonationAsked(req.rawHeaders);
+    if (asked !== undefined) throw new ProxyError('IMPERSONATION_REFUSED', `client sent ${asked}`);
     const now = this.#clock();
     // The request captures one bundle revision here and uses it throughout.
     const bundle = cr.store.current(now);
@@ -532,6 +542,15 @@ export class PortcullisProxy {
 type Admitted =
   | { readonly kind: 'break-glass'; readonly cr: ClusterRuntime }
   | { readonly kind: 'forward'; readonly cr: ClusterRuntime; readonly target: string; readonly admission: Admission; readonly longRunning: boolean };
+
+/** The first client header asking kube to impersonate (`Impersonate-User`, `-Group`, `-Uid`, `-Extra-*`, any case), if any. */
+function impersonationAsked(rawHeaders: readonly string[]): string | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] ?? '';
+    if (name.length >= 12 && name.slice(0, 12).toLowerCase() === 'impersonate-') return name;
+  }
+  return undefined;
+}
 
 function authz(cr: ClusterRuntime): { authorization?: string } {
   const a = cr.upstream.authorization();
