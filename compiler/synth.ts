@@ -1,6 +1,6 @@
 import { ApiObject, App, Chart } from 'cdk8s';
 import { emitYamlDocuments } from './private/yaml-emit.ts';
-import { BUNDLE_CONFIGMAP, BUNDLE_READER, CLUSTER_LABEL, EXTRA_KEYS, IMPERSONATOR_ROLE, MANAGED_BY, MEMBER_USER, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT, type Grant, type PolicyRule, type Subject } from '../core/index.ts';
+import { apiGroupMatches, BUNDLE_CONFIGMAP, BUNDLE_READER, CLUSTER_LABEL, resourceMatches, verbMatches, EXTRA_KEYS, IMPERSONATOR_ROLE, MANAGED_BY, MEMBER_USER, PROXY_NAMESPACE, PROXY_SERVICE_ACCOUNT, type Grant, type PolicyRule, type Subject } from '../core/index.ts';
 import type { ResolvedCluster } from './resolve.ts';
 
 /** The names the compiler shares with the proxy's chart and config defaults (core/names.ts). */
@@ -79,7 +79,7 @@ export function synthCluster(rc: ResolvedCluster): string {
   // One ClusterRole per distinct role (grants with the same effective rules share it), in name order.
   const roles = new Map<string, Grant>();
   for (const g of rc.ruleSet.grants) if (!roles.has(roleObjectName(g))) roles.set(roleObjectName(g), g);
-  for (const [name, g] of [...roles].sort(([a], [b]) => (a < b ? -1 : 1))) add(`${RBAC}/v1`, 'ClusterRole', { name }, { rules: g.rules.map(rbacRule) });
+  for (const [name, g] of [...roles].sort(([a], [b]) => (a < b ? -1 : 1))) add(`${RBAC}/v1`, 'ClusterRole', { name }, { rules: g.rules.flatMap(rbacRules) });
 
   for (const g of rc.ruleSet.grants) {
     const name = bindingObjectName(g);
@@ -106,6 +106,23 @@ export function impersonatorRules(users: readonly string[], groups: readonly str
 
 function rbacSubject(s: Subject): Record<string, string> {
   return { apiGroup: RBAC, kind: s.kind, name: s.name };
+}
+
+/** The streaming subresources the proxy decides as `create` (SECURITY rule 4) and kube 1.34 authorizes over WebSocket as `get`. */
+const STREAMING_SUBRESOURCES = ['exec', 'attach', 'portforward'] as const;
+
+/**
+ * A policy rule as RBAC: the rule itself, and where it grants `create` on pods' exec, attach or
+ * portforward without `get`, a rule granting `get` on exactly those (same names), so that what
+ * the proxy allows works upstream over WebSocket too (kube-apiserver 1.34 authorizes the upgrade
+ * GET as `get`; SPDY posts it as `create`).
+ */
+export function rbacRules(r: PolicyRule): Record<string, readonly string[]>[] {
+  const rule = rbacRule(r);
+  if (!verbMatches(r, 'create') || verbMatches(r, 'get') || !apiGroupMatches(r, '')) return [rule];
+  const streaming = STREAMING_SUBRESOURCES.filter((s) => resourceMatches(r, `pods/${s}`, s)).map((s) => `pods/${s}`);
+  if (streaming.length === 0) return [rule];
+  return [rule, { apiGroups: [''], ...(r.resourceNames?.length ? { resourceNames: r.resourceNames } : {}), resources: streaming, verbs: ['get'] }];
 }
 
 function rbacRule(r: PolicyRule): Record<string, readonly string[]> {
