@@ -48,7 +48,7 @@ describe('under a clock days ahead', () => {
 
   for (const days of [40, 400]) {
     it(`GIVEN the clock ${days} days ahead WHEN the tests that load the example's compiled bundles run THEN they pass`, () => {
-      const files = ['test/proxy/bundle-store.test.ts', 'test/proxy/compiled-policy.test.ts', 'test/proxy/kubeconfig.test.ts', 'test/compiler/questions.test.ts'];
+      const files = ['test/proxy/bundle-store.test.ts', 'test/proxy/compiled-policy.test.ts', 'test/client/kubeconfig.test.ts', 'test/compiler/questions.test.ts'];
       const r = nodeAhead(days, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], 300_000);
       assert.equal(r.code, 0, `${r.out}\n${r.err}`);
       assert.match(r.out, /ℹ fail 0/);
