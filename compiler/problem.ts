@@ -18,7 +18,6 @@ export type ProblemCode =
   | 'SYSTEM_NAME'
   | 'EMPTY_RULE'
   | 'NON_RESOURCE_IN_NAMESPACE'
-  | 'MIXED_DENY_SUBJECTS'
   | 'MISSING_CATALOG'
   | 'POLICY_LOAD'
   | 'TYPE_ERROR'

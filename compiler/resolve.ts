@@ -251,14 +251,22 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
       const pc = perCluster.get(c.name);
       if (!pc) continue;
       const subjects = plainSubjects(p.to);
-      // Denies that bind these subjects here; all subjects must agree, or the RBAC could not hold the deny for only some.
       const applicable = pc.denies.filter((d) => overlapsScope(d.scope, scope));
-      const bound = applicable.filter((d) => subjects.some((s) => denyBinds(d, s)));
-      const mixed = bound.filter((d) => !subjects.every((s) => denyBinds(d, s)));
-      for (const d of mixed) {
-        report('error', 'MIXED_DENY_SUBJECTS', where(g), `deny ${d.id} binds some subjects of grant ${id} but not others; split the grant so each part is bound alike`);
-      }
+      // Denies that bind every subject of the grant whoever the caller is narrow the grant itself.
+      const bound = applicable.filter((d) => d.except.length === 0 && subjects.every((s) => denyBinds(d, s)));
       const narrowed = narrow(p.role, bound, cat);
+      // The others may bind some callers the grant reaches and not others (a deny on another subject, which a
+      // member of the grant's groups may also be; one with exceptions): RBAC cannot see membership, so where
+      // such a deny overlaps the grant, the subjects get the grant less the deny, and the whole grant goes to a
+      // guard group the proxy asserts only for callers none of these denies binds (core/decide.ts).
+      const guards = applicable.filter((d) => !bound.includes(d) && mayBind(d, subjects) && narrow(p.role, [...bound, d], cat).role !== narrowed.role);
+      const direct = guards.length ? narrow(p.role, [...bound, ...guards], cat) : undefined;
+      if (guards.length > 1) {
+        report('warning', 'DENY_NARROWS_GRANT', where(g), `on ${c.name}, grant ${id} is guarded by ${guards.map((d) => d.id).join(', ')}: upstream, a caller one of them binds also loses what the others forbid (stricter, never looser)`);
+      }
+      if (direct?.lossy && !narrowed.lossy) {
+        report('warning', 'DENY_NARROWS_GRANT', where(g), `on ${c.name}, RBAC cannot express exactly what remains of grant ${id} after ${guards.map((d) => d.id).join(', ')} for the callers they bind; they keep less, never more`);
+      }
       if (narrowed.lossy) {
         report('warning', 'DENY_NARROWS_GRANT', where(g), `on ${c.name}, RBAC cannot express exactly what remains of grant ${id} after ${bound.map((d) => d.id).join(', ')}; the grant keeps less, never more`);
       }
@@ -276,9 +284,11 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
         scope,
         conditions,
         ...(activationGroup ? { activationGroup } : {}),
+        ...(direct ? { guard: { group: `${ACTIVATION_GROUP_PREFIX}${id}:undenied`, denies: guards.map((d) => d.id).sort(), directRole: direct.role, directRules: direct.rules } } : {}),
       });
       for (const s of subjects) (s.kind === 'User' ? pc.users : pc.groups).add(s.name);
       if (activationGroup) pc.groups.add(activationGroup);
+      if (direct) pc.groups.add(`${ACTIVATION_GROUP_PREFIX}${id}:undenied`);
     }
     if (!matchedNamespaces && targets.length > 0) {
       report('error', 'SELECTOR_MATCHES_NOTHING', where(g), `namespace selector ${JSON.stringify(p.namespaces)} of grant ${id} matches no declared namespace on its clusters`);
@@ -343,6 +353,17 @@ function plainSubjects(list: readonly Subject[]): Subject[] {
   const seen = new Map<string, Subject>();
   for (const s of list) seen.set(`${s.kind}:${s.name}`, { kind: s.kind, name: s.name });
   return [...seen.values()].sort((a, b) => (`${a.kind}:${a.name}` < `${b.kind}:${b.name}` ? -1 : 1));
+}
+
+/**
+ * Whether a deny may bind a caller who reaches a grant to `subjects`: always, unless it excepts every
+ * one of them (whoever reaches the grant is excepted), or both name users only and none in common
+ * (a user is one identity; groups can hold anyone).
+ */
+function mayBind(d: DenyRule, subjects: readonly Subject[]): boolean {
+  if (subjects.every((s) => d.except.some((e) => e.kind === s.kind && e.name === s.name))) return false;
+  if (d.subjects === 'everyone' || d.subjects.some((x) => x.kind === 'Group') || subjects.some((s) => s.kind === 'Group')) return true;
+  return d.subjects.some((x) => subjects.some((s) => s.name === x.name));
 }
 
 /** Whether a deny binds a subject for RBAC purposes: named by it, or everyone and not excepted. */

@@ -77,17 +77,32 @@ export function synthCluster(rc: ResolvedCluster): string {
   });
 
   // One ClusterRole per distinct role (grants with the same effective rules share it), in name order.
-  const roles = new Map<string, Grant>();
-  for (const g of rc.ruleSet.grants) if (!roles.has(roleObjectName(g))) roles.set(roleObjectName(g), g);
-  for (const [name, g] of [...roles].sort(([a], [b]) => (a < b ? -1 : 1))) add(`${RBAC}/v1`, 'ClusterRole', { name }, { rules: g.rules.flatMap(rbacRules) });
-
+  // Every grant's role; a guarded grant's direct part too (Grant.guard).
+  const roles = new Map<string, readonly PolicyRule[]>();
   for (const g of rc.ruleSet.grants) {
-    const name = bindingObjectName(g);
-    const subjects = (g.activationGroup ? [{ kind: 'Group' as const, name: g.activationGroup }] : g.subjects).map(rbacSubject);
-    const annotations = { 'portcullis.dev/source': `${g.source.file}:${g.source.line}`, ...(g.activationGroup ? { 'portcullis.dev/enforced-by': 'proxy' } : {}) };
-    const roleRef = { apiGroup: RBAC, kind: 'ClusterRole', name: roleObjectName(g) };
-    if (g.scope.kind === 'cluster') add(`${RBAC}/v1`, 'ClusterRoleBinding', { name, annotations }, { roleRef, subjects });
-    else for (const ns of g.scope.namespaces) add(`${RBAC}/v1`, 'RoleBinding', { name, namespace: ns, annotations }, { roleRef, subjects });
+    if (!roles.has(roleObjectName(g))) roles.set(roleObjectName(g), g.rules);
+    if (g.guard && !roles.has(roleObjectName({ id: g.id, role: g.guard.directRole }))) roles.set(roleObjectName({ id: g.id, role: g.guard.directRole }), g.guard.directRules);
+  }
+  for (const [name, rules] of [...roles].sort(([a], [b]) => (a < b ? -1 : 1))) add(`${RBAC}/v1`, 'ClusterRole', { name }, { rules: rules.flatMap(rbacRules) });
+
+  const bind = (g: Grant, name: string, role: string, subjects: readonly Subject[], annotations: Record<string, string>): void => {
+    const roleRef = { apiGroup: RBAC, kind: 'ClusterRole', name: role };
+    const s = subjects.map(rbacSubject);
+    if (g.scope.kind === 'cluster') add(`${RBAC}/v1`, 'ClusterRoleBinding', { name, annotations }, { roleRef, subjects: s });
+    else for (const ns of g.scope.namespaces) add(`${RBAC}/v1`, 'RoleBinding', { name, namespace: ns, annotations }, { roleRef, subjects: s });
+  };
+  for (const g of rc.ruleSet.grants) {
+    const subjects = g.activationGroup ? [{ kind: 'Group' as const, name: g.activationGroup }] : g.subjects;
+    const source = { 'portcullis.dev/source': `${g.source.file}:${g.source.line}` };
+    const annotations = { ...source, ...(g.activationGroup ? { 'portcullis.dev/enforced-by': 'proxy' } : {}) };
+    if (!g.guard) {
+      bind(g, bindingObjectName(g), roleObjectName(g), subjects, annotations);
+      continue;
+    }
+    // The subjects get the grant less the guard denies; the whole grant only through the guard group.
+    const direct = { id: g.id, role: g.guard.directRole };
+    bind(g, bindingObjectName(direct), roleObjectName(direct), subjects, { ...annotations, 'portcullis.dev/narrowed-by': g.guard.denies.join(',') });
+    bind(g, `${bindingObjectName(g)}:undenied`, roleObjectName(g), [{ kind: 'Group', name: g.guard.group }], { ...source, 'portcullis.dev/enforced-by': 'proxy', 'portcullis.dev/unless-bound-by': g.guard.denies.join(',') });
   }
   return emitYamlDocuments(chart.toJson());
 }

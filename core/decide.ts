@@ -1,7 +1,8 @@
 import type { RequestAttributes } from './attributes.ts';
-import { authorize, type AuthorizeContext, type Decision } from './authorize.ts';
+import { authorize, denyBinds, type AuthorizeContext, type Decision } from './authorize.ts';
 import { MEMBER_USER } from './names.ts';
 import type { RuleIndex } from './rule-index.ts';
+import type { Deny } from './rule-set.ts';
 
 /** A decision for an identity, and the identity to impersonate upstream when allowed. */
 export interface Verdict {
@@ -15,6 +16,11 @@ export interface Verdict {
   readonly impersonate?: { readonly user: string; readonly groups: readonly string[]; readonly asMember: boolean };
 }
 
+/** A deny that does not bind the caller; an unknown one counts as binding (the guard group is withheld: fail closed). */
+function unbound(d: Deny | undefined, attrs: RequestAttributes): boolean {
+  return d !== undefined && !denyBinds(d, attrs);
+}
+
 /**
  * The proxy's whole decision for one request, shared with `portcullis explain`: `authorize` with
  * every group the identity carries, so that denies see them all (SECURITY rule 22); grants can
@@ -26,7 +32,11 @@ export function decide(attrs: RequestAttributes, index: RuleIndex, ctx: Authoriz
   const decision = authorize(attrs, index, ctx);
   if (!decision.allowed) return { decision, droppedGroups };
   const groups = droppedGroups.length ? attrs.groups.filter((g) => index.impersonableGroups.has(g)) : attrs.groups;
-  const g = decision.grant.activationGroup;
+  const { activationGroup, guard } = decision.grant;
+  const asserted = [...groups];
+  if (activationGroup !== undefined) asserted.push(activationGroup);
+  // The guard group lets RBAC give the whole grant only to callers none of its guard denies binds (Grant.guard).
+  if (guard && guard.denies.every((id) => unbound(index.denyById.get(id), attrs))) asserted.push(guard.group);
   const named = index.impersonableUsers.has(attrs.user);
-  return { decision, droppedGroups, impersonate: { user: named ? attrs.user : MEMBER_USER, groups: g ? [...groups, g] : groups, asMember: !named } };
+  return { decision, droppedGroups, impersonate: { user: named ? attrs.user : MEMBER_USER, groups: asserted, asMember: !named } };
 }

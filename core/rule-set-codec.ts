@@ -10,10 +10,13 @@ import type { Deny, Grant, PolicyRule, RuleSet } from './rule-set.ts';
 export function encodeRuleSet(rs: RuleSet): string {
   const roles: Record<string, readonly PolicyRule[]> = {};
   const grants = rs.grants.map((g) => {
-    const { rules, ...rest } = g;
+    const { rules, guard, ...rest } = g;
     if (g.role === undefined) return g;
     roles[g.role] = rules;
-    return rest;
+    if (!guard) return rest;
+    const { directRules, ...ref } = guard;
+    roles[guard.directRole] = directRules;
+    return { ...rest, guard: ref };
   });
   const line = compactCanonicalJson;
   const list = (xs: readonly unknown[]) => (xs.length ? `[\n${xs.map(line).join(',\n')}\n]` : '[]');
@@ -43,7 +46,11 @@ export function decodeRuleSet(text: string): RuleSet {
     if (typeof g.id !== 'string' || !Array.isArray(rules) || !Array.isArray(g.subjects) || !g.scope || !g.conditions || !g.source) {
       throw new Error(`malformed grant ${String(g.id)}`);
     }
-    return { ...g, rules };
+    if (g.guard === undefined) return { ...g, rules };
+    const guard = g.guard as Partial<Grant['guard'] & object>;
+    const directRules = guard.directRules ?? (typeof guard.directRole === 'string' ? roles[guard.directRole] : undefined);
+    if (typeof guard.group !== 'string' || !Array.isArray(guard.denies) || typeof guard.directRole !== 'string' || !Array.isArray(directRules)) throw new Error(`malformed guard of grant ${g.id}`);
+    return { ...g, rules, guard: { group: guard.group, denies: guard.denies, directRole: guard.directRole, directRules } };
   });
   for (const d of v.denies as Deny[]) {
     if (typeof d.id !== 'string' || !Array.isArray(d.rules) || !Array.isArray(d.except) || !d.scope) throw new Error(`malformed deny ${String(d.id)}`);

@@ -73,6 +73,24 @@ export interface Grant {
    * conditions hold, so bypassing the proxy never activates them.
    */
   readonly activationGroup?: string;
+  /**
+   * Set where denies that do not bind every subject of the grant alike (a deny on other subjects,
+   * or one with exceptions) overlap its rules. RBAC then binds the grant's subjects (or its
+   * activation group) only to `directRules`, the grant less those denies, and `rules` to `group`,
+   * which the proxy asserts only when none of `denies` binds the caller: going around the proxy,
+   * a deny's subject never gets what the deny forbids. Set by the compiler.
+   */
+  readonly guard?: GrantGuard;
+}
+
+/** See {@link Grant.guard}. */
+export interface GrantGuard {
+  readonly group: string;
+  /** Ids of the denies the guard stands for. */
+  readonly denies: readonly string[];
+  /** The role of `directRules` (`NAME:HASH`, a key of rules.json's role table). */
+  readonly directRole: string;
+  readonly directRules: readonly PolicyRule[];
 }
 
 /** A deny: wins over every grant for the subjects it covers. */

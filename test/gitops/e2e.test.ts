@@ -12,7 +12,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { authorize, indexRuleSet, type RequestAttributes, type RuleSet } from '../../core/index.ts';
+import { decide, indexRuleSet, type RequestAttributes, type RuleSet } from '../../core/index.ts';
 import { readCredentials } from '../../gitops/fleet.ts';
 import { MANAGED_KINDS } from '../../gitops/objects.ts';
 import { runApply, runPlan } from '../../gitops/run.ts';
@@ -34,7 +34,8 @@ const ROLE = `portcullis:role:e2e-configmap-reader:${HASH}`;
 const BINDING = `portcullis:grant:e2e-contractor-configmaps:${HASH}`;
 
 // The example's generated/ (signed again now) is at some revision; everything below counts from it.
-const BASE = (JSON.parse(Buffer.from((JSON.parse(readFileSync(join(signedExampleGenerated(), 'dev', 'bundle.sig.json'), 'utf8')) as { payload: string }).payload, 'base64').toString()) as { revision: number }).revision;
+const revisionOf = (cluster: string) => (JSON.parse(Buffer.from((JSON.parse(readFileSync(join(signedExampleGenerated(), cluster, 'bundle.sig.json'), 'utf8')) as { payload: string }).payload, 'base64').toString()) as { revision: number }).revision;
+const BASE = revisionOf('dev');
 
 let fleet: TestFleet;
 let ws: Workspace;
@@ -249,7 +250,7 @@ test('GIVEN a policy edit WHEN compiled and planned THEN exactly the expected ob
   // prod-eu was not selected: its new bundle revision is still to come.
   const prod = await ws.cli(['plan', '--kubeconfigs', fleet.file, '--clusters', 'env=prod']);
   assert.equal(prod.code, 2);
-  assert.match(prod.stdout, new RegExp(`prod-eu: 0 to create, 0 to update, 0 to delete, \\d+ unchanged; bundle revision ${BASE} → ${BASE + 1}`));
+  assert.match(prod.stdout, new RegExp(`prod-eu: 0 to create, 0 to update, 0 to delete, \\d+ unchanged; bundle revision ${revisionOf('prod-eu')} → ${revisionOf('prod-eu') + 1}`));
 });
 
 test('GIVEN a grant removed WHEN applied THEN its objects are pruned (binding before role) and unmanaged objects are untouched', async () => {
@@ -448,11 +449,13 @@ test("GIVEN the example policy applied WHEN kubectl auth can-i asks the real clu
       probes += cases.length;
       await pool(cases, 4, async (pc) => {
         const attrs: RequestAttributes = { user: pc.user, groups: [...pc.groups, 'system:authenticated'], verb: pc.verb, isResourceRequest: true, path: '', apiGroup: pc.apiGroup, apiVersion: 'v1', resource: pc.resource, subresource: pc.subresource, namespace: pc.namespace, name: '' };
-        const decision = authorize(attrs, index, { now, breakGlass: new Set(rs.grants.filter((g) => g.conditions.breakGlass).map((g) => g.id)) });
-        // The proxy impersonates a conditional grant's activation group while it is active.
-        const groups = decision.allowed && decision.grant.activationGroup ? [...pc.groups, decision.grant.activationGroup] : pc.groups;
+        const v = decide(attrs, index, { now, breakGlass: new Set(rs.grants.filter((g) => g.conditions.breakGlass).map((g) => g.id)) });
+        const decision = v.decision;
+        // Exactly what the proxy would assert upstream (activation and guard groups included); a refusal as the caller with its own groups.
+        const user = v.impersonate?.user ?? pc.user;
+        const groups = v.impersonate?.groups ?? pc.groups;
         const res = `${pc.resource}${pc.apiGroup ? `.${pc.apiGroup}` : ''}`;
-        const args = [pc.verb, res, ...(pc.subresource ? [`--subresource=${pc.subresource}`] : []), ...(pc.namespace ? ['-n', pc.namespace] : ['--all-namespaces']), '--as', pc.user, ...groups.flatMap((g) => ['--as-group', g])];
+        const args = [pc.verb, res, ...(pc.subresource ? [`--subresource=${pc.subresource}`] : []), ...(pc.namespace ? ['-n', pc.namespace] : ['--all-namespaces']), '--as', user, ...groups.flatMap((g) => ['--as-group', g])];
         const rbac = await canI(c.name, args);
         if (rbac !== decision.allowed) mismatches.push(`${c.name}: can-i ${args.join(' ')} → ${rbac ? 'yes' : 'no'}, authorizer → ${decision.allowed ? 'allow' : 'deny'} (${decision.reason})`);
       });
