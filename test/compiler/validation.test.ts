@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { Catalog } from '../../compiler/catalog.ts';
-import { Cluster, Deny, Fleet, Grant, IdentityProvider, Role, Roles, Team, type GrantProps } from '../../compiler/index.ts';
+import { Cluster, Fleet, Grant, IdentityProvider, Role, Roles, Team, type GrantProps } from '../../compiler/index.ts';
 import type { ProblemCode } from '../../compiler/problem.ts';
 import { resolveFleet } from '../../compiler/resolve.ts';
 
