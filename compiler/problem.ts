@@ -24,7 +24,8 @@ export type ProblemCode =
   // warnings
   | 'GRANT_EXPIRED'
   | 'GRANT_NOT_YET_ACTIVE'
-  | 'DENY_NARROWS_GRANT';
+  | 'DENY_NARROWS_GRANT'
+  | 'STREAM_GET_UPSTREAM';
 
 /** One problem found in a policy, with where it was written. */
 export interface Problem {

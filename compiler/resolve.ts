@@ -13,6 +13,7 @@ import { Role } from './lang/role.ts';
 import { didYouMean, type Problem, type ProblemCode } from './problem.ts';
 import { normalizeRules, subtractDenies } from './private/subtract.ts';
 import { checkConditions } from './private/check-conditions.ts';
+import { streamGetGap } from './synth.ts';
 import { checkRules } from './private/check-rules.ts';
 
 /** A namespace the policy declares on a cluster. */
@@ -255,18 +256,16 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
       // Denies that bind every subject of the grant whoever the caller is narrow the grant itself.
       const bound = applicable.filter((d) => d.except.length === 0 && subjects.every((s) => denyBinds(d, s)));
       const narrowed = narrow(p.role, bound, cat);
+      if (narrowed.rules.some(streamGetGap)) {
+        report('warning', 'STREAM_GET_UPSTREAM', where(g), `grant ${id} gives get but not create on pods' exec, attach or portforward through a wildcard: the proxy refuses those (they are create), but kube-apiserver lets a WebSocket one through with get, so going around the proxy gets them`, 'name the resources instead of a wildcard, or grant create on them too');
+      }
       // The others may bind some callers the grant reaches and not others (a deny on another subject, which a
       // member of the grant's groups may also be; one with exceptions): RBAC cannot see membership, so where
       // such a deny overlaps the grant, the subjects get the grant less the deny, and the whole grant goes to a
-      // guard group the proxy asserts only for callers none of these denies binds (core/decide.ts).
+      // guard group the proxy asserts on the requests it allows by this grant, which passed every deny (core/decide.ts).
       const guards = applicable.filter((d) => !bound.includes(d) && mayBind(d, subjects) && narrow(p.role, [...bound, d], cat).role !== narrowed.role);
       const direct = guards.length ? narrow(p.role, [...bound, ...guards], cat) : undefined;
-      if (guards.length > 1) {
-        report('warning', 'DENY_NARROWS_GRANT', where(g), `on ${c.name}, grant ${id} is guarded by ${guards.map((d) => d.id).join(', ')}: upstream, a caller one of them binds also loses what the others forbid (stricter, never looser)`);
-      }
-      if (direct?.lossy && !narrowed.lossy) {
-        report('warning', 'DENY_NARROWS_GRANT', where(g), `on ${c.name}, RBAC cannot express exactly what remains of grant ${id} after ${guards.map((d) => d.id).join(', ')} for the callers they bind; they keep less, never more`);
-      }
+
       if (narrowed.lossy) {
         report('warning', 'DENY_NARROWS_GRANT', where(g), `on ${c.name}, RBAC cannot express exactly what remains of grant ${id} after ${bound.map((d) => d.id).join(', ')}; the grant keeps less, never more`);
       }

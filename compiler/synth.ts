@@ -102,7 +102,7 @@ export function synthCluster(rc: ResolvedCluster): string {
     // The subjects get the grant less the guard denies; the whole grant only through the guard group.
     const direct = { id: g.id, role: g.guard.directRole };
     bind(g, bindingObjectName(direct), roleObjectName(direct), subjects, { ...annotations, 'portcullis.dev/narrowed-by': g.guard.denies.join(',') });
-    bind(g, `${bindingObjectName(g)}:undenied`, roleObjectName(g), [{ kind: 'Group', name: g.guard.group }], { ...source, 'portcullis.dev/enforced-by': 'proxy', 'portcullis.dev/unless-bound-by': g.guard.denies.join(',') });
+    bind(g, `${bindingObjectName(g)}:undenied`, roleObjectName(g), [{ kind: 'Group', name: g.guard.group }], { ...source, 'portcullis.dev/enforced-by': 'proxy', 'portcullis.dev/after-denies': g.guard.denies.join(',') });
   }
   return emitYamlDocuments(chart.toJson());
 }
@@ -127,17 +127,35 @@ function rbacSubject(s: Subject): Record<string, string> {
 const STREAMING_SUBRESOURCES = ['exec', 'attach', 'portforward'] as const;
 
 /**
- * A policy rule as RBAC: the rule itself, and where it grants `create` on pods' exec, attach or
- * portforward without `get`, a rule granting `get` on exactly those (same names), so that what
- * the proxy allows works upstream over WebSocket too (kube-apiserver 1.34 authorizes the upgrade
- * GET as `get`; SPDY posts it as `create`).
+ * A policy rule as RBAC, with pods' exec, attach and portforward meaning upstream what they mean at
+ * the proxy, which decides them as `create` whatever the transport (SECURITY rule 4), while
+ * kube-apiserver 1.34 authorizes the WebSocket upgrade (a GET) as `get`:
+ * - where the rule grants `create` on them without `get`, a rule granting `get` on exactly those
+ *   (same names) joins it, so that what the proxy allows works over WebSocket too;
+ * - where it grants `get` on them without `create`, `get` is taken off those it names, so that
+ *   going around the proxy gets no exec it refuses (under a wildcard RBAC cannot take it off:
+ *   `streamGetGap`, which the compiler reports).
  */
 export function rbacRules(r: PolicyRule): Record<string, readonly string[]>[] {
   const rule = rbacRule(r);
-  if (!verbMatches(r, 'create') || verbMatches(r, 'get') || !apiGroupMatches(r, '')) return [rule];
+  if (!apiGroupMatches(r, '')) return [rule];
   const streaming = STREAMING_SUBRESOURCES.filter((s) => resourceMatches(r, `pods/${s}`, s)).map((s) => `pods/${s}`);
-  if (streaming.length === 0) return [rule];
-  return [rule, { apiGroups: [''], ...(r.resourceNames?.length ? { resourceNames: r.resourceNames } : {}), resources: streaming, verbs: ['get'] }];
+  if (streaming.length === 0 || verbMatches(r, 'create') === verbMatches(r, 'get')) return [rule];
+  const names = r.resourceNames?.length ? { resourceNames: r.resourceNames } : {};
+  if (verbMatches(r, 'create')) return [rule, { apiGroups: [''], ...names, resources: streaming, verbs: ['get'] }];
+  const named = (r.resources ?? []).filter((x) => streaming.includes(x));
+  const rest = (r.resources ?? []).filter((x) => !named.includes(x));
+  const otherVerbs = r.verbs.filter((v) => v !== 'get');
+  const out: Record<string, readonly string[]>[] = [];
+  if (rest.length) out.push(rbacRule({ ...r, resources: rest }));
+  if (named.length && otherVerbs.length) out.push(rbacRule({ ...r, resources: named, verbs: otherVerbs }));
+  return out;
+}
+
+/** Whether a rule grants `get` without `create` on pods' exec, attach or portforward through a wildcard, which RBAC cannot take off (see rbacRules). */
+export function streamGetGap(r: PolicyRule): boolean {
+  if (!apiGroupMatches(r, '') || verbMatches(r, 'create') || !verbMatches(r, 'get')) return false;
+  return STREAMING_SUBRESOURCES.some((s) => resourceMatches(r, `pods/${s}`, s) && !(r.resources ?? []).includes(`pods/${s}`));
 }
 
 function rbacRule(r: PolicyRule): Record<string, readonly string[]> {

@@ -92,12 +92,6 @@ function lower(a: Grant | undefined, b: Grant): Grant {
   return a === undefined || b.id < a.id ? b : a;
 }
 
-/** Whether a deny covers the caller: names it or one of its groups, or everyone, and does not except it. Mirrors the deny lookup above. */
-export function denyBinds(d: Deny, attrs: Pick<RequestAttributes, 'user' | 'groups'>): boolean {
-  const named = d.subjects === 'everyone' || d.subjects.some((s) => (s.kind === 'User' ? s.name === attrs.user : attrs.groups.includes(s.name)));
-  return named && !excepted(d, attrs);
-}
-
-function excepted(d: Deny, attrs: Pick<RequestAttributes, 'user' | 'groups'>): boolean {
+function excepted(d: Deny, attrs: RequestAttributes): boolean {
   return d.except.some((s) => (s.kind === 'User' ? s.name === attrs.user : attrs.groups.includes(s.name)));
 }

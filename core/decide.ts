@@ -1,8 +1,7 @@
 import type { RequestAttributes } from './attributes.ts';
-import { authorize, denyBinds, type AuthorizeContext, type Decision } from './authorize.ts';
+import { authorize, type AuthorizeContext, type Decision } from './authorize.ts';
 import { MEMBER_USER } from './names.ts';
 import type { RuleIndex } from './rule-index.ts';
-import type { Deny } from './rule-set.ts';
 
 /** A decision for an identity, and the identity to impersonate upstream when allowed. */
 export interface Verdict {
@@ -16,16 +15,11 @@ export interface Verdict {
   readonly impersonate?: { readonly user: string; readonly groups: readonly string[]; readonly asMember: boolean };
 }
 
-/** A deny that does not bind the caller; an unknown one counts as binding (the guard group is withheld: fail closed). */
-function unbound(d: Deny | undefined, attrs: RequestAttributes): boolean {
-  return d !== undefined && !denyBinds(d, attrs);
-}
-
 /**
  * The proxy's whole decision for one request, shared with `portcullis explain`: `authorize` with
  * every group the identity carries, so that denies see them all (SECURITY rule 22); grants can
  * match only subjects the policy names. Upstream the proxy asserts the named groups (plus the
- * deciding grant's activation group), and the user itself if the policy names it, else MEMBER_USER.
+ * deciding grant's activation and guard groups), and the user itself if the policy names it, else MEMBER_USER.
  */
 export function decide(attrs: RequestAttributes, index: RuleIndex, ctx: AuthorizeContext): Verdict {
   const droppedGroups = attrs.groups.filter((g) => !index.impersonableGroups.has(g));
@@ -35,8 +29,8 @@ export function decide(attrs: RequestAttributes, index: RuleIndex, ctx: Authoriz
   const { activationGroup, guard } = decision.grant;
   const asserted = [...groups];
   if (activationGroup !== undefined) asserted.push(activationGroup);
-  // The guard group lets RBAC give the whole grant only to callers none of its guard denies binds (Grant.guard).
-  if (guard && guard.denies.every((id) => unbound(index.denyById.get(id), attrs))) asserted.push(guard.group);
+  // This request passed every deny, so upstream may see the whole grant for it (Grant.guard).
+  if (guard) asserted.push(guard.group);
   const named = index.impersonableUsers.has(attrs.user);
   return { decision, droppedGroups, impersonate: { user: named ? attrs.user : MEMBER_USER, groups: asserted, asMember: !named } };
 }

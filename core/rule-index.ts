@@ -28,8 +28,6 @@ export interface RuleIndex {
   readonly deniesByUser: ReadonlyMap<string, Buckets<Deny>>;
   readonly deniesByGroup: ReadonlyMap<string, Buckets<Deny>>;
   readonly deniesForEveryone: Buckets<Deny>;
-  /** Every deny by id (the guards of grants name theirs). */
-  readonly denyById: ReadonlyMap<string, Deny>;
   readonly impersonableUsers: ReadonlySet<string>;
   readonly impersonableGroups: ReadonlySet<string>;
 }
@@ -72,7 +70,6 @@ export function indexRuleSet(ruleSet: RuleSet): RuleIndex {
     deniesByUser,
     deniesByGroup,
     deniesForEveryone: everyone,
-    denyById: new Map(ruleSet.denies.map((d) => [d.id, d])),
     impersonableUsers: new Set(ruleSet.impersonable.users),
     impersonableGroups: new Set(ruleSet.impersonable.groups),
   };

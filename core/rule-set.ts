@@ -77,8 +77,8 @@ export interface Grant {
    * Set where denies that do not bind every subject of the grant alike (a deny on other subjects,
    * or one with exceptions) overlap its rules. RBAC then binds the grant's subjects (or its
    * activation group) only to `directRules`, the grant less those denies, and `rules` to `group`,
-   * which the proxy asserts only when none of `denies` binds the caller: going around the proxy,
-   * a deny's subject never gets what the deny forbids. Set by the compiler.
+   * which only the proxy asserts, on a request this grant allows (so one that passed every deny):
+   * going around the proxy, a deny's subject never gets what the deny forbids. Set by the compiler.
    */
   readonly guard?: GrantGuard;
 }

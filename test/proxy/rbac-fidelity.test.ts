@@ -3,7 +3,7 @@
 // pods/exec, so the compiler's RBAC must grant that too (compiler/synth.ts rbacRules).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { rbacRules } from '../../compiler/synth.ts';
+import { rbacRules, streamGetGap } from '../../compiler/synth.ts';
 import type { PolicyRule } from '../../core/rule-set.ts';
 import { grant, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, type Harness } from './harness.ts';
 
@@ -25,6 +25,17 @@ describe('rbacRules', () => {
     ['create configmaps', { verbs: ['create'], apiGroups: [''], resources: ['configmaps', 'pods/log'] }, []],
     ['another group', { verbs: ['create'], apiGroups: ['apps'], resources: ['pods/exec'] }, []],
   ];
+  it('GIVEN get without create on named streaming subresources THEN get is taken off them (a WebSocket exec upstream), the rest kept', () => {
+    assert.deepEqual(rbacRules({ verbs: ['get', 'list'], apiGroups: [''], resources: ['pods', 'pods/exec', 'pods/log'] }), [
+      { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list'] },
+      { apiGroups: [''], resources: ['pods/exec'], verbs: ['list'] },
+    ]);
+    assert.deepEqual(rbacRules({ verbs: ['get'], apiGroups: [''], resources: ['pods/attach'] }), []);
+    assert.equal(streamGetGap({ verbs: ['get'], apiGroups: [''], resources: ['*/exec'] }), true, 'a wildcard RBAC cannot subtract from: the compiler warns');
+    assert.equal(streamGetGap({ verbs: ['get'], apiGroups: ['*'], resources: ['*'] }), true);
+    assert.equal(streamGetGap({ verbs: ['get'], apiGroups: [''], resources: ['pods/exec'] }), false);
+    assert.equal(streamGetGap({ verbs: ['get', 'create'], apiGroups: [''], resources: ['*'] }), false);
+  });
   for (const [name, rule, extra] of cases) {
     it(`GIVEN ${name} THEN the rule${extra.length ? ' and get on exactly its streaming subresources' : ' alone'}`, () => {
       const out = rbacRules(rule);
