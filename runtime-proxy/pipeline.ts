@@ -7,7 +7,7 @@
  */
 import type { RequestAttributes } from '../core/attributes.ts';
 import { decide, type Verdict } from '../core/decide.ts';
-import { activeUntil } from '../core/conditions.ts';
+import { activeUntil, evaluateConditions } from '../core/conditions.ts';
 import { authorizationVerb, parseRequestInfo, toAttributes, type RequestInfo } from '../core/request-info.ts';
 import { checkRequestTarget } from '../core/request-target.ts';
 import { EXTRA_AUTHENTICATED_BY, EXTRA_GRANT, EXTRA_USER, RESERVED_PREFIX } from '../core/names.ts';
@@ -153,7 +153,7 @@ export function authorizeStage(
     bundle,
     attributes: facts.attributes,
     grant: g,
-    impersonate: upstreamIdentity(v, identity, g),
+    impersonate: isSelfRulesReview(attributes) ? withActiveConditions(upstreamIdentity(v, identity, g), identity, bundle, activations, now) : upstreamIdentity(v, identity, g),
     deadline: deadlineOf(identity, g, bundle, now, bgUntil),
     ...(bgUntil !== undefined ? { breakGlassUntil: bgUntil } : {}),
   };
@@ -167,6 +167,23 @@ export function upstreamIdentity(v: Verdict, identity: Identity, g: Grant): Admi
   const extra: Record<string, string> = { [EXTRA_GRANT]: g.id, [EXTRA_AUTHENTICATED_BY]: identity.issuer };
   if (imp?.asMember) extra[EXTRA_USER] = identity.user;
   return { user: imp?.user ?? identity.user, groups, extra };
+}
+
+/** `kubectl auth can-i --list`: a SelfSubjectRulesReview, which kube answers from the identity it is given. */
+function isSelfRulesReview(a: RequestAttributes): boolean {
+  return a.isResourceRequest && a.verb === 'create' && a.apiGroup === 'authorization.k8s.io' && a.resource === 'selfsubjectrulesreviews' && a.subresource === '';
+}
+
+/**
+ * For a rules review, also the activation groups of the caller's conditional grants that are
+ * active now (expiry, windows, invoked break-glass), so `kubectl auth can-i --list` shows what the
+ * proxy would allow at this moment, not only the unconditional part. Only the review carries them.
+ */
+function withActiveConditions(imp: Admission['impersonate'], identity: Identity, bundle: ActiveBundle, activations: ReadonlyMap<string, number>, now: number): Admission['impersonate'] {
+  const invoked = new Set(activations.keys());
+  const mine = (s: Grant['subjects'][number]) => (s.kind === 'User' ? s.name === identity.user : identity.groups.includes(s.name));
+  const active = bundle.ruleSet.grants.filter((g) => g.activationGroup !== undefined && g.subjects.some(mine) && evaluateConditions(g.id, g.conditions, now, invoked).active);
+  return { ...imp, groups: [...new Set([...imp.groups, ...active.flatMap((g) => (g.activationGroup ? [g.activationGroup] : []))])] };
 }
 
 /** The earliest instant access ends for a long-running request, and why. */

@@ -78,3 +78,25 @@ describe('exec over WebSocket with only create on pods/exec granted', () => {
     assert.deepEqual(execs('raw'), ['websocket 403', 'spdy 101'], 'upstream refused the WebSocket exec the proxy allowed');
   });
 });
+
+describe('kubectl auth can-i --list with a conditional grant', () => {
+  let h: Harness;
+  const NS2 = 'rbac-fidelity-list';
+  const rules: PolicyRule[] = [{ verbs: ['list'], apiGroups: [''], resources: ['configmaps'] }];
+  before(async () => {
+    const temp = grant('tess-temp', [user('oidc:tess')], rules, ns(NS2), { conditions: { expires: new Date(Date.now() + 3600_000).toISOString() }, activationGroup: 'portcullis:grant:tess-temp' });
+    const rs = ruleSet('dev', [temp]);
+    h = await startHarness({ namespaces: [NS2], rbac: manifestsYaml(upstreamRole(NS2, 'tess-temp', [{ kind: 'Group', name: 'portcullis:grant:tess-temp' }], rules)), impersonable: rs.impersonable, ruleSet: rs });
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  it('GIVEN a grant that expires in an hour WHEN its subject asks kubectl auth can-i --list through the proxy THEN the rules review carries its activation group and lists it', async () => {
+    const kc = h.kubeconfig(await h.token('tess', []));
+    assert.equal((await h.kubectl(kc, ['get', 'configmaps', '-n', NS2])).status, 0, 'the grant is active');
+    const r = await h.kubectl(kc, ['auth', 'can-i', '--list', '-n', NS2]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^configmaps\s+\[\]\s+\[\]\s+\[list\]$/m, r.stdout);
+  });
+});
