@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { stringify } from 'yaml';
 import { BUNDLE_CONFIGMAP, decodeRuleSet, ENVELOPE_FILE, MANAGED_BY, POLICY_COMMIT_ANNOTATION, PROXY_NAMESPACE, type RuleSet } from '../core/index.ts';
 import { readStatement } from './generated.ts';
 import { GitopsError } from './gitops-error.ts';
@@ -102,7 +101,7 @@ export class KubectlClient implements ClusterClient {
       const n = Math.max(1, Math.min(this.parallel, Math.ceil(list.length / CHUNK)));
       const size = Math.ceil(list.length / n);
       const chunks = Array.from({ length: n }, (_, i) => list.slice(i * size, (i + 1) * size)).filter((c) => c.length);
-      await Promise.all(chunks.map((c) => this.run(args, c.map((o) => stringify(o, { lineWidth: 0 })).join('---\n'))));
+      await Promise.all(chunks.map((c) => this.run(args, documents(c))));
     }
   }
 
@@ -113,8 +112,8 @@ export class KubectlClient implements ClusterClient {
     }
     // One kubectl call; it deletes in the order given (bindings before roles before namespaces).
     // The objects come from the managed-by listing, so only managed objects are ever deleted.
-    const refs = objects.map((o) => stringify({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) } }));
-    await this.run(['delete', '--ignore-not-found', '--wait=false', ...(opts.dryRun ? ['--dry-run=server'] : []), '-f', '-'], refs.join('---\n'));
+    const refs = objects.map((o) => ({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) } }));
+    await this.run(['delete', '--ignore-not-found', '--wait=false', ...(opts.dryRun ? ['--dry-run=server'] : []), '-f', '-'], documents(refs));
   }
 
   async deliverBundle(files: BundleFiles, opts: DeliverOptions): Promise<void> {
@@ -134,10 +133,10 @@ export class KubectlClient implements ClusterClient {
     const dry = opts.dryRun ? ['--dry-run=server'] : [];
     const base = ['apply', '--server-side', `--field-manager=${BUNDLE_FIELD_MANAGER}`, '--force-conflicts', ...dry, '-o', 'name', '-f', '-'];
     if (!(await this.namespaceExists(BUNDLE_NAMESPACE))) {
-      await this.run(base, stringify(ns));
+      await this.run(base, documents([ns]));
       if (opts.dryRun) return; // the ConfigMap cannot be dry-run into a namespace that does not exist yet
     }
-    await this.run(base, stringify(cm, { lineWidth: 0 }));
+    await this.run(base, documents([cm]));
   }
 
   async namespaceExists(name: string): Promise<boolean> {
@@ -164,4 +163,13 @@ export class KubectlClient implements ClusterClient {
       child.stdin.end(stdin ?? '');
     });
   }
+}
+
+/**
+ * Objects as kubectl reads them: one JSON document each. kubectl parses YAML 1.1, where an
+ * unquoted `y`, `no` or `on` is a boolean; in JSON every string is quoted, so a label value such
+ * as `on` reaches the cluster as the string it is.
+ */
+function documents(objects: readonly object[]): string {
+  return objects.map((o) => JSON.stringify(o)).join('\n---\n');
 }
