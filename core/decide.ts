@@ -27,10 +27,8 @@ export function decide(attrs: RequestAttributes, index: RuleIndex, ctx: Authoriz
   if (!decision.allowed) return { decision, droppedGroups };
   const groups = droppedGroups.length ? attrs.groups.filter((g) => index.impersonableGroups.has(g)) : attrs.groups;
   const { activationGroup, guard } = decision.grant;
-  const asserted = [...groups];
-  if (activationGroup !== undefined) asserted.push(activationGroup);
-  // This request passed every deny, so upstream may see the whole grant for it (Grant.guard).
-  if (guard) asserted.push(guard.group);
+  // The activation group while the conditions hold; the guard group because this request passed every deny (Grant.guard).
+  const asserted = activationGroup === undefined && guard === undefined ? groups : [...groups, ...(activationGroup !== undefined ? [activationGroup] : []), ...(guard ? [guard.group] : [])];
   const named = index.impersonableUsers.has(attrs.user);
   return { decision, droppedGroups, impersonate: { user: named ? attrs.user : MEMBER_USER, groups: asserted, asMember: !named } };
 }

@@ -28,11 +28,6 @@ export class Drain {
   #live = 0;
   #idle: (() => void) | undefined;
 
-  /** Requests that have not ended, streams excluded. */
-  get inflight(): number {
-    return this.#inflight;
-  }
-
   /** Long-running requests whose end was not yet audited. */
   get live(): number {
     return this.#live;
