@@ -26,6 +26,46 @@ export interface UpgradeHooks {
 }
 
 const MAX_REFUSAL_BODY = 1024 * 1024;
+/** How long one side may stay open after the other closed, to flush what it still holds. */
+const LINGER_MS = 5_000;
+
+/**
+ * Relays an upgraded connection both ways, losslessly.
+ * - Upstream closes first (the command ended): the client side is ended, so
+ *   what it still buffers, the last frames and the close frame among them, is
+ *   written, and the relay is done when the client closes too, or LINGER_MS
+ *   later.
+ * - The client closes first: nothing can reach it any more; the upstream side
+ *   is ended, and the relay is done once what the client sent is flushed, or
+ *   LINGER_MS later.
+ * Errors on the client destroy (through the caller's `end`), as do deadlines
+ * and revocation; an upstream error ends the client side gracefully.
+ */
+function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (t: NodeJS.Timeout) => void): void {
+  let finished = false;
+  const finish = (): void => {
+    if (finished) return;
+    finished = true;
+    done();
+  };
+  up.on('error', () => undefined);
+  up.on('close', () => {
+    if (client.destroyed) return finish();
+    client.end();
+    const t = setTimeout(finish, LINGER_MS);
+    t.unref();
+    armLinger(t);
+  });
+  client.on('close', () => {
+    if (up.destroyed || up.writableFinished) return finish();
+    up.end(finish);
+    const t = setTimeout(finish, LINGER_MS);
+    t.unref();
+    armLinger(t);
+  });
+  up.pipe(client);
+  client.pipe(up);
+}
 
 /**
  * Stage 4, forward (upgrades: exec, attach, port-forward). HTTP/1.1 on a fresh
@@ -45,9 +85,11 @@ export function forwardUpgrade(
 ): { readonly cut: () => void } {
   let ended = false;
   let upSocket: Duplex | undefined;
+  let linger: NodeJS.Timeout | undefined;
   const end = (o: UpgradeOutcome): void => {
     if (ended) return;
     ended = true;
+    if (linger) clearTimeout(linger);
     socket.destroy();
     upSocket?.destroy();
     hooks.onEnd(o);
@@ -65,9 +107,10 @@ export function forwardUpgrade(
   }
   socket.on('error', () => end(upSocket ? { kind: 'upgraded-closed', status: 101 } : { kind: 'upstream-error', message: 'client socket error' }));
   socket.on('close', () => {
-    if (!ended) {
+    // After the upgrade, the relay owns teardown.
+    if (!ended && !upSocket) {
       up.destroy();
-      end(upSocket ? { kind: 'upgraded-closed', status: 101 } : { kind: 'upstream-error', message: 'client closed before upgrade' });
+      end({ kind: 'upstream-error', message: 'client closed before upgrade' });
     }
   });
   up.on('upgrade', (upRes, s, upHead) => {
@@ -82,10 +125,7 @@ export function forwardUpgrade(
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (upHead.length > 0) socket.write(upHead);
     hooks.onUpgraded();
-    s.on('error', () => end({ kind: 'upgraded-closed', status: 101 }));
-    s.on('close', () => end({ kind: 'upgraded-closed', status: 101 }));
-    s.pipe(socket);
-    socket.pipe(s);
+    relay(s, socket, () => end({ kind: 'upgraded-closed', status: 101 }), (t) => (linger = t));
   });
   up.on('response', (upRes) => {
     const status = upRes.statusCode ?? 502;
