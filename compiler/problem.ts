@@ -18,6 +18,7 @@ export type ProblemCode =
   | 'SYSTEM_NAME'
   | 'EMPTY_RULE'
   | 'NON_RESOURCE_IN_NAMESPACE'
+  | 'UNDECLARED_NAMESPACE'
   | 'MISSING_CATALOG'
   | 'POLICY_LOAD'
   | 'TYPE_ERROR'

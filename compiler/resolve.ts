@@ -16,6 +16,9 @@ import { checkConditions } from './private/check-conditions.ts';
 import { streamGetGap } from './synth.ts';
 import { checkRules } from './private/check-rules.ts';
 
+/** Namespaces every cluster has, so a grant may name them without declaring them. */
+const KUBE_NAMESPACES: ReadonlySet<string> = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
+
 /** A namespace the policy declares on a cluster. */
 export interface DeclaredNamespace {
   readonly name: string;
@@ -244,6 +247,14 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
         checkRules(p.role.rules, cat, (code, msg, hint) => report('error', code, at, msg, hint), { acknowledged: ack !== undefined && ack.trim() !== '' });
       }
       const scope = scopeOn(p.namespaces, c.name);
+      if (Array.isArray(p.namespaces)) {
+        // A RoleBinding in a namespace that does not exist fails the cluster's whole apply.
+        const declared = nsByCluster.get(c.name);
+        for (const n of scope.kind === 'namespaces' ? scope.namespaces : []) {
+          if (declared?.has(n) || KUBE_NAMESPACES.has(n) || !DNS1123_LABEL.test(n)) continue;
+          report('error', 'UNDECLARED_NAMESPACE', where(g), `grant ${id} names namespace '${n}' on cluster ${c.name}, where no Namespace or Team declares it`, `declare it: new Namespace(fleet, '${n}', { clusters: { names: ['${c.name}'] } })`);
+        }
+      }
       if (scope.kind === 'namespaces' && scope.namespaces.length > 0) matchedNamespaces = true;
       if (scope.kind === 'namespaces' && scope.namespaces.length === 0) continue;
       if (scope.kind === 'namespaces' && p.role.rules.some((r) => r.nonResourceURLs?.length)) {

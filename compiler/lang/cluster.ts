@@ -22,7 +22,8 @@ export class Cluster extends Construct {
     readonly name: string,
     readonly props: ClusterProps,
   ) {
-    super(scope, name);
+    // Kind-qualified, so a Namespace or a Grant may share the name ('dev').
+    super(scope, `cluster:${name}`);
     this.source = captureSource();
     this.labels = props.labels ?? {};
   }

@@ -77,7 +77,8 @@ export class Namespace extends Construct {
     readonly name: string,
     readonly props: NamespaceProps = {},
   ) {
-    super(scope, name);
+    // Kind-qualified, so a Cluster, a Team or a Grant may share the name ('dev').
+    super(scope, `namespace:${name}`);
     this.source = captureSource();
   }
 }

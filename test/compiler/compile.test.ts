@@ -75,6 +75,23 @@ describe('portcullis compile', () => {
     assert.equal(rev('staging'), 2);
   });
 
+  it('GIVEN a Namespace named like a Cluster (both dev) and a grant in it THEN it compiles: the namespace and the binding are in that cluster\'s RBAC', () => {
+    const s = scratch();
+    const p = join(s.policies, 'clusters.ts');
+    writeFileSync(
+      p,
+      readFileSync(p, 'utf8').replace("import { Cluster, type Fleet } from '../../compiler/index.ts';", "import { Cluster, Grant, Namespace, Roles, type Fleet } from '../../compiler/index.ts';") +
+        "\nexport function devNamespace(fleet: Fleet): void {\n  new Namespace(fleet, 'dev', { clusters: { names: ['dev'] } });\n  new Grant(fleet, 'dev-ns-view', { to: [{ kind: 'Group', name: 'oidc:developers', source: { file: 'x', line: 1 } }], role: Roles.view, clusters: { names: ['dev'] }, namespaces: ['dev'] });\n}\n",
+    );
+    const i = join(s.policies, 'index.ts');
+    writeFileSync(i, readFileSync(i, 'utf8').replace("import { clusters } from './clusters.ts';", "import { clusters, devNamespace } from './clusters.ts';").replace('clusters(fleet);', 'clusters(fleet);\ndevNamespace(fleet);'));
+    const r = compile(s);
+    assert.equal(r.code, 0, r.err);
+    const docs = readFileSync(join(s.out, 'dev', 'rbac.yaml'), 'utf8');
+    assert.match(docs, /kind: Namespace\nmetadata:\n(?:  .*\n)*?  name: dev\n/);
+    assert.match(docs, /kind: RoleBinding\nmetadata:\n(?:  .*\n)*?  namespace: dev\n/);
+  });
+
   const statement = (out: string, c: string) =>
     JSON.parse(Buffer.from(JSON.parse(readFileSync(join(out, c, 'bundle.sig.json'), 'utf8')).payload, 'base64').toString()) as { revision: number; notAfter: string };
   const at = (days: number) => new Date(Date.parse(NOW) + days * 86_400_000).toISOString();

@@ -61,6 +61,7 @@ describe('validation reports every problem with a stable code, file:line and hin
     ['a system: subject', (f) => new Grant(f, 'g', { to: [{ kind: 'Group', name: 'system:masters', source: { file: 'x', line: 1 } }], role: Roles.view, clusters: 'all', namespaces: ['shop'] }), 'SYSTEM_NAME'],
     ['an identity provider without prefix', (f) => new IdentityProvider(f, 'bad', { issuer: 'https://x', usernamePrefix: '' }), 'SYSTEM_NAME'],
     ['a rule without verbs', custom([{ verbs: [], apiGroups: [''], resources: ['pods'] }]), 'EMPTY_RULE'],
+    ['a grant naming a namespace that nothing declares (its RoleBinding would fail the whole apply)', grant({ namespaces: ['nowhere'] }), 'UNDECLARED_NAMESPACE', "declare it: new Namespace(fleet, 'nowhere', { clusters: { names: ['dev'] } })"],
     ['nonResourceURLs in namespaces', custom([{ verbs: ['get'], nonResourceURLs: ['/healthz'] }]), 'NON_RESOURCE_IN_NAMESPACE'],
     ['a subject with the proxy\'s reserved prefix', (f) => new Grant(f, 'g', { to: [{ kind: 'User', name: 'portcullis:member', source: { file: 'x', line: 1 } }], role: Roles.view, clusters: 'all', namespaces: ['shop'] }), 'SYSTEM_NAME'],
     ['an identity provider with the proxy\'s reserved prefix', (f) => new IdentityProvider(f, 'bad', { issuer: 'https://x', usernamePrefix: 'portcullis:' }), 'SYSTEM_NAME'],
@@ -75,6 +76,10 @@ describe('validation reports every problem with a stable code, file:line and hin
       if (hint) assert.equal(p.hint, hint);
     });
   }
+
+  it('GIVEN a grant naming a namespace every cluster has (kube-system, default) THEN it needs no declaration', () => {
+    assert.deepEqual(build(grant({ namespaces: ['kube-system', 'default'] })).problems, []);
+  });
 
   it('GIVEN several problems THEN all are reported at once', () => {
     const r = build((f, idp) => {
