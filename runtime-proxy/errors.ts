@@ -42,7 +42,7 @@ const TABLE: Readonly<Record<ProxyErrorCode, Row>> = {
   BREAK_GLASS_STORE: { code: 503, reason: 'ServiceUnavailable', message: 'the break-glass activation could not be recorded; not activated' },
   NOTIFY_FAILED: { code: 503, reason: 'ServiceUnavailable', message: 'break-glass notification failed; not activated' },
   TOO_MANY_HEADERS: { code: 431, reason: 'BadRequest', message: 'too many header lines' },
-  IMPERSONATION_REFUSED: { code: 403, reason: 'Forbidden', message: 'impersonation (kubectl --as, --as-group, --as-uid) is not allowed through portcullis: it would not run as the one named; drop --as' },
+  IMPERSONATION_REFUSED: { code: 403, reason: 'Forbidden', message: 'impersonation (kubectl --as, --as-group) is allowed through portcullis only where the policy grants it' },
   INTERNAL: { code: 500, reason: 'InternalError', message: 'portcullis failed to handle the request (an error of its own, not the cluster)' },
 };
 

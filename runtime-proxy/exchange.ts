@@ -123,10 +123,12 @@ export class Exchange {
     const ok = this.host.streams.register({
       id: this.st.auditId,
       cluster,
-      identityKey: `${a.identity.issuer} ${a.identity.user}`,
+      // The per-identity limit counts the caller, whoever it acts as.
+      identityKey: `${(a.impersonation?.caller ?? a.identity).issuer} ${(a.impersonation?.caller ?? a.identity).user}`,
       identity: a.identity,
       attributes: a.attributes,
       grantId: a.grant.id,
+      ...(a.impersonation ? { impersonation: a.impersonation } : {}),
       deadline: a.deadline,
       close: (reason) => {
         this.#closeReason = reason;

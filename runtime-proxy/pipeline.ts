@@ -16,6 +16,7 @@ import type { ActiveBundle } from './bundle-store.ts';
 import { ALL_AUTHENTICATED } from './discovery.ts';
 import { ProxyError } from './errors.ts';
 import type { Authenticator, Identity } from './identity.ts';
+import type { Impersonation } from './impersonation.ts';
 import type { StreamDeadline } from './streams.ts';
 import type { X509Certificate } from 'node:crypto';
 
@@ -102,6 +103,8 @@ export interface Admission {
   readonly impersonate: { readonly user: string; readonly groups: readonly string[]; readonly extra: Readonly<Record<string, string>> };
   readonly deadline: StreamDeadline;
   readonly breakGlassUntil?: number;
+  /** Set under `kubectl --as`: `identity` is then the impersonated user, and this holds the caller. */
+  readonly impersonation?: Impersonation;
 }
 
 /** The facts a refused authorization leaves for the audit record. */
@@ -125,6 +128,7 @@ export function authorizeStage(
   activations: ReadonlyMap<string, number>,
   now: number,
   facts: AuthorizeFacts,
+  impersonation?: Impersonation,
 ): Admission {
   const attributes = toAttributes(parsed.info, parsed.verb, identity.user, [...identity.groups, ALL_AUTHENTICATED]);
   if (parsed.verb === '') {
@@ -156,6 +160,7 @@ export function authorizeStage(
     impersonate: isSelfRulesReview(attributes) ? withActiveConditions(upstreamIdentity(v, identity, g), identity, bundle, activations, now) : upstreamIdentity(v, identity, g),
     deadline: deadlineOf(identity, g, bundle, now, bgUntil),
     ...(bgUntil !== undefined ? { breakGlassUntil: bgUntil } : {}),
+    ...(impersonation ? { impersonation } : {}),
   };
 }
 

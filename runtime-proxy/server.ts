@@ -17,6 +17,7 @@ import { ConfigMapFloors, DirectoryFloors, type RevisionFloors } from './revisio
 import { fetchBundle, watchBundleSource } from './bundle-source.ts';
 import { BundleStore, type OfferResult } from './bundle-store.ts';
 import type { ClusterConfig, ProxyConfig } from './config.ts';
+import { impersonate, impersonationAsked, stillImpersonates } from './impersonation.ts';
 import { ProxyError } from './errors.ts';
 import { forwardHttp, forwardStream, type ForwardHooks } from './forward.ts';
 import { closeH2Pool, h2PoolFor, forwardHttp2 } from './forward-h2.ts';
@@ -304,7 +305,8 @@ export class PortcullisProxy {
     const bundle = cr.store.current(now);
     const closed = this.streams.recheck(cluster, (s) => {
       if (!bundle) return { allowed: false };
-      const acts = this.activations.active(cluster, s.attributes.user);
+      const acts = s.impersonation ? new Map<string, number>() : this.activations.active(cluster, s.attributes.user);
+      if (!stillImpersonates(s.impersonation, bundle.index, now, new Set(this.activations.active(cluster, s.impersonation?.caller.user ?? '').keys()))) return { allowed: false };
       const v = decide(s.attributes, bundle.index, { now, breakGlass: new Set(acts.keys()) });
       const d = v.decision;
       if (!d.allowed) return { allowed: false };
@@ -384,11 +386,8 @@ export class PortcullisProxy {
     const cr = this.#clusters.get(r.cluster);
     if (!cr) throw new ProxyError('NOT_FOUND', `unknown cluster ${r.cluster}`);
     st.cluster = r.cluster;
-    const identity = await authenticateStage(this.#authn, { rawHeaders: req.rawHeaders, ...peerCert(req) }, this.#clock(), r.cluster);
-    st.identity = identity;
-    // `kubectl --as`: refused, never dropped and served as the caller (SECURITY rule 21). The policy grants no impersonation.
-    const asked = impersonationAsked(req.rawHeaders);
-    if (asked !== undefined) throw new ProxyError('IMPERSONATION_REFUSED', `client sent ${asked}`);
+    const caller = await authenticateStage(this.#authn, { rawHeaders: req.rawHeaders, ...peerCert(req) }, this.#clock(), r.cluster);
+    st.identity = caller;
     const now = this.#clock();
     // The request captures one bundle revision here and uses it throughout.
     const bundle = cr.store.current(now);
@@ -397,8 +396,14 @@ export class PortcullisProxy {
     st.policyDigest = bundle.sourceDigest;
     if (bundle.commit !== undefined) st.policyCommit = bundle.commit;
     if (!isUpgrade && r.target.split('?')[0] === BREAK_GLASS_PATH) return { kind: 'break-glass', cr };
+    // `kubectl --as`: decided as kube does, never dropped and served as the caller (SECURITY rule 21).
+    const asked = impersonationAsked(req.rawHeaders);
+    const callerActs = this.activations.active(r.cluster, caller.user);
+    const as = asked ? impersonate(asked, caller, bundle.index, now, new Set(callerActs.keys())) : undefined;
+    const identity = as?.identity ?? caller;
     const parsed = parseRequestStage(req.method ?? '', r.target, isUpgrade);
-    const admission = authorizeStage(parsed, identity, bundle, this.activations.active(r.cluster, identity.user), now, st);
+    // An impersonated user holds only what it was asked to be: no break-glass activations.
+    const admission = authorizeStage(parsed, identity, bundle, as ? new Map() : callerActs, now, st, as?.impersonation);
     ex.admitted(admission);
     return { kind: 'forward', cr, target: parsed.target, admission, longRunning: parsed.longRunning };
   }
@@ -542,15 +547,6 @@ export class PortcullisProxy {
 type Admitted =
   | { readonly kind: 'break-glass'; readonly cr: ClusterRuntime }
   | { readonly kind: 'forward'; readonly cr: ClusterRuntime; readonly target: string; readonly admission: Admission; readonly longRunning: boolean };
-
-/** The first client header asking kube to impersonate (`Impersonate-User`, `-Group`, `-Uid`, `-Extra-*`, any case), if any. */
-function impersonationAsked(rawHeaders: readonly string[]): string | undefined {
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] ?? '';
-    if (name.length >= 12 && name.slice(0, 12).toLowerCase() === 'impersonate-') return name;
-  }
-  return undefined;
-}
 
 function authz(cr: ClusterRuntime): { authorization?: string } {
   const a = cr.upstream.authorization();

@@ -1,5 +1,6 @@
 import type { RequestAttributes } from '../core/attributes.ts';
 import type { Identity } from './identity.ts';
+import type { Impersonation } from './impersonation.ts';
 
 /** Why the proxy ended a long-running request (audited as portcullis.dev/stream-end). */
 export type StreamEndReason = 'token-expired' | 'window-ended' | 'break-glass-ended' | 'revoked' | 'bundle-expired' | 'shutdown';
@@ -19,6 +20,8 @@ export interface LiveStream {
   readonly identity: Identity;
   readonly attributes: RequestAttributes;
   readonly grantId: string;
+  /** Under `kubectl --as`: the caller and the impersonation checks, re-run at every bundle swap. */
+  readonly impersonation?: Impersonation;
   deadline: StreamDeadline;
   /** Closes the stream; called at most once. */
   readonly close: (reason: StreamEndReason) => void;

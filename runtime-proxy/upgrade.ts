@@ -51,6 +51,9 @@ function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (t: Node
   up.on('error', () => undefined);
   up.on('close', () => {
     if (client.destroyed) return finish();
+    // Keep reading (and dropping) what the client still sends, or its end never arrives.
+    client.unpipe(up);
+    client.resume();
     client.end();
     const t = setTimeout(finish, LINGER_MS);
     t.unref();

@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { sha256, signStatement, type BundleStatement } from '../../core/bundle.ts';
 import { canonicalJson } from '../../core/canonical-json.ts';
+import { EXTRA_KEYS } from '../../core/names.ts';
 import type { Conditions, Grant, PolicyRule, RuleSet, Scope, Subject } from '../../core/rule-set.ts';
 import { createAuthenticator } from '../../runtime-proxy/authn/index.ts';
 import type { AuditEvent } from '../../runtime-proxy/audit/event.ts';
@@ -192,6 +193,12 @@ export interface Harness {
   bundleDirOf(cluster: string): string;
   /** Every audit record written so far (flushes first). */
   auditEvents(): AuditEvent[];
+  /**
+   * The audit records once `ready` holds for them, polling for up to `ms`: a stream's
+   * last record is written when the proxy sees its connection close, which may be just
+   * after kubectl exits.
+   */
+  auditEventsWhen(ready: (events: AuditEvent[]) => boolean, ms?: number): Promise<AuditEvent[]>;
   /** A raw HTTPS request to the proxy (HTTP/1.1; `headers` as name/value pairs so duplicates survive). */
   request(method: string, path: string, headers?: readonly (readonly [string, string])[], body?: string, port?: number): Promise<RawResponse>;
   /** Starts another proxy from a modified copy of this configuration (same authenticator settings, unless one is given). */
@@ -256,7 +263,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         rules: [
           ...(o.impersonable.users.length ? [{ apiGroups: [''], resources: ['users'], verbs: ['impersonate'], resourceNames: [...o.impersonable.users] }] : []),
           ...(o.impersonable.groups.length ? [{ apiGroups: [''], resources: ['groups'], verbs: ['impersonate'], resourceNames: [...o.impersonable.groups] }] : []),
-          { apiGroups: ['authentication.k8s.io'], resources: ['userextras/portcullis.dev/grant', 'userextras/portcullis.dev/authenticated-by'], verbs: ['impersonate'] },
+          { apiGroups: ['authentication.k8s.io'], resources: EXTRA_KEYS.map((k) => `userextras/${k}`), verbs: ['impersonate'] },
         ],
       },
       {
@@ -336,7 +343,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const { port } = await proxy.start();
   const extras: PortcullisProxy[] = [];
 
-  return {
+  const harness: Harness = {
     fleet,
     cluster,
     kubectlBin,
@@ -412,6 +419,14 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         .filter((l) => l !== '')
         .map((l) => JSON.parse(l) as AuditEvent);
     },
+    async auditEventsWhen(ready, ms = 3000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const events = harness.auditEvents();
+        if (ready(events) || Date.now() > deadline) return events;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
     logs: () => logLines.map((l) => JSON.parse(l) as Record<string, unknown>),
     request(method, path, headers = [], body, p = port) {
       return new Promise((resolve, reject) => {
@@ -448,4 +463,5 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return harness;
 }

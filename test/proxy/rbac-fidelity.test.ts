@@ -70,8 +70,9 @@ describe('exec over WebSocket with only create on pods/exec granted', () => {
     assert.equal(ok.stdout.trim(), 'hi');
     const raw = await h.kubectl(h.kubeconfig(await h.token('raw', [])), ['exec', pod, '-n', NS, '--', 'echo', 'hi']);
     assert.equal(raw.status, 0, raw.stderr);
+    const events = await h.auditEventsWhen((es) => es.filter((e) => e.objectRef?.subresource === 'exec' && e.stage === 'ResponseComplete').length >= 3);
     const execs = (who: string) =>
-      h.auditEvents()
+      events
         .filter((e) => e.user.username === `oidc:${who}` && e.objectRef?.subresource === 'exec' && e.stage === 'ResponseComplete')
         .map((e) => `${e.annotations['portcullis.dev/transport']} ${e.responseStatus.code}`);
     assert.deepEqual(execs('ed'), ['websocket 101']);

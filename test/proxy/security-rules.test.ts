@@ -27,8 +27,12 @@ const GRANTS = [
   grant('uma-update', [user('oidc:uma')], [{ verbs: ['get', 'update', 'patch'], apiGroups: [''], resources: ['configmaps'] }], ns(NS), { line: 23 }),
   // rules 10, 12: exec, and a grant that ends by itself
   grant('olivia-exec', [user('oidc:olivia')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }, { verbs: ['create'], apiGroups: [''], resources: ['pods/exec'] }], ns(NS), { line: 27 }),
+  // rule 21: sam may act as vic in the viewers group, and nothing else; viewers may list configmaps
+  grant('sam-as-viewer', [user('oidc:sam')], [{ verbs: ['impersonate'], apiGroups: [''], resources: ['users'], resourceNames: ['oidc:vic'] }, { verbs: ['impersonate'], apiGroups: [''], resources: ['groups'], resourceNames: ['oidc:viewers'] }], { kind: 'cluster' }, { line: 31 }),
+  grant('viewers-list', [group('oidc:viewers')], [{ verbs: ['list'], apiGroups: [''], resources: ['configmaps'] }], ns(NS), { line: 35 }),
 ];
-const RULES = ruleSet('dev', GRANTS, { users: ['oidc:alice', 'oidc:tess'], groups: ['oidc:developers'] });
+// portcullis:member: whom the proxy impersonates for vic, whom no grant names (the compiler lets the proxy impersonate it too).
+const RULES = ruleSet('dev', GRANTS, { users: ['oidc:alice', 'oidc:tess', 'portcullis:member'], groups: ['oidc:developers'] });
 const RBAC = manifestsYaml([
   ...upstreamRole(NS, 'dev-read', [group('oidc:developers')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods'] }]),
   // Upstream is deliberately wider than the proxy's grants where a rule says the proxy must be the one that refuses.
@@ -37,6 +41,7 @@ const RBAC = manifestsYaml([
   ...upstreamRole(NS, 'uma', [user('oidc:uma')], [{ verbs: ['get', 'update', 'patch'], apiGroups: [''], resources: ['configmaps'] }]),
   ...upstreamRole(NS, 'olivia', [user('oidc:olivia')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }, { verbs: ['get', 'create'], apiGroups: [''], resources: ['pods/exec'] }]),
   ...upstreamRole(NS, 'tess', [user('oidc:tess')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps'] }]),
+  ...upstreamRole(NS, 'viewers', [group('oidc:viewers')], [{ verbs: ['list'], apiGroups: [''], resources: ['configmaps'] }]),
 ]);
 
 const STAGING_EMPTY = ruleSet('staging', [], { users: ['oidc:alice'], groups: ['oidc:developers'] });
@@ -396,18 +401,40 @@ describe('SECURITY.md rules, end to end', () => {
     assert.equal((await h.request('GET', path, [bearer('alice'), ...lines(1000)])).status, 200);
   });
 
-  it('SECURITY rule 21: kubectl --as / --as-group is refused with a 403 that says why, never served as the caller', async () => {
+  it('SECURITY rule 21: kubectl --as / --as-group is decided as kube decides it: refused with a 403 that says why unless the policy grants that impersonation, then served as the one named, never as the caller', async () => {
     // sam may delete secrets: `--as readonly`, meant to be safe, must not delete as sam.
+    h.admin(['delete', 'secret', 'keep-me', '-n', NS, '--ignore-not-found']);
     assert.equal(h.admin(['create', 'secret', 'generic', 'keep-me', '-n', NS]).status, 0);
     const kc = h.kubeconfig(tok['sam'] ?? '');
     const del = await h.kubectl(kc, ['--as', 'readonly', 'delete', 'secret', 'keep-me', '-n', NS]);
     assert.notEqual(del.status, 0);
-    assert.match(del.stderr, /impersonation \(kubectl --as, --as-group, --as-uid\) is not allowed through portcullis/);
+    assert.match(del.stderr, /users "readonly" is forbidden: User "oidc:sam" cannot impersonate resource "users" in API group "" at the cluster scope: impersonation \(kubectl --as, --as-group\) is allowed through portcullis only where the policy grants it/);
     assert.equal(h.admin(['get', 'secret', 'keep-me', '-n', NS]).status, 0, 'nothing was deleted as the caller');
+    // Granted: sam acts as vic in viewers, who may list configmaps (vic is not named: served as a member of viewers).
+    const list = await h.kubectl(kc, ['--as', 'oidc:vic', '--as-group', 'oidc:viewers', 'get', 'configmaps', '-n', NS, '-o', 'name']);
+    assert.equal(list.status, 0, list.stderr);
+    assert.match(list.stdout, /configmap\/kube-root-ca\.crt/);
+    // ... and as vic, sam's own secrets rights are gone.
+    const asVic = await h.kubectl(kc, ['--as', 'oidc:vic', '--as-group', 'oidc:viewers', 'delete', 'secret', 'keep-me', '-n', NS]);
+    assert.notEqual(asVic.status, 0);
+    assert.match(asVic.stderr, /secrets "keep-me" is forbidden: User "oidc:vic" cannot delete resource "secrets"/);
+    assert.equal(h.admin(['get', 'secret', 'keep-me', '-n', NS]).status, 0, 'nothing was deleted as sam');
+    // A group the grant does not name, the proxy's own names, and system: names are refused.
+    const other = await h.kubectl(kc, ['--as', 'oidc:vic', '--as-group', 'oidc:developers', 'get', 'configmaps', '-n', NS]);
+    assert.match(other.stderr, /groups "oidc:developers" is forbidden: User "oidc:sam" cannot impersonate resource "groups"/);
+    const reserved = await h.kubectl(kc, ['--as', 'oidc:vic', '--as-group', 'portcullis:grant:sam-star:undenied', 'get', 'secrets', '-n', NS]);
+    assert.match(reserved.stderr, /impersonating portcullis:grant:sam-star:undenied is not allowed through portcullis/);
+    const masters = await h.kubectl(kc, ['--as', 'oidc:vic', '--as-group', 'system:masters', 'get', 'secrets', '-n', NS]);
+    assert.match(masters.stderr, /impersonating system:masters is not allowed through portcullis/);
     const grp = await h.kubectl(kc, ['--as-group', 'oidc:developers', 'get', 'secrets', '-n', NS]);
     assert.notEqual(grp.status, 0);
-    await sleep(100);
-    assert.ok(h.auditEvents().some((e) => e.annotations['portcullis.dev/error'] === 'IMPERSONATION_REFUSED' && e.responseStatus.code === 403));
+    const events = await h.auditEventsWhen((es) => es.some((e) => e.impersonatedUser?.groups?.includes('oidc:viewers') === true && e.verb === 'list'));
+    assert.ok(events.some((e) => e.annotations['portcullis.dev/error'] === 'IMPERSONATION_REFUSED' && e.responseStatus.code === 403));
+    // The record names the caller as the user, and whom the proxy asserted upstream for vic.
+    const served = events.find((e) => e.verb === 'list' && e.impersonatedUser?.groups?.includes('oidc:viewers') === true);
+    assert.equal(served?.user.username, 'oidc:sam');
+    assert.equal(served?.impersonatedUser?.username, 'portcullis:member');
+    assert.equal(served?.annotations['portcullis.dev/grant'], 'viewers-list');
   });
 
   it('SECURITY rule 13: tampered, rolled-back, unlisted-file and unknown-key bundles are refused while the last good one keeps serving', async () => {

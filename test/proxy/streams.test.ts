@@ -146,8 +146,9 @@ describe('long-running requests through the proxy', () => {
     const w = h.spawnKubectl(alice, ['get', 'configmaps', '-n', NS, '-w', '-o', 'name']);
     try {
       await w.waitFor(/configmap\/kube-root-ca\.crt/);
-      assert.equal(h.admin(['create', 'configmap', 'watched-1', '-n', NS]).status, 0);
-      await w.waitFor(/configmap\/watched-1/);
+      const name = `watched-${Date.now()}`;
+      assert.equal(h.admin(['create', 'configmap', name, '-n', NS]).status, 0);
+      await w.waitFor(new RegExp(`configmap/${name}`));
     } finally {
       w.kill();
     }
