@@ -29,6 +29,7 @@ export const DEMO_PEOPLE = [
   { user: 'frank@acme.example', groups: ['sre'], note: 'on-call SRE (break-glass admin in prod)' },
   { user: 'zoe@contractor.example', groups: [], note: 'contractor, search in staging until 2027-03-31' },
   { user: 'mallory@evil.example', groups: ['platform'], note: 'named by no grant, but in platform: gets what platform-edit gives' },
+  { user: 'nina@acme.example', groups: ['sre'], note: 'joined sre today; no pull request names her' },
   { user: 'eve@evil.example', groups: ['coffee-club'], note: 'in no group the policy grants to' },
 ] as const;
 
@@ -203,6 +204,7 @@ export async function demoChecks(demo: RunningDemo, say: (l: string) => void): P
     ['frank cannot delete pods in prod without break-glass', 'frank', ['--context', 'prod-eu', 'delete', 'pod', '-n', 'payments', 'web-0', '--dry-run=server'], false],
     [`zoe reads search in staging (her grant ${zoe ? `runs until ${zoe}` : 'has expired'})`, 'zoe', ['--context', 'staging', 'get', 'pods', '-n', 'search'], zoe !== undefined],
     ['mallory (named by no grant, in platform) lists pods in dev as platform-edit allows', 'mallory', ['--context', 'dev', 'get', 'pods', '-n', 'payments'], true],
+    ...['dev', 'staging', 'prod-eu'].map((c): [string, string, string[], boolean] => [`nina (new in sre, named nowhere) lists pods in ${c} as sre-view allows`, 'nina', ['--context', c, 'get', 'pods', '-n', 'payments'], true]),
     ['eve (in no granted group) gets nothing', 'eve', ['--context', 'dev', 'get', 'pods', '-n', 'payments'], false],
   ];
   let failures = 0;

@@ -60,7 +60,7 @@ describe('under a clock days ahead', () => {
       const r = nodeAhead(days, ['bin/portcullis.js', 'demo', '--check', '--reuse', '--dir', dirname(fleet.file)], 300_000);
       assert.equal(r.code, 0, `${r.out}\n${r.err}`);
       const lines = r.out.split('\n').filter((l) => /^(ok|FAIL) /.test(l));
-      assert.equal(lines.length, 13, r.out);
+      assert.equal(lines.length, 16, r.out);
       assert.deepEqual(lines.filter((l) => l.startsWith('FAIL')), []);
     });
   }

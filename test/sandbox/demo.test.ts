@@ -12,6 +12,6 @@ test('GIVEN the sandbox WHEN portcullis demo --check runs THEN every scripted ku
   const r = spawnSync(process.execPath, ['bin/portcullis.js', 'demo', '--check', '--reuse', '--dir', dirname(fleet.file)], { encoding: 'utf8', timeout: 300_000 });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   const lines = r.stdout.split('\n').filter((l) => /^(ok|FAIL) /.test(l));
-  assert.equal(lines.length, 13, r.stdout);
+  assert.equal(lines.length, 16, r.stdout);
   assert.deepEqual(lines.filter((l) => l.startsWith('FAIL')), []);
 });
