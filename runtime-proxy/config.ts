@@ -44,6 +44,12 @@ export type AuditFailureMode = 'deny' | 'serve';
 /** The whole proxy configuration (`portcullis proxy --config FILE`). */
 export interface ProxyConfig {
   readonly listen: { readonly host: string; readonly port: number };
+  /**
+   * A second listener, plain HTTP, for Prometheus (`/metrics`) and the probes (`/healthz`,
+   * `/readyz`): metrics never go out on the public TLS port, where anyone could read them.
+   * Port 0 picks a free one. @default none: no metrics are served
+   */
+  readonly metrics?: { readonly listen: { readonly host: string; readonly port: number } };
   readonly tls: { readonly certFile: string; readonly keyFile: string };
   readonly clusters: readonly ClusterConfig[];
   /** Passed unchanged to `createAuthenticator` of `runtime-proxy/authn`. */
@@ -102,6 +108,7 @@ export class ConfigError extends Error {
 // The YAML schema (before defaults and path resolution).
 interface RawConfig {
   listen?: { host?: string; port?: number };
+  metrics?: { listen: { host?: string; port: number } };
   tls: { certFile: string; keyFile: string };
   clusters: {
     name: string;
@@ -131,6 +138,20 @@ const schema: JSONSchemaType<RawConfig> = {
   additionalProperties: false,
   required: ['tls', 'clusters', 'authn'],
   properties: {
+    metrics: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      required: ['listen'],
+      properties: {
+        listen: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['port'],
+          properties: { host: { ...str, nullable: true }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
+        },
+      },
+    },
     listen: {
       type: 'object',
       nullable: true,
@@ -319,6 +340,7 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
   const bg = raw.breakGlass ?? {};
   return {
     listen: { host: raw.listen?.host ?? '127.0.0.1', port: raw.listen?.port ?? 8443 },
+    ...(raw.metrics ? { metrics: { listen: { host: raw.metrics.listen.host ?? '127.0.0.1', port: raw.metrics.listen.port } } } : {}),
     tls: { certFile: p(raw.tls.certFile), keyFile: p(raw.tls.keyFile) },
     clusters,
     authn: resolveAuthnPaths(raw.authn, p),

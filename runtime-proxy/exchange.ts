@@ -183,6 +183,7 @@ export class Exchange {
     const cluster = this.st.cluster ?? '';
     if (!this.st.counted) this.host.metrics.decisions.inc({ cluster, result: e.code === 'FORBIDDEN' ? 'deny' : 'error' });
     this.st.counted = true;
+    if (e.code === 'UNAUTHENTICATED') this.host.metrics.authnFailures.inc({ code: authnCode(e.detail) });
     if (e.code === 'INTERNAL') this.host.log.error({ auditID: this.st.auditId, cluster: this.st.cluster, err: e.detail }, 'request handler failed');
     else this.host.log.info({ auditID: this.st.auditId, cluster: this.st.cluster, code: e.code, detail: e.detail, user: this.st.identity?.user }, 'request refused');
     this.send(e, this.st.auditId);
@@ -194,6 +195,7 @@ export class Exchange {
   upstreamFailed(message: string, errorCode: string = 'UPSTREAM_FAILED'): void {
     if (this.#ended) return;
     this.host.log.warn({ auditID: this.st.auditId, cluster: this.st.cluster, err: message }, 'upstream request failed');
+    this.host.metrics.upstreamErrors.inc({ cluster: this.st.cluster ?? '', code: errorCode });
     const e = new ProxyError('UPSTREAM_FAILED', message);
     this.send(e, this.st.auditId);
     this.end(e.httpStatus, { errorCode });
@@ -235,8 +237,19 @@ export class Exchange {
     const sink = this.host.audit;
     sink.write(toAuditEvent(facts));
     this.host.metrics.auditHealthy.set(sink.healthy ? 1 : 0);
-    this.host.metrics.auditLost.set(sink.lost);
+    // The sink counts its losses; the counter follows it.
+    const lost = sink.lost - this.host.metrics.auditLostSeen;
+    if (lost > 0) {
+      this.host.metrics.auditLost.inc(lost);
+      this.host.metrics.auditLostSeen = sink.lost;
+    }
   }
+}
+
+/** authenticateStage's details start with the failure's code (`EXPIRED: …`). */
+function authnCode(detail: string): string {
+  const m = /^([A-Z_]+):/.exec(detail);
+  return m?.[1] ?? 'UNUSABLE_IDENTITY';
 }
 
 function asProxyError(err: unknown): ProxyError {

@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { PRODUCT_VERSION } from '../core/version.ts';
 
 /** The proxy's Prometheus metrics, on their own registry (one per proxy instance). */
 export interface ProxyMetrics {
@@ -10,15 +11,21 @@ export interface ProxyMetrics {
   readonly bundleExpiry: Gauge<'cluster'>;
   readonly activeStreams: Gauge<'cluster'>;
   readonly streamsClosed: Counter<'cluster' | 'reason'>;
-  readonly auditLost: Gauge;
+  readonly auditLost: Counter;
+  /** How many lost records the counter already counts (the sink's own count is cumulative). */
+  auditLostSeen: number;
+  readonly authnFailures: Counter<'code'>;
+  readonly upstreamErrors: Counter<'cluster' | 'code'>;
   readonly auditHealthy: Gauge;
   readonly breakGlass: Counter<'cluster' | 'result'>;
 }
 
-/** Creates the metrics. */
+/** Creates the metrics, with Node's process metrics and the build information. */
 export function createMetrics(): ProxyMetrics {
   const registry = new Registry();
   const registers = [registry];
+  collectDefaultMetrics({ register: registry });
+  new Gauge({ name: 'portcullis_build_info', help: 'Always 1; the labels say which build runs', labelNames: ['version', 'node_version'], registers }).set({ version: PRODUCT_VERSION, node_version: process.version }, 1);
   return {
     registry,
     decisions: new Counter({ name: 'portcullis_decisions_total', help: 'Authorization decisions by result (allow, deny, error)', labelNames: ['cluster', 'result'], registers }),
@@ -39,7 +46,10 @@ export function createMetrics(): ProxyMetrics {
     }),
     activeStreams: new Gauge({ name: 'portcullis_active_streams', help: 'Live long-running requests (watch, exec, attach, port-forward, follow logs)', labelNames: ['cluster'], registers }),
     streamsClosed: new Counter({ name: 'portcullis_streams_closed_total', help: 'Long-running requests closed by the proxy, by reason', labelNames: ['cluster', 'reason'], registers }),
-    auditLost: new Gauge({ name: 'portcullis_audit_lost_records', help: 'Audit records dropped because the sink failed and the buffer overflowed', registers }),
+    auditLostSeen: 0,
+    auditLost: new Counter({ name: 'portcullis_audit_lost_records_total', help: 'Audit records dropped because the sink failed and the buffer overflowed', registers }),
+    authnFailures: new Counter({ name: 'portcullis_authentication_failures_total', help: 'Requests refused by authentication, by code (NO_CREDENTIALS, INVALID_CREDENTIALS, AMBIGUOUS_CREDENTIALS, EXPIRED, UNUSABLE_IDENTITY)', labelNames: ['code'], registers }),
+    upstreamErrors: new Counter({ name: 'portcullis_upstream_errors_total', help: 'Admitted requests the cluster failed (unreachable, reset, TLS), by code', labelNames: ['cluster', 'code'], registers }),
     auditHealthy: new Gauge({ name: 'portcullis_audit_sink_healthy', help: '1 when the last audit write succeeded', registers }),
     breakGlass: new Counter({ name: 'portcullis_break_glass_total', help: 'Break-glass invocations by result', labelNames: ['cluster', 'result'], registers }),
   };

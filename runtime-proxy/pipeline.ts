@@ -51,12 +51,12 @@ export async function authenticateStage(
   const id = r.identity;
   if (!usable.has(id)) {
     // Defence in depth: whatever the authenticator, an empty or system: name never passes.
-    if (typeof id.user !== 'string' || id.user === '' || id.user.startsWith('system:')) throw new ProxyError('UNAUTHENTICATED', `unusable username ${JSON.stringify(id.user)}`);
-    if (id.groups.some((g) => g === '' || g.startsWith('system:'))) throw new ProxyError('UNAUTHENTICATED', 'identity carries a system: group');
+    if (typeof id.user !== 'string' || id.user === '' || id.user.startsWith('system:')) throw new ProxyError('UNAUTHENTICATED', `UNUSABLE_IDENTITY: unusable username ${JSON.stringify(id.user)}`);
+    if (id.groups.some((g) => g === '' || g.startsWith('system:'))) throw new ProxyError('UNAUTHENTICATED', 'UNUSABLE_IDENTITY: identity carries a system: group');
     // The proxy's own names (activation groups, the member user) come only from the proxy.
-    if ([id.user, ...id.groups].some((n) => n.startsWith(RESERVED_PREFIX))) throw new ProxyError('UNAUTHENTICATED', `identity carries a reserved ${RESERVED_PREFIX} name`);
+    if ([id.user, ...id.groups].some((n) => n.startsWith(RESERVED_PREFIX))) throw new ProxyError('UNAUTHENTICATED', `UNUSABLE_IDENTITY: identity carries a reserved ${RESERVED_PREFIX} name`);
     // Names become header values upstream: no control characters (CR/LF would be header injection).
-    if ([id.user, ...id.groups, id.issuer].some((n) => /[\u0000-\u001f\u007f]/.test(n))) throw new ProxyError('UNAUTHENTICATED', 'control character in a name');
+    if ([id.user, ...id.groups, id.issuer].some((n) => /[\u0000-\u001f\u007f]/.test(n))) throw new ProxyError('UNAUTHENTICATED', 'UNUSABLE_IDENTITY: control character in a name');
     usable.add(id); // a cached authentication returns this same (readonly) object: its names are checked once
   }
   if (id.expiresAt !== undefined && id.expiresAt <= now) throw new ProxyError('UNAUTHENTICATED', 'EXPIRED: credential expired');

@@ -1,6 +1,6 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2Session } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -80,6 +80,7 @@ export class PortcullisProxy {
   readonly #hosts = new Map<string, string>();
   readonly #clock: () => number;
   readonly #server: Http2SecureServer;
+  #metricsServer: http.Server | undefined;
   #stopping = false;
   readonly #drain = new Drain();
   /** What every request's Exchange shares. */
@@ -160,7 +161,7 @@ export class PortcullisProxy {
   }
 
   /** Loads every cluster's bundle once, starts watching the sources and listens. */
-  async start(): Promise<{ readonly port: number; readonly host: string }> {
+  async start(): Promise<{ readonly port: number; readonly host: string; readonly metricsPort?: number }> {
     await this.activations.start();
     await this.#loadFloors();
     for (const [name, cr] of this.#clusters) {
@@ -180,7 +181,17 @@ export class PortcullisProxy {
     });
     const a = this.#server.address() as AddressInfo;
     this.log.info({ host: a.address, port: a.port }, 'portcullis proxy listening');
-    return { port: a.port, host: a.address };
+    const m = this.opts.config.metrics;
+    if (!m) return { port: a.port, host: a.address };
+    const ms = http.createServer((req, res) => void this.#onMetricsRequest(req, res).catch(() => res.destroy()));
+    this.#metricsServer = ms;
+    await new Promise<void>((resolve, reject) => {
+      ms.once('error', reject);
+      ms.listen(m.listen.port, m.listen.host, () => resolve());
+    });
+    const ma = ms.address() as AddressInfo;
+    this.log.info({ host: ma.address, port: ma.port }, 'metrics listening (plain HTTP: /metrics, /healthz, /readyz)');
+    return { port: a.port, host: a.address, metricsPort: ma.port };
   }
 
   /**
@@ -323,6 +334,7 @@ export class PortcullisProxy {
     for (const cr of this.#clusters.values()) cr.stopWatch?.();
     if (this.#expiryTimer) clearInterval(this.#expiryTimer);
     this.activations.stop();
+    this.#metricsServer?.close();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     await Promise.race([this.#drain.idle(), new Promise<void>((resolve) => setTimeout(resolve, this.opts.config.limits.shutdownGraceMs).unref())]);
     this.streams.closeAll('shutdown');
@@ -444,12 +456,20 @@ export class PortcullisProxy {
       res.end(`${lines.join('\n')}\n`);
       return true;
     }
-    if (path === '/metrics') {
+    return false;
+  }
+
+  /** The metrics listener's requests: /metrics and the probes, nothing else. */
+  async #onMetricsRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method === 'GET' && path === '/metrics') {
       res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
       res.end(await this.metrics.registry.metrics());
-      return true;
+      return;
     }
-    return false;
+    if (req.method === 'GET' && (await this.#ops(path, res))) return;
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
   }
 
   /** An ordinary HTTP request (HTTP/1.1 or HTTP/2), from arrival to its audit record. */

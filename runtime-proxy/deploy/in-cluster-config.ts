@@ -1,5 +1,5 @@
 import type { IssuerConfig } from '../authn/index.ts';
-import { AUDIT_MOUNT, BREAK_GLASS_CONFIGMAP, BUNDLE_READER_MOUNT, KEYS_MOUNT, PROXY_NAMESPACE, REVISION_FLOOR_CONFIGMAP, TLS_MOUNT } from './proxy-chart.ts';
+import { AUDIT_MOUNT, METRICS_PORT, BREAK_GLASS_CONFIGMAP, BUNDLE_READER_MOUNT, KEYS_MOUNT, PROXY_NAMESPACE, REVISION_FLOOR_CONFIGMAP, TLS_MOUNT } from './proxy-chart.ts';
 
 /** Inputs of `inClusterProxyConfig`. */
 export interface InClusterConfigOptions {
@@ -27,6 +27,8 @@ const SA = '/var/run/secrets/kubernetes.io/serviceaccount';
 export function inClusterProxyConfig(o: InClusterConfigOptions): Record<string, unknown> {
   return {
     listen: { host: '0.0.0.0', port: o.port ?? 8443 },
+    // Plain HTTP for the scraper, apart from the public port (a NetworkPolicy should admit only it).
+    metrics: { listen: { host: '0.0.0.0', port: METRICS_PORT } },
     tls: { certFile: `${TLS_MOUNT}/tls.crt`, keyFile: `${TLS_MOUNT}/tls.key` },
     clusters: [
       {

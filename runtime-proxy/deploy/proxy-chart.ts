@@ -21,6 +21,8 @@ export const KEYS_MOUNT = '/etc/portcullis/keys';
 export const TLS_MOUNT = '/etc/portcullis/tls';
 /** A writable directory for the audit file sink (the root file system is read-only). */
 export const AUDIT_MOUNT = '/var/log/portcullis';
+/** The metrics listener's port (plain HTTP: /metrics and the probes). */
+export const METRICS_PORT = 9464;
 
 /** Compute resources of the proxy container. */
 export interface ProxyResources {
@@ -164,7 +166,10 @@ export class ProxyChart extends Chart {
                 image: props.image,
                 imagePullPolicy: 'IfNotPresent',
                 args: ['proxy', '--config', CONFIG_PATH],
-                ports: [{ name: 'https', containerPort: port, protocol: 'TCP' }],
+                ports: [
+                  { name: 'https', containerPort: port, protocol: 'TCP' },
+                  { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
+                ],
                 readinessProbe: probe('/readyz', 5, 2),
                 livenessProbe: { ...probe('/healthz', 10, 3), initialDelaySeconds: 5 },
                 resources,

@@ -30,13 +30,13 @@ describe('bundle expiry at the proxy', () => {
     const dir = join(h.dir, 'expiring');
     const notAfter = Date.now() + 3 * DAY;
     writeBundle(dir, RULES, h.signingKey, h.keyId, { revision: 1, notAfter: new Date(notAfter).toISOString() });
-    const withDir = (d: string) => (c: ProxyConfig): ProxyConfig => ({ ...c, listen: { host: '127.0.0.1', port: 0 }, clusters: [{ ...(c.clusters[0] as ProxyConfig['clusters'][0]), bundle: { kind: 'directory', path: d, pollIntervalMs: 200 } }] });
+    const withDir = (d: string) => (c: ProxyConfig): ProxyConfig => ({ ...c, listen: { host: '127.0.0.1', port: 0 }, metrics: { listen: { host: '127.0.0.1', port: 0 } }, clusters: [{ ...(c.clusters[0] as ProxyConfig['clusters'][0]), bundle: { kind: 'directory', path: d, pollIntervalMs: 200 } }] });
     const x = await h.extraProxy(withDir(dir));
     try {
       const ready = await h.request('GET', '/readyz', [], undefined, x.port);
       assert.equal(ready.status, 200);
       assert.match(ready.body, /^ok\nwarning: cluster dev: bundle revision 1 expires \S+ \(in 2d 23h\); renew it/);
-      const metrics = (await h.request('GET', '/metrics', [], undefined, x.port)).body;
+      const metrics = (await h.scrape('/metrics', x.metricsPort)).body;
       assert.match(metrics, new RegExp(`portcullis_bundle_expiry_timestamp_seconds\\{cluster="dev"\\} ${notAfter / 1000}`));
       assert.equal(x.logs().filter((l) => l['msg'] === 'bundle expires soon: renew it (portcullis compile --renew-within, then apply)').length, 1);
     } finally {

@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { sha256, signStatement, type BundleStatement } from '../../core/bundle.ts';
 import { canonicalJson } from '../../core/canonical-json.ts';
 import { EXTRA_KEYS } from '../../core/names.ts';
+import { get as httpGet } from 'node:http';
 import type { Conditions, Grant, PolicyRule, RuleSet, Scope, Subject } from '../../core/rule-set.ts';
 import { createAuthenticator } from '../../runtime-proxy/authn/index.ts';
 import type { AuditEvent } from '../../runtime-proxy/audit/event.ts';
@@ -202,7 +203,9 @@ export interface Harness {
   /** A raw HTTPS request to the proxy (HTTP/1.1; `headers` as name/value pairs so duplicates survive). */
   request(method: string, path: string, headers?: readonly (readonly [string, string])[], body?: string, port?: number): Promise<RawResponse>;
   /** Starts another proxy from a modified copy of this configuration (same authenticator settings, unless one is given). */
-  extraProxy(mutate: (c: ProxyConfig) => ProxyConfig, authenticator?: Authenticator): Promise<{ readonly proxy: PortcullisProxy; readonly port: number; readonly logs: () => Record<string, unknown>[] }>;
+  extraProxy(mutate: (c: ProxyConfig) => ProxyConfig, authenticator?: Authenticator): Promise<{ readonly proxy: PortcullisProxy; readonly port: number; readonly metricsPort?: number; readonly logs: () => Record<string, unknown>[] }>;
+  /** GET on the proxy's plain-HTTP metrics listener (this proxy's unless another port is given). */
+  scrape(path?: string, port?: number): Promise<{ readonly status: number; readonly body: string }>;
   /** The proxy's log lines so far. */
   logs(): Record<string, unknown>[];
   stop(): Promise<void>;
@@ -308,6 +311,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const auditFile = join(dir, 'audit.log');
   const cfg = {
     listen: { host: '127.0.0.1', port: 0 },
+    metrics: { listen: { host: '127.0.0.1', port: 0 } },
     tls: { certFile: serving.certFile, keyFile: serving.keyFile },
     clusters: [
       {
@@ -340,7 +344,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const logLines: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => void logLines.push(s) });
   const proxy = new PortcullisProxy({ config, authenticator: createAuthenticator(config.authn as never), logger });
-  const { port } = await proxy.start();
+  const { port, metricsPort } = await proxy.start();
   const extras: PortcullisProxy[] = [];
 
   const harness: Harness = {
@@ -444,14 +448,24 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         req.end(body);
       });
     },
+    scrape(path = '/metrics', p = metricsPort) {
+      return new Promise((resolve, reject) => {
+        const rq = httpGet({ host: '127.0.0.1', port: p, path }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        rq.on('error', reject);
+      });
+    },
     async extraProxy(mutate, authenticator) {
       const lines: string[] = [];
       const lg = pino({ level: 'debug' }, { write: (x: string) => void lines.push(x) });
       const c = mutate(config);
       const px = new PortcullisProxy({ config: c, authenticator: authenticator ?? createAuthenticator(c.authn as never), logger: lg });
       extras.push(px);
-      const { port: p } = await px.start();
-      return { proxy: px, port: p, logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+      const { port: p, metricsPort: mp } = await px.start();
+      return { proxy: px, port: p, ...(mp !== undefined ? { metricsPort: mp } : {}), logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
     },
     async stop() {
       for (const x of extras) await x.stop();

@@ -8,6 +8,7 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { PRODUCT_VERSION } from '../../core/version.ts';
 import { parse, stringify } from 'yaml';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, writeBundle, type Harness } from './harness.ts';
 
@@ -28,12 +29,29 @@ describe('proxy operations', () => {
     await h?.stop();
   });
 
-  it('GIVEN a running proxy WHEN probed THEN /healthz and /readyz answer ok and /metrics has decisions, latency, reloads and streams', async () => {
+  it('GIVEN a running proxy WHEN probed THEN /healthz and /readyz answer ok; /metrics, only on its own listener, has decisions, latency, reloads, streams, authentication failures by code, process metrics and the build', async () => {
     assert.equal((await h.request('GET', '/healthz')).body, 'ok');
     assert.equal((await h.request('GET', '/readyz')).status, 200);
     await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, [['Authorization', `Bearer ${alice}`]]);
     await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/secrets`, [['Authorization', `Bearer ${alice}`]]);
-    const m = (await h.request('GET', '/metrics')).body;
+    await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`);
+    await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, [['Authorization', 'Bearer not-a-token']]);
+    // Not on the public TLS port (anyone could read it there).
+    const pub = await h.request('GET', '/metrics');
+    assert.equal(pub.status, 404);
+    assert.doesNotMatch(pub.body, /portcullis_/);
+    assert.equal((await h.scrape('/healthz')).body, 'ok');
+    assert.equal((await h.scrape('/anything-else')).status, 404);
+    const scraped = await h.scrape();
+    assert.equal(scraped.status, 200);
+    const m = scraped.body;
+    assert.match(m, /portcullis_authentication_failures_total\{code="NO_CREDENTIALS"\} [1-9]/);
+    assert.match(m, /portcullis_authentication_failures_total\{code="INVALID_CREDENTIALS"\} [1-9]/);
+    assert.match(m, /^process_cpu_user_seconds_total \d/m);
+    assert.match(m, /^nodejs_heap_size_used_bytes \d/m);
+    assert.match(m, new RegExp(`portcullis_build_info\\{version="${PRODUCT_VERSION.replaceAll('.', '\\.')}",node_version="${process.version}"\\} 1`));
+    assert.match(m, /# TYPE portcullis_audit_lost_records_total counter/);
+    assert.doesNotMatch(m, /^# TYPE \S+(?<!_total) counter$/m, 'every counter is named *_total');
     assert.match(m, /portcullis_decisions_total\{cluster="dev",result="allow"\} [1-9]/);
     assert.match(m, /portcullis_decisions_total\{cluster="dev",result="deny"\} [1-9]/);
     assert.match(m, /portcullis_request_duration_seconds_bucket\{le="0.005",cluster="dev",result="allow"\}/);
