@@ -19,6 +19,7 @@ export type ProxyErrorCode =
   | 'NOTIFY_FAILED'
   | 'BREAK_GLASS_STORE'
   | 'TOO_MANY_HEADERS'
+  | 'MALFORMED_REQUEST'
   | 'IMPERSONATION_REFUSED'
   | 'INTERNAL';
 
@@ -41,7 +42,8 @@ const TABLE: Readonly<Record<ProxyErrorCode, Row>> = {
   SHUTTING_DOWN: { code: 503, reason: 'ServiceUnavailable', message: 'portcullis is shutting down; retry' },
   BREAK_GLASS_STORE: { code: 503, reason: 'ServiceUnavailable', message: 'the break-glass activation could not be recorded; not activated' },
   NOTIFY_FAILED: { code: 503, reason: 'ServiceUnavailable', message: 'break-glass notification failed; not activated' },
-  TOO_MANY_HEADERS: { code: 431, reason: 'BadRequest', message: 'too many header lines' },
+  TOO_MANY_HEADERS: { code: 431, reason: 'BadRequest', message: 'too many header lines, or header fields too large' },
+  MALFORMED_REQUEST: { code: 400, reason: 'BadRequest', message: 'malformed HTTP request' },
   IMPERSONATION_REFUSED: { code: 403, reason: 'Forbidden', message: 'impersonation (kubectl --as, --as-group) is allowed through portcullis only where the policy grants it' },
   INTERNAL: { code: 500, reason: 'InternalError', message: 'portcullis failed to handle the request (an error of its own, not the cluster)' },
 };

@@ -126,6 +126,14 @@ export class PortcullisProxy {
       noDelay: true,
     });
     this.#server.on('secureConnection', (sock: TLSSocket) => sock.setNoDelay(true));
+    // A request Node's parser refuses never reaches a handler: answer it with a Status too (Node 22
+    // refuses more than maxHeadersCount lines itself; Node 20 drops the rest, which #preflight catches).
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return void socket.end('HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n\r\n');
+      this.log.debug({ code: err.code }, 'request refused by the HTTP parser');
+      sendStatusOnSocket(socket, new ProxyError(err.code === 'HPE_HEADER_OVERFLOW' ? 'TOO_MANY_HEADERS' : 'MALFORMED_REQUEST', err.code ?? 'parse error'));
+    });
     // SECURITY rule 15 for the HTTP/1.1 side: Node's strict parser (insecureHTTPParser is never set), bounded headers, timeouts.
     const s = this.#server as unknown as { maxHeaderSize: number; maxHeadersCount: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number };
     s.maxHeaderSize = c.limits.maxHeaderBytes;
