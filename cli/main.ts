@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { exitFor } from './exit-codes.ts';
+import { PRODUCT_VERSION } from '../core/version.ts';
 import { registerClientCommands } from '../client/cli.ts';
 import { registerCompilerCommands } from '../compiler/cli.ts';
 import { registerSandboxCommands } from '../sandbox/cli.ts';
@@ -8,14 +9,15 @@ import { registerProxyCommands } from '../runtime-proxy/cli.ts';
 import { registerGitopsCommands } from '../gitops/cli.ts';
 
 /** The CLI is thin: parse arguments, call a command function, map the area's coded error to the exit code (exit-codes.ts). */
-export async function main(argv: readonly string[]): Promise<number> {
+export async function main(argv: readonly string[], name = 'portcullis'): Promise<number> {
   // `portcullis … | head`: a reader that stops early ends the output, not in a stack trace.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
-  const program = new Command('portcullis')
+  const program = new Command(name)
     .description('Access policy for a fleet of Kubernetes clusters, as typed TypeScript in git.')
+    .version(PRODUCT_VERSION, '--version', 'print the version')
     .exitOverride()
     .showHelpAfterError();
   registerCompilerCommands(program);
