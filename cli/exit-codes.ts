@@ -5,6 +5,7 @@ import { DemoError } from '../demo/demo-error.ts';
 import { GitopsError } from '../gitops/gitops-error.ts';
 import { ConfigError } from '../runtime-proxy/config.ts';
 import { SandboxError } from '../sandbox/errors.ts';
+import { ScaffoldError } from '../scaffold/init.ts';
 
 /**
  * The CLI's exit codes, in one place. Every area throws its own coded error; this maps it.
@@ -43,6 +44,7 @@ export function exitFor(err: unknown): { readonly code: number; readonly message
   if (err instanceof ConfigError) return { code: EXIT.badInput, message: err.message };
   if (err instanceof SandboxError) return { code: EXIT.failed, message: `portcullis sandbox: ${err.message}` };
   if (err instanceof DemoError) return { code: EXIT.failed, message: err.message };
+  if (err instanceof ScaffoldError) return { code: EXIT.failed, message: `portcullis init: ${err.message}` };
   if (err instanceof CommanderError) return { code: err.exitCode, message: '' };
   return undefined;
 }

@@ -7,6 +7,7 @@ import { registerSandboxCommands } from '../sandbox/cli.ts';
 import { registerDemoCommand } from '../demo/cli.ts';
 import { registerProxyCommands } from '../runtime-proxy/cli.ts';
 import { registerGitopsCommands } from '../gitops/cli.ts';
+import { registerScaffoldCommands } from '../scaffold/cli.ts';
 
 /** The CLI is thin: parse arguments, call a command function, map the area's coded error to the exit code (exit-codes.ts). */
 export async function main(argv: readonly string[], name = 'portcullis'): Promise<number> {
@@ -26,6 +27,7 @@ export async function main(argv: readonly string[], name = 'portcullis'): Promis
   registerProxyCommands(program);
   registerClientCommands(program);
   registerGitopsCommands(program);
+  registerScaffoldCommands(program);
   try {
     await program.parseAsync([...argv]);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

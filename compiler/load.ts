@@ -1,3 +1,4 @@
+import type TypeScript from 'typescript';
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -62,7 +63,13 @@ export async function loadPolicy(policiesDir: string, repoRoot: string): Promise
 
 /** Type-checks the policy sources with the TypeScript compiler; each diagnostic becomes a TYPE_ERROR problem. */
 export async function typecheckPolicies(policiesDir: string, repoRoot: string): Promise<Problem[]> {
-  const ts = (await import('typescript')).default;
+  let ts: typeof TypeScript;
+  try {
+    ts = (await import('typescript')).default;
+  } catch {
+    // TypeScript is the policy repository's own dependency (portcullis init adds it), not this package's.
+    return [problem('TYPE_ERROR', 'typescript is not installed, so the policy cannot be type-checked', { file: 'package.json', line: 1 }, 'npm install --save-dev typescript, or compile --no-typecheck')];
+  }
   const configPath = ts.findConfigFile(repoRoot, ts.sys.fileExists, 'tsconfig.json');
   const parsed = configPath ? ts.getParsedCommandLineOfConfigFile(configPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} }) : undefined;
   const roots = [...readTree(policiesDir).keys()].filter((p) => p.endsWith('.ts')).map((p) => resolve(policiesDir, p));
