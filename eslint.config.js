@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'generated/', 'test/core/fixtures/', '.sandbox/', '.tmp-test-*/'] },
+  { ignores: ['node_modules/', 'dist/', 'generated/', 'test/core/fixtures/', '.sandbox/', '.tmp-test-*/'] },
   ...tseslint.configs.recommended,
   {
     rules: {
