@@ -120,11 +120,12 @@ export class Exchange {
    */
   stream(a: Admission, cut: (reason: StreamEndReason) => void): boolean {
     const cluster = a.bundle.cluster;
+    // The per-identity limit counts the caller, whoever it acts as.
+    const caller = a.impersonation?.caller ?? a.identity;
     const ok = this.host.streams.register({
       id: this.st.auditId,
       cluster,
-      // The per-identity limit counts the caller, whoever it acts as.
-      identityKey: `${(a.impersonation?.caller ?? a.identity).issuer} ${(a.impersonation?.caller ?? a.identity).user}`,
+      identityKey: `${caller.issuer} ${caller.user}`,
       identity: a.identity,
       attributes: a.attributes,
       grantId: a.grant.id,

@@ -97,6 +97,6 @@ export function impersonate(ask: ImpersonationAsk, caller: Identity, index: Rule
 }
 
 /** Whether the impersonation a live stream started under still holds. */
-export function stillImpersonates(imp: Impersonation | undefined, index: RuleIndex, now: number, breakGlass: ReadonlySet<string>): boolean {
-  return imp === undefined || imp.checks.every((c) => decide(c, index, { now, breakGlass }).decision.allowed);
+export function stillImpersonates(imp: Impersonation, index: RuleIndex, now: number, breakGlass: ReadonlySet<string>): boolean {
+  return imp.checks.every((c) => decide(c, index, { now, breakGlass }).decision.allowed);
 }

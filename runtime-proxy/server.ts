@@ -324,8 +324,10 @@ export class PortcullisProxy {
     const bundle = cr.store.current(now);
     const closed = this.streams.recheck(cluster, (s) => {
       if (!bundle) return { allowed: false };
-      const acts = s.impersonation ? new Map<string, number>() : this.activations.active(cluster, s.attributes.user);
-      if (!stillImpersonates(s.impersonation, bundle.index, now, new Set(this.activations.active(cluster, s.impersonation?.caller.user ?? '').keys()))) return { allowed: false };
+      // Under `kubectl --as`, the caller must still be granted the impersonation; the impersonated user holds no break-glass.
+      const imp = s.impersonation;
+      if (imp && !stillImpersonates(imp, bundle.index, now, new Set(this.activations.active(cluster, imp.caller.user).keys()))) return { allowed: false };
+      const acts = imp ? new Map<string, number>() : this.activations.active(cluster, s.attributes.user);
       const v = decide(s.attributes, bundle.index, { now, breakGlass: new Set(acts.keys()) });
       const d = v.decision;
       if (!d.allowed) return { allowed: false };

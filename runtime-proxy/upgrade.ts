@@ -43,10 +43,19 @@ const LINGER_MS = 5_000;
  */
 function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (t: NodeJS.Timeout) => void): void {
   let finished = false;
+  let lingering = false;
   const finish = (): void => {
     if (finished) return;
     finished = true;
     done();
+  };
+  // Armed once, by whichever side closes first.
+  const linger = (): void => {
+    if (lingering) return;
+    lingering = true;
+    const t = setTimeout(finish, LINGER_MS);
+    t.unref();
+    armLinger(t);
   };
   up.on('error', () => undefined);
   up.on('close', () => {
@@ -55,16 +64,12 @@ function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (t: Node
     client.unpipe(up);
     client.resume();
     client.end();
-    const t = setTimeout(finish, LINGER_MS);
-    t.unref();
-    armLinger(t);
+    linger();
   });
   client.on('close', () => {
     if (up.destroyed || up.writableFinished) return finish();
     up.end(finish);
-    const t = setTimeout(finish, LINGER_MS);
-    t.unref();
-    armLinger(t);
+    linger();
   });
   up.pipe(client);
   client.pipe(up);

@@ -4,7 +4,7 @@
  * kubectl pointed at https://127.0.0.1:PORT/clusters/NAME, and bundles signed
  * in the test with a fresh Ed25519 key.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -179,6 +179,8 @@ export interface Harness {
   /** A kubeconfig for kubectl through the proxy to `cluster` with this bearer token, or client certificate. */
   kubeconfig(token: string | { readonly certFile: string; readonly keyFile: string }, cluster?: string): string;
   kubectl(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>, input?: string): Promise<Run>;
+  /** kubectl on a pseudo-terminal (script(1)), for `exec -it`; the terminal's output is in stdout. */
+  kubectlOnTty(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>): Promise<Run>;
   /** Starts a long-running kubectl (watch, exec, port-forward). */
   spawnKubectl(kubeconfig: string, args: readonly string[], env?: Readonly<Record<string, string>>): LiveKubectl;
   /** kubectl as the sandbox admin, directly against the cluster. */
@@ -233,6 +235,22 @@ export interface HarnessOptions {
   readonly compiled?: { readonly bundleDir: string; readonly trustedKeyFiles: readonly string[]; readonly serviceAccount: string };
   /** A second cluster behind the same proxy (same ServiceAccount setup and RBAC), with its own bundle. */
   readonly second?: { readonly name: string; readonly ruleSet?: RuleSet };
+}
+
+/** Feeds `input` to a process and collects its output; killed after 60 s. */
+function collect(p: ChildProcessWithoutNullStreams, input?: string): Promise<Run> {
+  return new Promise((res) => {
+    p.stdin.end(input ?? '');
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('close', (status) => {
+      clearTimeout(t);
+      res({ status, stdout, stderr });
+    });
+  });
 }
 
 /** Starts the whole setup. Unique names per call, so test files do not disturb each other on the shared fleet. */
@@ -382,19 +400,12 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       return liveKubectl(kubectlBin, ['--kubeconfig', kubeconfig, ...args], { ...process.env, HOME: dir, ...env });
     },
     kubectl(kubeconfig, args, env = {}, input) {
-      return new Promise((res) => {
-        const p = spawn(kubectlBin, ['--kubeconfig', kubeconfig, ...args], { env: { ...process.env, HOME: dir, ...env } });
-        p.stdin.end(input ?? '');
-        let stdout = '';
-        let stderr = '';
-        p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-        p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-        const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
-        p.on('close', (status) => {
-          clearTimeout(t);
-          res({ status, stdout, stderr });
-        });
-      });
+      return collect(spawn(kubectlBin, ['--kubeconfig', kubeconfig, ...args], { env: { ...process.env, HOME: dir, ...env } }), input);
+    },
+    kubectlOnTty(kubeconfig, args, env = {}) {
+      // script(1) runs kubectl on a pseudo-terminal, so `-t` is kept and the session is a real TTY one.
+      const cmd = [kubectlBin, '--kubeconfig', kubeconfig, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+      return collect(spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, HOME: dir, ...env } }));
     },
     admin,
     configMapAccount(configMap, suffix, verbs) {

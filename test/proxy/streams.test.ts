@@ -2,7 +2,6 @@
 // port-forward over WebSocket and SPDY against the sandbox's fake kubelet, and
 // revocation by a new bundle closing a live watch and a live exec within 1 s.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, writeBundle, type Harness } from './harness.ts';
@@ -88,27 +87,14 @@ describe('long-running requests through the proxy', () => {
   }
 
   it('GIVEN 4 kubectl exec -it sessions in parallel over WebSocket, 200 in all, each on a real pty WHEN each command ends THEN every session exits 0 with its output and none closes abnormally (1006)', async () => {
-    // script(1) gives kubectl a terminal, so -t is kept and the session is a real TTY exec.
-    const once = (i: number): Promise<{ status: number | null; out: string }> =>
-      new Promise((resolve) => {
-        const cmd = [h.kubectlBin, '--kubeconfig', olivia, 'exec', '-it', pod, '-n', NS, '--', 'echo', `tty-${i}`].map((a) => `'${a}'`).join(' ');
-        const p = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...WS }, stdio: ['pipe', 'pipe', 'pipe'] });
-        let out = '';
-        p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-        p.stderr.on('data', (c: Buffer) => (out += c.toString()));
-        const t = setTimeout(() => p.kill('SIGKILL'), 30_000);
-        p.on('close', (status) => {
-          clearTimeout(t);
-          resolve({ status, out });
-        });
-      });
     const failures: string[] = [];
     let done = 0;
     const worker = async (w: number): Promise<void> => {
       for (let i = w; i < 200; i += 4) {
-        const r = await once(i);
+        const r = await h.kubectlOnTty(olivia, ['exec', '-it', pod, '-n', NS, '--', 'echo', `tty-${i}`], WS);
         done++;
-        if (r.status !== 0 || !r.out.includes(`tty-${i}`) || /1006|abnormal|unexpected EOF/.test(r.out)) failures.push(`#${i} exit ${r.status}: ${r.out.trim()}`);
+        const out = r.stdout + r.stderr;
+        if (r.status !== 0 || !out.includes(`tty-${i}`) || /1006|abnormal|unexpected EOF/.test(out)) failures.push(`#${i} exit ${r.status}: ${out.trim()}`);
       }
     };
     await Promise.all([0, 1, 2, 3].map(worker));
