@@ -160,10 +160,11 @@ export function serverFromTemplate(template: string, name: string): string {
 function serverFor(name: string, cluster: FleetCluster | undefined, proxyUrl: string | undefined): string {
   const path = `/clusters/${encodeURIComponent(name)}`;
   if (proxyUrl !== undefined) return `${proxyUrl.replace(/\/+$/, '')}${path}`;
-  // fleet.json's proxyUrl may be the proxy's base URL or already this cluster's URL behind it.
-  const base = cluster?.proxyUrl?.replace(/\/+$/, '');
-  if (base) return base.endsWith(path) ? base : `${base}${path}`;
-  throw new Error(`cluster ${name} has no proxyUrl in fleet.json; pass --proxy-url`);
+  // fleet.json's proxyUrl is this cluster's own URL through the proxy (the compiler checked it is
+  // a host of its own or …/clusters/NAME; docs/addressing.md), used as it is.
+  const own = cluster?.proxyUrl?.replace(/\/+$/, '');
+  if (own) return own;
+  throw new Error(`cluster ${name} has no proxyUrl in fleet.json; pass --proxy-url or --host-template`);
 }
 
 /** Only a grant that can never become active again is out: one past its `expires`. */

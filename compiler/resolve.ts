@@ -75,6 +75,8 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
   }
   for (const c of clusters) {
     if (!DNS1123_LABEL.test(c.name)) report('error', 'INVALID_NAME', where(c), `cluster name '${c.name}' is not a DNS-1123 label`);
+    const bad = c.props.proxyUrl === undefined ? undefined : proxyUrlProblem(c.props.proxyUrl, c.name);
+    if (bad) report('error', 'INVALID_PROXY_URL', where(c), `proxyUrl ${c.props.proxyUrl ?? ''} of cluster ${c.name}: ${bad}`, `https://${c.name}.portcullis.example (a host name per cluster) or https://portcullis.example/clusters/${c.name}`);
   }
   const seen = new Map<string, IConstruct & { source: SourceLocation }>();
   for (const x of [...grants, ...denies]) {
@@ -388,3 +390,23 @@ function overlapsScope(deny: Scope, grant: Scope): boolean {
 }
 
 export { NON_RESOURCE_VERBS };
+
+/**
+ * What is wrong with a cluster's `proxyUrl`, if anything. It is the cluster's own URL through the
+ * proxy, used as a kubeconfig server as is: https, no query or fragment, and either a host of its
+ * own at the root (docs/addressing.md: what every kubectl command works with) or the proxy's
+ * `/clusters/NAME` prefix.
+ */
+function proxyUrlProblem(url: string, cluster: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'not a URL';
+  }
+  if (u.protocol !== 'https:') return 'not https';
+  if (u.search !== '' || u.hash !== '' || u.username !== '' || u.password !== '') return 'a query, fragment or credentials';
+  const path = u.pathname.replace(/\/+$/, '');
+  if (path !== '' && path !== `/clusters/${cluster}`) return `path ${u.pathname} is neither the root nor /clusters/${cluster}`;
+  return undefined;
+}

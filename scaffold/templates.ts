@@ -22,10 +22,14 @@ export default fleet;
 `,
     'policies/clusters.ts': `import { Cluster, type Fleet } from 'portcullis';
 
-/** Every cluster the policy governs; labels select them in grants and denies. */
+/**
+ * Every cluster the policy governs; labels select them in grants and denies. proxyUrl is where
+ * people and CI reach each one through the Portcullis proxy: a host name per cluster, so every
+ * kubectl command works (kubectl proxy and get --raw included).
+ */
 export function clusters(fleet: Fleet): void {
-  new Cluster(fleet, 'dev', { server: 'https://dev.k8s.example.com:6443', labels: { env: 'dev' } });
-  new Cluster(fleet, 'prod', { server: 'https://prod.k8s.example.com:6443', labels: { env: 'prod' } });
+  new Cluster(fleet, 'dev', { server: 'https://dev.k8s.example.com:6443', proxyUrl: 'https://dev.portcullis.example.com', labels: { env: 'dev' } });
+  new Cluster(fleet, 'prod', { server: 'https://prod.k8s.example.com:6443', proxyUrl: 'https://prod.portcullis.example.com', labels: { env: 'prod' } });
 }
 `,
     'policies/identities.ts': `import { IdentityProvider, type Fleet } from 'portcullis';

@@ -7,7 +7,11 @@ import type { Fleet } from './fleet.ts';
 export interface ClusterProps {
   /** The kube-apiserver URL (what apply and the proxy talk to). */
   readonly server: string;
-  /** The URL of this cluster behind the Portcullis proxy. @default none */
+  /**
+   * This cluster's URL through the Portcullis proxy, as kubeconfigs use it: a host name of its own
+   * (`https://dev.portcullis.example`, the default to choose; docs/addressing.md) or the proxy's
+   * path prefix (`https://portcullis.example/clusters/dev`). @default none
+   */
   readonly proxyUrl?: string;
   /** Labels grants select clusters by (env, region, tier…). @default {} */
   readonly labels?: Readonly<Record<string, string>>;

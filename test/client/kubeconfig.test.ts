@@ -17,10 +17,10 @@ import { getTestFleet } from '../support/fleet.ts';
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const fleet: FleetFile = {
   clusters: [
-    { name: 'prod-eu', server: 'https://10.0.0.3:6443', proxyUrl: 'https://proxy.example:8443', labels: { env: 'prod' } },
-    { name: 'dev', server: 'https://10.0.0.1:6443', proxyUrl: 'https://proxy.example:8443', labels: { env: 'dev' } },
+    { name: 'prod-eu', server: 'https://10.0.0.3:6443', proxyUrl: 'https://prod-eu.proxy.example:8443', labels: { env: 'prod' } },
+    { name: 'dev', server: 'https://10.0.0.1:6443', proxyUrl: 'https://dev.proxy.example:8443/', labels: { env: 'dev' } },
     { name: 'staging', server: 'https://10.0.0.2:6443', proxyUrl: 'https://proxy.example:8443/clusters/staging', labels: { env: 'staging' } },
-    { name: 'lab', server: 'https://10.0.0.4:6443', proxyUrl: 'https://proxy.example:8443', labels: { env: 'lab' } },
+    { name: 'lab', server: 'https://10.0.0.4:6443', proxyUrl: 'https://lab.proxy.example:8443', labels: { env: 'lab' } },
   ],
 };
 
@@ -102,7 +102,7 @@ describe('buildKubeconfig', () => {
       ...(proxyUrl ? { proxyUrl } : {}),
     });
 
-  it('GIVEN bob in sre and devs THEN one context per reachable cluster, servers behind the proxy, the proxy CA, one exec user', () => {
+  it('GIVEN bob in sre and devs THEN one context per reachable cluster, each at its proxyUrl as fleet.json gives it (a host of its own, or the /clusters prefix), the proxy CA, one exec user', () => {
     const k = build();
     assert.deepEqual(k.contexts, [
       { name: 'dev', context: { cluster: 'dev', user: 'portcullis' } },
@@ -111,7 +111,7 @@ describe('buildKubeconfig', () => {
     ]);
     assert.deepEqual(
       k.clusters.map((c) => c.cluster.server),
-      ['https://proxy.example:8443/clusters/dev', 'https://proxy.example:8443/clusters/prod-eu', 'https://proxy.example:8443/clusters/staging'],
+      ['https://dev.proxy.example:8443', 'https://prod-eu.proxy.example:8443', 'https://proxy.example:8443/clusters/staging'],
     );
     assert.ok(k.clusters.every((c) => Buffer.from(String(c.cluster['certificate-authority-data']), 'base64').toString().includes('BEGIN CERTIFICATE')));
     assert.equal(k['current-context'], 'dev');
@@ -163,7 +163,7 @@ describe('portcullis kubeconfig (CLI)', () => {
     await program.parseAsync(['kubeconfig', '--user', 'oidc:alice', '--group', 'oidc:devs', '--generated', dir, '--proxy-ca', join(dir, 'proxy-ca.pem'), '--out', out], { from: 'user' });
     const k = parse(readFileSync(out, 'utf8')) as Kubeconfig;
     assert.deepEqual(k.contexts.map((c) => c.name), ['dev']);
-    assert.equal(k.clusters[0]?.cluster.server, 'https://proxy.example:8443/clusters/dev');
+    assert.equal(k.clusters[0]?.cluster.server, 'https://dev.proxy.example:8443');
     assert.equal(statSync(out).mode & 0o777, 0o600);
     assert.ok(JSON.stringify(k.users).includes('--oidc-issuer-url=https://login.example'));
   });
@@ -204,7 +204,8 @@ describe('portcullis kubeconfig over the committed generated/ (the compiler\'s r
     const fleetJson = JSON.parse(readFileSync(join(generated, 'fleet.json'), 'utf8')) as FleetFile;
     const dev = fleetJson.clusters.find((c) => c.name === 'dev');
     assert.ok(k.contexts.some((c) => c.name === 'dev'));
-    assert.equal(k.clusters.find((c) => c.name === 'dev')?.cluster.server, dev?.proxyUrl?.endsWith('/clusters/dev') ? dev.proxyUrl : `${dev?.proxyUrl}/clusters/dev`);
+    assert.equal(k.clusters.find((c) => c.name === 'dev')?.cluster.server, dev?.proxyUrl);
+    assert.equal(dev?.proxyUrl, 'https://dev.portcullis.acme.example', 'the example addresses each cluster by a host name of its own');
   });
 });
 
@@ -220,7 +221,7 @@ describe('portcullis kubeconfig read by the real kubectl', () => {
       assert.equal(contexts.code, 0, contexts.stderr);
       assert.deepEqual(contexts.stdout.trim().split('\n'), ['dev', 'prod-eu', 'staging']);
       const server = await sandbox.kubectl(['config', 'view', '--minify', '--context', 'prod-eu', '-o', 'jsonpath={.clusters[0].cluster.server}'], { kubeconfig: file });
-      assert.equal(server.stdout, 'https://proxy.example:8443/clusters/prod-eu');
+      assert.equal(server.stdout, 'https://prod-eu.proxy.example:8443');
       // kubectl asks the exec plugin for a token before it dials: with no `kubectl` on PATH it fails with our install hint.
       const call = await sandbox.kubectl(['get', '--raw', '/version', '--context', 'dev', '--request-timeout=5s'], { kubeconfig: file, env: { PATH: dir } });
       assert.notEqual(call.code, 0);

@@ -66,6 +66,43 @@ describe('kubectl through the proxy', () => {
     }
   });
 
+  it('GIVEN a host name per cluster WHEN kubectl proxy runs without --append-server-path, and get --raw asks for /openapi/v3 THEN both reach the cluster; GIVEN the /clusters prefix THEN kubectl proxy needs --append-server-path (docs/addressing.md)', async () => {
+    const x = await h.extraProxy((c) => ({
+      ...c,
+      listen: { host: '127.0.0.1', port: 0 },
+      audit: { ...c.audit, file: { path: `${h.auditFile}.proxy`, maxBytes: 1e6, maxFiles: 1 } },
+      clusters: c.clusters.map((cc) => (cc.name === 'dev' ? { ...cc, hostnames: ['localhost'] } : cc)),
+    }));
+    // kubectl proxy on a port of its own; the configmaps of NS_A through it, as a browser or curl would ask.
+    const throughKubectlProxy = async (server: string, extra: readonly string[]): Promise<number> => {
+      const p = h.spawnKubectl(alice, ['--server', server, 'proxy', '--port=0', '--address=127.0.0.1', ...extra]);
+      try {
+        const m = await p.waitFor(/Starting to serve on 127\.0\.0\.1:(\d+)/);
+        const r = await fetch(`http://127.0.0.1:${m[1] ?? ''}/api/v1/namespaces/${NS_A}/configmaps`);
+        if (r.status === 200) assert.match(await r.text(), /kube-root-ca\.crt/);
+        return r.status;
+      } finally {
+        p.kill();
+        await p.exited;
+      }
+    };
+    try {
+      const byHost = `https://localhost:${x.port}`;
+      const byPrefix = `https://127.0.0.1:${x.port}/clusters/dev`;
+      assert.equal(await throughKubectlProxy(byHost, []), 200, 'a host of its own: kubectl proxy as it is');
+      assert.equal(await throughKubectlProxy(byPrefix, []), 404, 'the prefix: kubectl proxy drops the server path');
+      assert.equal(await throughKubectlProxy(byPrefix, ['--append-server-path']), 200, 'the prefix: --append-server-path keeps it');
+      for (const server of [byHost, byPrefix]) {
+        // kubectl 1.33 and later keep the server path for get --raw (1.32 and older do not: docs/addressing.md).
+        const r = await h.kubectl(alice, ['--server', server, 'get', '--raw', '/openapi/v3']);
+        assert.equal(r.status, 0, `${server}: ${r.stderr}`);
+        assert.match(r.stdout, /"api\/v1"/);
+      }
+    } finally {
+      await x.proxy.stop();
+    }
+  });
+
   it('GIVEN a grant of list WHEN alice lists configmaps in its namespace THEN kubectl succeeds', async () => {
     const r = await h.kubectl(alice, ['get', 'configmaps', '-n', NS_A, '-o', 'name']);
     assert.equal(r.status, 0, r.stderr);
