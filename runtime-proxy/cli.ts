@@ -1,16 +1,43 @@
 import type { Command } from 'commander';
 import { createAuthenticator, type AuthnConfig } from './authn/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { proxyManifests } from './deploy/manifests.ts';
 import { PortcullisProxy } from './server.ts';
 
 /** Registers `portcullis proxy`. */
 export function registerProxyCommands(program: Command): void {
-  program
+  const proxy = program
     .command('proxy')
     .description('Run the runtime proxy: authenticate, authorize from the signed bundle, impersonate, audit')
-    .requiredOption('--config <file>', 'proxy configuration (YAML)')
-    .action(async (o: { config: string }) => {
+    // Not required at the parser: `proxy manifests` runs without it.
+    .option('--config <file>', 'proxy configuration (YAML); required to run')
+    .action(async (o: { config?: string }) => {
+      if (o.config === undefined) throw new ConfigError("portcullis proxy: --config FILE is required (or run 'portcullis proxy manifests')");
       await runProxy(o.config);
+    });
+  proxy
+    .command('manifests')
+    .description("Render the proxy's Kubernetes manifests for one cluster (runtime-proxy/deploy), from generated/: issuers, trusted keys, host name")
+    .requiredOption('--image <ref>', 'the proxy image (built from packaging/Containerfile)')
+    .requiredOption('--cluster <name>', 'the cluster the proxy is deployed to and fronts')
+    .option('--generated <dir>', "the compiler's output", 'generated')
+    .option('--audience <aud...>', 'token audiences the proxy accepts', ['portcullis'])
+    .option('--groups-claim <claim>', "the claim people's groups come in", 'groups')
+    .option('--replicas <n>', 'replicas (at least 2)', (v) => Number.parseInt(v, 10))
+    .option('--service-type <type>', 'ClusterIP, LoadBalancer or NodePort', 'ClusterIP')
+    .action((o: { image: string; cluster: string; generated: string; audience: string[]; groupsClaim: string; replicas?: number; serviceType: string }) => {
+      if (!['ClusterIP', 'LoadBalancer', 'NodePort'].includes(o.serviceType)) throw new ConfigError(`--service-type ${o.serviceType}: ClusterIP, LoadBalancer or NodePort`);
+      process.stdout.write(
+        proxyManifests({
+          generated: o.generated,
+          cluster: o.cluster,
+          image: o.image,
+          audiences: o.audience,
+          groupsClaim: o.groupsClaim,
+          serviceType: o.serviceType as 'ClusterIP',
+          ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+        }),
+      );
     });
 }
 

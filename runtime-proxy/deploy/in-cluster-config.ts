@@ -9,6 +9,8 @@ export interface InClusterConfigOptions {
   readonly issuers: readonly IssuerConfig[];
   /** Key ids of the trusted bundle keys (files `<id>.pub.pem` under KEYS_MOUNT). */
   readonly trustedKeyIds: readonly string[];
+  /** Host names that reach the cluster at the root (docs/addressing.md). @default none: the /clusters prefix only */
+  readonly hostnames?: readonly string[];
   /** @default 8443 */
   readonly port?: number;
 }
@@ -33,6 +35,7 @@ export function inClusterProxyConfig(o: InClusterConfigOptions): Record<string, 
     clusters: [
       {
         name: o.cluster,
+        ...(o.hostnames?.length ? { hostnames: [...o.hostnames] } : {}),
         upstream: { url: 'https://kubernetes.default.svc', caFile: `${SA}/ca.crt`, tokenFile: `${SA}/token` },
         bundle: { configMap: { tokenFile: `${BUNDLE_READER_MOUNT}/token` } },
         trustedKeyFiles: [...o.trustedKeyIds].sort().map((k) => `${KEYS_MOUNT}/${k}.pub.pem`),

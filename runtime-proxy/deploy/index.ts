@@ -19,3 +19,4 @@ export {
   type ProxyResources,
 } from './proxy-chart.ts';
 export { inClusterProxyConfig, type InClusterConfigOptions } from './in-cluster-config.ts';
+export { proxyManifests, type ManifestsOptions } from './manifests.ts';

@@ -1,6 +1,7 @@
 /** The proxy's own deployment chart: snapshot, invariants, and the real apiserver's verdict (server-side dry run). */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -28,6 +29,7 @@ import {
 } from '../../runtime-proxy/deploy/index.ts';
 
 const SNAPSHOT = fileURLToPath(new URL('./deploy.snapshot.yaml', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 const props: ProxyChartProps = {
   image: 'ghcr.io/example/portcullis:0.1.0',
@@ -219,6 +221,43 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('GIVEN the example\'s generated/ WHEN portcullis proxy manifests renders prod-eu THEN it carries the policy\'s issuers with their prefixes, the trusted key, the cluster\'s host name and the image, and the real apiserver accepts it (server-side dry run); a cluster not in the fleet is refused, exit 2', async () => {
+    const fleet = await getTestFleet();
+    const run = (args: readonly string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/portcullis.js'), 'proxy', 'manifests', ...args], { cwd: ROOT, encoding: 'utf8' });
+    const r = run(['--image', 'ghcr.io/acme/portcullis:0.1.0', '--cluster', 'prod-eu', '--generated', join(ROOT, 'generated')]);
+    assert.equal(r.status, 0, r.stderr);
+    const objs = objects(r.stdout);
+    const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'portcullis-proxy-config') as Obj & { data: Record<string, string> };
+    const cfg = parseConfig(cm.data['config.yaml'] ?? '', '/');
+    assert.deepEqual(cfg.clusters.map((c) => [c.name, c.hostnames]), [['prod-eu', ['prod-eu.portcullis.acme.example']]]);
+    const issuers = (cfg.authn as { issuers: { issuer: string; usernamePrefix: string; audiences: string[] }[] }).issuers;
+    assert.deepEqual(issuers.map((i) => [i.issuer, i.usernamePrefix, i.audiences]), [
+      ['https://login.acme.example', 'oidc:', ['portcullis']],
+      ['https://token.actions.githubusercontent.com', 'github:', ['portcullis']],
+    ]);
+    const keys = objs.find((o) => o.metadata.name === 'portcullis-proxy-keys') as Obj & { data: Record<string, string> };
+    const keyFiles = readdirSync(join(ROOT, 'generated/keys'));
+    assert.deepEqual(Object.keys(keys.data), keyFiles, 'the committed key, by its computed id');
+    assert.match(r.stdout, /image: ghcr\.io\/acme\/portcullis:0\.1\.0/);
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-manifests-'));
+    try {
+      const file = join(dir, 'chart.yaml');
+      writeFileSync(file, r.stdout);
+      const kubeconfig = fleet.cluster('prod-eu').adminKubeconfig;
+      const ns = await fleet.kubectl(['create', 'namespace', PROXY_NAMESPACE], { kubeconfig });
+      assert.ok(ns.code === 0 || /AlreadyExists/.test(ns.stderr), ns.stderr);
+      const dry = await fleet.kubectl(['apply', '--dry-run=server', '-f', file, '-o', 'name'], { kubeconfig, timeoutMs: 60_000 });
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stdout, /deployment\.apps\/portcullis-proxy/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const unknown = run(['--image', 'x', '--cluster', 'prod-us', '--generated', join(ROOT, 'generated')]);
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /cluster prod-us is not in .*fleet\.json \(it has dev, prod-eu, staging\)/);
+    assert.equal(unknown.stdout, '', 'nothing printed');
   });
 
   it('GIVEN the chart\'s shared-state Role, ConfigMaps and binding on a real cluster WHEN one replica activates break-glass or raises the revision floor THEN another sees it, with the ServiceAccount able to do nothing else there', async () => {
