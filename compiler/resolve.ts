@@ -1,5 +1,5 @@
 import type { IConstruct } from 'constructs';
-import { canonicalJson, MEMBER_USER, parseDuration, RESERVED_PREFIX, sha256 } from '../core/index.ts';
+import { canonicalJson, MEMBER_USER, parseDuration, PROXY_NAMESPACE, RESERVED_PREFIX, sha256 } from '../core/index.ts';
 import type { Conditions, Deny as DenyRule, Grant as GrantRule, PolicyRule, RuleSet, Scope, SourceLocation, Subject } from '../core/index.ts';
 import { catalogIndex, NON_RESOURCE_VERBS, type Catalog, type CatalogIndex } from './catalog.ts';
 import { Cluster } from './lang/cluster.ts';
@@ -16,8 +16,8 @@ import { checkConditions } from './private/check-conditions.ts';
 import { streamGetGap } from './synth.ts';
 import { checkRules } from './private/check-rules.ts';
 
-/** Namespaces every cluster has, so a grant may name them without declaring them. */
-const KUBE_NAMESPACES: ReadonlySet<string> = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
+/** Namespaces every cluster has (Kubernetes' own, and the one the compiler writes for the proxy), so a grant may name them without declaring them. */
+const KUBE_NAMESPACES: ReadonlySet<string> = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease', PROXY_NAMESPACE]);
 
 /** A namespace the policy declares on a cluster. */
 export interface DeclaredNamespace {

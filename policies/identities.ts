@@ -13,6 +13,9 @@ export function identities(fleet: Fleet) {
     sreOnCall: [corp.user('frank@acme.example'), corp.user('grace@acme.example')],
     contractor: corp.user('zoe@contractor.example'),
     shopDeployer: github.workload('repo:acme/shop:ref:refs/heads/main'),
+    // This repository's workflows: plan on pull requests, apply from the protected production environment.
+    policyPlan: github.workload('repo:acme/fleet-policy:pull_request'),
+    policyApply: github.workload('repo:acme/fleet-policy:environment:production'),
   };
 }
 

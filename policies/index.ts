@@ -1,5 +1,6 @@
 import { Fleet } from '../compiler/index.ts';
 import { access } from './access.ts';
+import { ci } from './ci.ts';
 import { clusters } from './clusters.ts';
 import { identities } from './identities.ts';
 import { teams } from './teams.ts';
@@ -15,5 +16,6 @@ const id = identities(fleet);
 clusters(fleet);
 teams(fleet, id);
 access(fleet, id);
+ci(fleet, id);
 
 export default fleet;
