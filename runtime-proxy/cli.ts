@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { createAuthenticator, type AuthnConfig } from './authn/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { proxyManifests } from './deploy/manifests.ts';
@@ -24,9 +24,8 @@ export function registerProxyCommands(program: Command): void {
     .option('--audience <aud...>', 'token audiences the proxy accepts', ['portcullis'])
     .option('--groups-claim <claim>', "the claim people's groups come in", 'groups')
     .option('--replicas <n>', 'replicas (at least 2)', (v) => Number.parseInt(v, 10))
-    .option('--service-type <type>', 'ClusterIP, LoadBalancer or NodePort', 'ClusterIP')
-    .action((o: { image: string; cluster: string; generated: string; audience: string[]; groupsClaim: string; replicas?: number; serviceType: string }) => {
-      if (!['ClusterIP', 'LoadBalancer', 'NodePort'].includes(o.serviceType)) throw new ConfigError(`--service-type ${o.serviceType}: ClusterIP, LoadBalancer or NodePort`);
+    .addOption(new Option('--service-type <type>', 'the Service type').choices(['ClusterIP', 'LoadBalancer', 'NodePort']).default('ClusterIP'))
+    .action((o: { image: string; cluster: string; generated: string; audience: string[]; groupsClaim: string; replicas?: number; serviceType: 'ClusterIP' | 'LoadBalancer' | 'NodePort' }) => {
       process.stdout.write(
         proxyManifests({
           generated: o.generated,
@@ -34,7 +33,7 @@ export function registerProxyCommands(program: Command): void {
           image: o.image,
           audiences: o.audience,
           groupsClaim: o.groupsClaim,
-          serviceType: o.serviceType as 'ClusterIP',
+          serviceType: o.serviceType,
           ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
         }),
       );

@@ -37,14 +37,17 @@ describe('kubectl through the proxy', () => {
   after(async () => {
     await h?.stop();
   });
-
-  it('GIVEN per-cluster host names WHEN kubectl talks to https://HOST/ without the /clusters prefix THEN the host picks the cluster and every path there (its /readyz too) goes to it; other hosts keep the prefix and the proxy\'s own endpoints', async () => {
-    const x = await h.extraProxy((c) => ({
+  // Another proxy on the same setup where the host name localhost reaches dev at the root.
+  const devAtLocalhost = (audit: string) =>
+    h.extraProxy((c) => ({
       ...c,
       listen: { host: '127.0.0.1', port: 0 },
-      audit: { ...c.audit, file: { path: `${h.auditFile}.hosts`, maxBytes: 1e6, maxFiles: 1 } },
+      audit: { ...c.audit, file: { path: `${h.auditFile}.${audit}`, maxBytes: 1e6, maxFiles: 1 } },
       clusters: c.clusters.map((cc) => (cc.name === 'dev' ? { ...cc, hostnames: ['localhost'] } : cc)),
     }));
+
+  it('GIVEN per-cluster host names WHEN kubectl talks to https://HOST/ without the /clusters prefix THEN the host picks the cluster and every path there (its /readyz too) goes to it; other hosts keep the prefix and the proxy\'s own endpoints', async () => {
+    const x = await devAtLocalhost('hosts');
     try {
       const byHost = ['--server', `https://localhost:${x.port}`];
       let r = await h.kubectl(alice, [...byHost, 'get', 'configmaps', '-n', NS_A, '-o', 'name']);
@@ -67,12 +70,7 @@ describe('kubectl through the proxy', () => {
   });
 
   it('GIVEN a host name per cluster WHEN kubectl proxy runs without --append-server-path, and get --raw asks for /openapi/v3 THEN both reach the cluster; GIVEN the /clusters prefix THEN kubectl proxy needs --append-server-path (docs/addressing.md)', async () => {
-    const x = await h.extraProxy((c) => ({
-      ...c,
-      listen: { host: '127.0.0.1', port: 0 },
-      audit: { ...c.audit, file: { path: `${h.auditFile}.proxy`, maxBytes: 1e6, maxFiles: 1 } },
-      clusters: c.clusters.map((cc) => (cc.name === 'dev' ? { ...cc, hostnames: ['localhost'] } : cc)),
-    }));
+    const x = await devAtLocalhost('proxy');
     // kubectl proxy on a port of its own; the configmaps of NS_A through it, as a browser or curl would ask.
     const throughKubectlProxy = async (server: string, extra: readonly string[]): Promise<number> => {
       const p = h.spawnKubectl(alice, ['--server', server, 'proxy', '--port=0', '--address=127.0.0.1', ...extra]);

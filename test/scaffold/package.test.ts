@@ -8,10 +8,10 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml, stringify } from 'yaml';
+import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
+import { freePorts } from '../../sandbox/processes.ts';
 import { after, before, describe, it } from 'node:test';
 import { PRODUCT_VERSION } from '../../core/version.ts';
 import { getTestFleet, type TestFleet } from '../support/fleet.ts';
@@ -111,7 +111,7 @@ describe('the npm package in a policy repository of its own', () => {
     assert.deepEqual(froms.map((m) => m[2]), ['build', 'install', undefined], 'build, install, then the runtime');
     assert.match(froms.at(-1)?.[1] ?? '', /^gcr\.io\/distroless\/nodejs22-debian12:nonroot$/);
     assert.match(text, /npm install --omit=dev --omit=peer/, 'production dependencies only: no TypeScript compiler');
-    const chart = parseAllDocs(synthProxyChart({ image: 'x', cluster: 'dev', trustedKeys: { k: 'pem' }, config: {} }));
+    const chart = parseAllDocuments(synthProxyChart({ image: 'x', cluster: 'dev', trustedKeys: { k: 'pem' }, config: {} })).map((d) => d.toJSON() as Record<string, unknown>);
     const pod = (chart.find((o) => o['kind'] === 'Deployment') as { spec: { template: { spec: { securityContext: Record<string, unknown>; containers: { args: string[]; securityContext: Record<string, unknown> }[] } } } }).spec.template.spec;
     assert.equal(/^USER (\S+)$/m.exec(text)?.[1], `${String(pod.securityContext['runAsUser'])}:${String(pod.securityContext['runAsGroup'])}`);
     assert.equal(pod.containers[0]?.securityContext['readOnlyRootFilesystem'], true);
@@ -155,7 +155,7 @@ describe('the npm package in a policy repository of its own', () => {
       if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, relocate(x)]));
       return v;
     };
-    const port = await freePort();
+    const [port = 0] = await freePorts(1);
     const config: Record<string, unknown> = { ...(relocate(cfg) as Record<string, unknown>), listen: { host: '127.0.0.1', port }, audit: { stdout: true, file: { path: join(mnt, 'audit', 'audit.log') }, flushIntervalMs: 50 } };
     delete config['metrics'];
     writeFileSync(join(mnt, 'config', 'image.yaml'), stringify(config));
@@ -201,19 +201,3 @@ describe('the npm package in a policy repository of its own', () => {
   });
 });
 
-type Doc = Record<string, unknown>;
-function parseAllDocs(yaml: string): Doc[] {
-  return yaml.split(/^---$/m).map((d) => parseYaml(d) as Doc).filter(Boolean);
-}
-
-/** A port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
