@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { DEFAULT_RENEW_WITHIN, runCompile, runDiscover, runKeygen, runVerify } from './commands.ts';
+import { runTest } from './assertions-cli.ts';
 import { runDiffAccess, runExplain, runWhoCan } from './questions-cli.ts';
 
-/** Registers compile, keygen, verify, discover, who-can, explain and diff-access. */
+/** Registers compile, keygen, verify, discover, who-can, explain, diff-access and test. */
 export function registerCompilerCommands(program: Command): void {
   program
     .command('compile')
@@ -70,4 +71,11 @@ export function registerCompilerCommands(program: Command): void {
     .option('--generated <dir>', 'generated directory', 'generated')
     .option('--format <fmt>', 'text, markdown or json', 'text')
     .action((base, head, o) => runDiffAccess(base, head, o));
+  program
+    .command('test')
+    .description('check the policy assertions (policies/**/*.assert.ts) against the signed bundles in generated/; exit 1 if one fails')
+    .option('--policies <dir>', 'policy sources', 'policies')
+    .option('--generated <dir>', 'generated directory', 'generated')
+    .option('--now <time>', 'the time claims of present access are checked at (RFC 3339)')
+    .action(async (o) => runTest(o));
 }

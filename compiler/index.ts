@@ -9,5 +9,6 @@ export { Role, Roles, type AllowOptions, type IRole, type RoleProps } from './la
 export { Grant, type BreakGlassProps, type GrantProps } from './lang/grant.ts';
 export { Deny, type DenyProps } from './lang/deny.ts';
 export { Namespace, Team, TEAM_LABEL, type NamespaceProps, type TeamGrantProps, type TeamProps } from './lang/team.ts';
+export { expectAccess, type Identity, type Subjected, type Verbs, type Where } from './lang/assertion.ts';
 export type { ClusterSelector, NamespaceSelector } from './lang/selectors.ts';
 export type { PolicyRule, TimeWindow, Weekday } from '../core/index.ts';

@@ -28,9 +28,13 @@ export function readTree(dir: string, skip: (rel: string) => boolean = () => fal
   return out;
 }
 
-/** sha256 over every policy source file's path and bytes. */
+/** Policy assertion files end so: `portcullis test` imports every one under policies/. */
+export const ASSERTION_SUFFIX = '.assert.ts';
+
+/** sha256 over every policy source file's path and bytes (assertions excluded). */
 export function digestSources(policiesDir: string): string {
-  const tree = readTree(policiesDir, (rel) => rel.startsWith('demo-keys/'));
+  // Assertions (`*.assert.ts`) state what the policy must allow; they are not part of it, and editing one re-signs nothing.
+  const tree = readTree(policiesDir, (rel) => rel.startsWith('demo-keys/') || rel.endsWith(ASSERTION_SUFFIX));
   const h: string[] = [];
   for (const [p, b] of tree) h.push(`${p}\u0000${sha256(b)}`);
   return `sha256:${sha256(h.join('\n'))}`;
@@ -46,18 +50,27 @@ export async function loadPolicy(policiesDir: string, repoRoot: string): Promise
   if (!existsSync(entry)) {
     return { problems: [problem('POLICY_LOAD', `no ${relative(repoRoot, entry)}`, { file: relative(repoRoot, policiesDir), line: 0 }, 'create it and export the Fleet as default')] };
   }
+  const loaded = await importPolicyModule(entry, policiesDir, repoRoot);
+  if ('problem' in loaded) return { problems: [loaded.problem] };
+  if (!(loaded.module.default instanceof Fleet)) {
+    return { problems: [problem('POLICY_LOAD', 'the policy does not export a Fleet as default', { file: relative(repoRoot, entry), line: 1 }, 'end it with `export default fleet;`')] };
+  }
+  return { fleet: loaded.module.default, problems: [] };
+}
+
+/**
+ * Imports a policy module afresh (index.ts, or an assertion file). What it throws becomes a
+ * POLICY_LOAD problem at the line under `policiesDir` that threw.
+ */
+export async function importPolicyModule(file: string, policiesDir: string, repoRoot: string): Promise<{ module: { default?: unknown } } | { problem: Problem }> {
   try {
-    const mod = (await import(`${pathToFileURL(entry).href}?t=${Date.now()}`)) as { default?: unknown };
-    if (!(mod.default instanceof Fleet)) {
-      return { problems: [problem('POLICY_LOAD', 'the policy does not export a Fleet as default', { file: relative(repoRoot, entry), line: 1 }, 'end it with `export default fleet;`')] };
-    }
-    return { fleet: mod.default, problems: [] };
+    return { module: (await import(`${pathToFileURL(file).href}?t=${Date.now()}`)) as { default?: unknown } };
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
     const root = resolve(policiesDir);
     const frame = (err.stack ?? '').split('\n').map(parseFrame).find((f) => f && f.path.startsWith(root));
-    const source = frame ? { file: relative(repoRoot, frame.path).split(sep).join('/'), line: frame.line } : { file: relative(repoRoot, entry), line: 0 };
-    return { problems: [problem('POLICY_LOAD', err.message.split('\n')[0] ?? 'failed to load', source)] };
+    const source = frame ? { file: relative(repoRoot, frame.path).split(sep).join('/'), line: frame.line } : { file: relative(repoRoot, file), line: 0 };
+    return { problem: problem('POLICY_LOAD', err.message.split('\n')[0] ?? 'failed to load', source) };
   }
 }
 

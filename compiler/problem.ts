@@ -23,6 +23,7 @@ export type ProblemCode =
   | 'MISSING_CATALOG'
   | 'POLICY_LOAD'
   | 'TYPE_ERROR'
+  | 'UNFINISHED_CLAIM'
   // warnings
   | 'GRANT_EXPIRED'
   | 'GRANT_NOT_YET_ACTIVE'

@@ -12,7 +12,8 @@ const fleet = new Fleet('acme', {
   // this out and sets PORTCULLIS_SIGNING_KEY from a CI secret.
   signingKeyFile: 'policies/demo-keys/signing.key',
 });
-const id = identities(fleet);
+/** The fleet's people and CI identities, for the assertions beside the policy (*.assert.ts). */
+export const id = identities(fleet);
 clusters(fleet);
 teams(fleet, id);
 access(fleet, id);

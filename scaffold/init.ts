@@ -53,6 +53,7 @@ export function initPolicyRepository(dir: string, name = basename(resolve(dir)))
   const scripts = { ...((pkg['scripts'] as Record<string, string> | undefined) ?? {}) };
   scripts['compile'] ??= 'portcullis compile';
   scripts['check'] ??= 'portcullis compile --check';
+  scripts['test'] ??= 'portcullis test';
   writeFileSync(pkgFile, `${JSON.stringify({ ...pkg, type: 'module', scripts, dependencies: deps, devDependencies: devDeps }, null, 2)}\n`);
   written.push('package.json');
   return { written, kept };

@@ -14,7 +14,8 @@ const fleet = new Fleet('${fleetName}', {
   bundleValidityDays: 30,
   // Bundles are signed with the key in PORTCULLIS_SIGNING_KEY (a CI secret; \`portcullis keygen\` makes one).
 });
-const id = identities(fleet);
+/** Who can be named, for the assertions beside the policy (*.assert.ts) too. */
+export const id = identities(fleet);
 clusters(fleet);
 access(fleet, id);
 
@@ -62,6 +63,16 @@ export function access(fleet: Fleet, id: Identities): void {
   });
 }
 `,
+    'policies/access.assert.ts': `import { expectAccess } from 'portcullis';
+import { id } from './index.ts';
+
+// What must hold whatever the policy becomes: \`npx portcullis test\` checks these claims against
+// the signed bundles in generated/ and names the file and line of each that fails. A positive
+// claim (may) must hold now; a negative one (mayNot, nobodyExcept) at any time.
+expectAccess.that(id.payments).may(['create', 'patch'], 'deployments.apps').in('payments').on({ labels: { env: 'dev' } });
+expectAccess.that(id.payments).mayNot(['create', 'patch'], 'deployments.apps').in('*').on({ labels: { env: 'prod' } });
+expectAccess.nobodyExcept([id.sre]).may(['get', 'list', 'watch'], 'secrets').in('*').on({ labels: { env: 'prod' } });
+`,
     'tsconfig.json': `{
   "compilerOptions": {
     "target": "ES2022",
@@ -88,10 +99,11 @@ compiled by [Portcullis](https://www.npmjs.com/package/portcullis) into
 \`\`\`sh
 npx portcullis discover --cluster dev --kubeconfig ~/.kube/dev   # once per cluster: its API catalog
 npx portcullis compile                                           # policies/ → generated/ (PORTCULLIS_SIGNING_KEY signs)
+npx portcullis test                                              # the claims in policies/*.assert.ts hold
 npx portcullis plan --kubeconfigs clusters.json                  # what would change, live
 \`\`\`
 
-A pull request runs \`.github/workflows/plan.yml\` (compile check, the effective-access
+A pull request runs \`.github/workflows/plan.yml\` (compile check, the assertions, the effective-access
 diff, the plan against the live fleet as a sticky comment); a merge runs \`apply.yml\`;
 \`renew.yml\` re-signs bundles before they expire.
 `,

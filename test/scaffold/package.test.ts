@@ -66,7 +66,7 @@ describe('the npm package in a policy repository of its own', () => {
   it('GIVEN a fresh directory WHEN portcullis init, keygen, discover, compile, verify, plan and apply run THEN the policy is live on the clusters, and a second plan has nothing to do', () => {
     const init = npx(['init']);
     assert.equal(init.status, 0, init.stderr);
-    for (const f of ['policies/index.ts', 'tsconfig.json', 'README.md', '.github/workflows/plan.yml', '.github/workflows/apply.yml', '.github/workflows/renew.yml']) assert.ok(existsSync(join(repo, f)), f);
+    for (const f of ['policies/index.ts', 'policies/access.assert.ts', 'tsconfig.json', 'README.md', '.github/workflows/plan.yml', '.github/workflows/apply.yml', '.github/workflows/renew.yml']) assert.ok(existsSync(join(repo, f)), f);
     const plan = readFileSync(join(repo, '.github/workflows/plan.yml'), 'utf8');
     assert.match(plan, /npx portcullis plan/);
     assert.doesNotMatch(plan, /bin\/portcullis\.js/);
@@ -103,6 +103,24 @@ describe('the npm package in a policy repository of its own', () => {
     assert.equal(admin('prod-eu', ['auth', 'can-i', 'list', 'pods', '-A', '--as', 'oidc:x', '--as-group', 'oidc:sre']).stdout.trim(), 'yes');
     assert.equal(admin('staging', ['auth', 'can-i', 'create', 'deployments.apps', '-n', 'payments', '--as', 'oidc:y', '--as-group', 'oidc:team-payments']).stdout.trim(), 'yes');
     assert.equal(admin('prod-eu', ['auth', 'can-i', 'create', 'deployments.apps', '-n', 'payments', '--as', 'oidc:y', '--as-group', 'oidc:team-payments']).stdout.trim(), 'no');
+
+    // The scaffolded assertions hold, offline, and say what the live clusters say.
+    const claims = npx(['test']);
+    assert.equal(claims.status, 0, claims.stdout + claims.stderr);
+    assert.match(claims.stdout, /^policies\/access\.assert\.ts:7: ok {3}someone \(groups oidc:team-payments\) may create,patch deployments\.apps in payments on env=dev$/m);
+    assert.match(claims.stdout, /^3 claims on 2 clusters: 3 hold, 0 fail$/m);
+    for (const [cluster, verb, ns, expected] of [['staging', 'patch', 'payments', 'yes'], ['prod-eu', 'patch', 'kube-system', 'no']] as const) {
+      assert.equal(admin(cluster, ['auth', 'can-i', verb, 'deployments.apps', '-n', ns, '--as', 'oidc:y', '--as-group', 'oidc:team-payments']).stdout.trim(), expected);
+    }
+    assert.equal(admin('prod-eu', ['auth', 'can-i', 'list', 'secrets', '-A', '--as', 'oidc:y', '--as-group', 'oidc:team-payments']).stdout.trim(), 'no');
+    // A claim the policy does not satisfy fails at its line, naming the deny; the cluster agrees.
+    const assertions = join(repo, 'policies/access.assert.ts');
+    const lines = readFileSync(assertions, 'utf8').trimEnd().split('\n');
+    writeFileSync(assertions, `${[...lines, "expectAccess.that(id.payments).may('get', 'secrets').in('payments').on({ labels: { env: 'prod' } });"].join('\n')}\n`);
+    const failing = npx(['test']);
+    assert.equal(failing.status, 1, failing.stdout + failing.stderr);
+    assert.match(failing.stdout, new RegExp(`^policies/access\\.assert\\.ts:${lines.length + 1}: FAIL someone \\(groups oidc:team-payments\\) may get secrets in payments on env=prod\\n {4}on prod-eu: get secrets in payments is denied: deny no-secrets-in-prod \\(policies/access\\.ts:\\d+\\)$`, 'm'));
+    assert.equal(admin('prod-eu', ['auth', 'can-i', 'get', 'secrets', '-n', 'payments', '--as', 'oidc:y', '--as-group', 'oidc:team-payments']).stdout.trim(), 'no');
   });
 
   it('GIVEN packaging/Containerfile THEN it is multi-stage, ends on a distroless non-root Node 22 as 65532, and its entrypoint and command are what the chart runs', () => {
