@@ -40,8 +40,9 @@ const LINGER_MS = 5_000;
  *   LINGER_MS later.
  * Errors on the client destroy (through the caller's `end`), as do deadlines
  * and revocation; an upstream error ends the client side gracefully.
+ * Exported for its test.
  */
-function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (t: NodeJS.Timeout) => void): void {
+export function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (t: NodeJS.Timeout) => void): void {
   let finished = false;
   let lingering = false;
   const finish = (): void => {
@@ -57,22 +58,44 @@ function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (t: Node
     t.unref();
     armLinger(t);
   };
+  // The client's bytes go upstream one turn later (setImmediate), once the poll phase that read
+  // them has read whatever upstream sent too. A write to an upstream that has closed is answered
+  // with a reset, and a reset discards what the proxy had not yet read from it: on a busy proxy,
+  // the command's last output and the WebSocket close frame (the client saw 1006).
+  let paused = false;
+  const toUp = (c: Buffer): void => {
+    setImmediate(() => {
+      if (up.destroyed || up.writableEnded) return;
+      if (!up.write(c) && !paused) {
+        paused = true;
+        client.pause();
+        up.once('drain', () => {
+          paused = false;
+          client.resume();
+        });
+      }
+    });
+  };
   up.on('error', () => undefined);
   up.on('close', () => {
     if (client.destroyed) return finish();
     // Keep reading (and dropping) what the client still sends, or its end never arrives.
-    client.unpipe(up);
+    client.removeListener('data', toUp);
     client.resume();
     client.end();
     linger();
   });
   client.on('close', () => {
-    if (up.destroyed || up.writableFinished) return finish();
-    up.end(finish);
-    linger();
+    // After the client's last bytes (below), which go upstream a turn later.
+    setImmediate(() => {
+      if (up.destroyed || up.writableFinished) return finish();
+      up.end(finish);
+      linger();
+    });
   });
+  client.on('data', toUp);
+  client.on('end', () => setImmediate(() => up.destroyed || up.writableEnded || up.end()));
   up.pipe(client);
-  client.pipe(up);
 }
 
 /**
