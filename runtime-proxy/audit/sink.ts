@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import type { AuditEvent } from './event.ts';
 
 /** Where audit lines go. */
@@ -27,6 +27,8 @@ export class AuditSink {
   #lost = 0;
   #written = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Where the file must be cut back to before the next write (a short write whose cut failed). */
+  #cutTo: number | undefined;
   readonly #max: number;
 
   constructor(private readonly opts: AuditSinkOptions) {
@@ -75,7 +77,15 @@ export class AuditSink {
     } catch {
       this.#healthy = false;
       this.#buffer = lines.concat(this.#buffer).slice(0, this.#max);
-      this.#fd = undefined; // reopen on the next attempt
+      // Reopen on the next attempt, unless a cut is pending, which needs this very file.
+      if (this.#cutTo === undefined && this.#fd !== undefined) {
+        try {
+          closeSync(this.#fd);
+        } catch {
+          // already unusable
+        }
+        this.#fd = undefined;
+      }
       return false;
     }
   }
@@ -96,14 +106,36 @@ export class AuditSink {
     this.#size = fstatSync(this.#fd).size;
   }
 
+  /**
+   * Writes a chunk of whole lines, or none of it: a short write (ENOSPC after part of the chunk)
+   * is cut off the file again, so the retry, which writes the whole chunk, leaves neither a
+   * partial line nor a duplicate. A cut that fails too is retried before the next write.
+   */
   #writeFile(chunk: string): void {
     const f = this.opts.file;
     if (!f) return;
     if (this.#fd === undefined) this.#open();
+    if (this.#cutTo !== undefined) {
+      ftruncateSync(this.#fd as number, this.#cutTo);
+      this.#size = this.#cutTo;
+      this.#cutTo = undefined;
+    }
     const bytes = Buffer.from(chunk, 'utf8');
     if (this.#size > 0 && this.#size + bytes.length > f.maxBytes) this.#rotate();
+    const fd = this.#fd as number;
     let off = 0;
-    while (off < bytes.length) off += writeSync(this.#fd as number, bytes, off);
+    try {
+      while (off < bytes.length) off += writeSync(fd, bytes, off);
+    } catch (err) {
+      if (off > 0) {
+        try {
+          ftruncateSync(fd, this.#size);
+        } catch {
+          this.#cutTo = this.#size;
+        }
+      }
+      throw err;
+    }
     this.#size += bytes.length;
   }
 

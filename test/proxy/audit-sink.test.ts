@@ -1,8 +1,10 @@
 // The audit sink and Event shape (SECURITY rule 17, unit level).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { toAuditEvent, type AuditFacts } from '../../runtime-proxy/audit/event.ts';
 import { AuditSink } from '../../runtime-proxy/audit/sink.ts';
@@ -96,5 +98,27 @@ describe('audit', () => {
     assert.equal(sink.flush(), false);
     assert.equal(sink.healthy, false);
     assert.equal(sink.written, 0);
+  });
+});
+
+describe('audit on a full file system', () => {
+  it('GIVEN a 256 KiB tmpfs that fills up WHEN a chunk is written part-way THEN the part is cut off, and after space is freed every record is in the file once, whole and in order', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'audit-full-'));
+    const script = fileURLToPath(new URL('../support/audit-full-disk.ts', import.meta.url));
+    const runTs = fileURLToPath(new URL('../../bin/run-ts.js', import.meta.url));
+    // A mount namespace of the test's own: the tmpfs exists only for this child.
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=256k tmpfs "$1" && "$2" "$3" "$4" "$1" && cat "$1/audit.log" > "$1.out"`, 'sh', dir, process.execPath, runTs, script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const seen = JSON.parse(r.stdout) as { failure?: { freeBefore: number; sizeBefore: number; sizeAfter: number }; retriedWhileFull: boolean; recovered: boolean; queued: number };
+    assert.ok(seen.failure, 'a flush failed');
+    // Some bytes fitted, fewer than a chunk (50 records of ~1 KiB): the write was short.
+    assert.ok(seen.failure.freeBefore > 0 && seen.failure.freeBefore < 40_000, `free before the failing flush: ${seen.failure.freeBefore}`);
+    assert.equal(seen.failure.sizeAfter, seen.failure.sizeBefore, 'the short write was cut off');
+    assert.equal(seen.retriedWhileFull, false);
+    assert.equal(seen.recovered, true);
+    const lines = readFileSync(`${dir}.out`, 'utf8').split('\n');
+    assert.equal(lines.pop(), '', 'the file ends with a whole line');
+    const ids = lines.map((l) => (JSON.parse(l) as { auditID: string }).auditID);
+    assert.deepEqual(ids, Array.from({ length: seen.queued }, (_, i) => `id-${i}`));
   });
 });
