@@ -10,6 +10,7 @@ import { decide } from '../core/decide.ts';
 import { trustedKeysOf } from '../core/bundle.ts';
 import { EXTRA_USER } from '../core/names.ts';
 import { AuditSink } from './audit/sink.ts';
+import { Connections } from './connections.ts';
 import { bundleExpiry, describeExpiry } from '../core/bundle-expiry.ts';
 import { ActivationStore, ConfigMapActivations, DirectoryActivations, type SharedActivations } from './break-glass.ts';
 import type { ConfigMapLocation } from './configmap-document.ts';
@@ -82,6 +83,9 @@ export class PortcullisProxy {
   readonly #server: Http2SecureServer;
   #metricsServer: http.Server | undefined;
   #stopping = false;
+  /** Set once the drain is over: what still arrives is refused (and the connection closed). */
+  #closing = false;
+  readonly #connections = new Connections();
   readonly #drain = new Drain();
   /** What every request's Exchange shares. */
   readonly #host: ExchangeHost;
@@ -125,7 +129,11 @@ export class PortcullisProxy {
       // Small responses go out at once: without this, Nagle plus the client's delayed ACK adds ~40 ms.
       noDelay: true,
     });
-    this.#server.on('secureConnection', (sock: TLSSocket) => sock.setNoDelay(true));
+    this.#server.on('secureConnection', (sock: TLSSocket) => {
+      sock.setNoDelay(true);
+      this.#connections.accepted(sock);
+    });
+    this.#server.on('session', (session: Http2Session) => this.#connections.session(session));
     // A request Node's parser refuses never reaches a handler: answer it with a Status too (Node 22
     // refuses more than maxHeadersCount lines itself; Node 20 drops the rest, which #preflight catches).
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -153,18 +161,20 @@ export class PortcullisProxy {
     });
     // A bug in a handler must fail that request, never the process (an unhandled rejection would end it).
     // Inside the lifecycle it is an audited INTERNAL refusal; this catches only what fails before it (the ops endpoints).
-    this.#server.on('request', (req: Req, res: Res) =>
-      this.#onRequest(req, res).catch((err: unknown) => {
+    this.#server.on('request', (req: Req, res: Res) => {
+      if (req.httpVersionMajor === 1) this.#connections.request(req.socket as TLSSocket, res as ServerResponse);
+      return this.#onRequest(req, res).catch((err: unknown) => {
         this.log.error({ err: (err as Error)?.stack ?? String(err) }, 'request handler failed');
         sendStatus(res, new ProxyError('INTERNAL', 'handler failed'));
-      }),
-    );
-    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.#onUpgrade(req, socket, head).catch((err: unknown) => {
+      });
+    });
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.#connections.upgraded(socket as TLSSocket);
+      return this.#onUpgrade(req, socket, head).catch((err: unknown) => {
         this.log.error({ err: (err as Error)?.stack ?? String(err) }, 'upgrade handler failed');
         socket.destroy();
-      }),
-    );
+      });
+    });
     this.#server.on('sessionError', (err) => this.log.debug({ err: err.message }, 'http2 session error'));
   }
 
@@ -337,20 +347,37 @@ export class PortcullisProxy {
     if (closed > 0) this.log.warn({ cluster, closed }, 'closed long-running requests revoked by the new bundle');
   }
 
-  /** Graceful shutdown: stop accepting, drain in-flight requests, end streams, flush audit. */
+  /**
+   * Graceful shutdown, within shutdownGraceMs: stop accepting; close the client connections
+   * (GOAWAY on HTTP/2, idle HTTP/1.1 ones at once, busy ones after a last response that says
+   * `Connection: close`), while requests in flight finish; end streams; then what is still open
+   * is cut, its records written, and the audit sink closed last.
+   */
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    const deadline = this.#clock() + this.opts.config.limits.shutdownGraceMs;
+    const until = (p: Promise<void>, ms: number): Promise<void> => Promise.race([p, new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)).unref())]);
     for (const cr of this.#clusters.values()) cr.stopWatch?.();
     if (this.#expiryTimer) clearInterval(this.#expiryTimer);
     this.activations.stop();
     this.#metricsServer?.close();
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    await Promise.race([this.#drain.idle(), new Promise<void>((resolve) => setTimeout(resolve, this.opts.config.limits.shutdownGraceMs).unref())]);
+    const listenerClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#connections.close();
+    await until(this.#drain.idle(), deadline - this.#clock());
+    this.#closing = true;
     this.streams.closeAll('shutdown');
-    // Wait until every closed stream audited its end (bounded), then flush.
+    // Wait until every closed stream audited its end (bounded), and the connections closed.
     for (let i = 0; i < 200 && this.#drain.live > 0; i++) await new Promise((r) => setTimeout(r, 10));
-    await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
+    await until(this.#connections.closed(), deadline - this.#clock());
+    if (this.#connections.size > 0) {
+      this.log.warn({ connections: this.#connections.size }, 'shutdown grace over: closing the connections still open');
+      this.#connections.destroyAll();
+      await until(this.#connections.closed(), 1000);
+    }
+    await until(listenerClosed, 1000);
+    // The exchanges of the connections just cut end on their close events: let them write their records.
+    await new Promise((r) => setImmediate(r));
     for (const cr of this.#clusters.values()) {
       cr.upstream.close();
       closeH2Pool(cr.upstream);
@@ -374,7 +401,7 @@ export class PortcullisProxy {
 
   /** Checks that come before the pipeline: shutdown, the audit sink, request framing. */
   #preflight(req: Req): void {
-    if (this.#stopping) throw new ProxyError('SHUTTING_DOWN', 'shutting down');
+    if (this.#closing) throw new ProxyError('SHUTTING_DOWN', 'shutting down');
     if (!this.audit.healthy && this.opts.config.audit.onFailure === 'deny') throw new ProxyError('AUDIT_UNAVAILABLE', 'audit sink failing');
     if (req.headers['content-length'] !== undefined && req.headers['transfer-encoding'] !== undefined) {
       throw new ProxyError('BAD_REQUEST', 'Content-Length together with Transfer-Encoding');

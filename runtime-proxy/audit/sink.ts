@@ -29,6 +29,7 @@ export class AuditSink {
   #timer: NodeJS.Timeout | undefined;
   /** Where the file must be cut back to before the next write (a short write whose cut failed). */
   #cutTo: number | undefined;
+  #closed = false;
   readonly #max: number;
 
   constructor(private readonly opts: AuditSinkOptions) {
@@ -60,6 +61,8 @@ export class AuditSink {
       return;
     }
     this.#buffer.push(`${JSON.stringify(event)}\n`);
+    // A record that comes after close (an exchange cut at the end of shutdown) is written at once.
+    if (this.#closed) this.flush();
   }
 
   /** Writes everything queued; returns whether it all went out. */
@@ -92,6 +95,7 @@ export class AuditSink {
 
   /** Flushes and closes; call after the last request finished. */
   close(): boolean {
+    this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     const ok = this.flush();
     if (this.#fd !== undefined) closeSync(this.#fd);

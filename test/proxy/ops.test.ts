@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:https';
+import { Agent, createServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -83,6 +83,67 @@ describe('proxy operations', () => {
     assert.equal(await exited, 0, err);
     const lines = readFileSync(join(h.dir, 'audit-cli.log'), 'utf8').trim().split('\n');
     assert.ok(lines.some((l) => l.includes(String(r.headers['audit-id']))), 'the request is in the audit log although the flush interval never came');
+  });
+
+  it('GIVEN 8 clients on keep-alive connections sending without pause WHEN `portcullis proxy` gets SIGTERM THEN it exits 0 well within shutdownGraceMs, and every response a client received has its record', async () => {
+    const cfg = parse(readFileSync(join(h.dir, 'proxy.yaml'), 'utf8')) as Record<string, unknown>;
+    const auditFile = join(h.dir, 'audit-keepalive.log');
+    const graceMs = 4000;
+    cfg['audit'] = { file: { path: auditFile }, flushIntervalMs: 60_000 };
+    cfg['limits'] = { ...(cfg['limits'] as object), shutdownGraceMs: graceMs };
+    const file = join(h.dir, 'proxy-keepalive.yaml');
+    writeFileSync(file, stringify(cfg));
+    const p = spawn(process.execPath, [join(ROOT, 'bin', 'portcullis.js'), 'proxy', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const port = await new Promise<number>((res, rej) => {
+      p.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+        const m = /"port":(\d+)[^\n]*portcullis proxy listening/.exec(err);
+        if (m) res(Number(m[1]));
+      });
+      p.on('close', (code) => rej(new Error(`exited ${code}: ${err}`)));
+      setTimeout(() => rej(new Error(`no listen line: ${err}`)), 30_000).unref();
+    });
+    const exited = new Promise<number | null>((res) => p.on('close', res));
+    const ca = readFileSync(h.proxyCa.caFile);
+    const answered: { id: string; status: number; at: number }[] = [];
+    let sigtermAt = Infinity;
+    // Each client: one keep-alive connection, the next request as soon as a response is in; it
+    // stops at its first connection error (the proxy has gone), after 3,000 requests or 20 s.
+    const client = async (): Promise<void> => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1, ca });
+      const until = Date.now() + 20_000;
+      try {
+        for (let i = 0; i < 3000 && Date.now() < until; i++) {
+          const r = await new Promise<{ id: string; status: number } | undefined>((res) => {
+            const q = httpsRequest({ host: '127.0.0.1', port, path: `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, agent, headers: { authorization: `Bearer ${alice}` } }, (rs) => {
+              rs.resume();
+              rs.on('end', () => res({ id: String(rs.headers['audit-id']), status: rs.statusCode ?? 0 }));
+              rs.on('error', () => res(undefined));
+            });
+            q.on('error', () => res(undefined));
+            q.end();
+          });
+          if (!r) return;
+          answered.push({ ...r, at: Date.now() });
+        }
+      } finally {
+        agent.destroy();
+      }
+    };
+    const clients = Promise.all(Array.from({ length: 8 }, client));
+    await sleep(1500);
+    sigtermAt = Date.now();
+    p.kill('SIGTERM');
+    assert.equal(await exited, 0, err);
+    const tookMs = Date.now() - sigtermAt;
+    await clients;
+    assert.ok(tookMs < graceMs / 2, `exited ${tookMs} ms after SIGTERM`);
+    const afterSigterm = answered.filter((a) => a.at >= sigtermAt).length;
+    assert.ok(answered.length >= 50 && afterSigterm >= 1, `${answered.length} answered, ${afterSigterm} after SIGTERM`);
+    const recorded = new Set(readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { auditID: string }).auditID));
+    const missing = answered.filter((a) => !recorded.has(a.id));
+    assert.deepEqual(missing, [], `${missing.length} of ${answered.length} answered requests have no record`);
   });
 
   it('GIVEN a request in flight WHEN the proxy is stopped THEN it drains: the request completes, new ones are refused, and its record is flushed', async () => {
