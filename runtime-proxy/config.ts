@@ -58,6 +58,8 @@ export interface ProxyConfig {
     readonly stdout: boolean;
     readonly file?: { readonly path: string; readonly maxBytes: number; readonly maxFiles: number };
     readonly flushIntervalMs: number;
+    /** blocking: a response ends only once its record is in the file, written with the records of concurrent requests; batch: records are written every flushIntervalMs. */
+    readonly mode: 'blocking' | 'batch';
     /** `deny` (default): refuse new requests with 503 while the sink fails; `serve`: keep serving and count the loss. */
     readonly onFailure: AuditFailureMode;
   };
@@ -118,7 +120,7 @@ interface RawConfig {
     trustedKeyFiles: string[];
   }[];
   authn: Record<string, unknown>;
-  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; onFailure?: 'deny' | 'serve' };
+  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; mode?: 'blocking' | 'batch'; onFailure?: 'deny' | 'serve' };
   breakGlass?: { webhookUrl?: string; webhookCaFile?: string; stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
   bundleExpiry?: { warnBeforeMs?: number };
   revisionFloor?: { stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
@@ -221,6 +223,7 @@ const schema: JSONSchemaType<RawConfig> = {
           properties: { path: str, maxBytes: { ...posInt, nullable: true }, maxFiles: { ...posInt, nullable: true } },
         },
         flushIntervalMs: { ...posInt, nullable: true },
+        mode: { type: 'string', enum: ['blocking', 'batch'], nullable: true },
         onFailure: { type: 'string', enum: ['deny', 'serve'], nullable: true },
       },
     },
@@ -348,6 +351,7 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       stdout: a.stdout ?? false,
       ...(a.file ? { file: { path: p(a.file.path), maxBytes: a.file.maxBytes ?? 100 * 1024 * 1024, maxFiles: a.file.maxFiles ?? 5 } } : {}),
       flushIntervalMs: a.flushIntervalMs ?? 200,
+      mode: a.mode ?? 'blocking',
       onFailure: a.onFailure ?? 'deny',
     },
     breakGlass: {

@@ -247,6 +247,27 @@ export class Exchange {
   }
 }
 
+/** A response whose end can be held back. */
+interface Ending {
+  end: (...args: never[]) => unknown;
+}
+
+/**
+ * Blocking audit (SECURITY rule 17): the end of `res`, its last bytes, waits until the records
+ * queued by then are written, so that no client holds a complete response whose record a crash
+ * could still lose. Whoever ends an exchange records it first, or in the same turn.
+ */
+export function endAfterCommit(res: Ending, sink: AuditSink): { readonly release: () => void } {
+  const original = res.end;
+  const end = res.end.bind(res) as (...args: unknown[]) => unknown;
+  res.end = ((...args: unknown[]) => {
+    void sink.committed().then(() => end(...args));
+    return res;
+  }) as Ending['end'];
+  // A long-running response records its end when the client has it (ResponseStarted came first).
+  return { release: () => (res.end = original) };
+}
+
 /** authenticateStage's details start with the failure's code (`EXPIRED: …`). */
 function authnCode(detail: string): string {
   const m = /^([A-Z_]+):/.exec(detail);

@@ -76,6 +76,7 @@ export function forwardHttp(
   let paused = false;
   let cut = false;
   let upstreamEnded = false;
+  let held: Buffer | undefined;
   const end = (o: ForwardOutcome): void => {
     if (ended) return;
     ended = true;
@@ -115,7 +116,10 @@ export function forwardHttp(
         if (!res.headersSent) res.writeHead(status, responseHeaders(upstreamHeaders, headers));
       },
       onResponseData: (c, chunk) => {
-        if (!(res as NodeJS.WritableStream).write(chunk) && !paused) {
+        // The last chunk is held back until the response is recorded (below).
+        const previous = held;
+        held = chunk;
+        if (previous && !(res as NodeJS.WritableStream).write(previous) && !paused) {
           paused = true;
           c.pause();
           res.once('drain', onDrain);
@@ -123,7 +127,10 @@ export function forwardHttp(
       },
       onResponseEnd: () => {
         upstreamEnded = true;
-        res.end();
+        // Recorded before the client has the whole response: with blocking audit its end waits for the record.
+        end({ kind: 'response', status });
+        if (held) res.end(held);
+        else res.end();
       },
       onResponseError: (_c, err) => {
         // Our own abort (the client left, or the request was cut) is not upstream's failure.
@@ -139,7 +146,6 @@ export function forwardHttp(
   // Finished after upstream's response ended: served. Finished or closed before (the client went
   // away, or an HTTP/2 stream was reset, which ends its response too): stop the upstream as well.
   const onClientDone = (): void => {
-    if (ended) return;
     if (upstreamEnded && res.writableFinished) {
       // Whatever of the client's body upstream did not read is discarded, so the connection stays usable.
       if (streamed !== undefined && !req.complete) {
@@ -147,7 +153,7 @@ export function forwardHttp(
         req.resume();
       }
       end({ kind: 'response', status });
-    } else {
+    } else if (!ended) {
       end({ kind: 'aborted', status, message: 'client closed' });
       stop();
     }

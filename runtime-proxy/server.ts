@@ -35,7 +35,7 @@ import { serveSelfReview } from './self-review-endpoint.ts';
 import { StreamRegistry } from './streams.ts';
 import { forwardUpgrade, upgradeProtocol } from './upgrade.ts';
 import { createUpstream, type Upstream } from './upstream.ts';
-import { Drain, Exchange, type ExchangeHost } from './exchange.ts';
+import { Drain, endAfterCommit, Exchange, type ExchangeHost } from './exchange.ts';
 
 /** What the proxy is built from. */
 export interface ProxyOptions {
@@ -516,6 +516,7 @@ export class PortcullisProxy {
     const byHost = this.#hostCluster(req);
     if (await this.#ops(byHost === undefined ? (req.url ?? '').split('?')[0] : undefined, res)) return;
     const ex = new Exchange(this.#host, req, req.httpVersionMajor === 2 ? 'http2' : 'http1', (e, auditId) => sendStatus(res, e, { 'audit-id': auditId }));
+    const held = endAfterCommit(res, this.audit);
     try {
       const admitted = await this.#admit(req, ex, false, byHost);
       if (admitted.kind === 'break-glass') return await serveBreakGlass(this.#breakGlassContext(), req, res, ex, admitted.cr.config.name, admitted.cr.store);
@@ -540,6 +541,7 @@ export class PortcullisProxy {
         return await serveSelfReview(ctx, req, res, ex, a, target);
       }
       if (admitted.longRunning) {
+        held.release();
         if (!ex.stream(a, () => fwd.cut())) throw new ProxyError('TOO_MANY_STREAMS', `limit ${this.opts.config.limits.maxLongRunningPerIdentity}`);
         // Long-running: no idle timeout on this HTTP/1.1 socket; it ends with access or the client.
         if (req.httpVersionMajor === 1) (req.socket as Socket).setTimeout(0);

@@ -6,6 +6,8 @@ export interface AuditSinkOptions {
   readonly file?: { readonly path: string; readonly maxBytes: number; readonly maxFiles: number };
   readonly stdout: boolean;
   readonly flushIntervalMs: number;
+  /** blocking (default): `committed()` waits for the next write, which takes every record queued until then (group commit). */
+  readonly mode?: 'blocking' | 'batch';
   /** Lines kept while the sink fails; beyond this, records are counted as lost. */
   readonly maxBufferedLines?: number;
   /** Where stdout lines go (tests pass their own). */
@@ -30,6 +32,7 @@ export class AuditSink {
   /** Where the file must be cut back to before the next write (a short write whose cut failed). */
   #cutTo: number | undefined;
   #closed = false;
+  #commit: Promise<void> | undefined;
   readonly #max: number;
 
   constructor(private readonly opts: AuditSinkOptions) {
@@ -52,6 +55,28 @@ export class AuditSink {
   /** Records written so far. */
   get written(): number {
     return this.#written;
+  }
+
+  /**
+   * Resolves once every record queued so far is written (blocking mode), or at once (batch mode).
+   * The records of the requests that end in one turn of the event loop go out in one write, on
+   * the next. A failing write resolves too: the records stay queued for the retry, and the proxy
+   * refuses new requests while the sink is unhealthy (audit.onFailure: deny).
+   */
+  committed(): Promise<void> {
+    // Never at once in blocking mode, even with nothing queued: the caller may queue its record
+    // right after asking (a refusal sends its Status, then records it).
+    if (this.opts.mode === 'batch') return Promise.resolve();
+    if (!this.#commit) {
+      this.#commit = new Promise<void>((resolve) =>
+        setImmediate(() => {
+          this.#commit = undefined;
+          this.flush();
+          resolve();
+        }),
+      );
+    }
+    return this.#commit;
   }
 
   /** Queues one Event. */

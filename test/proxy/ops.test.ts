@@ -1,7 +1,7 @@
 // Operations: `portcullis proxy --config` as a process (SIGTERM drains and flushes),
 // /healthz, /readyz, /metrics, and the URL and ConfigMap bundle sources.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import http2 from 'node:http2';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request as httpsRequest } from 'node:https';
@@ -18,9 +18,79 @@ const RBAC = manifestsYaml(upstreamRole(NS, 'dev-read', [group('oidc:developers'
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+let h: Harness;
+let alice: string;
+
+/** A `portcullis proxy --config` process on the harness's configuration, with `audit` and a shutdown grace of its own. */
+async function proxyProcess(name: string, o: { readonly audit: Record<string, unknown>; readonly shutdownGraceMs?: number }): Promise<{ readonly p: ChildProcess; readonly port: number; readonly exited: Promise<number | null>; readonly err: () => string }> {
+  const cfg = parse(readFileSync(join(h.dir, 'proxy.yaml'), 'utf8')) as Record<string, unknown>;
+  cfg['audit'] = o.audit;
+  if (o.shutdownGraceMs !== undefined) cfg['limits'] = { ...(cfg['limits'] as object), shutdownGraceMs: o.shutdownGraceMs };
+  const file = join(h.dir, `proxy-${name}.yaml`);
+  writeFileSync(file, stringify(cfg));
+  const p = spawn(process.execPath, [join(ROOT, 'bin', 'portcullis.js'), 'proxy', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  const exited = new Promise<number | null>((res) => p.on('close', res));
+  const port = await new Promise<number>((res, rej) => {
+    p.stderr?.on('data', (c: Buffer) => {
+      err += c.toString();
+      const m = /"port":(\d+)[^\n]*portcullis proxy listening/.exec(err);
+      if (m) res(Number(m[1]));
+    });
+    void exited.then((code) => rej(new Error(`exited ${code}: ${err}`)));
+    setTimeout(() => rej(new Error(`no listen line: ${err}`)), 30_000).unref();
+  });
+  return { p, port, exited, err: () => err };
+}
+
+/** A response a client received in full. */
+interface Answered {
+  readonly id: string;
+  readonly status: number;
+  readonly at: number;
+}
+
+/**
+ * `n` clients, each on one keep-alive connection, sending the next request as soon as a response
+ * is in; each stops at its first connection error (the proxy has gone), after 3,000 requests or 20 s.
+ */
+async function keepAliveLoad(n: number, port: number): Promise<Answered[]> {
+  const ca = readFileSync(h.proxyCa.caFile);
+  const answered: Answered[] = [];
+  const client = async (): Promise<void> => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca });
+    const until = Date.now() + 20_000;
+    try {
+      for (let i = 0; i < 3000 && Date.now() < until; i++) {
+        const r = await new Promise<{ id: string; status: number } | undefined>((res) => {
+          const q = httpsRequest({ host: '127.0.0.1', port, path: `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, agent, headers: { authorization: `Bearer ${alice}` } }, (rs) => {
+            rs.resume();
+            // 'end' only for a complete response (its whole body); an aborted one errors.
+            rs.on('end', () => res({ id: String(rs.headers['audit-id']), status: rs.statusCode ?? 0 }));
+            rs.on('error', () => res(undefined));
+            rs.on('aborted', () => res(undefined));
+          });
+          q.on('error', () => res(undefined));
+          q.end();
+        });
+        if (!r) return;
+        answered.push({ ...r, at: Date.now() });
+      }
+    } finally {
+      agent.destroy();
+    }
+  };
+  await Promise.all(Array.from({ length: n }, client));
+  return answered;
+}
+
+function assertAllRecorded(answered: readonly Answered[], auditFile: string): void {
+  const recorded = new Set(readFileSync(auditFile, 'utf8').split('\n').filter((l) => l.endsWith('}')).map((l) => (JSON.parse(l) as { auditID: string }).auditID));
+  const missing = answered.filter((a) => !recorded.has(a.id));
+  assert.deepEqual(missing, [], `${missing.length} of ${answered.length} answered requests have no record`);
+}
+
 describe('proxy operations', () => {
-  let h: Harness;
-  let alice: string;
   before(async () => {
     h = await startHarness({ namespaces: [NS], rbac: RBAC, impersonable: RULES.impersonable, ruleSet: RULES });
     alice = await h.token('alice', ['developers']);
@@ -86,64 +156,36 @@ describe('proxy operations', () => {
   });
 
   it('GIVEN 8 clients on keep-alive connections sending without pause WHEN `portcullis proxy` gets SIGTERM THEN it exits 0 well within shutdownGraceMs, and every response a client received has its record', async () => {
-    const cfg = parse(readFileSync(join(h.dir, 'proxy.yaml'), 'utf8')) as Record<string, unknown>;
-    const auditFile = join(h.dir, 'audit-keepalive.log');
     const graceMs = 4000;
-    cfg['audit'] = { file: { path: auditFile }, flushIntervalMs: 60_000 };
-    cfg['limits'] = { ...(cfg['limits'] as object), shutdownGraceMs: graceMs };
-    const file = join(h.dir, 'proxy-keepalive.yaml');
-    writeFileSync(file, stringify(cfg));
-    const p = spawn(process.execPath, [join(ROOT, 'bin', 'portcullis.js'), 'proxy', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    const port = await new Promise<number>((res, rej) => {
-      p.stderr.on('data', (c: Buffer) => {
-        err += c.toString();
-        const m = /"port":(\d+)[^\n]*portcullis proxy listening/.exec(err);
-        if (m) res(Number(m[1]));
-      });
-      p.on('close', (code) => rej(new Error(`exited ${code}: ${err}`)));
-      setTimeout(() => rej(new Error(`no listen line: ${err}`)), 30_000).unref();
-    });
-    const exited = new Promise<number | null>((res) => p.on('close', res));
-    const ca = readFileSync(h.proxyCa.caFile);
-    const answered: { id: string; status: number; at: number }[] = [];
-    let sigtermAt = Infinity;
-    // Each client: one keep-alive connection, the next request as soon as a response is in; it
-    // stops at its first connection error (the proxy has gone), after 3,000 requests or 20 s.
-    const client = async (): Promise<void> => {
-      const agent = new Agent({ keepAlive: true, maxSockets: 1, ca });
-      const until = Date.now() + 20_000;
-      try {
-        for (let i = 0; i < 3000 && Date.now() < until; i++) {
-          const r = await new Promise<{ id: string; status: number } | undefined>((res) => {
-            const q = httpsRequest({ host: '127.0.0.1', port, path: `/clusters/dev/api/v1/namespaces/${NS}/configmaps`, agent, headers: { authorization: `Bearer ${alice}` } }, (rs) => {
-              rs.resume();
-              rs.on('end', () => res({ id: String(rs.headers['audit-id']), status: rs.statusCode ?? 0 }));
-              rs.on('error', () => res(undefined));
-            });
-            q.on('error', () => res(undefined));
-            q.end();
-          });
-          if (!r) return;
-          answered.push({ ...r, at: Date.now() });
-        }
-      } finally {
-        agent.destroy();
-      }
-    };
-    const clients = Promise.all(Array.from({ length: 8 }, client));
+    const auditFile = join(h.dir, 'audit-keepalive.log');
+    const px = await proxyProcess('keepalive', { audit: { file: { path: auditFile }, flushIntervalMs: 60_000 }, shutdownGraceMs: graceMs });
+    const load = keepAliveLoad(8, px.port);
     await sleep(1500);
-    sigtermAt = Date.now();
-    p.kill('SIGTERM');
-    assert.equal(await exited, 0, err);
+    const sigtermAt = Date.now();
+    px.p.kill('SIGTERM');
+    assert.equal(await px.exited, 0, px.err());
     const tookMs = Date.now() - sigtermAt;
-    await clients;
+    const answered = await load;
     assert.ok(tookMs < graceMs / 2, `exited ${tookMs} ms after SIGTERM`);
     const afterSigterm = answered.filter((a) => a.at >= sigtermAt).length;
     assert.ok(answered.length >= 50 && afterSigterm >= 1, `${answered.length} answered, ${afterSigterm} after SIGTERM`);
-    const recorded = new Set(readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { auditID: string }).auditID));
-    const missing = answered.filter((a) => !recorded.has(a.id));
-    assert.deepEqual(missing, [], `${missing.length} of ${answered.length} answered requests have no record`);
+    assertAllRecorded(answered, auditFile);
+  });
+
+  it('GIVEN 8 clients under load WHEN `portcullis proxy` is killed with SIGKILL at a random moment, 3 times THEN every response a client received in full has its record (blocking audit)', async () => {
+    let seed = 20261204;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let round = 0; round < 3; round++) {
+      const auditFile = join(h.dir, `audit-kill-${round}.log`);
+      const px = await proxyProcess(`kill-${round}`, { audit: { file: { path: auditFile } } });
+      const load = keepAliveLoad(8, px.port);
+      await sleep(400 + Math.floor(random() * 800));
+      px.p.kill('SIGKILL');
+      await px.exited;
+      const answered = await load;
+      assert.ok(answered.length >= 50, `round ${round}: ${answered.length} answered`);
+      assertAllRecorded(answered, auditFile);
+    }
   });
 
   it('GIVEN a request in flight WHEN the proxy is stopped THEN it drains: the request completes, new ones are refused, and its record is flushed', async () => {

@@ -607,7 +607,7 @@ describe('SECURITY.md rules, end to end', () => {
   });
 
   it('SECURITY rule 17: when the audit sink fails, new requests are refused (503) by default and served with onFailure: serve', async () => {
-    const mk = (onFailure: 'deny' | 'serve') => h.extraProxy((c) => ({ ...c, listen: { host: '127.0.0.1', port: 0 }, clusters: [c.clusters[0] as (typeof c.clusters)[0]], audit: { stdout: false, flushIntervalMs: 20, onFailure, file: { path: '/dev/full', maxBytes: 1e12, maxFiles: 1 } } }));
+    const mk = (onFailure: 'deny' | 'serve') => h.extraProxy((c) => ({ ...c, listen: { host: '127.0.0.1', port: 0 }, clusters: [c.clusters[0] as (typeof c.clusters)[0]], audit: { stdout: false, flushIntervalMs: 20, mode: 'blocking', onFailure, file: { path: '/dev/full', maxBytes: 1e12, maxFiles: 1 } } }));
     const path = `/clusters/dev/api/v1/namespaces/${NS}/configmaps`;
     const deny = await mk('deny');
     assert.equal((await h.request('GET', path, [bearer('alice')], undefined, deny.port)).status, 200);
