@@ -8,34 +8,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { toAuditEvent, type AuditFacts } from '../runtime-proxy/audit/event.ts';
+import { toAuditEvent } from '../runtime-proxy/audit/event.ts';
+import { benchAuditFacts } from './proxy-support.ts';
 import { AuditSink } from '../runtime-proxy/audit/sink.ts';
 
 const args = process.argv.slice(2);
 const seconds = args.includes('--seconds') ? Number(args[args.indexOf('--seconds') + 1]) : 5;
 const RATE = 10_000;
 
-const facts = (i: number, now: number): AuditFacts => ({
-  auditId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-  stage: 'ResponseComplete',
-  requestURI: `/api/v1/namespaces/bench/configmaps/cm-${i % 500}`,
-  method: 'GET',
-  receivedAt: now,
-  at: now,
-  sourceIP: '127.0.0.1',
-  userAgent: 'kubectl/v1.34.4',
-  cluster: 'bench',
-  transport: 'http1',
-  user: { name: 'oidc:bench', groups: ['oidc:bench-team'], issuer: 'https://127.0.0.1' },
-  impersonated: { user: 'oidc:bench', groups: ['oidc:bench-team'] },
-  decision: 'allow',
-  reason: 'grant',
-  grantId: 'bench-read',
-  source: 'policies/bench.ts:1',
-  bundleRevision: 1,
-  policyDigest: 'f'.repeat(64),
-  code: 200,
-});
+const facts = (i: number, now: number) => benchAuditFacts(i, now, 'bench');
 
 /** Offers RATE records/s for `seconds` (10 every 1 ms), each "response" waiting for `committed()`. */
 async function run(mode: 'blocking' | 'batch'): Promise<{ p50: number; p99: number; max: number; queued: number; lines: number; rate: number }> {

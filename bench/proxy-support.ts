@@ -5,6 +5,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { AuditFacts } from '../runtime-proxy/audit/event.ts';
 import { encodeRuleSet, keyIdOf, sha256, signStatement, type BundleStatement, type PolicyRule, type RuleSet } from '../core/index.ts';
 
 /** One HTTP endpoint the load generator hits. */
@@ -325,4 +326,29 @@ http {
   }
   child.kill('SIGTERM');
   throw new Error(`nginx did not start: ${readFileSync(join(dir, 'error.log'), 'utf8')}`);
+}
+
+/** The facts of audit record `i` as a benchmark writes them: a GET of a configmap in `namespace`, allowed by a grant. */
+export function benchAuditFacts(i: number, now: number, namespace: string): AuditFacts {
+  return {
+    auditId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    stage: 'ResponseComplete',
+    requestURI: `/api/v1/namespaces/${namespace}/configmaps/cm-${i % 500}`,
+    method: 'GET',
+    receivedAt: now,
+    at: now,
+    sourceIP: '127.0.0.1',
+    userAgent: 'kubectl/v1.34.4',
+    cluster: 'bench',
+    transport: 'http1',
+    user: { name: 'oidc:bench', groups: ['oidc:bench-team'], issuer: 'https://127.0.0.1' },
+    impersonated: { user: 'oidc:bench', groups: ['oidc:bench-team'] },
+    decision: 'allow',
+    reason: 'grant',
+    grantId: 'bench-read',
+    source: 'policies/bench.ts:1',
+    bundleRevision: 1,
+    policyDigest: 'f'.repeat(64),
+    code: 200,
+  };
 }

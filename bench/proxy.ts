@@ -44,7 +44,7 @@ import { downFleet, readFleet, upFleet, type SandboxFleet } from '../sandbox/fle
 import { freePorts } from '../sandbox/processes.ts';
 import { createLocalCa } from '../sandbox/local-ca.ts';
 import { startOidcProvider } from '../sandbox/oidc-issuer.ts';
-import { bigRuleSet, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startupLine, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
+import { benchAuditFacts, bigRuleSet, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startupLine, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -467,27 +467,8 @@ function openWatchesH2(t: Target, path: string, n: number, maxMs: number): Promi
 async function auditThroughput(path: string, seconds: number) {
   const sink = new AuditSink({ stdout: false, file: { path, maxBytes: 1 << 30, maxFiles: 2 }, flushIntervalMs: 100 });
   const now = Date.now();
-  const facts = (i: number) => ({
-    auditId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-    stage: 'ResponseComplete' as const,
-    requestURI: `/api/v1/namespaces/${NS}/configmaps/cm-${i % 500}`,
-    method: 'GET',
-    receivedAt: now,
-    at: now,
-    sourceIP: '127.0.0.1',
-    userAgent: 'kubectl/v1.34.4',
-    cluster: 'bench',
-    transport: 'http1' as const,
-    user: { name: 'oidc:bench', groups: ['oidc:bench-team'], issuer: 'https://127.0.0.1' },
-    impersonated: { user: 'oidc:bench', groups: ['oidc:bench-team'] },
-    decision: 'allow' as const,
-    reason: 'grant',
-    grantId: 'bench-read',
-    source: 'policies/bench.ts:1',
-    bundleRevision: 1,
-    policyDigest: 'f'.repeat(64),
-    code: 200,
-  });
+  const facts = (i: number) => benchAuditFacts(i, now, NS);
+
   const perTick = 100; // every 10 ms → 10,000/s
   const ticks = seconds * 100;
   let queued = 0;
