@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { toAuditEvent } from '../runtime-proxy/audit/event.ts';
 import { benchAuditFacts } from './proxy-support.ts';
 import { AuditSink } from '../runtime-proxy/audit/sink.ts';
+import { Chain, headAfter } from '../runtime-proxy/audit/chain.ts';
 
 const args = process.argv.slice(2);
 const seconds = args.includes('--seconds') ? Number(args[args.indexOf('--seconds') + 1]) : 5;
@@ -41,7 +42,7 @@ async function run(mode: 'blocking' | 'batch'): Promise<{ p50: number; p99: numb
   await Promise.all(pending);
   const elapsed = (performance.now() - t0) / 1000;
   sink.close();
-  const lines = readFileSync(path, 'utf8').split('\n').length - 1;
+  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0 && !l.includes('"verb":"checkpoint"')).length;
   rmSync(dir, { recursive: true });
   waits.sort((a, b) => a - b);
   const q = (p: number) => waits[Math.min(waits.length - 1, Math.floor(p * waits.length))] ?? 0;
@@ -51,8 +52,29 @@ async function run(mode: 'blocking' | 'batch'): Promise<{ p50: number; p99: numb
 const blocking = await run('blocking');
 const batch = await run('batch');
 const row = (name: string, r: typeof blocking) =>
-  `${name.padEnd(9)} ${r.rate.toFixed(0).padStart(7)}/s  wait p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  max ${r.max.toFixed(2)} ms  records ${r.queued}, in the file at the end ${r.lines}`;
+  `${name.padEnd(9)} ${r.rate.toFixed(0).padStart(7)}/s  wait p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  max ${r.max.toFixed(2)} ms  records ${r.queued}, in the file at the end ${r.lines} (checkpoints apart)`;
 console.log(`audit sink, ${RATE} records/s offered for ${seconds} s (each response waits for its record in blocking mode)`);
 console.log(row('blocking', blocking));
 console.log(row('batch', batch));
 console.log(`added p99 latency, blocking over batch: ${(blocking.p99 - batch.p99).toFixed(3)} ms (target ≤ 1 ms); batch loses up to flushIntervalMs (200 ms) of records on kill -9`);
+
+// The hash chain and checkpoints: the cost per record of linking (the previous line's SHA-256 and
+// the sequence number, one more stringify) and of a signed checkpoint every 1,000, against
+// serializing the line alone. Issue 15's target: at most 5 µs per record.
+{
+  const n = 200_000;
+  const events = Array.from({ length: 1000 }, (_, i) => toAuditEvent(facts(i, Date.now())));
+  const chain = new Chain(headAfter(undefined));
+  for (let i = 0; i < 20_000; i++) chain.link(events[i % 1000] as ReturnType<typeof toAuditEvent>);
+  let t = performance.now();
+  let bytes = 0;
+  for (let i = 0; i < n; i++) bytes += JSON.stringify(events[i % 1000]).length;
+  const plain = ((performance.now() - t) * 1000) / n;
+  t = performance.now();
+  for (let i = 0; i < n; i++) {
+    bytes += chain.link(events[i % 1000] as ReturnType<typeof toAuditEvent>).length;
+    if (i % 1000 === 999) bytes += chain.checkpoint(Date.now()).length;
+  }
+  const chained = ((performance.now() - t) * 1000) / n;
+  console.log(`line per record: plain ${plain.toFixed(2)} µs, chained with a checkpoint every 1,000 ${chained.toFixed(2)} µs: ${(chained - plain).toFixed(2)} µs added (target ≤ 5 µs), ${(chained / plain).toFixed(2)}× (${bytes} bytes)`);
+}

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { createAuthenticator, type AuthnConfig } from './authn/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { proxyManifests } from './deploy/manifests.ts';
+import { verifyAuditFiles } from './audit/verify-files.ts';
 import { PortcullisProxy } from './server.ts';
 
 /** Registers `portcullis proxy`. */
@@ -37,6 +38,18 @@ export function registerProxyCommands(program: Command): void {
           ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
         }),
       );
+    });
+  program
+    .command('audit')
+    .description("the proxy's audit log")
+    .command('verify')
+    .description('prove a log complete and unmodified: every record follows the one before (hash chain), every checkpoint is signed; exit 1 at the first break, naming its file:line')
+    .argument('<files...>', "one replica's log files (rotated ones too, in any order)")
+    .option('--key <pem...>', "trusted checkpoint public keys (default: FILE.pub.pem beside the newest file, which proves less: whoever can edit the log can edit it too)")
+    .action((files: string[], o: { key?: string[] }) => {
+      const r = verifyAuditFiles(files, o.key);
+      process.stdout.write(`${r.text}\n`);
+      if (!r.ok) process.exitCode = 1;
     });
 }
 

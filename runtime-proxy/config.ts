@@ -60,6 +60,10 @@ export interface ProxyConfig {
     readonly flushIntervalMs: number;
     /** blocking: a response ends only once its record is in the file, written with the records of concurrent requests; batch: records are written every flushIntervalMs. */
     readonly mode: 'blocking' | 'batch';
+    /** A signed checkpoint after this many records, and at close. */
+    readonly checkpointEvery: number;
+    /** The Ed25519 key (PKCS#8 PEM) that signs checkpoints; without one, a key of the process's own, published beside the log. */
+    readonly signingKeyFile?: string;
     /** `deny` (default): refuse new requests with 503 while the sink fails; `serve`: keep serving and count the loss. */
     readonly onFailure: AuditFailureMode;
   };
@@ -120,7 +124,7 @@ interface RawConfig {
     trustedKeyFiles: string[];
   }[];
   authn: Record<string, unknown>;
-  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; mode?: 'blocking' | 'batch'; onFailure?: 'deny' | 'serve' };
+  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; mode?: 'blocking' | 'batch'; checkpointEvery?: number; signingKeyFile?: string; onFailure?: 'deny' | 'serve' };
   breakGlass?: { webhookUrl?: string; webhookCaFile?: string; stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
   bundleExpiry?: { warnBeforeMs?: number };
   revisionFloor?: { stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
@@ -224,6 +228,8 @@ const schema: JSONSchemaType<RawConfig> = {
         },
         flushIntervalMs: { ...posInt, nullable: true },
         mode: { type: 'string', enum: ['blocking', 'batch'], nullable: true },
+        checkpointEvery: { ...posInt, nullable: true },
+        signingKeyFile: { type: 'string', nullable: true },
         onFailure: { type: 'string', enum: ['deny', 'serve'], nullable: true },
       },
     },
@@ -352,6 +358,8 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       ...(a.file ? { file: { path: p(a.file.path), maxBytes: a.file.maxBytes ?? 100 * 1024 * 1024, maxFiles: a.file.maxFiles ?? 5 } } : {}),
       flushIntervalMs: a.flushIntervalMs ?? 200,
       mode: a.mode ?? 'blocking',
+      checkpointEvery: a.checkpointEvery ?? 1000,
+      ...(a.signingKeyFile !== undefined ? { signingKeyFile: p(a.signingKeyFile) } : {}),
       onFailure: a.onFailure ?? 'deny',
     },
     breakGlass: {

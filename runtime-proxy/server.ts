@@ -103,7 +103,11 @@ export class PortcullisProxy {
     this.log = opts.logger ?? pino({ name: 'portcullis-proxy' }, pino.destination(2));
     this.metrics = createMetrics();
     this.streams = new StreamRegistry(c.limits.maxLongRunningPerIdentity, this.#clock);
-    this.audit = new AuditSink({ ...c.audit, ...(opts.auditStdout ? { stdoutWrite: opts.auditStdout } : {}) });
+    this.audit = new AuditSink({
+      ...c.audit,
+      ...(c.audit.signingKeyFile !== undefined ? { signingKeyPem: readFileSync(c.audit.signingKeyFile, 'utf8') } : {}),
+      ...(opts.auditStdout ? { stdoutWrite: opts.auditStdout } : {}),
+    });
     this.activations = new ActivationStore(sharedActivations(c), this.#clock, (err) =>
       this.log.error({ err: err.message, alert: true }, 'break-glass activations could not be read; keeping the last copy'),
     );

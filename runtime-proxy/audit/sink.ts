@@ -1,4 +1,5 @@
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { Chain, headAfter, lineHash } from './chain.ts';
 import type { AuditEvent } from './event.ts';
 
 /** Where audit lines go. */
@@ -10,6 +11,10 @@ export interface AuditSinkOptions {
   readonly mode?: 'blocking' | 'batch';
   /** Lines kept while the sink fails; beyond this, records are counted as lost. */
   readonly maxBufferedLines?: number;
+  /** A signed checkpoint after this many records (and at close). @default 1000 */
+  readonly checkpointEvery?: number;
+  /** The proxy's Ed25519 key for checkpoints (PEM); without one, a key of this process's own. */
+  readonly signingKeyPem?: string;
   /** Where stdout lines go (tests pass their own). */
   readonly stdoutWrite?: (chunk: string) => void;
 }
@@ -35,9 +40,17 @@ export class AuditSink {
   #commit: Promise<void> | undefined;
   readonly #max: number;
 
+  readonly #chain: Chain;
+  #sinceCheckpoint = 0;
+  /** The latest checkpoint line queued, written beside the log once it is in the file. */
+  #head: { seq: number; hash: string } | undefined;
+
   constructor(private readonly opts: AuditSinkOptions) {
     this.#max = opts.maxBufferedLines ?? 100_000;
     if (opts.file) this.#open();
+    // One chain per replica, across rotation and restarts: it continues from the log's last line.
+    this.#chain = new Chain(headAfter(opts.file && lastLine(opts.file.path)), opts.signingKeyPem);
+    if (opts.file) publishKey(`${opts.file.path}.pub.pem`, this.#chain.publicKey.export({ type: 'spki', format: 'pem' }).toString());
     this.#timer = setInterval(() => this.flush(), opts.flushIntervalMs);
     this.#timer.unref();
   }
@@ -85,7 +98,8 @@ export class AuditSink {
       this.#lost++;
       return;
     }
-    this.#buffer.push(`${JSON.stringify(event)}\n`);
+    this.#buffer.push(`${this.#chain.link(event)}\n`);
+    if (++this.#sinceCheckpoint >= (this.opts.checkpointEvery ?? 1000)) this.#checkpoint();
     // A record that comes after close (an exchange cut at the end of shutdown) is written at once.
     if (this.#closed) this.flush();
   }
@@ -101,6 +115,13 @@ export class AuditSink {
       if (this.opts.stdout) (this.opts.stdoutWrite ?? ((c: string) => process.stdout.write(c)))(chunk);
       this.#written += lines.length;
       this.#healthy = true;
+      if (this.#head && this.opts.file) {
+        // Beside the log, the latest checkpoint: a log cut short of it is a truncation (audit verify).
+        const headFile = `${this.opts.file.path}.head`;
+        writeFileSync(`${headFile}.tmp`, `${JSON.stringify(this.#head)}\n`, { mode: 0o600 });
+        renameSync(`${headFile}.tmp`, headFile);
+        this.#head = undefined;
+      }
       return true;
     } catch {
       this.#healthy = false;
@@ -122,10 +143,18 @@ export class AuditSink {
   close(): boolean {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#sinceCheckpoint > 0) this.#checkpoint();
     const ok = this.flush();
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
     return ok;
+  }
+
+  #checkpoint(): void {
+    const line = this.#chain.checkpoint(Date.now());
+    this.#buffer.push(`${line}\n`);
+    this.#sinceCheckpoint = 0;
+    this.#head = { seq: this.#chain.nextSeq - 1, hash: lineHash(line) };
   }
 
   #open(): void {
@@ -179,4 +208,30 @@ export class AuditSink {
     renameSync(f.path, `${f.path}.1`);
     this.#open();
   }
+}
+
+/** The last whole line of the log (of its newest rotated file if it is empty), to continue its chain. */
+function lastLine(path: string): string | undefined {
+  for (const p of [path, `${path}.1`]) {
+    if (!existsSync(p)) continue;
+    const fd = openSync(p, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      if (size === 0) continue;
+      const n = Math.min(size, 1 << 20);
+      const buf = Buffer.alloc(n);
+      readSync(fd, buf, 0, n, size - n);
+      const lines = buf.toString('utf8').split('\n').filter((l) => l.length > 0);
+      return lines.at(-1);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return undefined;
+}
+
+/** Adds the checkpoint key to the public keys published beside the log (each once). */
+function publishKey(file: string, pem: string): void {
+  const known = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  if (!known.includes(pem)) writeFileSync(file, known + pem, { mode: 0o644 });
 }

@@ -607,7 +607,7 @@ describe('SECURITY.md rules, end to end', () => {
   });
 
   it('SECURITY rule 17: when the audit sink fails, new requests are refused (503) by default and served with onFailure: serve', async () => {
-    const mk = (onFailure: 'deny' | 'serve') => h.extraProxy((c) => ({ ...c, listen: { host: '127.0.0.1', port: 0 }, clusters: [c.clusters[0] as (typeof c.clusters)[0]], audit: { stdout: false, flushIntervalMs: 20, mode: 'blocking', onFailure, file: { path: '/dev/full', maxBytes: 1e12, maxFiles: 1 } } }));
+    const mk = (onFailure: 'deny' | 'serve') => h.extraProxy((c) => ({ ...c, listen: { host: '127.0.0.1', port: 0 }, clusters: [c.clusters[0] as (typeof c.clusters)[0]], audit: { stdout: false, flushIntervalMs: 20, mode: 'blocking', checkpointEvery: 1000, onFailure, file: { path: '/dev/full', maxBytes: 1e12, maxFiles: 1 } } }));
     const path = `/clusters/dev/api/v1/namespaces/${NS}/configmaps`;
     const deny = await mk('deny');
     assert.equal((await h.request('GET', path, [bearer('alice')], undefined, deny.port)).status, 200);
@@ -632,8 +632,8 @@ describe('SECURITY.md rules, end to end', () => {
     await h.proxy.stop();
     await w.exited;
     const lines = readFileSync(h.auditFile, 'utf8').trim().split('\n');
-    assert.equal(lines.length, before + 1, 'the watch ResponseComplete is on disk');
+    assert.equal(lines.length, before + 2, 'the watch ResponseComplete and the closing checkpoint are on disk');
     const last = lines.slice(before).map((l) => JSON.parse(l) as { annotations: Record<string, string>; stage: string; verb: string });
-    assert.deepEqual(last.map((e) => [e.verb, e.stage, e.annotations['portcullis.dev/stream-end']]), [['watch', 'ResponseComplete', 'shutdown']]);
+    assert.deepEqual(last.map((e) => [e.verb, e.stage, e.annotations['portcullis.dev/stream-end']]), [['watch', 'ResponseComplete', 'shutdown'], ['checkpoint', 'ResponseComplete', undefined]]);
   });
 });
