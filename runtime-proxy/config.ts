@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, PROXY_NAMESPACE, REVISION_FLOOR_CONFIGMAP } from '../core/names.ts';
+import type { AuditWebhookOptions } from './audit/webhook.ts';
 
 /** Where the proxy gets a cluster's signed bundle. */
 export type BundleSourceConfig =
@@ -66,6 +67,8 @@ export interface ProxyConfig {
     readonly signingKeyFile?: string;
     /** `deny` (default): refuse new requests with 503 while the sink fails; `serve`: keep serving and count the loss. */
     readonly onFailure: AuditFailureMode;
+    /** kube-apiserver's audit webhook in batch mode (`audit/webhook.ts`); the records follow the file. */
+    readonly webhook?: AuditWebhookOptions;
   };
   readonly breakGlass: {
     /** Receives a POST with the activation as JSON. */
@@ -124,7 +127,7 @@ interface RawConfig {
     trustedKeyFiles: string[];
   }[];
   authn: Record<string, unknown>;
-  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; mode?: 'blocking' | 'batch'; checkpointEvery?: number; signingKeyFile?: string; onFailure?: 'deny' | 'serve' };
+  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; mode?: 'blocking' | 'batch'; checkpointEvery?: number; signingKeyFile?: string; onFailure?: 'deny' | 'serve'; webhook?: { configFile: string } & Partial<Omit<AuditWebhookOptions, 'configFile'>> };
   breakGlass?: { webhookUrl?: string; webhookCaFile?: string; stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
   bundleExpiry?: { warnBeforeMs?: number };
   revisionFloor?: { stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
@@ -231,6 +234,21 @@ const schema: JSONSchemaType<RawConfig> = {
         checkpointEvery: { ...posInt, nullable: true },
         signingKeyFile: { type: 'string', nullable: true },
         onFailure: { type: 'string', enum: ['deny', 'serve'], nullable: true },
+        webhook: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          required: ['configFile'],
+          properties: {
+            configFile: str,
+            maxBatchSize: { ...posInt, nullable: true },
+            maxBatchWaitMs: { ...posInt, nullable: true },
+            bufferSize: { ...posInt, nullable: true },
+            initialBackoffMs: { ...posInt, nullable: true },
+            maxBackoffMs: { ...posInt, nullable: true },
+            timeoutMs: { ...posInt, nullable: true },
+          },
+        },
       },
     },
     breakGlass: {
@@ -361,6 +379,19 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       checkpointEvery: a.checkpointEvery ?? 1000,
       ...(a.signingKeyFile !== undefined ? { signingKeyFile: p(a.signingKeyFile) } : {}),
       onFailure: a.onFailure ?? 'deny',
+      ...(a.webhook
+        ? {
+            webhook: {
+              configFile: p(a.webhook.configFile),
+              maxBatchSize: a.webhook.maxBatchSize ?? 400,
+              maxBatchWaitMs: a.webhook.maxBatchWaitMs ?? 30_000,
+              bufferSize: a.webhook.bufferSize ?? 10_000,
+              initialBackoffMs: a.webhook.initialBackoffMs ?? 10_000,
+              maxBackoffMs: a.webhook.maxBackoffMs ?? 60_000,
+              timeoutMs: a.webhook.timeoutMs ?? 30_000,
+            },
+          }
+        : {}),
     },
     breakGlass: {
       ...(bg.webhookUrl !== undefined ? { webhookUrl: bg.webhookUrl } : {}),

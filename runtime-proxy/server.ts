@@ -1,3 +1,4 @@
+import { Gauge } from 'prom-client';
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -10,6 +11,7 @@ import { decide } from '../core/decide.ts';
 import { trustedKeysOf } from '../core/bundle.ts';
 import { EXTRA_USER } from '../core/names.ts';
 import { AuditSink } from './audit/sink.ts';
+import { AuditWebhook } from './audit/webhook.ts';
 import { Connections } from './connections.ts';
 import { bundleExpiry, describeExpiry } from '../core/bundle-expiry.ts';
 import { ActivationStore, ConfigMapActivations, DirectoryActivations, type SharedActivations } from './break-glass.ts';
@@ -74,6 +76,8 @@ export class PortcullisProxy {
   readonly metrics: ProxyMetrics;
   readonly streams: StreamRegistry;
   readonly audit: AuditSink;
+  /** Where the records go after the file, when `audit.webhook` is configured. */
+  readonly auditWebhook: AuditWebhook | undefined;
   readonly activations: ActivationStore;
   readonly log: Logger;
   readonly #clusters = new Map<string, ClusterRuntime>();
@@ -103,8 +107,24 @@ export class PortcullisProxy {
     this.log = opts.logger ?? pino({ name: 'portcullis-proxy' }, pino.destination(2));
     this.metrics = createMetrics();
     this.streams = new StreamRegistry(c.limits.maxLongRunningPerIdentity, this.#clock);
+    this.auditWebhook = c.audit.webhook ? new AuditWebhook(c.audit.webhook, (message) => this.log.warn({ alert: true }, message)) : undefined;
+    const webhook = this.auditWebhook;
+    if (webhook) {
+      new Gauge({
+        name: 'portcullis_audit_webhook_records',
+        help: 'Audit records by webhook state: sent, dropped (buffer full), rejected (4xx), buffered (waiting); failed_posts counts retried POSTs',
+        labelNames: ['state'],
+        registers: [this.metrics.registry],
+        collect() {
+          const n = webhook.counts;
+          for (const state of ['sent', 'dropped', 'rejected', 'buffered'] as const) this.set({ state }, n[state]);
+          this.set({ state: 'failed_posts' }, n.failures);
+        },
+      });
+    }
     this.audit = new AuditSink({
       ...c.audit,
+      ...(webhook ? { ship: (line: string) => webhook.enqueue(line) } : {}),
       ...(c.audit.signingKeyFile !== undefined ? { signingKeyPem: readFileSync(c.audit.signingKeyFile, 'utf8') } : {}),
       ...(opts.auditStdout ? { stdoutWrite: opts.auditStdout } : {}),
     });
@@ -387,6 +407,8 @@ export class PortcullisProxy {
       closeH2Pool(cr.upstream);
     }
     this.audit.close();
+    // The webhook gets what is left of the grace to deliver the last batches (at least a second).
+    await this.auditWebhook?.close(Math.max(deadline, this.#clock() + 1000));
   }
 
   // ---- request handling -------------------------------------------------

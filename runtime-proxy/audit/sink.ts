@@ -15,6 +15,8 @@ export interface AuditSinkOptions {
   readonly checkpointEvery?: number;
   /** The proxy's Ed25519 key for checkpoints (PEM); without one, a key of this process's own. */
   readonly signingKeyPem?: string;
+  /** Gets every line (without its newline) once it is written: the webhook backend follows the file. */
+  readonly ship?: (line: string) => void;
   /** Where stdout lines go (tests pass their own). */
   readonly stdoutWrite?: (chunk: string) => void;
 }
@@ -115,6 +117,7 @@ export class AuditSink {
       if (this.opts.stdout) (this.opts.stdoutWrite ?? ((c: string) => process.stdout.write(c)))(chunk);
       this.#written += lines.length;
       this.#healthy = true;
+      if (this.opts.ship) for (const l of lines) this.opts.ship(l.slice(0, -1));
       if (this.#head && this.opts.file) {
         // Beside the log, the latest checkpoint: a log cut short of it is a truncation (audit verify).
         const headFile = `${this.opts.file.path}.head`;
