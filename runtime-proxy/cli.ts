@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { createAuthenticator, type AuthnConfig } from './authn/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { proxyManifests } from './deploy/manifests.ts';
+import { formatRecord, parseTime, searchAuditFiles } from './audit/search.ts';
 import { verifyAuditFiles } from './audit/verify-files.ts';
 import { PortcullisProxy } from './server.ts';
 
@@ -39,9 +40,28 @@ export function registerProxyCommands(program: Command): void {
         }),
       );
     });
-  program
-    .command('audit')
-    .description("the proxy's audit log")
+  const audit = program.command('audit').description("the proxy's audit log");
+  audit
+    .command('search')
+    .description('the records of one or more replicas\' files that match every filter given, oldest first')
+    .argument('<files...>', 'audit files (several replicas, rotated ones too)')
+    .option('--user <name>', 'the person as authenticated (oidc:alice@acme.example) or as they acted upstream')
+    .option('--cluster <name>')
+    .option('--grant <id>', 'the grant that allowed the request')
+    .addOption(new Option('--decision <d>').choices(['allow', 'deny', 'error']))
+    .option('--since <time>', 'received at or after: a time (2026-12-04T10:00:00Z) or a duration ago (15m, 2h, 7d)')
+    .option('--until <time>', 'received before (same forms)')
+    .addOption(new Option('--stage <stage>', 'only this stage').choices(['ResponseStarted', 'ResponseComplete']))
+    .option('--json', 'the matching records as JSON lines, unchanged')
+    .action(async (files: string[], o: { user?: string; cluster?: string; grant?: string; decision?: 'allow' | 'deny' | 'error'; since?: string; until?: string; stage?: 'ResponseStarted' | 'ResponseComplete'; json?: boolean }) => {
+      const now = Date.now();
+      const { json, since, until, ...filters } = o;
+      const r = await searchAuditFiles(files, { ...filters, ...(since !== undefined ? { since: parseTime(since, now) } : {}), ...(until !== undefined ? { until: parseTime(until, now) } : {}) });
+      for (const e of r.events) process.stdout.write(`${json ? JSON.stringify(e) : formatRecord(e)}\n`);
+      process.stderr.write(`${r.events.length} of ${r.scanned} records in ${files.length} files${r.unreadable.length > 0 ? `; not JSON, skipped: ${r.unreadable.join(', ')}` : ''}\n`);
+      if (r.unreadable.length > 0) process.exitCode = 1;
+    });
+  audit
     .command('verify')
     .description('prove a log complete and unmodified: every record follows the one before (hash chain), every checkpoint is signed; exit 1 at the first break, naming its file:line')
     .argument('<files...>', "one replica's log files (rotated ones too, in any order)")
