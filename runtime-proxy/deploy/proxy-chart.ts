@@ -40,7 +40,7 @@ export interface ProxyChartProps {
   readonly trustedKeys: Readonly<Record<string, string>>;
   /** The cluster this chart is deployed to; the Namespace, ServiceAccount and binding carry the compiler's labels for it so `apply` and this chart agree on them. */
   readonly cluster: string;
-  /** Replicas; stateless, so scale freely. At least 2. @default 2 */
+  /** Replicas, each with its own audit volume; otherwise stateless. At least 2. @default 2 */
   readonly replicas?: number;
   /** Container port (HTTPS). @default 8443 */
   readonly port?: number;
@@ -48,16 +48,22 @@ export interface ProxyChartProps {
   readonly tlsSecretName?: string;
   /** @default requests 250m CPU / 256Mi, limit 512Mi memory */
   readonly resources?: ProxyResources;
+  /** Each replica's audit volume (a PersistentVolumeClaim of its own). @default '10Gi' */
+  readonly auditVolumeSize?: string;
+  /** The audit volumes' StorageClass. @default the cluster's default */
+  readonly auditStorageClass?: string;
   /** Service type. @default 'ClusterIP' */
   readonly serviceType?: 'ClusterIP' | 'LoadBalancer' | 'NodePort';
 }
 
 const RBAC = 'rbac.authorization.k8s.io';
 const NAME = 'portcullis-proxy';
+/** The headless Service that names the StatefulSet's pods. */
+const PODS_SERVICE = `${NAME}-pods`;
 const SELECTOR = { 'app.kubernetes.io/name': NAME, 'app.kubernetes.io/instance': NAME } as const;
 
 /**
- * The proxy itself as cdk8s objects: Deployment (≥ 2 replicas, spread by
+ * The proxy itself as cdk8s objects: StatefulSet (≥ 2 replicas, an audit volume each, spread by
  * anti-affinity, probes on /readyz and /healthz, non-root, read-only root),
  * Service, PodDisruptionBudget, and its configuration and keys as ConfigMaps.
  * The replicas read the bundle from the ConfigMap `apply` delivers, through a
@@ -120,7 +126,6 @@ export class ProxyChart extends Chart {
       { name: 'keys', configMap: { name: `${NAME}-keys` } },
       { name: 'tls', secret: { secretName: tlsSecret } },
       { name: 'bundle-reader', secret: { secretName: BUNDLE_READER_SECRET, items: [{ key: 'token', path: 'token' }] } },
-      { name: 'audit', emptyDir: { sizeLimit: '1Gi' } },
       { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
     ];
     const mounts: Record<string, unknown>[] = [
@@ -138,12 +143,31 @@ export class ProxyChart extends Chart {
       failureThreshold: failures,
     });
 
-    add('apps/v1', 'Deployment', { name: NAME, namespace: PROXY_NAMESPACE, labels: own }, {
+    // A StatefulSet so that each replica keeps its audit log on a volume of its own: the hash
+    // chain continues across restarts and the records outlive the pod (issue 15; not an emptyDir).
+    add('v1', 'Service', { name: PODS_SERVICE, namespace: PROXY_NAMESPACE, labels: own }, {
+      spec: { clusterIP: 'None', selector: SELECTOR, ports: [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }] },
+    });
+    add('apps/v1', 'StatefulSet', { name: NAME, namespace: PROXY_NAMESPACE, labels: own }, {
       spec: {
         replicas,
         revisionHistoryLimit: 5,
+        serviceName: PODS_SERVICE,
+        podManagementPolicy: 'Parallel',
         selector: { matchLabels: SELECTOR },
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+        updateStrategy: { type: 'RollingUpdate' },
+        // Scaling down or deleting the proxy never deletes an audit log.
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+        volumeClaimTemplates: [
+          {
+            metadata: { name: 'audit', labels: own },
+            spec: {
+              accessModes: ['ReadWriteOnce'],
+              resources: { requests: { storage: props.auditVolumeSize ?? '10Gi' } },
+              ...(props.auditStorageClass !== undefined ? { storageClassName: props.auditStorageClass } : {}),
+            },
+          },
+        ],
         template: {
           metadata: { labels: own, annotations: { 'portcullis.dev/config-sha256': checksum } },
           spec: {

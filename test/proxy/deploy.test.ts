@@ -63,6 +63,8 @@ interface Viewed extends Obj {
   readonly spec: {
     readonly replicas: number;
     readonly minAvailable: number;
+    readonly volumeClaimTemplates?: { readonly metadata: { readonly name: string }; readonly spec: { readonly accessModes: string[]; readonly resources: { readonly requests: { readonly storage: string } }; readonly storageClassName?: string } }[];
+    readonly persistentVolumeClaimRetentionPolicy?: Record<string, string>;
     readonly selector: Record<string, string> & { readonly matchLabels: Record<string, string> };
     readonly template: {
       readonly metadata: { readonly annotations: Record<string, string> };
@@ -71,7 +73,7 @@ interface Viewed extends Obj {
         readonly securityContext: { readonly runAsNonRoot: boolean };
         readonly affinity: { readonly podAntiAffinity: { readonly preferredDuringSchedulingIgnoredDuringExecution: unknown[] } };
         readonly containers: Container[];
-        readonly volumes: { readonly name: string; readonly configMap?: unknown; readonly secret?: unknown }[];
+        readonly volumes: { readonly name: string; readonly configMap?: unknown; readonly secret?: unknown; readonly emptyDir?: unknown }[];
       };
     };
   };
@@ -98,7 +100,7 @@ describe('proxy deployment chart', () => {
 
   it('GIVEN the chart THEN exactly these kinds, and names shared with the compiler match its constants', () => {
     const objs = objects(synthProxyChart(props));
-    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount']);
+    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'Namespace', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'Service', 'ServiceAccount', 'StatefulSet']);
     assert.equal(IMPERSONATOR_ROLE, COMPILER_IMPERSONATOR_ROLE);
     assert.equal(PROXY_NAMESPACE, COMPILER_NAMESPACE);
     assert.equal(PROXY_SERVICE_ACCOUNT, COMPILER_SA);
@@ -126,17 +128,17 @@ describe('proxy deployment chart', () => {
     assert.equal(secret.metadata.name, BUNDLE_READER_SECRET);
     assert.equal(secret.type, 'kubernetes.io/service-account-token');
     assert.deepEqual(secret.metadata.annotations, { 'kubernetes.io/service-account.name': BUNDLE_READER });
-    assert.equal(find(objs, 'Deployment').spec.template.spec.serviceAccountName, 'portcullis-proxy');
+    assert.equal(find(objs, 'StatefulSet').spec.template.spec.serviceAccountName, 'portcullis-proxy');
     // Shared objects carry the compiler's labels, so `apply` (prune by managed-by) keeps them.
     for (const kind of ['Namespace', 'ServiceAccount', 'ClusterRoleBinding']) {
       assert.deepEqual(find(objs, kind).metadata.labels, { 'app.kubernetes.io/managed-by': 'portcullis', 'portcullis.dev/cluster': 'dev' });
     }
-    // The proxy's own objects do not: apply must never prune the Deployment.
-    assert.ok(!('app.kubernetes.io/managed-by' in (find(objs, 'Deployment').metadata.labels ?? {})));
+    // The proxy's own objects do not: apply must never prune the StatefulSet.
+    assert.ok(!('app.kubernetes.io/managed-by' in (find(objs, 'StatefulSet').metadata.labels ?? {})));
   });
 
-  it('GIVEN the Deployment THEN ≥ 2 replicas, anti-affinity, probes, resources, non-root, read-only root, the bundle reader\'s token mounted and no bundle volume', () => {
-    const d = find(objects(synthProxyChart(props)), 'Deployment');
+  it('GIVEN the StatefulSet THEN ≥ 2 replicas, anti-affinity, probes, resources, non-root, read-only root, the bundle reader\'s token mounted and no bundle volume', () => {
+    const d = find(objects(synthProxyChart(props)), 'StatefulSet');
     const pod = d.spec.template.spec;
     const c = pod.containers[0];
     assert.ok(c, 'one container');
@@ -154,20 +156,31 @@ describe('proxy deployment chart', () => {
     const reader = pod.volumes.find((v) => v.name === 'bundle-reader');
     assert.deepEqual(reader?.secret, { secretName: BUNDLE_READER_SECRET, items: [{ key: 'token', path: 'token' }] });
     assert.ok(c.volumeMounts.some((m) => m.name === 'bundle-reader' && m.mountPath === BUNDLE_READER_MOUNT && m.readOnly));
-    assert.equal(find(objects(synthProxyChart({ ...props, replicas: 3 })), 'Deployment').spec.replicas, 3);
+    assert.equal(find(objects(synthProxyChart({ ...props, replicas: 3 })), 'StatefulSet').spec.replicas, 3);
     assert.throws(() => synthProxyChart({ ...props, replicas: 1 }), /replicas/);
   });
 
-  it('GIVEN a PDB and Service THEN minAvailable 1 and both select the Deployment pods', () => {
+  it('GIVEN the StatefulSet THEN each replica keeps its audit log on a persistent volume of its own, never in an emptyDir, and scaling down or deleting keeps the volumes', () => {
+    const s = find(objects(synthProxyChart(props)), 'StatefulSet');
+    const pod = s.spec.template.spec;
+    assert.ok(!pod.volumes.some((v) => v.name === 'audit'), 'no pod volume named audit: it comes from the claim template');
+    assert.deepEqual(s.spec.volumeClaimTemplates?.map((t) => [t.metadata.name, t.spec.accessModes, t.spec.resources.requests.storage]), [['audit', ['ReadWriteOnce'], '10Gi']]);
+    assert.ok(pod.containers[0]?.volumeMounts.some((m) => m.name === 'audit' && m.mountPath === '/var/log/portcullis' && !m.readOnly));
+    assert.deepEqual(s.spec.persistentVolumeClaimRetentionPolicy, { whenDeleted: 'Retain', whenScaled: 'Retain' });
+    const sized = find(objects(synthProxyChart({ ...props, auditVolumeSize: '50Gi', auditStorageClass: 'fast' })), 'StatefulSet');
+    assert.deepEqual([sized.spec.volumeClaimTemplates?.[0]?.spec.resources.requests.storage, sized.spec.volumeClaimTemplates?.[0]?.spec.storageClassName], ['50Gi', 'fast']);
+  });
+
+  it('GIVEN a PDB and Service THEN minAvailable 1 and both select the proxy pods', () => {
     const objs = objects(synthProxyChart(props));
-    const sel = find(objs, 'Deployment').spec.selector.matchLabels;
+    const sel = find(objs, 'StatefulSet').spec.selector.matchLabels;
     assert.equal(find(objs, 'PodDisruptionBudget').spec.minAvailable, 1);
     assert.deepEqual(find(objs, 'PodDisruptionBudget').spec.selector.matchLabels, sel);
     assert.deepEqual(find(objs, 'Service').spec.selector, sel);
   });
 
   it('GIVEN a config change THEN the pod template checksum changes (pods roll)', () => {
-    const sum = (p: ProxyChartProps) => find(objects(synthProxyChart(p)), 'Deployment').spec.template.metadata.annotations['portcullis.dev/config-sha256'];
+    const sum = (p: ProxyChartProps) => find(objects(synthProxyChart(p)), 'StatefulSet').spec.template.metadata.annotations['portcullis.dev/config-sha256'];
     assert.notEqual(sum(props), sum({ ...props, config: { ...props.config, listen: { host: '0.0.0.0', port: 9443 } } }));
     assert.notEqual(sum(props), sum({ ...props, trustedKeys: { other: 'PEM' } }));
   });
@@ -204,14 +217,15 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
         'configmap/portcullis-bundle-revisions',
         'configmap/portcullis-proxy-config',
         'configmap/portcullis-proxy-keys',
-        'deployment.apps/portcullis-proxy',
         'namespace/portcullis-system',
         'poddisruptionbudget.policy/portcullis-proxy',
         'role.rbac.authorization.k8s.io/portcullis-proxy:shared-state',
         'rolebinding.rbac.authorization.k8s.io/portcullis-proxy:shared-state',
         'secret/portcullis-bundle-reader-token',
         'service/portcullis-proxy',
+        'service/portcullis-proxy-pods',
         'serviceaccount/portcullis-proxy',
+        'statefulset.apps/portcullis-proxy',
       ]);
       // And the apiserver rejects what it should: the same chart with an invalid object is refused.
       writeFileSync(file, synthProxyChart(props).replace('minAvailable: 1', 'minAvailable: -1'));
@@ -250,7 +264,7 @@ describe('proxy deployment chart against a real kube-apiserver', () => {
       assert.ok(ns.code === 0 || /AlreadyExists/.test(ns.stderr), ns.stderr);
       const dry = await fleet.kubectl(['apply', '--dry-run=server', '-f', file, '-o', 'name'], { kubeconfig, timeoutMs: 60_000 });
       assert.equal(dry.code, 0, dry.stderr);
-      assert.match(dry.stdout, /deployment\.apps\/portcullis-proxy/);
+      assert.match(dry.stdout, /statefulset\.apps\/portcullis-proxy/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -130,7 +130,7 @@ describe('the npm package in a policy repository of its own', () => {
     assert.match(froms.at(-1)?.[1] ?? '', /^gcr\.io\/distroless\/nodejs22-debian12:nonroot$/);
     assert.match(text, /npm install --omit=dev --omit=peer/, 'production dependencies only: no TypeScript compiler');
     const chart = parseAllDocuments(synthProxyChart({ image: 'x', cluster: 'dev', trustedKeys: { k: 'pem' }, config: {} })).map((d) => d.toJSON() as Record<string, unknown>);
-    const pod = (chart.find((o) => o['kind'] === 'Deployment') as { spec: { template: { spec: { securityContext: Record<string, unknown>; containers: { args: string[]; securityContext: Record<string, unknown> }[] } } } }).spec.template.spec;
+    const pod = (chart.find((o) => o['kind'] === 'StatefulSet') as { spec: { template: { spec: { securityContext: Record<string, unknown>; containers: { args: string[]; securityContext: Record<string, unknown> }[] } } } }).spec.template.spec;
     assert.equal(/^USER (\S+)$/m.exec(text)?.[1], `${String(pod.securityContext['runAsUser'])}:${String(pod.securityContext['runAsGroup'])}`);
     assert.equal(pod.containers[0]?.securityContext['readOnlyRootFilesystem'], true);
     assert.deepEqual(JSON.parse(/^CMD (.+)$/m.exec(text)?.[1] ?? '[]'), pod.containers[0]?.args);
