@@ -196,13 +196,10 @@ export function parseRequestInfo(method: string, path: string, query: URLSearchP
         const v = goToLower(watch[0] ?? '');
         isWatch = !(v === 'false' || v === '0');
       }
-      opts = { watch: isWatch, fieldSelector: undefined };
+      opts = { watch: isWatch, exactName: undefined };
     }
     info.verb = opts.watch ? 'watch' : 'list';
-    if (opts.fieldSelector !== undefined) {
-      const name = requiresExactMatch(opts.fieldSelector, 'metadata.name');
-      if (name !== undefined && isValidPathSegmentName(name)) info.name = name;
-    }
+    if (opts.exactName !== undefined && isValidPathSegmentName(opts.exactName)) info.name = opts.exactName;
   }
 
   // no name and a delete: the actual verb is deletecollection
@@ -236,8 +233,8 @@ function isValidPathSegmentName(name: string): boolean {
 /** The parts of metainternalversion.ListOptions that NewRequestInfo reads. */
 interface DecodedListOptions {
   readonly watch: boolean;
-  /** undefined stands for Go's nil selector (no parameters at all). */
-  readonly fieldSelector: readonly FieldTerm[] | undefined;
+  /** The selector's exact metadata.name; undefined for Go's nil selector (no parameters at all) too. */
+  readonly exactName: string | undefined;
 }
 
 /**
@@ -246,7 +243,7 @@ interface DecodedListOptions {
  * (labels.Parse, fields.ParseSelector). Returns undefined where Go returns an error.
  */
 function decodeListOptions(query: URLSearchParams): DecodedListOptions | undefined {
-  if (query.size === 0) return { watch: false, fieldSelector: undefined };
+  if (query.size === 0) return { watch: false, exactName: undefined };
   const first = (key: string): string | undefined => {
     const all = query.getAll(key);
     return all.length > 0 ? all[0] : undefined;
@@ -262,9 +259,9 @@ function decodeListOptions(query: URLSearchParams): DecodedListOptions | undefin
   // Convert_string_To_labels_Selector and Convert_string_To_fields_Selector run on
   // the (possibly empty) strings after the url.Values conversion.
   if (!labelSelectorParses(first('labelSelector') ?? '')) return undefined;
-  const fieldSelector = parseFieldSelector(first('fieldSelector') ?? '');
+  const fieldSelector = parseFieldSelector(first('fieldSelector') ?? '', 'metadata.name');
   if (fieldSelector === undefined) return undefined;
-  return { watch, fieldSelector };
+  return { watch, exactName: fieldSelector.exactName };
 }
 
 /** strings.EqualFold(s, "false"): Unicode simple folding, where only 's' has a non-ASCII fold (U+017F ſ). */
@@ -291,13 +288,6 @@ export function parseGoInt64(s: string): bigint | undefined {
 
 // ---------------------------------------------------------------------------
 // fields.ParseSelector (k8s.io/apimachinery/pkg/fields/selector.go)
-
-/** One parsed term: hasTerm (`=`, `==`) or notHasTerm (`!=`). */
-interface FieldTerm {
-  readonly field: string;
-  readonly equals: boolean;
-  readonly value: string;
-}
 
 const UTF8 = new TextEncoder();
 
@@ -364,25 +354,25 @@ function unescapeFieldValue(s: string): string | undefined {
   return inSlash ? undefined : out;
 }
 
-/** fields.ParseSelector: terms sorted (Go byte order), each split and unescaped; undefined on error. */
-function parseFieldSelector(selector: string): FieldTerm[] | undefined {
-  const parts = splitTerms(selector).sort(compareGoStrings);
-  const items: FieldTerm[] = [];
-  for (const part of parts) {
+/**
+ * fields.ParseSelector followed by RequiresExactMatch("metadata.name"), in one linear pass: Go sorts
+ * the terms (byte order), fails on the first invalid one, and returns the first `=`/`==` term on
+ * the field in that order. Only two things matter here, whether any term is invalid and the
+ * smallest such term, so nothing is sorted: an identity with no grants could otherwise keep the
+ * event loop busy with a long selector (n·log n comparisons, each re-encoding both strings).
+ * undefined where Go returns an error; `{ exactName: undefined }` for a selector without one.
+ */
+function parseFieldSelector(selector: string, field: string): { readonly exactName: string | undefined } | undefined {
+  let best: { part: string; value: string } | undefined;
+  for (const part of splitTerms(selector)) {
     if (part === '') continue;
     const t = splitTerm(part);
     if (t === undefined) return undefined;
     const value = unescapeFieldValue(t.rhs);
     if (value === undefined) return undefined;
-    items.push({ field: t.lhs, equals: t.op !== '!=', value });
+    if (t.op !== '!=' && t.lhs === field && (best === undefined || compareGoStrings(part, best.part) < 0)) best = { part, value };
   }
-  return items;
-}
-
-/** Selector.RequiresExactMatch: the first `=`/`==` term on that field, in sorted order. */
-function requiresExactMatch(terms: readonly FieldTerm[], field: string): string | undefined {
-  for (const t of terms) if (t.equals && t.field === field) return t.value;
-  return undefined;
+  return { exactName: best?.value };
 }
 
 // ---------------------------------------------------------------------------

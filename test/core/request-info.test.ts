@@ -316,3 +316,41 @@ describe('toAttributes', () => {
     assert.equal(attrs.resource, '');
   });
 });
+
+describe('fieldSelector without sorting (issue 18)', () => {
+  /** fields.ParseSelector + RequiresExactMatch as Go runs them: sort the raw terms by bytes, fail on the first invalid, first exact metadata.name term. */
+  function goReference(selector: string): string | undefined | 'error' {
+    const terms = selector === '' ? [] : selector.split(',');
+    terms.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    let name: string | undefined;
+    for (const t of terms) {
+      if (t === '') continue;
+      const m = /^(.*?)(!=|==|=)(.*)$/s.exec(t);
+      if (!m || /[=]/.test(m[3] ?? '')) return 'error';
+      if (name === undefined && m[2] !== '!=' && m[1] === 'metadata.name') name = m[3];
+    }
+    return name;
+  }
+
+  it('GIVEN random selectors of metadata.name and other terms, valid and not WHEN parsed THEN the name is the one Go would pick (the smallest exact term in byte order), or none on an error', async () => {
+    const fc = (await import('fast-check')).default;
+    const value = fc.stringMatching(/^[a-z0-9.é-]{0,6}$/);
+    const term = fc.oneof(
+      { weight: 6, arbitrary: fc.tuple(fc.constantFrom('metadata.name', 'metadata.name', 'metadata.namespace', ''), fc.constantFrom('=', '==', '!='), value).map(([f, op, v]) => `${f}${op}${v}`) },
+      { weight: 1, arbitrary: fc.constantFrom('', 'broken', 'a=b=c') },
+    );
+    let named = 0;
+    fc.assert(
+      fc.property(fc.array(term, { maxLength: 8 }), (terms) => {
+        const selector = terms.join(',');
+        const want = goReference(selector);
+        const got = parseRequestInfo('GET', '/api/v1/namespaces/default/pods', new URLSearchParams([['fieldSelector', selector]])).name;
+        const expected = want === 'error' || want === undefined || !/^[^/%]+$/.test(want) || want === '.' || want === '..' ? '' : want;
+        if (expected !== '') named++;
+        assert.equal(got, expected, selector);
+      }),
+      { numRuns: 2000, seed: 18 },
+    );
+    assert.ok(named >= 200, `only ${named} runs had a name to pick`);
+  });
+});
