@@ -1,4 +1,3 @@
-import { Gauge } from 'prom-client';
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -11,7 +10,7 @@ import { decide } from '../core/decide.ts';
 import { trustedKeysOf } from '../core/bundle.ts';
 import { EXTRA_USER } from '../core/names.ts';
 import { AuditSink } from './audit/sink.ts';
-import { AuditWebhook } from './audit/webhook.ts';
+import { AuditWebhook, exportWebhookMetrics } from './audit/webhook.ts';
 import { Connections } from './connections.ts';
 import { bundleExpiry, describeExpiry } from '../core/bundle-expiry.ts';
 import { ActivationStore, ConfigMapActivations, DirectoryActivations, type SharedActivations } from './break-glass.ts';
@@ -109,19 +108,7 @@ export class PortcullisProxy {
     this.streams = new StreamRegistry(c.limits.maxLongRunningPerIdentity, this.#clock);
     this.auditWebhook = c.audit.webhook ? new AuditWebhook(c.audit.webhook, (message) => this.log.warn({ alert: true }, message)) : undefined;
     const webhook = this.auditWebhook;
-    if (webhook) {
-      new Gauge({
-        name: 'portcullis_audit_webhook_records',
-        help: 'Audit records by webhook state: sent, dropped (buffer full), rejected (4xx), buffered (waiting); failed_posts counts retried POSTs',
-        labelNames: ['state'],
-        registers: [this.metrics.registry],
-        collect() {
-          const n = webhook.counts;
-          for (const state of ['sent', 'dropped', 'rejected', 'buffered'] as const) this.set({ state }, n[state]);
-          this.set({ state: 'failed_posts' }, n.failures);
-        },
-      });
-    }
+    if (webhook) exportWebhookMetrics(webhook, this.metrics.registry);
     this.audit = new AuditSink({
       ...c.audit,
       ...(webhook ? { ship: (line: string) => webhook.enqueue(line) } : {}),

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { Agent, request } from 'undici';
 import { parse as parseYaml } from 'yaml';
 
@@ -221,4 +222,38 @@ export function readWebhookTarget(file: string): WebhookTarget {
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * The webhook's counts on the proxy's registry, read at scrape time:
+ * `portcullis_audit_webhook_records_total{result=sent|dropped|rejected}`,
+ * `portcullis_audit_webhook_failed_posts_total` and `portcullis_audit_webhook_buffered_records`.
+ */
+export function exportWebhookMetrics(webhook: AuditWebhook, registry: Registry): void {
+  const seen = { sent: 0, dropped: 0, rejected: 0, failures: 0 };
+  const registers = [registry];
+  const failed = new Counter({ name: 'portcullis_audit_webhook_failed_posts_total', help: 'Audit webhook POSTs that failed and were retried', registers });
+  new Counter({
+    name: 'portcullis_audit_webhook_records_total',
+    help: 'Audit records by webhook result: sent, dropped (the buffer was full), rejected (a 4xx other than 429)',
+    labelNames: ['result'],
+    registers,
+    collect() {
+      const n = webhook.counts;
+      for (const result of ['sent', 'dropped', 'rejected'] as const) {
+        this.inc({ result }, n[result] - seen[result]);
+        seen[result] = n[result];
+      }
+      failed.inc(n.failures - seen.failures);
+      seen.failures = n.failures;
+    },
+  });
+  new Gauge({
+    name: 'portcullis_audit_webhook_buffered_records',
+    help: 'Audit records waiting for the webhook',
+    registers,
+    collect() {
+      this.set(webhook.counts.buffered);
+    },
+  });
 }

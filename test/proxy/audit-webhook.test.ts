@@ -182,8 +182,9 @@ describe('audit webhook backend', () => {
     const denied = await h.kubectl(kc, [...server, 'get', 'secrets', '-n', NS]);
     assert.notEqual(denied.status, 0);
     const m = await h.scrape('/metrics', x.metricsPort);
-    const buffered = Number(/portcullis_audit_webhook_records\{state="buffered"\} (\d+)/.exec(m.body)?.[1]);
+    const buffered = Number(/^portcullis_audit_webhook_buffered_records (\d+)$/m.exec(m.body)?.[1]);
     assert.ok(buffered >= 2, `records waiting for the batch: ${buffered}`);
+    assert.match(m.body, /^portcullis_audit_webhook_records_total\{result="dropped"\} 0$/m);
     await x.proxy.stop();
     const inFile = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEvent);
     assert.deepEqual(rx.items, inFile, 'the webhook carries exactly the lines of the file, in order (maxBatchWait not reached: delivered at shutdown)');
