@@ -4,6 +4,7 @@ import { CompilerError, type CompilerErrorCode } from '../compiler/compiler-erro
 import { DemoError } from '../demo/demo-error.ts';
 import { GitopsError } from '../gitops/gitops-error.ts';
 import { ConfigError } from '../runtime-proxy/config.ts';
+import { ReplayError } from '../runtime-proxy/recording/replay.ts';
 import { SandboxError } from '../sandbox/errors.ts';
 import { ScaffoldError } from '../scaffold/init.ts';
 
@@ -42,6 +43,7 @@ export function exitFor(err: unknown): { readonly code: number; readonly message
   if (err instanceof GitopsError) return { code: EXIT.failed, message: err.message && `portcullis: ${err.message}` };
   if (err instanceof ClientError) return { code: CLIENT[err.code], message: err.message };
   if (err instanceof ConfigError) return { code: EXIT.badInput, message: err.message };
+  if (err instanceof ReplayError) return { code: err.code === 'MISMATCH' ? EXIT.failed : EXIT.badInput, message: `portcullis replay: ${err.message}` };
   if (err instanceof SandboxError) return { code: EXIT.failed, message: `portcullis sandbox: ${err.message}` };
   if (err instanceof DemoError) return { code: EXIT.failed, message: err.message };
   if (err instanceof ScaffoldError) return { code: EXIT.failed, message: `portcullis init: ${err.message}` };

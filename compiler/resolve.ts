@@ -296,6 +296,7 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
         scope,
         conditions,
         ...(activationGroup ? { activationGroup } : {}),
+        ...(p.recordInput ? { recordInput: true as const } : {}),
         ...(direct ? { guard: { group: `${ACTIVATION_GROUP_PREFIX}${id}:undenied`, denies: guards.map((d) => d.id).sort(), directRole: direct.role, directRules: direct.rules } } : {}),
       });
       for (const s of subjects) (s.kind === 'User' ? pc.users : pc.groups).add(s.name);

@@ -62,4 +62,10 @@ export const AUDIT_ANNOTATION = {
   detail: 'portcullis.dev/detail',
   streamEnd: 'portcullis.dev/stream-end',
   breakGlass: 'portcullis.dev/break-glass',
+  /** The id of an exec or attach session's recording (`AUDITID.cast`). */
+  recording: 'portcullis.dev/recording',
+  /** The SHA-256 of the recording file, on the session's ResponseComplete record. */
+  recordingSha256: 'portcullis.dev/recording-sha256',
+  /** Why a session's recording could not be written (under `audit.onFailure: serve`). */
+  recordingError: 'portcullis.dev/recording-error',
 } as const;

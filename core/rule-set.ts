@@ -81,6 +81,8 @@ export interface Grant {
    * going around the proxy, a deny's subject never gets what the deny forbids. Set by the compiler.
    */
   readonly guard?: GrantGuard;
+  /** Exec and attach sessions this grant allows record what is typed as well as what is shown. @default false */
+  readonly recordInput?: true;
 }
 
 /** See {@link Grant.guard}. */

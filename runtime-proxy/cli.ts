@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { proxyManifests } from './deploy/manifests.ts';
 import { formatRecord, parseTime, searchAuditFiles } from './audit/search.ts';
 import { verifyAuditFiles } from './audit/verify-files.ts';
+import { loadRecording, playRecording } from './recording/replay.ts';
 import { PortcullisProxy } from './server.ts';
 
 /** Registers `portcullis proxy`. */
@@ -70,6 +71,27 @@ export function registerProxyCommands(program: Command): void {
       const r = verifyAuditFiles(files, o.key);
       process.stdout.write(`${r.text}\n`);
       if (!r.ok) process.exitCode = 1;
+    });
+}
+
+/** Registers `portcullis replay`. */
+export function registerReplayCommand(program: Command): void {
+  program
+    .command('replay')
+    .description('play a recorded exec or attach session (asciicast v2) in this terminal; with --audit, first prove it is the recording its audit record names')
+    .argument('<id>', "the recording's id (the session's audit ID, portcullis.dev/recording) or a .cast file")
+    .option('--dir <dir>', "where the proxy writes recordings (its audit.recordings.dir; default: recordings/ beside the audit file)", 'recordings')
+    .option('--audit <files...>', 'audit files: the recording must have the SHA-256 its ResponseComplete record names (exit 1 if not)')
+    .option('--speed <n>', 'playback speed', (v) => Number.parseFloat(v), 1)
+    .option('--idle-limit <seconds>', 'longest pause kept', (v) => Number.parseFloat(v), 2)
+    .option('--no-wait', 'print at once, without the timing')
+    .option('--input', 'also show what was typed, where the grant recorded it')
+    .action(async (id: string, o: { dir: string; audit?: string[]; speed: number; idleLimit: number; wait: boolean; input?: boolean }) => {
+      const opts = { dir: o.dir, ...(o.audit ? { audit: o.audit } : {}), speed: o.speed, idleLimit: o.idleLimit, noWait: !o.wait, input: o.input === true };
+      const { cast, verified } = await loadRecording(id, opts);
+      const h = cast.header;
+      process.stderr.write(`${h.title ?? id}, ${new Date(h.timestamp * 1000).toISOString()}, ${h.width}x${h.height}${verified ? ', digest matches its audit record' : ''}\n`);
+      await playRecording(cast, (s) => process.stdout.write(s), opts);
     });
 }
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, PROXY_NAMESPACE, REVISION_FLOOR_CONFIGMAP } from '../core/names.ts';
@@ -69,6 +69,12 @@ export interface ProxyConfig {
     readonly onFailure: AuditFailureMode;
     /** kube-apiserver's audit webhook in batch mode (`audit/webhook.ts`); the records follow the file. */
     readonly webhook?: AuditWebhookOptions;
+    /**
+     * Where exec and attach sessions are recorded (asciicast v2, one `AUDITID.cast` each). A session
+     * whose recording cannot be written follows `onFailure`: refused under `deny`.
+     * @default `recordings/` beside the audit file; none without an audit file (so, under `deny`, no session)
+     */
+    readonly recordings?: { readonly dir: string };
   };
   readonly breakGlass: {
     /** Receives a POST with the activation as JSON. */
@@ -127,7 +133,7 @@ interface RawConfig {
     trustedKeyFiles: string[];
   }[];
   authn: Record<string, unknown>;
-  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; mode?: 'blocking' | 'batch'; checkpointEvery?: number; signingKeyFile?: string; onFailure?: 'deny' | 'serve'; webhook?: { configFile: string } & Partial<Omit<AuditWebhookOptions, 'configFile'>> };
+  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; mode?: 'blocking' | 'batch'; checkpointEvery?: number; signingKeyFile?: string; onFailure?: 'deny' | 'serve'; recordings?: { dir: string }; webhook?: { configFile: string } & Partial<Omit<AuditWebhookOptions, 'configFile'>> };
   breakGlass?: { webhookUrl?: string; webhookCaFile?: string; stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
   bundleExpiry?: { warnBeforeMs?: number };
   revisionFloor?: { stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
@@ -234,6 +240,7 @@ const schema: JSONSchemaType<RawConfig> = {
         checkpointEvery: { ...posInt, nullable: true },
         signingKeyFile: { type: 'string', nullable: true },
         onFailure: { type: 'string', enum: ['deny', 'serve'], nullable: true },
+        recordings: { type: 'object', nullable: true, additionalProperties: false, required: ['dir'], properties: { dir: str } },
         webhook: {
           type: 'object',
           nullable: true,
@@ -379,6 +386,7 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       checkpointEvery: a.checkpointEvery ?? 1000,
       ...(a.signingKeyFile !== undefined ? { signingKeyFile: p(a.signingKeyFile) } : {}),
       onFailure: a.onFailure ?? 'deny',
+      ...(a.recordings ? { recordings: { dir: p(a.recordings.dir) } } : a.file ? { recordings: { dir: join(dirname(p(a.file.path)), 'recordings') } } : {}),
       ...(a.webhook
         ? {
             webhook: {

@@ -234,6 +234,8 @@ export class Exchange {
     if (st.policyDigest !== undefined) facts.policyDigest = st.policyDigest;
     if (st.policyCommit !== undefined) facts.policyCommit = st.policyCommit;
     if (st.breakGlass !== undefined) facts.breakGlass = st.breakGlass;
+    if (st.recording !== undefined) facts.recording = st.recording;
+    if (st.recordingError !== undefined) facts.recordingError = st.recordingError;
     Object.assign(facts, extra);
     const sink = this.host.audit;
     sink.write(toAuditEvent(facts));

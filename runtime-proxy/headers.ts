@@ -23,7 +23,8 @@ const ALLOWED = new Set([
   'sec-websocket-key',
   'sec-websocket-version',
   'sec-websocket-protocol',
-  'sec-websocket-extensions',
+  // Not sec-websocket-extensions: without it no extension (permessage-deflate) is negotiated, so
+  // the frames of an exec or attach session are plain and its recording can read them.
   'traceparent',
   'tracestate',
 ]);

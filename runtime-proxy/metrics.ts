@@ -18,6 +18,7 @@ export interface ProxyMetrics {
   readonly upstreamErrors: Counter<'cluster' | 'code'>;
   readonly auditHealthy: Gauge;
   readonly breakGlass: Counter<'cluster' | 'result'>;
+  readonly recordings: Counter<'cluster' | 'result'>;
 }
 
 /** Creates the metrics, with Node's process metrics and the build information. */
@@ -52,5 +53,6 @@ export function createMetrics(): ProxyMetrics {
     upstreamErrors: new Counter({ name: 'portcullis_upstream_errors_total', help: 'Admitted requests the cluster failed (unreachable, reset, TLS), by code', labelNames: ['cluster', 'code'], registers }),
     auditHealthy: new Gauge({ name: 'portcullis_audit_sink_healthy', help: '1 when the last audit write succeeded', registers }),
     breakGlass: new Counter({ name: 'portcullis_break_glass_total', help: 'Break-glass invocations by result', labelNames: ['cluster', 'result'], registers }),
+    recordings: new Counter({ name: 'portcullis_session_recordings_total', help: 'exec and attach session recordings by result (written, failed: unavailable or broken mid-session)', labelNames: ['cluster', 'result'], registers }),
   };
 }

@@ -25,6 +25,10 @@ export interface RequestState extends AuthorizeFacts {
   policyDigest?: string;
   policyCommit?: string;
   breakGlass?: string;
+  /** The id of the session's recording (exec, attach), on both of its records. */
+  recording?: string;
+  /** Why the session could not be recorded (it went on under `audit.onFailure: serve`). */
+  recordingError?: string;
   /** Set once the decision was counted in the metrics. */
   counted?: boolean;
 }

@@ -34,7 +34,9 @@ import { BREAK_GLASS_PATH, serveBreakGlass, type BreakGlassContext } from './bre
 import type { Req, Res } from './request-state.ts';
 import { serveSelfReview } from './self-review-endpoint.ts';
 import { StreamRegistry } from './streams.ts';
-import { forwardUpgrade, upgradeProtocol } from './upgrade.ts';
+import { forwardUpgrade, upgradeProtocol, type UpgradeOutcome } from './upgrade.ts';
+import type { AuditFacts } from './audit/event.ts';
+import { SessionRecorder, type RecordingResult } from './recording/index.ts';
 import { createUpstream, type Upstream } from './upstream.ts';
 import { Drain, endAfterCommit, Exchange, type ExchangeHost } from './exchange.ts';
 
@@ -585,6 +587,54 @@ export class PortcullisProxy {
     }
   }
 
+  /**
+   * Starts the recording of an exec or attach session. When it cannot be written: under
+   * `audit.onFailure: deny` the session is refused (503, no recording, no session); under `serve`
+   * it goes on unrecorded and its records say why.
+   */
+  #openRecording(ex: Exchange, a: Admission, target: string, transport: 'websocket' | 'spdy'): SessionRecorder | undefined {
+    const cluster = a.bundle.cluster;
+    const q = new URLSearchParams(target.split('?')[1] ?? '');
+    const container = q.get('container') ?? '';
+    try {
+      const dir = this.opts.config.audit.recordings?.dir;
+      if (dir === undefined) throw new Error('no recordings directory (set audit.recordings.dir, or audit.file)');
+      const rec = SessionRecorder.open(
+        dir,
+        {
+          auditID: ex.auditId,
+          cluster,
+          user: (a.impersonation?.caller ?? a.identity).user,
+          namespace: a.attributes.namespace,
+          pod: a.attributes.name,
+          ...(container ? { container } : {}),
+          subresource: a.attributes.subresource,
+          transport,
+          tty: q.get('tty') === 'true' || q.get('tty') === '1',
+          command: q.getAll('command'),
+          recordInput: a.grant.recordInput === true,
+        },
+        this.#clock,
+      );
+      ex.st.recording = rec.id;
+      return rec;
+    } catch (err) {
+      const message = (err as Error).message;
+      this.metrics.recordings.inc({ cluster, result: 'failed' });
+      this.log.error({ auditID: ex.auditId, cluster, err: message, alert: true }, 'session recording cannot be written');
+      if (this.opts.config.audit.onFailure === 'deny') throw new ProxyError('AUDIT_UNAVAILABLE', `session recording cannot be written: ${message}`);
+      ex.st.recordingError = message;
+      return undefined;
+    }
+  }
+
+  /** The audit facts of a finished recording. */
+  #recorded(cluster: string, r: RecordingResult): Partial<AuditFacts> {
+    if (!r.ok) return { recordingError: r.error };
+    this.metrics.recordings.inc({ cluster, result: 'written' });
+    return { recordingSha256: r.sha256 };
+  }
+
   /** A WebSocket or SPDY upgrade (exec, attach, port-forward), from arrival to its audit record. */
   async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => undefined);
@@ -598,21 +648,36 @@ export class PortcullisProxy {
       if (admitted.kind !== 'forward') throw new ProxyError('NOT_FOUND', 'no such upgrade');
       const { cr, admission: a, target } = admitted;
       if (!ex.stream(a, () => fwd.cut())) throw new ProxyError('TOO_MANY_STREAMS', 'limit');
+      // Before anything goes upstream: a session that cannot be recorded is refused here (under onFailure: deny).
+      const rec = isSession(a.attributes) ? this.#openRecording(ex, a, target, proto) : undefined;
+      rec?.onFailure((err) => {
+        this.metrics.recordings.inc({ cluster: cr.config.name, result: 'failed' });
+        this.log.error({ auditID: ex.auditId, cluster: cr.config.name, err: err.message, alert: true }, 'session recording failed');
+        if (this.opts.config.audit.onFailure === 'deny') this.streams.close(ex.auditId, 'recording-failed');
+      });
       (socket as Socket).setTimeout?.(0);
       const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: ex.auditId }, req.headers.upgrade);
+      const ended = (o: UpgradeOutcome, recorded: Partial<AuditFacts>): void => {
+        if (o.kind === 'upstream-error') ex.upstreamFailed(o.message);
+        else if (o.kind === 'early-bytes') ex.end(400, { errorCode: 'EARLY_BYTES', ...recorded });
+        else if (o.kind === 'refused') ex.end(o.status, recorded);
+        else ex.end(101, ex.closeReason ? recorded : { streamEnd: 'closed', ...recorded });
+      };
       const fwd = forwardUpgrade(req, socket, head, cr.upstream, target, headers, {
         onUpgraded: () => ex.started(101),
-        onEnd: (o) => {
-          if (o.kind === 'upstream-error') ex.upstreamFailed(o.message);
-          else if (o.kind === 'early-bytes') ex.end(400, { errorCode: 'EARLY_BYTES' });
-          else if (o.kind === 'refused') ex.end(o.status);
-          else ex.end(101, ex.closeReason ? {} : { streamEnd: 'closed' });
-        },
+        // The session's last record names its recording's digest, so the record waits for the file.
+        onEnd: (o) => (rec ? void rec.close().then((r) => ended(o, this.#recorded(cr.config.name, r))) : ended(o, {})),
+        ...(rec ? { tap: rec } : {}),
       });
     } catch (err) {
       ex.refuse(err);
     }
   }
+}
+
+/** exec and attach: the sessions that are recorded (port-forward carries no terminal). */
+function isSession(a: Admission['attributes']): boolean {
+  return a.isResourceRequest && a.apiGroup === '' && a.resource === 'pods' && (a.subresource === 'exec' || a.subresource === 'attach');
 }
 
 /** What admission led to: the break-glass endpoint, or a request to forward. */

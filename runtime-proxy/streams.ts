@@ -3,7 +3,7 @@ import type { Identity } from './identity.ts';
 import type { Impersonation } from './impersonation.ts';
 
 /** Why the proxy ended a long-running request (audited as portcullis.dev/stream-end). */
-export type StreamEndReason = 'token-expired' | 'window-ended' | 'break-glass-ended' | 'revoked' | 'bundle-expired' | 'shutdown';
+export type StreamEndReason = 'token-expired' | 'window-ended' | 'break-glass-ended' | 'revoked' | 'bundle-expired' | 'shutdown' | 'recording-failed';
 
 /** When a stream must end on its own, and why. */
 export interface StreamDeadline {
@@ -97,6 +97,12 @@ export class StreamRegistry {
       }
     }
     return closed;
+  }
+
+  /** Closes one stream now, if it is still live. */
+  close(id: string, reason: StreamEndReason): void {
+    const s = this.#streams.get(id);
+    if (s) this.#end(s, reason);
   }
 
   /** Closes every stream (graceful shutdown). */

@@ -2,6 +2,7 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { UpstreamHeaders } from './headers.ts';
+import type { SessionTap } from './recording/index.ts';
 import { upstreamRequest, type Upstream } from './upstream.ts';
 
 /** The only upgrades the proxy relays (SECURITY rule 10). */
@@ -23,6 +24,8 @@ export type UpgradeOutcome =
 export interface UpgradeHooks {
   readonly onUpgraded: () => void;
   readonly onEnd: (o: UpgradeOutcome) => void;
+  /** Sees the 101 and every byte relayed after it, each direction in order (a session recording). */
+  readonly tap?: SessionTap;
 }
 
 const MAX_REFUSAL_BODY = 1024 * 1024;
@@ -42,7 +45,7 @@ const LINGER_MS = 5_000;
  * and revocation; an upstream error ends the client side gracefully.
  * Exported for its test.
  */
-export function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (t: NodeJS.Timeout) => void): void {
+export function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (t: NodeJS.Timeout) => void, tap?: SessionTap): void {
   let finished = false;
   let lingering = false;
   const finish = (): void => {
@@ -64,6 +67,7 @@ export function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (
   // the command's last output and the WebSocket close frame (the client saw 1006).
   let paused = false;
   const toUp = (c: Buffer): void => {
+    tap?.fromClient(c);
     setImmediate(() => {
       if (up.destroyed || up.writableEnded) return;
       if (!up.write(c) && !paused) {
@@ -95,6 +99,8 @@ export function relay(up: Duplex, client: Duplex, done: () => void, armLinger: (
   });
   client.on('data', toUp);
   client.on('end', () => setImmediate(() => up.destroyed || up.writableEnded || up.end()));
+  // The tap sees each chunk before the client is written it.
+  if (tap) up.on('data', (c: Buffer) => tap.fromUpstream(c));
   up.pipe(client);
 }
 
@@ -154,9 +160,13 @@ export function forwardUpgrade(
     const lines = [`HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}`];
     for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
-    if (upHead.length > 0) socket.write(upHead);
+    hooks.tap?.upgraded(upRes.headers);
+    if (upHead.length > 0) {
+      hooks.tap?.fromUpstream(upHead);
+      socket.write(upHead);
+    }
     hooks.onUpgraded();
-    relay(s, socket, () => end({ kind: 'upgraded-closed', status: 101 }), (t) => (linger = t));
+    relay(s, socket, () => end({ kind: 'upgraded-closed', status: 101 }), (t) => (linger = t), hooks.tap);
   });
   up.on('response', (upRes) => {
     const status = upRes.statusCode ?? 502;

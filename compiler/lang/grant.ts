@@ -31,6 +31,12 @@ export interface GrantProps {
   readonly windows?: readonly TimeWindow[];
   /** Inactive until invoked with a reason. @default not break-glass */
   readonly breakGlass?: BreakGlassProps;
+  /**
+   * Exec and attach sessions this grant allows are recorded with their input (what is typed), not
+   * only their output. Input can hold secrets typed at a prompt: turn it on where the audit needs it.
+   * @default false: output only
+   */
+  readonly recordInput?: boolean;
   /** Acknowledges escalation-prone rights in the role, with the reason. @default none */
   readonly acknowledgeEscalation?: string;
 }

@@ -64,6 +64,10 @@ export interface AuditFacts {
   readonly detail?: string;
   readonly streamEnd?: string;
   readonly breakGlass?: string;
+  /** The session recording's id, and on its last record the file's SHA-256 or why it failed. */
+  readonly recording?: string;
+  readonly recordingSha256?: string;
+  readonly recordingError?: string;
 }
 
 /** Builds the Event; pure. */
@@ -85,6 +89,9 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
   if (f.detail !== undefined) annotations[A.detail] = f.detail;
   if (f.streamEnd !== undefined) annotations[A.streamEnd] = f.streamEnd;
   if (f.breakGlass !== undefined) annotations[A.breakGlass] = f.breakGlass;
+  if (f.recording !== undefined) annotations[A.recording] = f.recording;
+  if (f.recordingSha256 !== undefined) annotations[A.recordingSha256] = f.recordingSha256;
+  if (f.recordingError !== undefined) annotations[A.recordingError] = f.recordingError;
   return {
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
