@@ -68,4 +68,6 @@ export const AUDIT_ANNOTATION = {
   recordingSha256: 'portcullis.dev/recording-sha256',
   /** Why a session's recording could not be written (under `audit.onFailure: serve`). */
   recordingError: 'portcullis.dev/recording-error',
+  /** Bodies the audit policy's level asks for that the record leaves out, and why (too large, not JSON). */
+  bodyOmitted: 'portcullis.dev/body-omitted',
 } as const;

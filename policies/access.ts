@@ -22,6 +22,8 @@ export function access(fleet: Fleet, id: Identities): void {
     clusters: { labels: { env: 'prod' } },
     namespaces: 'cluster',
     breakGlass: { maxDuration: '1h', notify: ['https://hooks.acme.example/portcullis/break-glass'] },
+    // Admin in prod under break-glass: its exec sessions record what is typed, not only what is shown.
+    recordInput: true,
   });
 
   // Platform engineers edit everywhere; in prod the deny below takes reading secrets away, in RBAC too.

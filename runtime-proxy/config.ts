@@ -4,6 +4,7 @@ import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, PROXY_NAMESPACE, REVISION_FLOOR_CONFIGMAP } from '../core/names.ts';
 import type { AuditWebhookOptions } from './audit/webhook.ts';
+import { MAX_RECORDING_BYTES } from './recording/session-recorder.ts';
 
 /** Where the proxy gets a cluster's signed bundle. */
 export type BundleSourceConfig =
@@ -74,7 +75,14 @@ export interface ProxyConfig {
      * whose recording cannot be written follows `onFailure`: refused under `deny`.
      * @default `recordings/` beside the audit file; none without an audit file (so, under `deny`, no session)
      */
-    readonly recordings?: { readonly dir: string };
+    readonly recordings?: { readonly dir: string; /** A session's recording fails beyond this. @default 64 MiB */ readonly maxBytes: number };
+    /**
+     * An `audit.k8s.io/v1` Policy file, as kube-apiserver's `--audit-policy-file`: the level of each
+     * request (None, Metadata, Request, RequestResponse) by user, group, verb, resource, namespace or
+     * path. Bodies of secrets, ServiceAccount tokens and token reviews are never logged, and None
+     * leaves out only allowed requests. @default none: every request at Metadata
+     */
+    readonly policyFile?: string;
   };
   readonly breakGlass: {
     /** Receives a POST with the activation as JSON. */
@@ -133,7 +141,7 @@ interface RawConfig {
     trustedKeyFiles: string[];
   }[];
   authn: Record<string, unknown>;
-  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; mode?: 'blocking' | 'batch'; checkpointEvery?: number; signingKeyFile?: string; onFailure?: 'deny' | 'serve'; recordings?: { dir: string }; webhook?: { configFile: string } & Partial<Omit<AuditWebhookOptions, 'configFile'>> };
+  audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; mode?: 'blocking' | 'batch'; checkpointEvery?: number; signingKeyFile?: string; onFailure?: 'deny' | 'serve'; recordings?: { dir: string; maxBytes?: number }; policyFile?: string; webhook?: { configFile: string } & Partial<Omit<AuditWebhookOptions, 'configFile'>> };
   breakGlass?: { webhookUrl?: string; webhookCaFile?: string; stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
   bundleExpiry?: { warnBeforeMs?: number };
   revisionFloor?: { stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
@@ -240,7 +248,8 @@ const schema: JSONSchemaType<RawConfig> = {
         checkpointEvery: { ...posInt, nullable: true },
         signingKeyFile: { type: 'string', nullable: true },
         onFailure: { type: 'string', enum: ['deny', 'serve'], nullable: true },
-        recordings: { type: 'object', nullable: true, additionalProperties: false, required: ['dir'], properties: { dir: str } },
+        recordings: { type: 'object', nullable: true, additionalProperties: false, required: ['dir'], properties: { dir: str, maxBytes: { ...posInt, nullable: true } } },
+        policyFile: { ...str, nullable: true },
         webhook: {
           type: 'object',
           nullable: true,
@@ -386,7 +395,12 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       checkpointEvery: a.checkpointEvery ?? 1000,
       ...(a.signingKeyFile !== undefined ? { signingKeyFile: p(a.signingKeyFile) } : {}),
       onFailure: a.onFailure ?? 'deny',
-      ...(a.recordings ? { recordings: { dir: p(a.recordings.dir) } } : a.file ? { recordings: { dir: join(dirname(p(a.file.path)), 'recordings') } } : {}),
+      ...(a.policyFile !== undefined ? { policyFile: p(a.policyFile) } : {}),
+      ...(a.recordings
+        ? { recordings: { dir: p(a.recordings.dir), maxBytes: a.recordings.maxBytes ?? MAX_RECORDING_BYTES } }
+        : a.file
+          ? { recordings: { dir: join(dirname(p(a.file.path)), 'recordings'), maxBytes: MAX_RECORDING_BYTES } }
+          : {}),
       ...(a.webhook
         ? {
             webhook: {

@@ -193,19 +193,23 @@ export class Exchange {
   }
 
   /** Upstream failed after admission: 502 Status (when the client can still get one) and the record. */
-  upstreamFailed(message: string, errorCode: string = 'UPSTREAM_FAILED'): void {
+  upstreamFailed(message: string, errorCode: string = 'UPSTREAM_FAILED', facts: Partial<AuditFacts> = {}): void {
     if (this.#ended) return;
     this.host.log.warn({ auditID: this.st.auditId, cluster: this.st.cluster, err: message }, 'upstream request failed');
     this.host.metrics.upstreamErrors.inc({ cluster: this.st.cluster ?? '', code: errorCode });
     const e = new ProxyError('UPSTREAM_FAILED', message);
     this.send(e, this.st.auditId);
-    this.end(e.httpStatus, { errorCode });
+    this.end(e.httpStatus, { errorCode, ...facts });
   }
 
   #record(stage: AuditStage, code: number, extra: Partial<AuditFacts>): void {
     const st = this.st;
     const a = st.admission;
     const id = st.identity;
+    const ad = st.auditDecision;
+    // The audit policy may leave out an admitted request's records (level None, omitStages), but never a
+    // refusal or failure (an error code) nor a recorded session, whose last record holds the recording's digest.
+    if (ad && a && extra.errorCode === undefined && st.recording === undefined && (ad.level === 'None' || (stage === 'ResponseStarted' && ad.omitStarted))) return;
     // Assigned field by field (no conditional spreads): this runs for every request.
     const facts: { -readonly [K in keyof AuditFacts]: AuditFacts[K] } = {
       auditId: st.auditId,
@@ -236,6 +240,12 @@ export class Exchange {
     if (st.breakGlass !== undefined) facts.breakGlass = st.breakGlass;
     if (st.recording !== undefined) facts.recording = st.recording;
     if (st.recordingError !== undefined) facts.recordingError = st.recordingError;
+    if (ad && a && ad.level !== 'None' && ad.level !== 'Metadata') {
+      facts.level = ad.level;
+      if (st.requestObject !== undefined) facts.requestObject = st.requestObject;
+      if (st.responseObject !== undefined) facts.responseObject = st.responseObject;
+      if (st.bodyOmitted !== undefined) facts.bodyOmitted = st.bodyOmitted;
+    }
     Object.assign(facts, extra);
     const sink = this.host.audit;
     sink.write(toAuditEvent(facts));

@@ -4,6 +4,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { filterResponseHeaders, type UpstreamHeaders } from './headers.ts';
 import type { Dispatcher } from 'undici';
+import type { BodyCollector } from './audit/bodies.ts';
 import { upstreamPath, upstreamRequest, type Upstream } from './upstream.ts';
 
 /** How a forwarded request ended. */
@@ -18,6 +19,16 @@ export interface ForwardHooks {
   readonly onResponse: (status: number) => void;
   /** The exchange ended (always called once). */
   readonly onEnd: (o: ForwardOutcome) => void;
+  /** Collects the bodies an audit record at level Request or RequestResponse holds (forwardHttp only). */
+  readonly capture?: BodyCapture;
+}
+
+/** The bodies of one request for its audit record, and the response's content headers. */
+export interface BodyCapture {
+  readonly request?: BodyCollector;
+  readonly response?: BodyCollector;
+  responseType?: string | undefined;
+  responseEncoding?: string | undefined;
 }
 
 /** A forwarded request that can be cut (a watch whose access ended). */
@@ -94,6 +105,12 @@ export function forwardHttp(
   // before reading all of it (a 403 on an upload), undici destroys the body stream it was given,
   // and a destroyed `req` would leave the client's HTTP/1.1 connection unread and stalled.
   const streamed = body === undefined && !hasNoBody(req) ? (req as Readable).pipe(new PassThrough()) : undefined;
+  const capture = hooks.capture;
+  if (capture?.request) {
+    if (body !== undefined) capture.request.add(body);
+    // From the client's side of the pipe (which reads it by 'data' too), not from what undici consumes.
+    else if (streamed !== undefined) (req as Readable).on('data', (c: Buffer) => capture.request?.add(c));
+  }
   upstream.pool.dispatch(
     {
       path: upstreamPath(upstream.base, target),
@@ -112,10 +129,15 @@ export function forwardHttp(
       onResponseStart: (_c, statusCode, upstreamHeaders) => {
         if (statusCode < 200) return; // 1xx: the proxy never asks for 100-continue
         status = statusCode;
+        if (capture?.response) {
+          capture.responseType = headerValue(upstreamHeaders['content-type']);
+          capture.responseEncoding = headerValue(upstreamHeaders['content-encoding']);
+        }
         hooks.onResponse(status);
         if (!res.headersSent) res.writeHead(status, responseHeaders(upstreamHeaders, headers));
       },
       onResponseData: (c, chunk) => {
+        capture?.response?.add(chunk);
         // The last chunk is held back until the response is recorded (below).
         const previous = held;
         held = chunk;
@@ -223,6 +245,10 @@ export function forwardStream(
       res.destroy();
     },
   };
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
 }
 
 /** Whether a request says it has no body (most requests: GET, LIST, DELETE), so there is nothing to stream upstream. */

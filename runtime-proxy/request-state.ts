@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Transport } from './audit/event.ts';
+import type { AuditDecision } from './audit/policy.ts';
 import type { Identity } from './identity.ts';
 import type { Admission, AuthorizeFacts } from './pipeline.ts';
 
@@ -29,6 +30,12 @@ export interface RequestState extends AuthorizeFacts {
   recording?: string;
   /** Why the session could not be recorded (it went on under `audit.onFailure: serve`). */
   recordingError?: string;
+  /** What the audit policy says of an admitted request (none configured: Metadata for all). */
+  auditDecision?: AuditDecision;
+  /** The bodies its level asks for, as the record holds them. */
+  requestObject?: unknown;
+  responseObject?: unknown;
+  bodyOmitted?: string;
   /** Set once the decision was counted in the metrics. */
   counted?: boolean;
 }

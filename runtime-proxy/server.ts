@@ -9,6 +9,7 @@ import { pino, type Logger } from 'pino';
 import { decide } from '../core/decide.ts';
 import { trustedKeysOf } from '../core/bundle.ts';
 import { EXTRA_USER } from '../core/names.ts';
+import { ALL_AUTHENTICATED } from './discovery.ts';
 import { AuditSink } from './audit/sink.ts';
 import { AuditWebhook, exportWebhookMetrics } from './audit/webhook.ts';
 import { Connections } from './connections.ts';
@@ -18,10 +19,10 @@ import type { ConfigMapLocation } from './configmap-document.ts';
 import { ConfigMapFloors, DirectoryFloors, type RevisionFloors } from './revision-floor.ts';
 import { fetchBundle, watchBundleSource } from './bundle-source.ts';
 import { BundleStore, type OfferResult } from './bundle-store.ts';
-import type { ClusterConfig, ProxyConfig } from './config.ts';
+import { ConfigError, type ClusterConfig, type ProxyConfig } from './config.ts';
 import { impersonate, impersonationAsked, stillImpersonates } from './impersonation.ts';
 import { ProxyError } from './errors.ts';
-import { forwardHttp, forwardStream, type ForwardHooks } from './forward.ts';
+import { forwardHttp, forwardStream, type BodyCapture, type ForwardHooks } from './forward.ts';
 import { closeH2Pool, h2PoolFor, forwardHttp2 } from './forward-h2.ts';
 import { buildUpstreamHeaders } from './headers.ts';
 import type { Authenticator } from './identity.ts';
@@ -36,6 +37,8 @@ import { serveSelfReview } from './self-review-endpoint.ts';
 import { StreamRegistry } from './streams.ts';
 import { forwardUpgrade, upgradeProtocol, type UpgradeOutcome } from './upgrade.ts';
 import type { AuditFacts } from './audit/event.ts';
+import { BodyCollector } from './audit/bodies.ts';
+import { auditDecision, parseAuditPolicy, type AuditLevel, type AuditPolicy } from './audit/policy.ts';
 import { SessionRecorder, type RecordingResult } from './recording/index.ts';
 import { createUpstream, type Upstream } from './upstream.ts';
 import { Drain, endAfterCommit, Exchange, type ExchangeHost } from './exchange.ts';
@@ -100,9 +103,12 @@ export class PortcullisProxy {
   readonly #floors: RevisionFloors | undefined;
   #floorsLoaded = false;
   #expiryTimer: NodeJS.Timeout | undefined;
+  /** The audit policy (`audit.policyFile`); none: every request at Metadata, with no cost per request. */
+  readonly #auditPolicy: AuditPolicy | undefined;
 
   constructor(private readonly opts: ProxyOptions) {
     const c = opts.config;
+    this.#auditPolicy = c.audit.policyFile !== undefined ? loadAuditPolicy(c.audit.policyFile) : undefined;
     this.#clock = opts.clock ?? Date.now;
     this.#authn = cachingAuthenticator(opts.authenticator);
     this.log = opts.logger ?? pino({ name: 'portcullis-proxy' }, pino.destination(2));
@@ -382,6 +388,8 @@ export class PortcullisProxy {
     this.streams.closeAll('shutdown');
     // Wait until every closed stream audited its end (bounded), and the connections closed.
     for (let i = 0; i < 200 && this.#drain.live > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    // A session's last record waits for its recording to be closed: within the grace, before the sink closes.
+    await until(Promise.allSettled([...this.#pendingRecordings]).then(() => undefined), deadline - this.#clock());
     await until(this.#connections.closed(), deadline - this.#clock());
     if (this.#connections.size > 0) {
       this.log.warn({ connections: this.#connections.size }, 'shutdown grace over: closing the connections still open');
@@ -469,6 +477,8 @@ export class PortcullisProxy {
     // An impersonated user holds only what it was asked to be: no break-glass activations.
     const admission = authorizeStage(parsed, identity, bundle, as ? new Map() : callerActs, now, st, as?.impersonation);
     ex.admitted(admission);
+    // Decided for the caller as authenticated, before any impersonation, as kube's audit filter decides.
+    if (this.#auditPolicy) st.auditDecision = auditDecision(this.#auditPolicy, as ? { ...admission.attributes, user: caller.user, groups: [...caller.groups, ALL_AUTHENTICATED] } : admission.attributes);
     return { kind: 'forward', cr, target: parsed.target, admission, longRunning: parsed.longRunning };
   }
 
@@ -562,9 +572,12 @@ export class PortcullisProxy {
         if (req.httpVersionMajor === 1) (req.socket as Socket).setTimeout(0);
       }
       const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: ex.auditId });
+      const capture = admitted.longRunning ? undefined : bodyCapture(ex.st.auditDecision?.level);
       const hooks: ForwardHooks = {
         onResponse: (status) => ex.started(status),
+        ...(capture ? { capture } : {}),
         onEnd: (o) => {
+          if (capture) recordBodies(ex, capture, req);
           const timedOut = this.#timedOut.has(req);
           if (o.kind === 'upstream-error') ex.upstreamFailed(o.message, timedOut ? 'REQUEST_TIMEOUT' : 'UPSTREAM_FAILED');
           // A request reset for its timeout ends here too: the client's side is gone.
@@ -597,10 +610,10 @@ export class PortcullisProxy {
     const q = new URLSearchParams(target.split('?')[1] ?? '');
     const container = q.get('container') ?? '';
     try {
-      const dir = this.opts.config.audit.recordings?.dir;
-      if (dir === undefined) throw new Error('no recordings directory (set audit.recordings.dir, or audit.file)');
+      const rc = this.opts.config.audit.recordings;
+      if (rc === undefined) throw new Error('no recordings directory (set audit.recordings.dir, or audit.file)');
       const rec = SessionRecorder.open(
-        dir,
+        rc.dir,
         {
           auditID: ex.auditId,
           cluster,
@@ -615,6 +628,7 @@ export class PortcullisProxy {
           recordInput: a.grant.recordInput === true,
         },
         this.#clock,
+        rc.maxBytes,
       );
       ex.st.recording = rec.id;
       return rec;
@@ -626,6 +640,14 @@ export class PortcullisProxy {
       ex.st.recordingError = message;
       return undefined;
     }
+  }
+
+  /** Recordings being closed: their sessions' last records wait for them, and shutdown waits for those records. */
+  readonly #pendingRecordings = new Set<Promise<void>>();
+
+  #trackRecording(p: Promise<void>): void {
+    this.#pendingRecordings.add(p);
+    void p.finally(() => this.#pendingRecordings.delete(p));
   }
 
   /** The audit facts of a finished recording. */
@@ -658,7 +680,7 @@ export class PortcullisProxy {
       (socket as Socket).setTimeout?.(0);
       const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: ex.auditId }, req.headers.upgrade);
       const ended = (o: UpgradeOutcome, recorded: Partial<AuditFacts>): void => {
-        if (o.kind === 'upstream-error') ex.upstreamFailed(o.message);
+        if (o.kind === 'upstream-error') ex.upstreamFailed(o.message, 'UPSTREAM_FAILED', recorded);
         else if (o.kind === 'early-bytes') ex.end(400, { errorCode: 'EARLY_BYTES', ...recorded });
         else if (o.kind === 'refused') ex.end(o.status, recorded);
         else ex.end(101, ex.closeReason ? recorded : { streamEnd: 'closed', ...recorded });
@@ -666,13 +688,47 @@ export class PortcullisProxy {
       const fwd = forwardUpgrade(req, socket, head, cr.upstream, target, headers, {
         onUpgraded: () => ex.started(101),
         // The session's last record names its recording's digest, so the record waits for the file.
-        onEnd: (o) => (rec ? void rec.close().then((r) => ended(o, this.#recorded(cr.config.name, r))) : ended(o, {})),
+        onEnd: (o) => (rec ? this.#trackRecording(rec.close().then((r) => ended(o, this.#recorded(cr.config.name, r)), (err: unknown) => ended(o, { recordingError: String(err) }))) : ended(o, {})),
         ...(rec ? { tap: rec } : {}),
       });
     } catch (err) {
       ex.refuse(err);
     }
   }
+}
+
+/** Reads the audit policy file; a bad one stops the proxy from starting, naming the file and every problem. */
+function loadAuditPolicy(file: string): AuditPolicy {
+  try {
+    return parseAuditPolicy(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`audit.policyFile ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** What an ordinary request's level asks to collect: the request body from Request on, the response's at RequestResponse. */
+function bodyCapture(level: AuditLevel | undefined): BodyCapture | undefined {
+  if (level === 'Request') return { request: new BodyCollector() };
+  if (level === 'RequestResponse') return { request: new BodyCollector(), response: new BodyCollector() };
+  return undefined;
+}
+
+/** Puts the collected bodies (or why they are left out) on the request's state, for its ResponseComplete record. */
+function recordBodies(ex: Exchange, capture: BodyCapture, req: Req): void {
+  const omitted: string[] = [];
+  const take = (kind: 'request' | 'response', c: BodyCollector | undefined, type: string | undefined, encoding: string | undefined): unknown => {
+    if (!c) return undefined;
+    const r = c.object(type, encoding);
+    if ('object' in r) return r.object;
+    if (r.omitted !== 'empty') omitted.push(`${kind}: ${r.omitted}`);
+    return undefined;
+  };
+  const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(', ') : v);
+  const request = take('request', capture.request, header(req.headers['content-type']), header(req.headers['content-encoding']));
+  const response = take('response', capture.response, capture.responseType, capture.responseEncoding);
+  if (request !== undefined) ex.st.requestObject = request;
+  if (response !== undefined) ex.st.responseObject = response;
+  if (omitted.length > 0) ex.st.bodyOmitted = omitted.join('; ');
 }
 
 /** exec and attach: the sessions that are recorded (port-forward carries no terminal). */

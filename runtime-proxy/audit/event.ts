@@ -1,5 +1,6 @@
 import type { RequestAttributes } from '../../core/attributes.ts';
 import { AUDIT_ANNOTATION as A, EXTRA_AUTHENTICATED_BY } from '../../core/names.ts';
+import type { AuditLevel } from './policy.ts';
 
 /** Audit stages the proxy writes (audit.k8s.io/v1 Stage). */
 export type AuditStage = 'ResponseStarted' | 'ResponseComplete';
@@ -11,7 +12,7 @@ export type Transport = 'http1' | 'http2' | 'websocket' | 'spdy';
 export interface AuditEvent {
   readonly kind: 'Event';
   readonly apiVersion: 'audit.k8s.io/v1';
-  readonly level: 'Metadata';
+  readonly level: Exclude<AuditLevel, 'None'>;
   readonly auditID: string;
   readonly stage: AuditStage;
   readonly requestURI: string;
@@ -32,6 +33,10 @@ export interface AuditEvent {
   readonly requestReceivedTimestamp: string;
   readonly stageTimestamp: string;
   readonly annotations: Readonly<Record<string, string>>;
+  /** At level Request and above: the request's body, as JSON. */
+  readonly requestObject?: unknown;
+  /** At level RequestResponse: the response's body, as JSON. */
+  readonly responseObject?: unknown;
 }
 
 /** Everything the pipeline knows about a request when it writes a stage. */
@@ -68,6 +73,12 @@ export interface AuditFacts {
   readonly recording?: string;
   readonly recordingSha256?: string;
   readonly recordingError?: string;
+  /** The audit policy's level for this request. @default Metadata */
+  readonly level?: Exclude<AuditLevel, 'None'>;
+  readonly requestObject?: unknown;
+  readonly responseObject?: unknown;
+  /** Bodies the level asks for that are not in the record, and why. */
+  readonly bodyOmitted?: string;
 }
 
 /** Builds the Event; pure. */
@@ -92,10 +103,11 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
   if (f.recording !== undefined) annotations[A.recording] = f.recording;
   if (f.recordingSha256 !== undefined) annotations[A.recordingSha256] = f.recordingSha256;
   if (f.recordingError !== undefined) annotations[A.recordingError] = f.recordingError;
+  if (f.bodyOmitted !== undefined) annotations[A.bodyOmitted] = f.bodyOmitted;
   return {
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
-    level: 'Metadata',
+    level: f.level ?? 'Metadata',
     auditID: f.auditId,
     stage: f.stage,
     requestURI: f.requestURI,
@@ -120,6 +132,8 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
     requestReceivedTimestamp: micro(f.receivedAt),
     stageTimestamp: micro(f.at),
     annotations,
+    ...(f.requestObject !== undefined ? { requestObject: f.requestObject } : {}),
+    ...(f.responseObject !== undefined ? { responseObject: f.responseObject } : {}),
   };
 }
 

@@ -22,9 +22,14 @@ export interface SessionTap {
   fromClient(chunk: Buffer): void;
 }
 
+/** A session's recording stops (and fails, so the audit failure policy applies) beyond this size. @default 64 MiB */
+export const MAX_RECORDING_BYTES = 64 * 1024 * 1024;
+
 /** kube's remotecommand stream types by WebSocket channel (`k8s.io/apimachinery/pkg/util/remotecommand`). */
 const WS_CHANNEL: Readonly<Record<number, StreamType>> = { 0: 'stdin', 1: 'stdout', 2: 'stderr', 3: 'error', 4: 'resize' };
 type StreamType = 'stdin' | 'stdout' | 'stderr' | 'error' | 'resize';
+/** Which side may send each stream type: kube's server ignores output a client sends, and so does the recording. */
+const SENDER: Readonly<Record<StreamType, 'upstream' | 'client'>> = { stdin: 'client', resize: 'client', stdout: 'upstream', stderr: 'upstream', error: 'upstream' };
 /** Reads a transport's framing in each direction. */
 interface Decoder {
   readonly fromUpstream: (c: Buffer) => void;
@@ -64,14 +69,17 @@ export class SessionRecorder implements SessionTap {
   readonly #decoders = new Map<StreamType, TextDecoder>();
 
   /** Creates the file now (synchronously, so a failure refuses the session before it starts). Throws. */
-  static open(dir: string, meta: RecordingMeta, clock: () => number): SessionRecorder {
+  static open(dir: string, meta: RecordingMeta, clock: () => number, maxBytes = MAX_RECORDING_BYTES): SessionRecorder {
     if (!/^[0-9a-f-]{36}$/.test(meta.auditID)) throw new Error(`recording id ${meta.auditID} is not an audit ID`);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = join(dir, `${meta.auditID}.cast`);
-    return new SessionRecorder(file, openSync(file, 'wx', 0o600), meta, clock);
+    return new SessionRecorder(file, openSync(file, 'wx', 0o600), meta, clock, maxBytes);
   }
 
-  private constructor(file: string, fd: number, meta: RecordingMeta, clock: () => number) {
+  readonly #maxBytes: number;
+
+  private constructor(file: string, fd: number, meta: RecordingMeta, clock: () => number, maxBytes: number) {
+    this.#maxBytes = maxBytes;
     this.id = meta.auditID;
     this.file = file;
     this.#fd = fd;
@@ -133,18 +141,21 @@ export class SessionRecorder implements SessionTap {
     const fail = (err: Error): void => this.#fail(err);
     const up = new WsMessageReader(false, fail);
     const client = new WsMessageReader(true, fail);
-    const take = (m: { data: Buffer; binary: boolean }): void => {
+    const take = (from: 'upstream' | 'client') => (m: { data: Buffer; binary: boolean }): void => {
       if (m.data.length === 0) return;
       const first = m.data[0] ?? 0;
       const channel = base64 ? first - 0x30 : first;
       const type = WS_CHANNEL[channel];
-      if (!type) return; // v5's close signal (255) and unknown channels carry no terminal data
+      // v5's close signal (255) and unknown channels carry no terminal data; nor does a channel from the wrong side.
+      if (!type || SENDER[type] !== from) return;
       const payload = base64 ? Buffer.from(m.data.subarray(1).toString('latin1'), 'base64') : m.data.subarray(1);
       this.#data(type, payload);
     };
+    const fromUp = take('upstream');
+    const fromClient = take('client');
     return {
-      fromUpstream: (c) => up.push(c).forEach(take),
-      fromClient: (c) => client.push(c).forEach(take),
+      fromUpstream: (c) => up.push(c).forEach(fromUp),
+      fromClient: (c) => client.push(c).forEach(fromClient),
     };
   }
 
@@ -153,18 +164,21 @@ export class SessionRecorder implements SessionTap {
     const client = new SpdyFrameReader();
     // Streams are named by the client's SYN_STREAM (kube's `streamtype` header); either side's data then follows the name.
     const types = new Map<number, StreamType>();
-    const take = (f: ReturnType<SpdyFrameReader['push']>[number]): void => {
+    const take = (from: 'upstream' | 'client') => (f: ReturnType<SpdyFrameReader['push']>[number]): void => {
       if (f.kind === 'headers') {
+        // Only the client names streams (its SYN_STREAM); upstream's SYN_REPLY echoes them.
         const t = f.headers.get('streamtype');
-        if (t === 'stdin' || t === 'stdout' || t === 'stderr' || t === 'error' || t === 'resize') types.set(f.streamId, t);
+        if (from === 'client' && (t === 'stdin' || t === 'stdout' || t === 'stderr' || t === 'error' || t === 'resize')) types.set(f.streamId, t);
       } else if (f.kind === 'data') {
         const t = types.get(f.streamId);
-        if (t && f.data.length > 0) this.#data(t, f.data);
+        if (t && SENDER[t] === from && f.data.length > 0) this.#data(t, f.data);
       }
     };
+    const fromUp = take('upstream');
+    const fromClient = take('client');
     return {
-      fromUpstream: (c) => up.push(c).forEach(take),
-      fromClient: (c) => client.push(c).forEach(take),
+      fromUpstream: (c) => up.push(c).forEach(fromUp),
+      fromClient: (c) => client.push(c).forEach(fromClient),
     };
   }
 
@@ -173,12 +187,12 @@ export class SessionRecorder implements SessionTap {
     if (type === 'error') return;
     if (type === 'resize') {
       // remotecommand.TerminalSize as JSON, one per message ({"Width":80,"Height":24}).
+      // Read as leniently as kube's decoder (keys in any case); what cannot be read is skipped, never fatal.
       for (const line of payload.toString('utf8').split('\n')) {
-        if (line.trim() === '') continue;
-        const s = JSON.parse(line) as { Width?: unknown; Height?: unknown };
-        if (typeof s.Width !== 'number' || typeof s.Height !== 'number') throw new Error('resize message without Width and Height');
-        this.#size = { width: s.Width, height: s.Height };
-        if (this.#headerWritten) this.#event('r', `${s.Width}x${s.Height}`);
+        const s = terminalSize(line);
+        if (!s) continue;
+        this.#size = s;
+        if (this.#headerWritten) this.#event('r', `${s.width}x${s.height}`);
       }
       return;
     }
@@ -224,6 +238,7 @@ export class SessionRecorder implements SessionTap {
   #append(line: string): void {
     if (this.#error) return;
     const b = Buffer.from(`${line}\n`, 'utf8');
+    if (this.#bytes + b.length > this.#maxBytes) return this.#fail(new Error(`the recording reached its limit of ${this.#maxBytes} bytes`));
     this.#hash.update(b);
     this.#bytes += b.length;
     this.#queue.push(b);
@@ -253,4 +268,20 @@ export class SessionRecorder implements SessionTap {
     this.#queue = [];
     this.#onFailure?.(err);
   }
+}
+
+/** remotecommand.TerminalSize as JSON (`{"Width":80,"Height":24}`), keys matched in any case as Go's decoder does. */
+function terminalSize(line: string): { readonly width: number; readonly height: number } | undefined {
+  if (line.trim() === '') return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!v || typeof v !== 'object') return undefined;
+  const get = (k: string) => Object.entries(v).find(([key]) => key.toLowerCase() === k)?.[1];
+  const width = get('width');
+  const height = get('height');
+  return typeof width === 'number' && typeof height === 'number' ? { width, height } : undefined;
 }

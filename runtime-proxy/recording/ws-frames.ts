@@ -11,6 +11,7 @@ interface Receiver {
   write(chunk: Buffer): boolean;
   on(event: 'message', fn: (data: Buffer, isBinary: boolean) => void): void;
   on(event: 'error', fn: (err: Error) => void): void;
+  on(event: 'conclude', fn: () => void): void;
 }
 type ReceiverClass = new (options: { isServer: boolean; maxPayload: number; skipUTF8Validation: boolean }) => Receiver;
 
@@ -29,6 +30,8 @@ export class WsMessageReader {
   readonly #messages: WsMessage[] = [];
   #error: Error | undefined;
   readonly #masked: boolean;
+  /** A close frame was read: the connection is over, and the parser takes nothing more. */
+  #concluded = false;
 
   /** `onError`: a malformed frame (ws reports it a turn after the bytes that held it). */
   constructor(fromClient: boolean, onError: (err: Error) => void) {
@@ -36,6 +39,7 @@ export class WsMessageReader {
     const R = (ws as unknown as { Receiver: ReceiverClass }).Receiver;
     this.#receiver = new R({ isServer: fromClient, maxPayload: MAX_MESSAGE, skipUTF8Validation: true });
     this.#receiver.on('message', (data, binary) => this.#messages.push({ data, binary }));
+    this.#receiver.on('conclude', () => (this.#concluded = true));
     this.#receiver.on('error', (err) => {
       if (this.#error) return;
       this.#error = err;
@@ -46,6 +50,7 @@ export class WsMessageReader {
   /** Takes the next bytes of the direction; returns the messages they complete. Throws after a malformed frame. */
   push(chunk: Buffer): WsMessage[] {
     if (this.#error) throw this.#error;
+    if (this.#concluded) return [];
     // ws unmasks payloads in place, and the relay forwards this very buffer: the receiver gets a copy.
     this.#receiver.write(this.#masked ? Buffer.from(chunk) : chunk);
     if (this.#error) throw this.#error;

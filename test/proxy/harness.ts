@@ -111,6 +111,8 @@ export interface LiveKubectl {
   waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
   /** Resolves with the exit code when kubectl exits. */
   readonly exited: Promise<number | null>;
+  /** Writes to kubectl's standard input (kept open until kill). */
+  write(text: string): void;
   kill(): void;
 }
 
@@ -136,6 +138,7 @@ function liveKubectl(bin: string, args: readonly string[], env: NodeJS.ProcessEn
     out: () => out,
     err: () => err,
     exited,
+    write: (text) => void p.stdin.write(text),
     kill: () => p.kill('SIGKILL'),
     waitFor(re, ms = 15_000) {
       return new Promise((resolve, reject) => {

@@ -147,7 +147,7 @@ describe('exec and attach sessions are recorded', () => {
     const blocked = join(h.dir, 'not-a-directory');
     writeFileSync(blocked, 'a file where the recordings directory should be\n');
     for (const onFailure of ['deny', 'serve'] as const) {
-      const x = await h.extraProxy((c) => ({ ...c, audit: { ...c.audit, file: { ...c.audit.file!, path: join(h.dir, `audit-${onFailure}.log`) }, onFailure, recordings: { dir: join(blocked, 'recordings') } } }));
+      const x = await h.extraProxy((c) => ({ ...c, audit: { ...c.audit, file: { ...c.audit.file!, path: join(h.dir, `audit-${onFailure}.log`) }, onFailure, recordings: { dir: join(blocked, 'recordings'), maxBytes: 1 << 20 } } }));
       const kc = join(h.dir, `kc-${onFailure}.yaml`);
       writeFileSync(kc, readFileSync(olivia, 'utf8').replace(`127.0.0.1:${h.port}`, `127.0.0.1:${x.port}`));
       const r = await h.kubectl(kc, ['exec', pod, '-n', NS, '--', 'echo', `unrecorded-${onFailure}`], {});
@@ -173,6 +173,26 @@ describe('exec and attach sessions are recorded', () => {
       const m = await h.scrape('/metrics', x.metricsPort);
       assert.deepEqual(m.body.split('\n').filter((l) => l.startsWith('portcullis_session_recordings_total')), [`portcullis_session_recordings_total{cluster="dev",result="failed"} ${refused}`]);
     }
-    assert.ok(!existsSync(join(blocked, 'recordings')));
+  });
+
+  it('GIVEN a recording that cannot go on mid-session (its size limit) WHEN onFailure is deny THEN the live session is cut and audited stream-end: recording-failed', async () => {
+    const dir = join(h.dir, 'small-recordings');
+    const x = await h.extraProxy((c) => ({ ...c, audit: { ...c.audit, file: { ...c.audit.file!, path: join(h.dir, 'audit-small.log') }, recordings: { dir, maxBytes: 2048 } } }));
+    const kc = join(h.dir, 'kc-small.yaml');
+    writeFileSync(kc, readFileSync(olivia, 'utf8').replace(`127.0.0.1:${h.port}`, `127.0.0.1:${x.port}`));
+    const live = h.spawnKubectl(kc, ['exec', '-i', pod, '-n', NS, '--', 'cat'], { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'true' });
+    try {
+      live.write(`${'x'.repeat(1000)}\n`);
+      await live.waitFor(/x{1000}/);
+      live.write(`${'y'.repeat(3000)}\n`);
+      const code = await Promise.race([live.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+      assert.notEqual(code, 0, 'kubectl saw its session cut');
+    } finally {
+      live.kill();
+    }
+    x.proxy.audit.flush();
+    const end = readFileSync(join(h.dir, 'audit-small.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent).find((e) => e.stage === 'ResponseComplete' && e.objectRef?.subresource === 'exec');
+    assert.equal(end?.annotations['portcullis.dev/stream-end'], 'recording-failed');
+    assert.match(end?.annotations['portcullis.dev/recording-error'] ?? '', /limit of 2048 bytes/);
   });
 });
