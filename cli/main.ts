@@ -5,7 +5,7 @@ import { registerClientCommands } from '../client/cli.ts';
 import { registerCompilerCommands } from '../compiler/cli.ts';
 import { registerSandboxCommands } from '../sandbox/cli.ts';
 import { registerDemoCommand } from '../demo/cli.ts';
-import { registerProxyCommands, registerReplayCommand } from '../runtime-proxy/cli.ts';
+import { registerProxyCommands } from '../runtime-proxy/cli.ts';
 import { registerGitopsCommands } from '../gitops/cli.ts';
 import { registerScaffoldCommands } from '../scaffold/cli.ts';
 
@@ -25,7 +25,6 @@ export async function main(argv: readonly string[], name = 'portcullis'): Promis
   registerSandboxCommands(program);
   registerDemoCommand(program);
   registerProxyCommands(program);
-  registerReplayCommand(program);
   registerClientCommands(program);
   registerGitopsCommands(program);
   registerScaffoldCommands(program);

@@ -7,8 +7,9 @@ import { verifyAuditFiles } from './audit/verify-files.ts';
 import { loadRecording, playRecording } from './recording/replay.ts';
 import { PortcullisProxy } from './server.ts';
 
-/** Registers `portcullis proxy`. */
+/** Registers `portcullis proxy`, `portcullis audit` and `portcullis replay`. */
 export function registerProxyCommands(program: Command): void {
+  registerReplayCommand(program);
   const proxy = program
     .command('proxy')
     .description('Run the runtime proxy: authenticate, authorize from the signed bundle, impersonate, audit')
@@ -75,7 +76,7 @@ export function registerProxyCommands(program: Command): void {
 }
 
 /** Registers `portcullis replay`. */
-export function registerReplayCommand(program: Command): void {
+function registerReplayCommand(program: Command): void {
   program
     .command('replay')
     .description('play a recorded exec or attach session (asciicast v2) in this terminal; with --audit, first prove it is the recording its audit record names')

@@ -38,7 +38,7 @@ import { StreamRegistry } from './streams.ts';
 import { forwardUpgrade, upgradeProtocol, type UpgradeOutcome } from './upgrade.ts';
 import type { AuditFacts } from './audit/event.ts';
 import { BodyCollector } from './audit/bodies.ts';
-import { auditDecision, parseAuditPolicy, type AuditLevel, type AuditPolicy } from './audit/policy.ts';
+import { auditDecision, parseAuditPolicy, withoutManagedFields, type AuditLevel, type AuditPolicy } from './audit/policy.ts';
 import { SessionRecorder, type RecordingResult } from './recording/index.ts';
 import { createUpstream, type Upstream } from './upstream.ts';
 import { Drain, endAfterCommit, Exchange, type ExchangeHost } from './exchange.ts';
@@ -726,8 +726,9 @@ function recordBodies(ex: Exchange, capture: BodyCapture, req: Req): void {
   const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(', ') : v);
   const request = take('request', capture.request, header(req.headers['content-type']), header(req.headers['content-encoding']));
   const response = take('response', capture.response, capture.responseType, capture.responseEncoding);
-  if (request !== undefined) ex.st.requestObject = request;
-  if (response !== undefined) ex.st.responseObject = response;
+  const strip = ex.st.auditDecision?.omitManagedFields ? withoutManagedFields : (x: unknown) => x;
+  if (request !== undefined) ex.st.requestObject = strip(request);
+  if (response !== undefined) ex.st.responseObject = strip(response);
   if (omitted.length > 0) ex.st.bodyOmitted = omitted.join('; ');
 }
 

@@ -17,12 +17,14 @@ export interface AuditPolicyRule {
   readonly namespaces?: readonly string[];
   readonly nonResourceURLs?: readonly string[];
   readonly omitStages?: readonly Stage[];
+  readonly omitManagedFields?: boolean;
 }
 
 /** An `audit.k8s.io/v1` Policy, as kube-apiserver's `--audit-policy-file` takes it. */
 export interface AuditPolicy {
   readonly rules: readonly AuditPolicyRule[];
   readonly omitStages: readonly Stage[];
+  readonly omitManagedFields: boolean;
 }
 
 /** What the policy says of one request. */
@@ -30,6 +32,8 @@ export interface AuditDecision {
   readonly level: AuditLevel;
   /** Whether the ResponseStarted record of a long-running request is left out. */
   readonly omitStarted: boolean;
+  /** Whether recorded bodies lose their `metadata.managedFields` (the rule's setting, else the policy's). */
+  readonly omitManagedFields: boolean;
 }
 
 /** Requests whose bodies carry credentials: never logged above Metadata, whatever the policy says. */
@@ -52,7 +56,7 @@ export function auditDecision(p: AuditPolicy, a: RequestAttributes): AuditDecisi
   const level = rule?.level ?? 'None';
   const omit = [...p.omitStages, ...(rule?.omitStages ?? [])];
   const secret = a.isResourceRequest && SECRET_BEARING.some((s) => s.group === a.apiGroup && s.resource === a.resource && (s.subresource === undefined || s.subresource === a.subresource));
-  return { level: secret && LEVELS.indexOf(level) > 1 ? 'Metadata' : level, omitStarted: omit.includes('ResponseStarted') };
+  return { level: secret && LEVELS.indexOf(level) > 1 ? 'Metadata' : level, omitStarted: omit.includes('ResponseStarted'), omitManagedFields: rule?.omitManagedFields ?? p.omitManagedFields };
 }
 
 function ruleMatches(r: AuditPolicyRule, a: RequestAttributes): boolean {
@@ -99,8 +103,10 @@ export function parseAuditPolicy(text: string): AuditPolicy {
     throw new Error(`not YAML: ${(err as Error).message}`);
   }
   const problems: string[] = [];
-  const d = (doc ?? {}) as { apiVersion?: unknown; kind?: unknown; rules?: unknown; omitStages?: unknown };
+  const d = (doc ?? {}) as { apiVersion?: unknown; kind?: unknown; rules?: unknown; omitStages?: unknown; omitManagedFields?: unknown };
   if (d.apiVersion !== 'audit.k8s.io/v1' || d.kind !== 'Policy') problems.push('apiVersion must be audit.k8s.io/v1 and kind Policy');
+  for (const k of Object.keys(d)) if (!['apiVersion', 'kind', 'metadata', 'rules', 'omitStages', 'omitManagedFields'].includes(k)) problems.push(`unknown field ${k}`);
+  const bool = (v: unknown, at: string): boolean | undefined => (v === undefined || typeof v === 'boolean' ? v : (problems.push(`${at}: true or false`), undefined));
   const stages = (v: unknown, at: string): Stage[] => {
     if (v === undefined) return [];
     if (!Array.isArray(v) || v.some((s) => !STAGES.includes(s as Stage))) {
@@ -144,9 +150,24 @@ export function parseAuditPolicy(text: string): AuditPolicy {
         })),
       ),
       omitStages: stages(r['omitStages'], `${at}.omitStages`),
+      ...opt('omitManagedFields', bool(r['omitManagedFields'], `${at}.omitManagedFields`)),
     };
   });
   const omitStages = stages(d.omitStages, 'omitStages');
+  const omitManagedFields = bool(d.omitManagedFields, 'omitManagedFields') ?? false;
   if (problems.length > 0) throw new Error(problems.join('; '));
-  return { rules, omitStages };
+  return { rules, omitStages, omitManagedFields };
+}
+
+/** Drops `metadata.managedFields` from an object and from a list's items, as kube's omitManagedFields does. */
+export function withoutManagedFields(o: unknown): unknown {
+  if (!o || typeof o !== 'object') return o;
+  const v = o as { metadata?: Record<string, unknown>; items?: unknown[] };
+  const out: Record<string, unknown> = { ...v };
+  if (v.metadata && 'managedFields' in v.metadata) {
+    const { managedFields: _, ...meta } = v.metadata;
+    out['metadata'] = meta;
+  }
+  if (Array.isArray(v.items)) out['items'] = v.items.map(withoutManagedFields);
+  return out;
 }

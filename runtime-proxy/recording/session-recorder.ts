@@ -104,18 +104,18 @@ export class SessionRecorder implements SessionTap {
   }
 
   fromUpstream(chunk: Buffer): void {
-    if (this.#error || !this.#transport) return;
-    try {
-      this.#transport.fromUpstream(chunk);
-    } catch (err) {
-      this.#fail(err as Error);
-    }
+    this.#feed('fromUpstream', chunk);
   }
 
   fromClient(chunk: Buffer): void {
+    this.#feed('fromClient', chunk);
+  }
+
+  /** Bytes of one side to its reader; what it cannot read fails the recording, never the relay. */
+  #feed(side: keyof Decoder, chunk: Buffer): void {
     if (this.#error || !this.#transport) return;
     try {
-      this.#transport.fromClient(chunk);
+      this.#transport[side](chunk);
     } catch (err) {
       this.#fail(err as Error);
     }

@@ -89,6 +89,7 @@ rules:
       ['apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{ level: None, resources: [{group: ""}], nonResourceURLs: ["/x"] }]', /do not go together/],
       ['apiVersion: v1\nkind: ConfigMap', /apiVersion must be audit.k8s.io\/v1 and kind Policy; rules: a list of rules/],
       ['rules: [', /not YAML/],
+      ['apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\nomitStage: [RequestReceived]', /unknown field omitStage/],
     ];
     for (const [text, why] of bad) assert.throws(() => parseAuditPolicy(text), why, text);
   });
@@ -107,6 +108,7 @@ const RBAC = manifestsYaml([
 ]);
 const POLICY = `apiVersion: audit.k8s.io/v1
 kind: Policy
+omitManagedFields: true
 rules:
   - level: None
     users: [oidc:quiet]
@@ -145,7 +147,7 @@ describe('audit policy through the proxy, with real kubectl', () => {
     const manifest = JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: cm, namespace: NS }, data: { colour: 'teal' } });
     let r = await h.kubectl(alice, ['create', '-f', '-'], {}, manifest);
     assert.equal(r.status, 0, r.stderr);
-    r = await h.kubectl(alice, ['get', 'configmap', cm, '-n', NS, '-o', 'json']);
+    r = await h.kubectl(alice, ['get', 'configmap', cm, '-n', NS, '-o', 'json', '--show-managed-fields']);
     assert.equal(r.status, 0, r.stderr);
     let events = h.auditEvents();
     const created = completes(events, 'create', 'configmaps', 'oidc:alice').at(-1);
@@ -156,6 +158,8 @@ describe('audit policy through the proxy, with real kubectl', () => {
     assert.equal(read?.level, 'RequestResponse');
     assert.equal((read?.responseObject as { data?: Record<string, string> })?.data?.['colour'], 'teal');
     assert.equal(read?.requestObject, undefined, 'a GET has no body');
+    assert.match(r.stdout, /managedFields/, 'kubectl got managedFields');
+    assert.equal((read?.responseObject as { metadata?: { managedFields?: unknown } })?.metadata?.managedFields, undefined, 'omitManagedFields: true');
     // kubectl's typed generators send protobuf, which the proxy does not decode: the record says so.
     r = await h.kubectl(alice, ['create', 'configmap', `${cm}-pb`, '-n', NS, '--from-literal=colour=red']);
     assert.equal(r.status, 0, r.stderr);
