@@ -20,7 +20,7 @@ export interface ForwardHooks {
   /** The exchange ended (always called once). */
   readonly onEnd: (o: ForwardOutcome) => void;
   /** Collects the bodies an audit record at level Request or RequestResponse holds (forwardHttp only). */
-  readonly capture?: BodyCapture;
+  readonly capture?: BodyCapture | undefined;
 }
 
 /** The bodies of one request for its audit record, and the response's content headers. */

@@ -575,7 +575,7 @@ export class PortcullisProxy {
       const capture = admitted.longRunning ? undefined : bodyCapture(ex.st.auditDecision?.level);
       const hooks: ForwardHooks = {
         onResponse: (status) => ex.started(status),
-        ...(capture ? { capture } : {}),
+        capture,
         onEnd: (o) => {
           if (capture) recordBodies(ex, capture, req);
           const timedOut = this.#timedOut.has(req);
@@ -688,7 +688,12 @@ export class PortcullisProxy {
       const fwd = forwardUpgrade(req, socket, head, cr.upstream, target, headers, {
         onUpgraded: () => ex.started(101),
         // The session's last record names its recording's digest, so the record waits for the file.
-        onEnd: (o) => (rec ? this.#trackRecording(rec.close().then((r) => ended(o, this.#recorded(cr.config.name, r)), (err: unknown) => ended(o, { recordingError: String(err) }))) : ended(o, {})),
+        onEnd: (o) => {
+          if (!rec) return ended(o, {});
+          // The session is over: nothing may close it again (and relabel its stream-end) while its recording closes.
+          this.streams.unregister(ex.auditId);
+          this.#trackRecording(rec.close().then((r) => ended(o, this.#recorded(cr.config.name, r)), (err: unknown) => ended(o, { recordingError: String(err) })));
+        },
         ...(rec ? { tap: rec } : {}),
       });
     } catch (err) {

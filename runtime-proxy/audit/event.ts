@@ -104,7 +104,7 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
   if (f.recordingSha256 !== undefined) annotations[A.recordingSha256] = f.recordingSha256;
   if (f.recordingError !== undefined) annotations[A.recordingError] = f.recordingError;
   if (f.bodyOmitted !== undefined) annotations[A.bodyOmitted] = f.bodyOmitted;
-  return {
+  const ev: AuditEvent = {
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
     level: f.level ?? 'Metadata',
@@ -132,9 +132,10 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
     requestReceivedTimestamp: micro(f.receivedAt),
     stageTimestamp: micro(f.at),
     annotations,
-    ...(f.requestObject !== undefined ? { requestObject: f.requestObject } : {}),
-    ...(f.responseObject !== undefined ? { responseObject: f.responseObject } : {}),
   };
+  // Bodies only at the levels Request and RequestResponse: the common record is built without them.
+  if (f.requestObject === undefined && f.responseObject === undefined) return ev;
+  return { ...ev, ...(f.requestObject !== undefined ? { requestObject: f.requestObject } : {}), ...(f.responseObject !== undefined ? { responseObject: f.responseObject } : {}) };
 }
 
 function micro(ms: number): string {
