@@ -5,6 +5,7 @@ import { DemoError } from '../demo/demo-error.ts';
 import { GitopsError } from '../gitops/gitops-error.ts';
 import { ConfigError } from '../runtime-proxy/config.ts';
 import { ReplayError } from '../runtime-proxy/recording/replay.ts';
+import { LoginError, type LoginErrorCode } from '../login/login-error.ts';
 import { SandboxError } from '../sandbox/errors.ts';
 import { ScaffoldError } from '../scaffold/init.ts';
 
@@ -37,12 +38,23 @@ const CLIENT: Readonly<Record<ClientErrorCode, number>> = {
   REFUSED: EXIT.failed,
 };
 
+const LOGIN: Readonly<Record<LoginErrorCode, number>> = {
+  BAD_INPUT: EXIT.badInput,
+  UNREACHABLE: EXIT.failed,
+  IDP: EXIT.failed,
+  REFUSED: EXIT.failed,
+  TIMEOUT: EXIT.failed,
+  EXPIRED: EXIT.failed,
+  NO_SESSION: EXIT.failed,
+};
+
 /** What the CLI prints and exits with for an error a command threw; undefined for an unexpected one (a bug). */
 export function exitFor(err: unknown): { readonly code: number; readonly message: string } | undefined {
   if (err instanceof CompilerError) return { code: COMPILER[err.code], message: err.message };
   if (err instanceof GitopsError) return { code: EXIT.failed, message: err.message && `portcullis: ${err.message}` };
   if (err instanceof ClientError) return { code: CLIENT[err.code], message: err.message };
   if (err instanceof ConfigError) return { code: EXIT.badInput, message: err.message };
+  if (err instanceof LoginError) return { code: LOGIN[err.code], message: `portcullis: ${err.message}` };
   if (err instanceof ReplayError) return { code: err.code === 'MISMATCH' ? EXIT.failed : EXIT.badInput, message: `portcullis replay: ${err.message}` };
   if (err instanceof SandboxError) return { code: EXIT.failed, message: `portcullis sandbox: ${err.message}` };
   if (err instanceof DemoError) return { code: EXIT.failed, message: err.message };

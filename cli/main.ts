@@ -8,6 +8,7 @@ import { registerDemoCommand } from '../demo/cli.ts';
 import { registerProxyCommands } from '../runtime-proxy/cli.ts';
 import { registerGitopsCommands } from '../gitops/cli.ts';
 import { registerScaffoldCommands } from '../scaffold/cli.ts';
+import { registerLoginCommands } from '../login/cli.ts';
 
 /** The CLI is thin: parse arguments, call a command function, map the area's coded error to the exit code (exit-codes.ts). */
 export async function main(argv: readonly string[], name = 'portcullis'): Promise<number> {
@@ -28,6 +29,7 @@ export async function main(argv: readonly string[], name = 'portcullis'): Promis
   registerClientCommands(program);
   registerGitopsCommands(program);
   registerScaffoldCommands(program);
+  registerLoginCommands(program);
   try {
     await program.parseAsync([...argv]);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -2,13 +2,14 @@ import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { breakGlassCommand } from './break-glass.ts';
 import { kubeconfigCommand, type KubeconfigOptions } from './kubeconfig-command.ts';
+import { sessionKubeconfig } from '../login/commands.ts';
 
 /** Registers the laptop-side commands: `portcullis kubeconfig` and `portcullis break-glass`. */
 export function registerClientCommands(program: Command): void {
   program
     .command('kubeconfig')
     .description('Write one kubeconfig for the fleet: a context for each cluster the identity can reach through the proxy, and only those.')
-    .requiredOption('--user <name>', 'username as the policy names it, with its prefix (e.g. oidc:alice)')
+    .option('--user <name>', 'username as the policy names it, with its prefix (e.g. oidc:alice), for a kubelogin kubeconfig from generated/; without it, the kubeconfig of your `portcullis login` session, from the proxy')
     .option('--group <group>', 'a group of the user, with its prefix (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--generated <dir>', 'the compiler output directory', 'generated')
     .option('--proxy-url <url>', "the proxy's base URL; servers become <url>/clusters/<name> (default: proxyUrl from fleet.json)")
@@ -17,8 +18,8 @@ export function registerClientCommands(program: Command): void {
     .option('--issuer-url <url>', 'OIDC issuer for kubelogin (default: the fleet.json identity provider whose prefix the user has)')
     .option('--client-id <id>', 'OIDC client id of the kubectl login', 'portcullis')
     .option('--out <file>', 'write here instead of stdout')
-    .action(async (opts: KubeconfigOptions) => {
-      const text = kubeconfigCommand(opts, Date.now());
+    .action(async (opts: Omit<KubeconfigOptions, 'user'> & { user?: string }) => {
+      const text = opts.user === undefined ? await sessionKubeconfig() : kubeconfigCommand({ ...opts, user: opts.user }, Date.now());
       if (opts.out !== undefined) writeFileSync(opts.out, text, { mode: 0o600 });
       else process.stdout.write(text);
     });

@@ -47,7 +47,8 @@ export interface KubeconfigInput {
   readonly fleet: FleetFile;
   /** Rule set of each cluster, by cluster name; a cluster without one is unreachable. */
   readonly ruleSets: ReadonlyMap<string, RuleSet>;
-  readonly login: KubeconfigLogin;
+  /** How kubectl authenticates: kubelogin with the identity provider, or a proxy session credential as a plain bearer token (no plugin). */
+  readonly login: KubeconfigLogin | { readonly sessionCredential: string };
   /** Base URL of the proxy; the cluster server is `<proxyUrl>/clusters/<name>`. @default each cluster's `proxyUrl` from fleet.json */
   readonly proxyUrl?: string;
   /**
@@ -105,36 +106,36 @@ export function buildKubeconfig(input: KubeconfigInput): Kubeconfig {
     if (input.proxyCaPem !== undefined) cluster['certificate-authority-data'] = Buffer.from(input.proxyCaPem, 'utf8').toString('base64');
     return { name, cluster };
   });
-  const args = [
-    'oidc-login',
-    'get-token',
-    `--oidc-issuer-url=${input.login.issuerUrl}`,
-    `--oidc-client-id=${input.login.clientId}`,
-    ...[...new Set(input.login.extraScopes ?? ['groups'])].sort().map((s) => `--oidc-extra-scope=${s}`),
-  ];
+  const login = input.login;
+  const user = 'sessionCredential' in login ? { token: login.sessionCredential } : { exec: kubeloginExec(login) };
   return {
     apiVersion: 'v1',
     kind: 'Config',
     preferences: {},
     clusters,
-    users: [
-      {
-        name: KUBECONFIG_USER,
-        user: {
-          exec: {
-            apiVersion: 'client.authentication.k8s.io/v1',
-            command: 'kubectl',
-            args,
-            env: null,
-            interactiveMode: 'IfAvailable',
-            provideClusterInfo: false,
-            installHint: 'Install kubelogin (the kubectl oidc-login plugin): https://github.com/int128/kubelogin#setup — e.g. `kubectl krew install oidc-login`.',
-          },
-        },
-      },
-    ],
+    users: [{ name: KUBECONFIG_USER, user }],
     contexts: names.map((name) => ({ name, context: { cluster: name, user: KUBECONFIG_USER } })),
     'current-context': names[0] ?? '',
+  };
+}
+
+/** kubelogin as kubectl's exec credential plugin. */
+function kubeloginExec(login: KubeconfigLogin): Record<string, unknown> {
+  const args = [
+    'oidc-login',
+    'get-token',
+    `--oidc-issuer-url=${login.issuerUrl}`,
+    `--oidc-client-id=${login.clientId}`,
+    ...[...new Set(login.extraScopes ?? ['groups'])].sort().map((s) => `--oidc-extra-scope=${s}`),
+  ];
+  return {
+    apiVersion: 'client.authentication.k8s.io/v1',
+    command: 'kubectl',
+    args,
+    env: null,
+    interactiveMode: 'IfAvailable',
+    provideClusterInfo: false,
+    installHint: 'Install kubelogin (the kubectl oidc-login plugin): https://github.com/int128/kubelogin#setup — e.g. `kubectl krew install oidc-login`.',
   };
 }
 

@@ -110,6 +110,11 @@ export interface ProxyConfig {
     readonly stateDir?: string;
     readonly configMap?: { readonly cluster: string; readonly tokenFile: string; readonly namespace: string; readonly name: string };
   };
+  /**
+   * The proxy's own sessions (`portcullis login`): shared by every replica through a Redis or
+   * Valkey store. @default none: only the identity provider's tokens and client certificates
+   */
+  readonly sessions?: SessionsConfig;
   readonly limits: {
     readonly maxHeaderBytes: number;
     readonly headersTimeoutMs: number;
@@ -118,6 +123,28 @@ export interface ProxyConfig {
     readonly maxLongRunningPerIdentity: number;
     readonly shutdownGraceMs: number;
   };
+}
+
+/** `sessions` in the configuration. */
+export interface SessionsConfig {
+  /** The shared store: `redis://HOST:PORT` (Redis or Valkey). */
+  readonly store: { readonly url: string };
+  /** At least 32 random bytes, the same on every replica: the key that signs session credentials. */
+  readonly keyFile: string;
+  /** Unused for this long, a session ends. @default 1 hour */
+  readonly idleTimeoutMs: number;
+  /** A session ends this long after login. @default 12 hours */
+  readonly maxLifetimeMs: number;
+  /** Established sessions keep working this long while the store is unreachable; new logins stop at once. @default 30 s */
+  readonly storeGraceMs: number;
+  /** How often a replica tells the others which sessions it saw used (idle tracking). @default 5 s */
+  readonly touchIntervalMs: number;
+  /** The identity provider and public client `portcullis login` signs in with. */
+  readonly login: { readonly issuer: string; readonly clientId: string; readonly scopes: readonly string[] };
+  /** The base URL kubeconfigs name. @default the URL a request came to */
+  readonly proxyUrl?: string;
+  /** The CA of the proxy's serving certificate, put into kubeconfigs. @default none: the system trust store */
+  readonly caFile?: string;
 }
 
 /** The configuration was refused; the message lists every problem. */
@@ -146,6 +173,17 @@ interface RawConfig {
   bundleExpiry?: { warnBeforeMs?: number };
   revisionFloor?: { stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
   limits?: Partial<ProxyConfig['limits']>;
+  sessions?: {
+    store: { url: string };
+    keyFile: string;
+    idleTimeoutMs?: number;
+    maxLifetimeMs?: number;
+    storeGraceMs?: number;
+    touchIntervalMs?: number;
+    login: { issuer: string; clientId: string; scopes?: string[] };
+    proxyUrl?: string;
+    caFile?: string;
+  };
 }
 
 const str = { type: 'string', minLength: 1 } as const;
@@ -285,6 +323,28 @@ const schema: JSONSchemaType<RawConfig> = {
       additionalProperties: false,
       properties: { stateDir: { ...str, nullable: true }, configMap: { ...sharedConfigMap, nullable: true } },
     },
+    sessions: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      required: ['store', 'keyFile', 'login'],
+      properties: {
+        store: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string', pattern: '^rediss?://' } } },
+        keyFile: str,
+        idleTimeoutMs: { ...posInt, nullable: true },
+        maxLifetimeMs: { ...posInt, nullable: true },
+        storeGraceMs: { ...posInt, nullable: true },
+        touchIntervalMs: { ...posInt, nullable: true },
+        login: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['issuer', 'clientId'],
+          properties: { issuer: { type: 'string', pattern: '^https://' }, clientId: str, scopes: { type: 'array', nullable: true, items: str } },
+        },
+        proxyUrl: { type: 'string', pattern: '^https://', nullable: true },
+        caFile: { ...str, nullable: true },
+      },
+    },
     limits: {
       type: 'object',
       nullable: true,
@@ -377,6 +437,9 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
   const rf = raw.revisionFloor;
   if (rf?.configMap && rf.stateDir !== undefined) problems.push('  /revisionFloor: set at most one of stateDir and configMap');
   if (rf?.configMap && !seen.has(rf.configMap.cluster)) problems.push(`  /revisionFloor/configMap/cluster: ${rf.configMap.cluster} is not a configured cluster`);
+  const sx = raw.sessions;
+  const issuers = Array.isArray(raw.authn['issuers']) ? (raw.authn['issuers'] as { issuer?: unknown }[]).map((i) => i.issuer) : [];
+  if (sx && !issuers.includes(sx.login.issuer)) problems.push(`  /sessions/login/issuer: ${sx.login.issuer} is not one of authn.issuers (the proxy must verify the tokens login brings)`);
   if (problems.length > 0) throw new ConfigError(`${label}:\n${problems.join('\n')}`);
   const a = raw.audit ?? {};
   const l = raw.limits ?? {};
@@ -430,6 +493,21 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
         ? { configMap: { cluster: rf.configMap.cluster, tokenFile: p(rf.configMap.tokenFile), namespace: rf.configMap.namespace ?? PROXY_NAMESPACE, name: rf.configMap.name ?? REVISION_FLOOR_CONFIGMAP } }
         : {}),
     },
+    ...(sx
+      ? {
+          sessions: {
+            store: { url: sx.store.url },
+            keyFile: p(sx.keyFile),
+            idleTimeoutMs: sx.idleTimeoutMs ?? 3_600_000,
+            maxLifetimeMs: sx.maxLifetimeMs ?? 12 * 3_600_000,
+            storeGraceMs: sx.storeGraceMs ?? 30_000,
+            touchIntervalMs: sx.touchIntervalMs ?? 5000,
+            login: { issuer: sx.login.issuer, clientId: sx.login.clientId, scopes: sx.login.scopes ?? ['openid', 'groups'] },
+            ...(sx.proxyUrl !== undefined ? { proxyUrl: sx.proxyUrl } : {}),
+            ...(sx.caFile !== undefined ? { caFile: p(sx.caFile) } : {}),
+          },
+        }
+      : {}),
     limits: {
       maxHeaderBytes: l.maxHeaderBytes ?? 32 * 1024,
       headersTimeoutMs: l.headersTimeoutMs ?? 10_000,

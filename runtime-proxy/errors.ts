@@ -21,6 +21,7 @@ export type ProxyErrorCode =
   | 'TOO_MANY_HEADERS'
   | 'MALFORMED_REQUEST'
   | 'IMPERSONATION_REFUSED'
+  | 'SESSION_STORE_UNAVAILABLE'
   | 'INTERNAL';
 
 interface Row {
@@ -45,6 +46,7 @@ const TABLE: Readonly<Record<ProxyErrorCode, Row>> = {
   TOO_MANY_HEADERS: { code: 431, reason: 'BadRequest', message: 'too many header lines, or header fields too large' },
   MALFORMED_REQUEST: { code: 400, reason: 'BadRequest', message: 'malformed HTTP request' },
   IMPERSONATION_REFUSED: { code: 403, reason: 'Forbidden', message: 'impersonation (kubectl --as, --as-group) is allowed through portcullis only where the policy grants it' },
+  SESSION_STORE_UNAVAILABLE: { code: 503, reason: 'ServiceUnavailable', message: 'the session store is unreachable: logins, logouts and locks cannot be recorded now; retry' },
   INTERNAL: { code: 500, reason: 'InternalError', message: 'portcullis failed to handle the request (an error of its own, not the cluster)' },
 };
 

@@ -19,7 +19,7 @@ import type { ConfigMapLocation } from './configmap-document.ts';
 import { ConfigMapFloors, DirectoryFloors, type RevisionFloors } from './revision-floor.ts';
 import { fetchBundle, watchBundleSource } from './bundle-source.ts';
 import { BundleStore, type OfferResult } from './bundle-store.ts';
-import { ConfigError, type ClusterConfig, type ProxyConfig } from './config.ts';
+import { ConfigError, type ClusterConfig, type ProxyConfig, type SessionsConfig } from './config.ts';
 import { impersonate, impersonationAsked, stillImpersonates } from './impersonation.ts';
 import { ProxyError } from './errors.ts';
 import { forwardHttp, forwardStream, type BodyCapture, type ForwardHooks } from './forward.ts';
@@ -40,6 +40,9 @@ import type { AuditFacts } from './audit/event.ts';
 import { BodyCollector } from './audit/bodies.ts';
 import { auditDecision, parseAuditPolicy, withoutManagedFields, type AuditLevel, type AuditPolicy } from './audit/policy.ts';
 import { SessionRecorder, type RecordingResult } from './recording/index.ts';
+import { serveSessionEndpoint, SESSIONS_PREFIX, type SessionEndpointContext } from './sessions/endpoints.ts';
+import { SessionService } from './sessions/sessions.ts';
+import { RedisSessions, type SharedSessions } from './sessions/session-store.ts';
 import { createUpstream, type Upstream } from './upstream.ts';
 import { Drain, endAfterCommit, Exchange, type ExchangeHost } from './exchange.ts';
 
@@ -99,6 +102,8 @@ export class PortcullisProxy {
   readonly #host: ExchangeHost;
   readonly #webhookCa: Buffer | undefined;
   readonly #authn: Authenticator;
+  /** The proxy's own sessions (`portcullis login`), when configured. */
+  readonly #sessions: { readonly service: SessionService; readonly shared: SharedSessions; readonly context: SessionEndpointContext } | undefined;
   /** The replicas' shared revision floors, if configured; until they are read, no bundle is accepted. */
   readonly #floors: RevisionFloors | undefined;
   #floorsLoaded = false;
@@ -110,7 +115,10 @@ export class PortcullisProxy {
     const c = opts.config;
     this.#auditPolicy = c.audit.policyFile !== undefined ? loadAuditPolicy(c.audit.policyFile) : undefined;
     this.#clock = opts.clock ?? Date.now;
-    this.#authn = cachingAuthenticator(opts.authenticator);
+    this.#sessions = c.sessions ? this.#sessionService(c.sessions) : undefined;
+    const idp = cachingAuthenticator(opts.authenticator);
+    // Session credentials are checked by the sessions (a map lookup), never cached past a logout.
+    this.#authn = this.#sessions ? this.#sessions.service.authenticator(idp) : idp;
     this.log = opts.logger ?? pino({ name: 'portcullis-proxy' }, pino.destination(2));
     this.metrics = createMetrics();
     this.streams = new StreamRegistry(c.limits.maxLongRunningPerIdentity, this.#clock);
@@ -200,6 +208,14 @@ export class PortcullisProxy {
   /** Loads every cluster's bundle once, starts watching the sources and listens. */
   async start(): Promise<{ readonly port: number; readonly host: string; readonly metricsPort?: number }> {
     await this.activations.start();
+    if (this.#sessions) {
+      // An unreachable store does not stop the proxy: sessions fail closed until it answers (logged).
+      const started = this.#sessions.shared.start().then(
+        () => true,
+        (err: unknown) => (this.log.error({ err: (err as Error).message, alert: true }, 'session store unreachable at start'), false),
+      );
+      await Promise.race([started, new Promise((r) => setTimeout(r, 5000).unref())]);
+    }
     await this.#loadFloors();
     for (const [name, cr] of this.#clusters) {
       await this.reload(name);
@@ -380,6 +396,7 @@ export class PortcullisProxy {
     for (const cr of this.#clusters.values()) cr.stopWatch?.();
     if (this.#expiryTimer) clearInterval(this.#expiryTimer);
     this.activations.stop();
+    await this.#sessions?.shared.stop();
     this.#metricsServer?.close();
     const listenerClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#connections.close();
@@ -409,6 +426,39 @@ export class PortcullisProxy {
   }
 
   // ---- request handling -------------------------------------------------
+
+  /** Sessions from the configuration: the shared store, the key, and what the endpoints need. */
+  #sessionService(sc: SessionsConfig): NonNullable<PortcullisProxy['sessionsView']> {
+    const key = readFileSync(sc.keyFile);
+    if (key.length < 32) throw new ConfigError(`sessions.keyFile ${sc.keyFile}: ${key.length} bytes; at least 32 random bytes, the same on every replica`);
+    const shared = new RedisSessions(sc.store.url, {
+      touchIntervalMs: sc.touchIntervalMs,
+      graceMs: sc.storeGraceMs,
+      clock: this.#clock,
+      onError: (err) => this.log.warn({ err: err.message }, 'session store connection error'),
+    });
+    const issuers = ((this.opts.config.authn as { issuers?: { issuer: string; clusters?: string[] }[] }).issuers ?? []).filter((i) => i.clusters !== undefined);
+    const service = new SessionService(shared, key, { idleTimeoutMs: sc.idleTimeoutMs, maxLifetimeMs: sc.maxLifetimeMs, issuerClusters: new Map(issuers.map((i) => [i.issuer, i.clusters ?? []])) });
+    // A session that ends ends its live watches, execs and port-forwards too.
+    service.onEnded((_id, identity) => {
+      for (const s of this.streams.list()) if (s.identity === identity || s.impersonation?.caller === identity) this.streams.close(s.id, 'session-ended');
+    });
+    const context: SessionEndpointContext = {
+      clock: this.#clock,
+      sessions: service,
+      idpAuthenticator: this.opts.authenticator,
+      login: sc.login,
+      clusters: () => [...this.#clusters.values()].map((cr) => ({ name: cr.config.name, hostnames: cr.config.hostnames, ruleSet: cr.store.current(this.#clock())?.ruleSet })),
+      proxyUrl: sc.proxyUrl,
+      caPem: sc.caFile !== undefined ? readFileSync(sc.caFile, 'utf8') : undefined,
+    };
+    return { service, shared, context };
+  }
+
+  /** The sessions, for tests and status. */
+  get sessionsView(): { readonly service: SessionService; readonly shared: SharedSessions; readonly context: SessionEndpointContext } | undefined {
+    return this.#sessions;
+  }
 
   /** The context the proxy's break-glass endpoint runs in. */
   #breakGlassContext(): BreakGlassContext {
@@ -539,9 +589,19 @@ export class PortcullisProxy {
     if (req.httpVersionMajor === 2) this.#limitH2Request(req as Http2ServerRequest);
     // On a cluster's own host name every path belongs to that cluster (its /healthz too).
     const byHost = this.#hostCluster(req);
-    if (await this.#ops(byHost === undefined ? (req.url ?? '').split('?')[0] : undefined, res)) return;
+    const path = byHost === undefined ? (req.url ?? '').split('?')[0] : undefined;
+    if (await this.#ops(path, res)) return;
     const ex = new Exchange(this.#host, req, req.httpVersionMajor === 2 ? 'http2' : 'http1', (e, auditId) => sendStatus(res, e, { 'audit-id': auditId }));
     const held = endAfterCommit(res, this.audit);
+    if (path?.startsWith(SESSIONS_PREFIX)) {
+      try {
+        if (!this.#sessions) throw new ProxyError('NOT_FOUND', 'sessions are not configured on this proxy');
+        this.#preflight(req);
+      } catch (err) {
+        return void ex.refuse(err);
+      }
+      return await serveSessionEndpoint(this.#sessions.context, req, res, ex, path);
+    }
     try {
       const admitted = await this.#admit(req, ex, false, byHost);
       if (admitted.kind === 'break-glass') return await serveBreakGlass(this.#breakGlassContext(), req, res, ex, admitted.cr.config.name, admitted.cr.store);

@@ -20,6 +20,15 @@ import { createLocalCa, type LocalCa } from './local-ca.ts';
 
 /** The audience tokens carry unless a test asks for another. */
 export const DEFAULT_AUDIENCE = 'portcullis';
+/**
+ * The public client `portcullis login` uses: authorization code with PKCE through a loopback
+ * redirect (any port, RFC 8252), and the device authorization grant (RFC 8628). Its ID tokens
+ * have this audience and carry the person's `groups`.
+ */
+export const LOGIN_CLIENT_ID = 'portcullis-cli';
+
+/** Who can sign in at the provider's login form, and their groups (the form takes any password). */
+export type PeopleDirectory = Readonly<Record<string, readonly string[]>>;
 
 /** What a token should claim. */
 export interface TokenOptions {
@@ -75,7 +84,7 @@ const CLIENT_SECRET = 'portcullis-tests-secret-0123456789abcdef';
 const RESOURCE = 'https://portcullis.test/api';
 
 /** Starts a real OIDC provider on 127.0.0.1 over HTTPS. */
-export async function startOidcProvider(opts: { readonly ca?: LocalCa } = {}): Promise<LocalOidcProvider> {
+export async function startOidcProvider(opts: { readonly ca?: LocalCa; readonly people?: PeopleDirectory; readonly deviceCodeTtlSeconds?: number } = {}): Promise<LocalOidcProvider> {
   const ownCa = opts.ca === undefined;
   const ca = opts.ca ?? createLocalCa('portcullis test OIDC CA');
   const tls = ca.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
@@ -119,13 +128,28 @@ export async function startOidcProvider(opts: { readonly ca?: LocalCa } = {}): P
         response_types: [],
         scope: 'api',
       },
+      {
+        client_id: LOGIN_CLIENT_ID,
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/callback'],
+        scope: 'openid groups',
+      },
     ],
     jwks,
-    scopes: ['openid', 'api'],
+    scopes: ['openid', 'api', 'groups'],
+    claims: { openid: ['sub'], groups: ['groups'] },
+    // The ID token carries what the scopes asked for (groups), as most identity providers' do.
+    conformIdTokenClaims: false,
+    findAccount: (_ctx: unknown, id: string) => (opts.people && Object.hasOwn(opts.people, id) ? { accountId: id, claims: () => ({ sub: id, groups: [...(opts.people?.[id] ?? [])] }) } : undefined),
     cookies: { keys: [randomUUID()] },
-    ttl: { ClientCredentials: 3600 },
+    ttl: { ClientCredentials: 3600, AccessToken: 600, DeviceCode: opts.deviceCodeTtlSeconds ?? 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 3600, Grant: 3600 },
     features: {
-      devInteractions: { enabled: false },
+      // The provider's own login and consent pages: what a person fills in, and a test drives.
+      devInteractions: { enabled: true },
+      deviceFlow: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,

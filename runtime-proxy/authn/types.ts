@@ -13,8 +13,8 @@ export interface Identity {
    * clock tolerance (SECURITY rule 18), a certificate's `notAfter`. Long-running requests end then.
    */
   readonly expiresAt?: number;
-  /** How the identity was proven. */
-  readonly method: 'oidc' | 'x509';
+  /** How the identity was proven: a token of the identity provider, a client certificate, or the proxy's own session (issued at login). */
+  readonly method: 'oidc' | 'x509' | 'session';
 }
 
 /** Why authentication failed. Every failure is a 401 at the proxy; the message is safe to log, not to return. */

@@ -24,7 +24,7 @@ import type { Authenticator } from '../../runtime-proxy/identity.ts';
 import { PortcullisProxy } from '../../runtime-proxy/server.ts';
 import { getTestFleet, type TestCluster, type TestFleet } from '../support/fleet.ts';
 import { createLocalCa, type LocalCa } from '../../sandbox/local-ca.ts';
-import { startOidcProvider, type LocalOidcProvider } from '../../sandbox/oidc-issuer.ts';
+import { LOGIN_CLIENT_ID, startOidcProvider, type LocalOidcProvider, type PeopleDirectory } from '../../sandbox/oidc-issuer.ts';
 
 /** Builds a grant the way the compiler would write it. */
 export function grant(id: string, subjects: readonly Subject[], rules: readonly PolicyRule[], scope: Scope, extra: { conditions?: Conditions; activationGroup?: string; line?: number } = {}): Grant {
@@ -236,6 +236,12 @@ export interface HarnessOptions {
    * created by applying its rbac.yaml through `rbac`).
    */
   readonly compiled?: { readonly bundleDir: string; readonly trustedKeyFiles: readonly string[]; readonly serviceAccount: string };
+  /** People who can sign in at the identity provider's login form (`portcullis login`), with their groups. */
+  readonly people?: PeopleDirectory;
+  /** How long the provider's device codes live. @default 600 */
+  readonly deviceCodeTtlSeconds?: number;
+  /** Proxy sessions (`portcullis login`) in this Redis, with these timeouts. @default no sessions */
+  readonly sessions?: { readonly storeUrl: string; readonly idleTimeoutMs?: number; readonly maxLifetimeMs?: number; readonly touchIntervalMs?: number; readonly storeGraceMs?: number };
   /** A second cluster behind the same proxy (same ServiceAccount setup and RBAC), with its own bundle. */
   readonly second?: { readonly name: string; readonly ruleSet?: RuleSet };
 }
@@ -328,7 +334,8 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
 
   const proxyCa = createLocalCa('portcullis proxy test CA');
   const serving = proxyCa.issue({ cn: '127.0.0.1', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
-  const oidc = await startOidcProvider();
+  const oidc = await startOidcProvider({ ...(o.people ? { people: o.people } : {}), ...(o.deviceCodeTtlSeconds !== undefined ? { deviceCodeTtlSeconds: o.deviceCodeTtlSeconds } : {}) });
+  if (o.sessions) writeFileSync(join(dir, 'session.key'), randomBytes(32));
   const auditFile = join(dir, 'audit.log');
   const cfg = {
     listen: { host: '127.0.0.1', port: 0 },
@@ -354,10 +361,24 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
     ],
     authn: {
       // A 2 s leeway (default 30 s), so tests of expiry need not wait for it.
-      issuers: [{ issuer: oidc.issuer, audiences: ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', caFile: oidc.caFile, clockToleranceSeconds: 2 }],
+      issuers: [{ issuer: oidc.issuer, audiences: o.sessions ? ['portcullis', LOGIN_CLIENT_ID] : ['portcullis'], usernamePrefix: 'oidc:', groupsClaim: 'groups', caFile: oidc.caFile, clockToleranceSeconds: 2 }],
       ...(o.clientCa ? { clientCertificates: { caFile: o.clientCa.caFile, usernamePrefix: 'x509:', groupsPrefix: 'x509:' } } : {}),
     },
     audit: { file: { path: 'audit.log' }, flushIntervalMs: 50 },
+    ...(o.sessions
+      ? {
+          sessions: {
+            store: { url: o.sessions.storeUrl },
+            keyFile: 'session.key',
+            login: { issuer: oidc.issuer, clientId: LOGIN_CLIENT_ID },
+            caFile: proxyCa.caFile,
+            ...(o.sessions.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.sessions.idleTimeoutMs } : {}),
+            ...(o.sessions.maxLifetimeMs !== undefined ? { maxLifetimeMs: o.sessions.maxLifetimeMs } : {}),
+            ...(o.sessions.touchIntervalMs !== undefined ? { touchIntervalMs: o.sessions.touchIntervalMs } : {}),
+            ...(o.sessions.storeGraceMs !== undefined ? { storeGraceMs: o.sessions.storeGraceMs } : {}),
+          },
+        }
+      : {}),
     ...(o.configExtra ?? {}),
   };
   writeFileSync(join(dir, 'proxy.yaml'), stringify(cfg));

@@ -1,0 +1,95 @@
+import { buildKubeconfig, renderKubeconfig, type FleetCluster } from '../../client/kubeconfig.ts';
+import type { RuleSet } from '../../core/index.ts';
+import { ProxyError } from '../errors.ts';
+import type { Exchange } from '../exchange.ts';
+import type { Authenticator } from '../identity.ts';
+import type { Req, Res } from '../request-state.ts';
+import { SessionStoreError } from './session-store.ts';
+import type { SessionService } from './sessions.ts';
+
+/** Where the fleet-level endpoints live (on the proxy's own host, not a cluster's). */
+export const SESSIONS_PREFIX = '/portcullis/v1/';
+
+/** What `portcullis login` needs to know, served to anyone (`GET /portcullis/v1/login`). */
+export interface LoginConfig {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly scopes: readonly string[];
+}
+
+/** What the session endpoints need from the proxy. */
+export interface SessionEndpointContext {
+  readonly clock: () => number;
+  readonly sessions: SessionService;
+  /** The identity provider's tokens (never a session credential: a session does not make another). */
+  readonly idpAuthenticator: Authenticator;
+  readonly login: LoginConfig;
+  /** The clusters, their host names, and the rule set each currently enforces. */
+  readonly clusters: () => readonly { readonly name: string; readonly hostnames: readonly string[]; readonly ruleSet: RuleSet | undefined }[];
+  /** The base URL kubeconfigs name (default: the URL the request came to). */
+  readonly proxyUrl: string | undefined;
+  readonly caPem: string | undefined;
+}
+
+/**
+ * The front door's endpoints, each one exchange with its audit record:
+ * - `GET  /portcullis/v1/login`: the identity provider and client `portcullis login` uses (not audited: public);
+ * - `POST /portcullis/v1/sessions`: an ID token from that provider → a session credential;
+ * - `DELETE /portcullis/v1/sessions/current`: logout (the session ends on every replica);
+ * - `GET  /portcullis/v1/kubeconfig`: the fleet kubeconfig for the session, with a context for each
+ *   cluster where its identity has some grant, and the session credential as a plain token.
+ */
+export async function serveSessionEndpoint(ctx: SessionEndpointContext, req: Req, res: Res, ex: Exchange, path: string): Promise<void> {
+  const st = ex.st;
+  const now = ctx.clock();
+  const json = (status: number, body: unknown): void => {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'audit-id': st.auditId });
+    res.end(JSON.stringify(body));
+  };
+  try {
+    if (path === `${SESSIONS_PREFIX}login` && req.method === 'GET') {
+      json(200, { kind: 'LoginConfig', apiVersion: 'portcullis.dev/v1', ...ctx.login });
+      return ex.end(200, { reason: 'login configuration', decision: 'allow' });
+    }
+    if (path === `${SESSIONS_PREFIX}sessions` && req.method === 'POST') {
+      const r = await ctx.idpAuthenticator.authenticate({ rawHeaders: req.rawHeaders }, now);
+      if (!r.ok) throw new ProxyError('UNAUTHENTICATED', `${r.code}: ${r.message}`);
+      st.identity = r.identity;
+      const { credential, session } = await ctx.sessions.create(r.identity, now);
+      json(201, { kind: 'Session', apiVersion: 'portcullis.dev/v1', credential, user: session.user, groups: session.groups, expiresAt: new Date(session.expiresAt).toISOString(), idleTimeoutSeconds: Math.round(session.idleTimeoutMs / 1000) });
+      return ex.end(201, { reason: `session created, ends by ${new Date(session.expiresAt).toISOString()}`, decision: 'allow' });
+    }
+    const r = await ctx.sessions.authenticator({ authenticate: async () => ({ ok: false, code: 'INVALID_CREDENTIALS', message: 'a session credential is required here' }) }).authenticate({ rawHeaders: req.rawHeaders }, now);
+    if (!r.ok) throw new ProxyError('UNAUTHENTICATED', `${r.code}: ${r.message}`);
+    st.identity = r.identity;
+    if (path === `${SESSIONS_PREFIX}sessions/current` && req.method === 'DELETE') {
+      const id = ctx.sessions.sessionOf(r.identity);
+      if (id !== undefined) await ctx.sessions.revoke(id);
+      json(200, { kind: 'Status', apiVersion: 'v1', status: 'Success', message: 'logged out' });
+      return ex.end(200, { reason: 'session ended (logout)', decision: 'allow' });
+    }
+    if (path === `${SESSIONS_PREFIX}kubeconfig` && req.method === 'GET') {
+      const base = ctx.proxyUrl ?? `https://${String(req.headers[':authority'] ?? req.headers.host ?? '')}`;
+      const port = new URL(base).port;
+      const list = ctx.clusters();
+      const fleet = {
+        clusters: list.map((c): FleetCluster => ({ name: c.name, server: '', proxyUrl: c.hostnames[0] !== undefined ? `https://${c.hostnames[0]}${port ? `:${port}` : ''}` : `${base.replace(/\/$/, '')}/clusters/${c.name}` })),
+      };
+      const ruleSets = new Map(list.flatMap((c) => (c.ruleSet ? [[c.name, c.ruleSet] as const] : [])));
+      const credential = bearer(req.rawHeaders);
+      const config = buildKubeconfig({ identity: r.identity, fleet, ruleSets, login: { sessionCredential: credential }, now, ...(ctx.caPem !== undefined ? { proxyCaPem: ctx.caPem } : {}) });
+      res.writeHead(200, { 'content-type': 'application/yaml', 'cache-control': 'no-store', 'audit-id': st.auditId });
+      res.end(renderKubeconfig(config));
+      return ex.end(200, { reason: `kubeconfig for ${config.contexts.map((c) => c.name).join(', ') || 'no cluster'}`, decision: 'allow' });
+    }
+    throw new ProxyError('NOT_FOUND', `no ${req.method ?? ''} ${path}`);
+  } catch (err) {
+    if (err instanceof SessionStoreError) ex.refuse(new ProxyError('SESSION_STORE_UNAVAILABLE', err.message));
+    else ex.refuse(err);
+  }
+}
+
+function bearer(rawHeaders: readonly string[]): string {
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if ((rawHeaders[i] ?? '').toLowerCase() === 'authorization') return (rawHeaders[i + 1] ?? '').replace(/^bearer /i, '');
+  return '';
+}

@@ -1,0 +1,257 @@
+// `portcullis login` end to end (issue 14): the real CLI signs in at the real identity provider
+// (oidc-provider's own sign-in and consent forms, filled in as a person would), through the
+// browser flow (PKCE, loopback redirect) and the device flow; the proxy turns the ID token into a
+// session shared by two replicas through a real Redis; the session's fleet kubeconfig works with
+// plain kubectl (no plugin) on both replicas, and stops working at logout, after the idle
+// timeout and at the maximum lifetime. Bad input changes nothing.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { MEMBER_USER } from '../../core/names.ts';
+import { LOGIN_CLIENT_ID } from '../../sandbox/oidc-issuer.ts';
+import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, type Harness } from '../proxy/harness.ts';
+import { signIn } from '../support/oidc-browser.ts';
+import { startRedis, type TestRedis } from '../support/redis.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const NS = 'login-sessions';
+const SRE_READ = grant('sre-read', [group('oidc:sre')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }], ns(NS), { line: 3 });
+// nina and alice are in sre; no grant names either of them: access follows the group.
+const RULES = ruleSet('dev', [SRE_READ], { users: [MEMBER_USER] });
+const RBAC = manifestsYaml(upstreamRole(NS, 'login-sre-read', [group('oidc:sre')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }]));
+const PEOPLE = { alice: ['sre'], nina: ['sre'], bob: ['finance'] };
+
+interface Cli {
+  readonly stderr: () => string;
+  waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  readonly exited: Promise<number | null>;
+}
+
+describe('portcullis login, sessions and the fleet kubeconfig', () => {
+  let redis: TestRedis;
+  let h: Harness;
+  let other: { port: number };
+  let ca: string;
+
+  /** Runs the CLI as a person's laptop would (its own config directory). */
+  function cli(home: string, args: readonly string[]): Cli {
+    const p = spawn(process.execPath, [join(ROOT, 'bin/portcullis.js'), ...args], { cwd: ROOT, env: { ...process.env, XDG_CONFIG_HOME: home, HOME: home } });
+    let out = '';
+    let err = '';
+    const waiters: (() => void)[] = [];
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+      for (const w of waiters) w();
+    });
+    const exited = new Promise<number | null>((r) => p.on('close', (code) => r(code)));
+    return {
+      stderr: () => `${err}${out}`,
+      exited,
+      waitFor: (re, ms = 15_000) =>
+        new Promise((resolve, reject) => {
+          const check = (): void => {
+            const m = re.exec(err);
+            if (m) resolve(m);
+          };
+          waiters.push(check);
+          check();
+          setTimeout(() => reject(new Error(`no ${re} in ${err}`)), ms).unref();
+        }),
+    };
+  }
+
+  /** `portcullis login` through the browser flow, the person filling in the provider's forms. */
+  async function browserLogin(person: string, proxyPort = h.port): Promise<string> {
+    const home = mkdtempSync(join(tmpdir(), `portcullis-home-${person}-`));
+    const c = cli(home, ['login', '--proxy', `https://127.0.0.1:${proxyPort}`, '--ca', ca, '--no-browser']);
+    const [, url] = await c.waitFor(/Sign in through your browser: (\S+)/);
+    const back = await signIn(url ?? '', { login: person, caPem: h.oidc.caPem });
+    assert.match(back.url, /^http:\/\/127\.0\.0\.1:\d+\/callback\?code=/);
+    const r = await fetch(back.url);
+    assert.equal(r.status, 200);
+    assert.equal(await c.exited, 0, c.stderr());
+    return home;
+  }
+
+  async function writeKubeconfig(home: string): Promise<string> {
+    const file = join(home, 'kubeconfig.yaml');
+    const c = cli(home, ['kubeconfig', '--out', file]);
+    assert.equal(await c.exited, 0, c.stderr());
+    return file;
+  }
+
+  const onPort = (kubeconfig: string, port: number): string => {
+    const file = `${kubeconfig}.${port}.yaml`;
+    writeFileSync(file, readFileSync(kubeconfig, 'utf8').replaceAll(`127.0.0.1:${h.port}`, `127.0.0.1:${port}`));
+    return file;
+  };
+
+  before(async () => {
+    redis = await startRedis();
+    h = await startHarness({
+      namespaces: [NS],
+      rbac: RBAC,
+      impersonable: RULES.impersonable,
+      ruleSet: RULES,
+      people: PEOPLE,
+      deviceCodeTtlSeconds: 8,
+      sessions: { storeUrl: redis.url, idleTimeoutMs: 6000, touchIntervalMs: 300, storeGraceMs: 2000 },
+    });
+    other = await h.extraProxy((c) => c);
+    ca = join(h.dir, 'trust.pem');
+    writeFileSync(ca, `${h.proxyCa.caPem}${h.oidc.caPem}`);
+    await h.fleet.createPod(h.cluster, NS, { name: 'seen-by-sre' });
+  });
+  after(async () => {
+    await h?.stop();
+    await redis?.stop();
+  });
+
+  it('GIVEN nina, a member of sre no grant names WHEN she logs in through the browser THEN her kubeconfig has a plain token (no plugin), works with kubectl on both replicas, and gives exactly what sre is granted', async () => {
+    const home = await browserLogin('nina');
+    const session = JSON.parse(readFileSync(join(home, 'portcullis', 'session.json'), 'utf8')) as { user: string; groups: string[]; credential: string };
+    assert.equal(session.user, 'oidc:nina');
+    assert.deepEqual(session.groups, ['oidc:sre']);
+    assert.equal(statSync(join(home, 'portcullis', 'session.json')).mode & 0o777, 0o600);
+    const kc = await writeKubeconfig(home);
+    const config = parse(readFileSync(kc, 'utf8')) as { contexts: { name: string }[]; users: { user: Record<string, unknown> }[] };
+    assert.deepEqual(config.contexts.map((c) => c.name), ['dev']);
+    assert.deepEqual(Object.keys(config.users[0]?.user ?? {}), ['token'], 'no exec plugin: a plain bearer token');
+    for (const file of [kc, onPort(kc, other.port)]) {
+      const r = await h.kubectl(file, ['get', 'pods', '-n', NS, '-o', 'name']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /pod\/seen-by-sre/);
+      const del = await h.kubectl(file, ['delete', 'pod', 'seen-by-sre', '-n', NS, '--dry-run=server']);
+      assert.notEqual(del.status, 0, 'sre may not delete');
+      assert.match(del.stderr, /forbidden/i);
+    }
+    const who = await h.kubectl(kc, ['auth', 'whoami', '-o', 'json']);
+    assert.match(who.stdout, /oidc:nina/);
+  });
+
+  it('GIVEN a session WHEN its owner logs out on one replica THEN the kubeconfig stops working on the other within a second', async () => {
+    const home = await browserLogin('alice');
+    const kc = await writeKubeconfig(home);
+    const onOther = onPort(kc, other.port);
+    assert.equal((await h.kubectl(onOther, ['get', 'pods', '-n', NS])).status, 0);
+    const out = cli(home, ['logout']);
+    assert.equal(await out.exited, 0, out.stderr());
+    const t = Date.now();
+    let r = await h.kubectl(onOther, ['get', 'pods', '-n', NS]);
+    while (r.status === 0 && Date.now() - t < 1000) r = await h.kubectl(onOther, ['get', 'pods', '-n', NS]);
+    assert.notEqual(r.status, 0, 'refused within 1 s on the other replica');
+    assert.match(r.stderr, /Unauthorized|must be logged in/);
+    const again = cli(home, ['kubeconfig']);
+    assert.notEqual(await again.exited, 0);
+    assert.match(again.stderr(), /not logged in/);
+  });
+
+  it('GIVEN the device flow WHEN bob signs in on another device THEN he gets a session; with no grant anywhere his kubeconfig lists no cluster', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'portcullis-home-bob-'));
+    const c = cli(home, ['login', '--device', '--proxy', `https://127.0.0.1:${h.port}`, '--ca', ca]);
+    const [, , , complete] = await c.waitFor(/open (\S+) on any device and enter the code (\S+) \(or open (\S+)\)/);
+    await signIn(complete ?? '', { login: 'bob', caPem: h.oidc.caPem });
+    assert.equal(await c.exited, 0, c.stderr());
+    const kc = await writeKubeconfig(home);
+    assert.deepEqual((parse(readFileSync(kc, 'utf8')) as { contexts: unknown[] }).contexts, []);
+  });
+
+  it('GIVEN a device code nobody enters WHEN it expires THEN login fails saying so, and no session is written', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'portcullis-home-late-'));
+    const c = cli(home, ['login', '--device', '--proxy', `https://127.0.0.1:${h.port}`, '--ca', ca]);
+    assert.equal(await c.exited, 1, c.stderr());
+    assert.match(c.stderr(), /the device code expired before sign-in finished/);
+    assert.throws(() => statSync(join(home, 'portcullis', 'session.json')));
+  });
+
+  it('GIVEN an authorization code already redeemed WHEN it is replayed at the provider THEN refused; the proxy takes no code at all, only a verified ID token', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'portcullis-home-replay-'));
+    const c = cli(home, ['login', '--proxy', `https://127.0.0.1:${h.port}`, '--ca', ca, '--no-browser']);
+    const [, url] = await c.waitFor(/Sign in through your browser: (\S+)/);
+    const back = await signIn(url ?? '', { login: 'nina', caPem: h.oidc.caPem });
+    await fetch(back.url);
+    assert.equal(await c.exited, 0, c.stderr());
+    const u = new URL(back.url);
+    const tokenEndpoint = `${h.oidc.issuer}/token`;
+    const { Agent, fetch: uf } = await import('undici');
+    const r = await uf(tokenEndpoint, {
+      method: 'POST',
+      dispatcher: new Agent({ connect: { ca: h.oidc.caPem } }),
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: u.searchParams.get('code') ?? '', redirect_uri: `${u.origin}/callback`, client_id: LOGIN_CLIENT_ID, code_verifier: 'x'.repeat(43) }),
+    });
+    assert.equal(r.status, 400);
+    assert.equal(((await r.json()) as { error: string }).error, 'invalid_grant');
+  });
+
+  it('GIVEN forged and altered session credentials WHEN kubectl uses them THEN 401 every time; a session credential cannot make another session', async () => {
+    const home = await browserLogin('alice');
+    const kc = await writeKubeconfig(home);
+    const credential = JSON.parse(readFileSync(join(home, 'portcullis', 'session.json'), 'utf8')).credential as string;
+    const [, id, mac] = /^pcs1\.([^.]+)\.(.+)$/.exec(credential) ?? [];
+    const flip = (s: string) => (s[0] === 'A' ? `B${s.slice(1)}` : `A${s.slice(1)}`);
+    for (const bad of [`pcs1.${id}.${flip(mac ?? '')}`, `pcs1.${flip(id ?? '')}.${mac}`, `pcs1.${'A'.repeat(22)}.${'A'.repeat(43)}`, `pcs1.${id}`]) {
+      const file = join(home, 'bad.yaml');
+      writeFileSync(file, readFileSync(kc, 'utf8').replace(credential, bad));
+      const r = await h.kubectl(file, ['get', 'pods', '-n', NS]);
+      assert.notEqual(r.status, 0, bad);
+      assert.match(r.stderr, /Unauthorized|must be logged in/, bad);
+    }
+    const r = await h.request('POST', '/portcullis/v1/sessions', [['authorization', `Bearer ${credential}`]]);
+    assert.equal(r.status, 401);
+    assert.equal((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0, 'the real credential still works');
+    const records = h.auditEvents().filter((e) => e.requestURI === '/portcullis/v1/sessions' && e.responseStatus.code === 401);
+    assert.ok(records.length >= 1, 'the refused session request is audited');
+  });
+
+  it('GIVEN an idle timeout of 6 s WHEN a session is not used for longer THEN it is refused; used often, it lives on', async () => {
+    const home = await browserLogin('nina');
+    const kc = await writeKubeconfig(home);
+    for (let i = 0; i < 4; i++) {
+      assert.equal((await h.kubectl(i % 2 ? onPort(kc, other.port) : kc, ['get', 'pods', '-n', NS])).status, 0, `use ${i}`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    await new Promise((r) => setTimeout(r, 7000));
+    const r = await h.kubectl(onPort(kc, other.port), ['get', 'pods', '-n', NS]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /Unauthorized|must be logged in/);
+  });
+
+  it('GIVEN a replica whose sessions last at most 3 s WHEN a session is used past that THEN refused, however busy', async () => {
+    const short = await h.extraProxy((c) => ({ ...c, sessions: { ...(c.sessions as NonNullable<typeof c.sessions>), maxLifetimeMs: 3000 } }));
+    const home = await browserLogin('nina', short.port);
+    const kc = await writeKubeconfig(home);
+    const t = Date.now();
+    assert.equal((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0);
+    while (Date.now() - t < 3200) {
+      await h.kubectl(kc, ['get', 'pods', '-n', NS]);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const r = await h.kubectl(kc, ['get', 'pods', '-n', NS]);
+    assert.notEqual(r.status, 0);
+  });
+
+  it('GIVEN the store goes away WHEN someone logs in THEN a clear 503; established sessions work within the grace (2 s), then stop', async () => {
+    const home = await browserLogin('alice');
+    const kc = await writeKubeconfig(home);
+    await redis.kill();
+    try {
+      assert.equal((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0, 'within the grace');
+      const late = mkdtempSync(join(tmpdir(), 'portcullis-home-down-'));
+      const c = cli(late, ['login', '--proxy', `https://127.0.0.1:${h.port}`, '--ca', ca, '--no-browser']);
+      const [, url] = await c.waitFor(/Sign in through your browser: (\S+)/);
+      await fetch((await signIn(url ?? '', { login: 'nina', caPem: h.oidc.caPem })).url);
+      assert.equal(await c.exited, 1);
+      assert.match(c.stderr(), /503 the session store is unreachable/);
+      await new Promise((r) => setTimeout(r, 3500));
+      const r = await h.kubectl(kc, ['get', 'pods', '-n', NS]);
+      assert.notEqual(r.status, 0, 'past the grace, fail closed');
+    } finally {
+      await redis.restart();
+    }
+  });
+});
