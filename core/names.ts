@@ -7,6 +7,12 @@
  */
 import { POLICY_COMMIT_ANNOTATION } from './bundle.ts';
 
+/**
+ * The non-resource path whose rights say who may set locks (`post`), lift them (`delete`) and list
+ * them (`get`): granted like any other right (`Roles.locker`), decided by the same authorizer.
+ */
+export const LOCKS_PATH = '/portcullis/locks';
+
 /** Where the proxy's ServiceAccount, its bundle ConfigMap and (deployed by the chart) the proxy live. */
 export const PROXY_NAMESPACE = 'portcullis-system';
 /** The proxy's ServiceAccount: it may do nothing but impersonate. */

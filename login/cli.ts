@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { login, logout } from './commands.ts';
+import { lock, locks, unlock } from './lock-commands.ts';
 
 /** Registers `portcullis login` and `portcullis logout` (the session kubeconfig is `portcullis kubeconfig` without --user). */
 export function registerLoginCommands(program: Command): void {
@@ -18,4 +19,23 @@ export function registerLoginCommands(program: Command): void {
     .command('logout')
     .description('End the session on every proxy replica; its kubeconfig stops working at once')
     .action(async () => logout(say));
+  program
+    .command('lock')
+    .description('Cut a person, a group, a cluster or a grant off on every replica within a second: new requests refused, live watches, execs and port-forwards closed, sessions ended (who may: Roles.locker in the policy)')
+    .option('--user <name>', 'a person, with the prefix (oidc:alice@acme.example)')
+    .option('--group <name>', 'a group the policy names (oidc:contractors)')
+    .option('--cluster <name>', 'a whole cluster')
+    .option('--grant <id>', 'everything one grant allows')
+    .option('--reason <text>', 'why (recorded, audited, shown to whoever is refused)')
+    .option('--expires <duration>', 'lift it by itself after this long (30m, 2h); default: until unlock')
+    .action(async (o: { user?: string; group?: string; cluster?: string; grant?: string; reason?: string; expires?: string }) => void process.stdout.write(`${await lock(o)}\n`));
+  program
+    .command('unlock')
+    .description('Lift a lock')
+    .argument('<id>', 'the lock id (portcullis locks lists them)')
+    .action(async (id: string) => void process.stdout.write(`${await unlock(id)}\n`));
+  program
+    .command('locks')
+    .description('The locks in force: who set each, when, why and until when')
+    .action(async () => void process.stdout.write(`${await locks()}\n`));
 }

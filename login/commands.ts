@@ -31,12 +31,17 @@ function dispatcherFor(ca: string | undefined): Dispatcher | undefined {
 }
 
 /** Calls the proxy; a refusal becomes a LoginError with the proxy's own message. */
-async function proxyCall(s: { readonly proxy: string; readonly ca?: string | undefined }, path: string, init: { method?: string; token?: string; accept?: string } = {}): Promise<string> {
+export async function proxyCall(s: { readonly proxy: string; readonly ca?: string | undefined }, path: string, init: { method?: string; token?: string; accept?: string; body?: unknown } = {}): Promise<string> {
   const dispatcher = dispatcherFor(s.ca);
   const url = `${s.proxy.replace(/\/$/, '')}${path}`;
   let r;
   try {
-    r = await fetch(url, { method: init.method ?? 'GET', headers: { accept: init.accept ?? 'application/json', ...(init.token ? { authorization: `Bearer ${init.token}` } : {}) }, ...(dispatcher ? { dispatcher } : {}) });
+    r = await fetch(url, {
+      method: init.method ?? 'GET',
+      headers: { accept: init.accept ?? 'application/json', ...(init.token ? { authorization: `Bearer ${init.token}` } : {}), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+      ...(dispatcher ? { dispatcher } : {}),
+    });
   } catch (err) {
     const cause = (err as Error).cause;
     throw new LoginError('UNREACHABLE', `${url}: ${cause instanceof Error ? cause.message : (err as Error).message}`);

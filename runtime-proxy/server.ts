@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { pino, type Logger } from 'pino';
 import { decide } from '../core/decide.ts';
 import { trustedKeysOf } from '../core/bundle.ts';
-import { EXTRA_USER } from '../core/names.ts';
+import { EXTRA_USER, LOCKS_PATH } from '../core/names.ts';
 import { ALL_AUTHENTICATED } from './discovery.ts';
 import { AuditSink } from './audit/sink.ts';
 import { AuditWebhook, exportWebhookMetrics } from './audit/webhook.ts';
@@ -25,7 +25,7 @@ import { ProxyError } from './errors.ts';
 import { forwardHttp, forwardStream, type BodyCapture, type ForwardHooks } from './forward.ts';
 import { closeH2Pool, h2PoolFor, forwardHttp2 } from './forward-h2.ts';
 import { buildUpstreamHeaders } from './headers.ts';
-import type { Authenticator } from './identity.ts';
+import type { Authenticator, Identity } from './identity.ts';
 import { cachingAuthenticator } from './credential-cache.ts';
 import { createMetrics, type ProxyMetrics } from './metrics.ts';
 import { authenticateStage, authorizeStage, deadlineOf, parseRequestStage, route, type Admission } from './pipeline.ts';
@@ -43,6 +43,8 @@ import { SessionRecorder, type RecordingResult } from './recording/index.ts';
 import { serveSessionEndpoint, SESSIONS_PREFIX, type SessionEndpointContext } from './sessions/endpoints.ts';
 import { SessionService } from './sessions/sessions.ts';
 import { RedisSessions, type SharedSessions } from './sessions/session-store.ts';
+import { lockCovers, RedisLocks, type LockKind } from './locks/locks.ts';
+import { LOCKS_ENDPOINT, serveLockEndpoint, type LockEndpointContext } from './locks/endpoints.ts';
 import { createUpstream, type Upstream } from './upstream.ts';
 import { Drain, endAfterCommit, Exchange, type ExchangeHost } from './exchange.ts';
 
@@ -103,7 +105,7 @@ export class PortcullisProxy {
   readonly #webhookCa: Buffer | undefined;
   readonly #authn: Authenticator;
   /** The proxy's own sessions (`portcullis login`), when configured. */
-  readonly #sessions: { readonly service: SessionService; readonly shared: SharedSessions; readonly context: SessionEndpointContext } | undefined;
+  readonly #sessions: SharedState | undefined;
   /** The replicas' shared revision floors, if configured; until they are read, no bundle is accepted. */
   readonly #floors: RevisionFloors | undefined;
   #floorsLoaded = false;
@@ -210,7 +212,7 @@ export class PortcullisProxy {
     await this.activations.start();
     if (this.#sessions) {
       // An unreachable store does not stop the proxy: sessions fail closed until it answers (logged).
-      const started = this.#sessions.shared.start().then(
+      const started = Promise.all([this.#sessions.shared.start(), this.#sessions.locks.start()]).then(
         () => true,
         (err: unknown) => (this.log.error({ err: (err as Error).message, alert: true }, 'session store unreachable at start'), false),
       );
@@ -397,6 +399,7 @@ export class PortcullisProxy {
     if (this.#expiryTimer) clearInterval(this.#expiryTimer);
     this.activations.stop();
     await this.#sessions?.shared.stop();
+    await this.#sessions?.locks.stop();
     this.#metricsServer?.close();
     const listenerClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#connections.close();
@@ -428,7 +431,7 @@ export class PortcullisProxy {
   // ---- request handling -------------------------------------------------
 
   /** Sessions from the configuration: the shared store, the key, and what the endpoints need. */
-  #sessionService(sc: SessionsConfig): NonNullable<PortcullisProxy['sessionsView']> {
+  #sessionService(sc: SessionsConfig): SharedState {
     const key = readFileSync(sc.keyFile);
     if (key.length < 32) throw new ConfigError(`sessions.keyFile ${sc.keyFile}: ${key.length} bytes; at least 32 random bytes, the same on every replica`);
     const shared = new RedisSessions(sc.store.url, {
@@ -452,12 +455,59 @@ export class PortcullisProxy {
       proxyUrl: sc.proxyUrl,
       caPem: sc.caFile !== undefined ? readFileSync(sc.caFile, 'utf8') : undefined,
     };
-    return { service, shared, context };
+    const locks = new RedisLocks(sc.store.url, (err) => this.log.warn({ err: err.message }, 'lock store connection error'));
+    // A lock in force ends, on this replica, every live stream it covers (audited stream-end: locked).
+    locks.onSet((l) => {
+      const now = this.#clock();
+      let closed = 0;
+      for (const s of this.streams.list()) {
+        const who = s.impersonation?.caller ?? s.identity;
+        if (lockCovers(l, { cluster: s.cluster, user: s.identity.user, groups: s.identity.groups, grantId: s.grantId }, now) || lockCovers(l, { cluster: s.cluster, user: who.user, groups: who.groups }, now)) {
+          this.streams.close(s.id, 'locked');
+          closed++;
+        }
+      }
+      this.log.warn({ lock: l.id, kind: l.kind, subject: l.subject, reason: l.reason, setBy: l.setBy, closed, alert: true }, 'LOCK IN FORCE');
+    });
+    const lockContext: LockEndpointContext = {
+      clock: this.#clock,
+      locks,
+      authenticator: { authenticate: (r, now) => this.#authn.authenticate(r, now) },
+      may: (identity, verb, cluster) => this.#mayLock(identity, verb, cluster),
+      unknown: (kind, subject) => this.#unknownSubject(kind, subject),
+      // The sessions a user or group lock covers end everywhere (the other replicas hear it).
+      afterSet: async (l) => {
+        if (l.kind !== 'user' && l.kind !== 'group') return;
+        for (const s of shared.all()) if (lockCovers(l, { cluster: '', user: s.user, groups: s.groups }, this.#clock())) await service.revoke(s.id);
+      },
+    };
+    return { service, shared, context, locks, lockContext };
   }
 
-  /** The sessions, for tests and status. */
-  get sessionsView(): { readonly service: SessionService; readonly shared: SharedSessions; readonly context: SessionEndpointContext } | undefined {
-    return this.#sessions;
+  /** Whether the policy lets `identity` use `verb` on the locks path: on `cluster`, or on any cluster. */
+  #mayLock(identity: Identity, verb: 'get' | 'post' | 'delete', cluster?: string): boolean {
+    const now = this.#clock();
+    const attrs = { user: identity.user, groups: [...identity.groups, ALL_AUTHENTICATED], verb, isResourceRequest: false, path: LOCKS_PATH, apiGroup: '', apiVersion: '', resource: '', subresource: '', namespace: '', name: '' };
+    for (const cr of this.#clusters.values()) {
+      if (cluster !== undefined && cr.config.name !== cluster) continue;
+      const b = cr.store.current(now);
+      if (b && decide(attrs, b.index, { now, breakGlass: new Set() }).decision.allowed) return true;
+    }
+    return false;
+  }
+
+  /** Why a lock's subject is not one the policy knows (a configured identity prefix, a policy group, a cluster, a grant). */
+  #unknownSubject(kind: LockKind, subject: string): string | undefined {
+    const now = this.#clock();
+    const bundles = [...this.#clusters.values()].flatMap((cr) => {
+      const b = cr.store.current(now);
+      return b ? [b.ruleSet] : [];
+    });
+    if (kind === 'cluster') return this.#clusters.has(subject) ? undefined : `no cluster ${subject} behind this proxy`;
+    if (kind === 'grant') return bundles.some((rs) => rs.grants.some((g) => g.id === subject)) ? undefined : `no grant ${subject} in the policy`;
+    if (kind === 'group') return bundles.some((rs) => rs.impersonable.groups.includes(subject)) ? undefined : `no grant or deny names group ${subject}`;
+    const issuers = ((this.opts.config.authn as { issuers?: { usernamePrefix?: string }[] }).issuers ?? []).map((i) => i.usernamePrefix ?? '').filter((p) => p !== '');
+    return issuers.some((p) => subject.startsWith(p) && subject.length > p.length) ? undefined : `${subject} carries no identity provider's prefix (${issuers.join(', ')})`;
   }
 
   /** The context the proxy's break-glass endpoint runs in. */
@@ -517,7 +567,11 @@ export class PortcullisProxy {
     st.bundleRevision = bundle.revision;
     st.policyDigest = bundle.sourceDigest;
     if (bundle.commit !== undefined) st.policyCommit = bundle.commit;
-    if (!isUpgrade && r.target.split('?')[0] === BREAK_GLASS_PATH) return { kind: 'break-glass', cr };
+    if (!isUpgrade && r.target.split('?')[0] === BREAK_GLASS_PATH) {
+      const lock = this.#sessions?.locks.covering({ cluster: r.cluster, user: caller.user, groups: caller.groups }, now);
+      if (lock) throw new ProxyError('LOCKED', `break-glass under ${lock.id}: ${lock.reason}`, `access is locked${lock.reason ? `: ${lock.reason}` : ''} (${lock.id})`);
+      return { kind: 'break-glass', cr };
+    }
     // `kubectl --as`: decided as kube does, never dropped and served as the caller (SECURITY rule 21).
     const asked = impersonationAsked(req.rawHeaders);
     const callerActs = this.activations.active(r.cluster, caller.user);
@@ -526,6 +580,11 @@ export class PortcullisProxy {
     const parsed = parseRequestStage(req.method ?? '', r.target, isUpgrade);
     // An impersonated user holds only what it was asked to be: no break-glass activations.
     const admission = authorizeStage(parsed, identity, bundle, as ? new Map() : callerActs, now, st, as?.impersonation);
+    // Locks (set through any replica) refuse what they cover, whatever the policy grants. Discovery
+    // stays open (kube gives it to everyone authenticated, and it names no object), so kubectl can
+    // show the lock's Status instead of failing on its API group list.
+    const lock = isDiscovery(admission.attributes) ? undefined : this.#sessions?.locks.covering({ cluster: r.cluster, user: identity.user, groups: identity.groups, grantId: admission.grant.id }, now) ?? (as ? this.#sessions?.locks.covering({ cluster: r.cluster, user: caller.user, groups: caller.groups }, now) : undefined);
+    if (lock) throw new ProxyError('LOCKED', `locked by ${lock.id} (${lock.kind} ${lock.subject}, set by ${lock.setBy}): ${lock.reason}`, `access is locked${lock.reason ? `: ${lock.reason}` : ''} (${lock.id})`);
     ex.admitted(admission);
     // Decided for the caller as authenticated, before any impersonation, as kube's audit filter decides.
     if (this.#auditPolicy) st.auditDecision = auditDecision(this.#auditPolicy, as ? { ...admission.attributes, user: caller.user, groups: [...caller.groups, ALL_AUTHENTICATED] } : admission.attributes);
@@ -595,11 +654,12 @@ export class PortcullisProxy {
     const held = endAfterCommit(res, this.audit);
     if (path?.startsWith(SESSIONS_PREFIX)) {
       try {
-        if (!this.#sessions) throw new ProxyError('NOT_FOUND', 'sessions are not configured on this proxy');
+        if (!this.#sessions) throw new ProxyError('NOT_FOUND', 'sessions and locks are not configured on this proxy');
         this.#preflight(req);
       } catch (err) {
         return void ex.refuse(err);
       }
+      if (path === LOCKS_ENDPOINT || path.startsWith(`${LOCKS_ENDPOINT}/`)) return await serveLockEndpoint(this.#sessions.lockContext, req, res, ex, path);
       return await serveSessionEndpoint(this.#sessions.context, req, res, ex, path);
     }
     try {
@@ -762,6 +822,15 @@ export class PortcullisProxy {
   }
 }
 
+/** What sessions and locks share: one store, the services on it, and what their endpoints need. */
+interface SharedState {
+  readonly service: SessionService;
+  readonly shared: SharedSessions;
+  readonly context: SessionEndpointContext;
+  readonly locks: RedisLocks;
+  readonly lockContext: LockEndpointContext;
+}
+
 /** Reads the audit policy file; a bad one stops the proxy from starting, naming the file and every problem. */
 function loadAuditPolicy(file: string): AuditPolicy {
   try {
@@ -795,6 +864,11 @@ function recordBodies(ex: Exchange, capture: BodyCapture, req: Req): void {
   if (request !== undefined) ex.st.requestObject = strip(request);
   if (response !== undefined) ex.st.responseObject = strip(response);
   if (omitted.length > 0) ex.st.bodyOmitted = omitted.join('; ');
+}
+
+/** Discovery (`/api`, `/apis`, `/version`, `/openapi`), as kube's system:discovery role allows it to everyone. */
+function isDiscovery(a: Admission['attributes']): boolean {
+  return !a.isResourceRequest && a.verb === 'get' && /^\/(api|apis|version|openapi)(\/|$)/.test(a.path);
 }
 
 /** exec and attach: the sessions that are recorded (port-forward carries no terminal). */

@@ -1,5 +1,6 @@
 import { Construct } from 'constructs';
 import type { PolicyRule, SourceLocation } from '../../core/index.ts';
+import { LOCKS_PATH } from '../../core/names.ts';
 import bootstrap from '../data/bootstrap-roles.json' with { type: 'json' };
 import { captureSource } from '../private/source-location.ts';
 import type { Fleet } from './fleet.ts';
@@ -104,6 +105,12 @@ export const Roles = {
     { apiGroups: [''], resources: ['pods/exec', 'pods/attach'], verbs: ['create', 'get'] },
     { apiGroups: [''], resources: ['pods/ephemeralcontainers'], verbs: ['patch', 'update'] },
   ]),
+  /**
+   * Set, lift and list locks (`portcullis lock`): a lock cuts a person, a group, a cluster or a
+   * grant off everywhere within a second. Grant it cluster-wide (`namespaces: 'cluster'`); on any
+   * cluster it allows locking people, groups and grants, and on its own cluster, locking the cluster.
+   */
+  locker: template('locker', [{ nonResourceURLs: [LOCKS_PATH], verbs: ['get', 'post', 'delete'] }]),
   /** Port-forward to pods. */
   portForward: template('port-forward', [
     { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },

@@ -30,6 +30,8 @@ export interface SharedSessions {
   create(s: Session): Promise<void>;
   /** Ends a session on every replica (logout, lock); throws SessionStoreError when the store cannot take it. */
   revoke(id: string): Promise<void>;
+  /** Every live session this replica knows of. */
+  all(): Session[];
   /** The session, from this replica's copy, or from the store when this replica has not seen it yet. */
   get(id: string): Session | undefined;
   fetch(id: string): Promise<Session | undefined>;
@@ -119,6 +121,10 @@ export class RedisSessions implements SharedSessions {
 
   get(id: string): Session | undefined {
     return this.#sessions.get(id);
+  }
+
+  all(): Session[] {
+    return [...this.#sessions.values()];
   }
 
   async fetch(id: string): Promise<Session | undefined> {

@@ -68,6 +68,8 @@ export class SessionService {
   authenticator(inner: Authenticator): Authenticator {
     return {
       authenticate: async (req: AuthnRequest, now: number, cluster?: string): Promise<AuthnResult> => {
+        // Every other request pays one substring scan, not a second credential parse.
+        if (!mentionsSession(req.rawHeaders)) return inner.authenticate(req, now, cluster);
         const cred = extractCredential(req.rawHeaders);
         if (cred.kind !== 'bearer' || !cred.token.startsWith(SESSION_CREDENTIAL_PREFIX)) return inner.authenticate(req, now, cluster);
         if (req.peerCertificate !== undefined) return { ok: false, code: 'AMBIGUOUS_CREDENTIALS', message: 'both a client certificate and a session credential' };
@@ -113,4 +115,17 @@ export class SessionService {
     this.#identities.delete(id);
     if (identity) for (const fn of this.#ended) fn(id, identity);
   }
+}
+
+/** `pcs1.` as it appears in a header: plain (Authorization), or base64url in the WebSocket bearer subprotocol. */
+const PLAIN = SESSION_CREDENTIAL_PREFIX;
+const ENCODED = Buffer.from(SESSION_CREDENTIAL_PREFIX).toString('base64url').slice(0, 6);
+
+/** Whether any header value could carry a session credential (a cheap pre-check; extractCredential decides). */
+function mentionsSession(rawHeaders: readonly string[]): boolean {
+  for (let i = 1; i < rawHeaders.length; i += 2) {
+    const v = rawHeaders[i] ?? '';
+    if (v.includes(PLAIN) || v.includes(ENCODED)) return true;
+  }
+  return false;
 }

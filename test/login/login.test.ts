@@ -5,7 +5,6 @@
 // plain kubectl (no plugin) on both replicas, and stops working at logout, after the idle
 // timeout and at the maximum lifetime. Bad input changes nothing.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,9 +14,9 @@ import { MEMBER_USER } from '../../core/names.ts';
 import { LOGIN_CLIENT_ID } from '../../sandbox/oidc-issuer.ts';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, type Harness } from '../proxy/harness.ts';
 import { signIn } from '../support/oidc-browser.ts';
+import { browserLogin, cli, onPort, trustBundle, writeKubeconfig } from '../support/login-cli.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const NS = 'login-sessions';
 const SRE_READ = grant('sre-read', [group('oidc:sre')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }], ns(NS), { line: 3 });
 // nina and alice are in sre; no grant names either of them: access follows the group.
@@ -25,71 +24,11 @@ const RULES = ruleSet('dev', [SRE_READ], { users: [MEMBER_USER] });
 const RBAC = manifestsYaml(upstreamRole(NS, 'login-sre-read', [group('oidc:sre')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }]));
 const PEOPLE = { alice: ['sre'], nina: ['sre'], bob: ['finance'] };
 
-interface Cli {
-  readonly stderr: () => string;
-  waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
-  readonly exited: Promise<number | null>;
-}
-
 describe('portcullis login, sessions and the fleet kubeconfig', () => {
   let redis: TestRedis;
   let h: Harness;
   let other: { port: number };
   let ca: string;
-
-  /** Runs the CLI as a person's laptop would (its own config directory). */
-  function cli(home: string, args: readonly string[]): Cli {
-    const p = spawn(process.execPath, [join(ROOT, 'bin/portcullis.js'), ...args], { cwd: ROOT, env: { ...process.env, XDG_CONFIG_HOME: home, HOME: home } });
-    let out = '';
-    let err = '';
-    const waiters: (() => void)[] = [];
-    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    p.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-      for (const w of waiters) w();
-    });
-    const exited = new Promise<number | null>((r) => p.on('close', (code) => r(code)));
-    return {
-      stderr: () => `${err}${out}`,
-      exited,
-      waitFor: (re, ms = 15_000) =>
-        new Promise((resolve, reject) => {
-          const check = (): void => {
-            const m = re.exec(err);
-            if (m) resolve(m);
-          };
-          waiters.push(check);
-          check();
-          setTimeout(() => reject(new Error(`no ${re} in ${err}`)), ms).unref();
-        }),
-    };
-  }
-
-  /** `portcullis login` through the browser flow, the person filling in the provider's forms. */
-  async function browserLogin(person: string, proxyPort = h.port): Promise<string> {
-    const home = mkdtempSync(join(tmpdir(), `portcullis-home-${person}-`));
-    const c = cli(home, ['login', '--proxy', `https://127.0.0.1:${proxyPort}`, '--ca', ca, '--no-browser']);
-    const [, url] = await c.waitFor(/Sign in through your browser: (\S+)/);
-    const back = await signIn(url ?? '', { login: person, caPem: h.oidc.caPem });
-    assert.match(back.url, /^http:\/\/127\.0\.0\.1:\d+\/callback\?code=/);
-    const r = await fetch(back.url);
-    assert.equal(r.status, 200);
-    assert.equal(await c.exited, 0, c.stderr());
-    return home;
-  }
-
-  async function writeKubeconfig(home: string): Promise<string> {
-    const file = join(home, 'kubeconfig.yaml');
-    const c = cli(home, ['kubeconfig', '--out', file]);
-    assert.equal(await c.exited, 0, c.stderr());
-    return file;
-  }
-
-  const onPort = (kubeconfig: string, port: number): string => {
-    const file = `${kubeconfig}.${port}.yaml`;
-    writeFileSync(file, readFileSync(kubeconfig, 'utf8').replaceAll(`127.0.0.1:${h.port}`, `127.0.0.1:${port}`));
-    return file;
-  };
 
   before(async () => {
     redis = await startRedis();
@@ -103,8 +42,7 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
       sessions: { storeUrl: redis.url, idleTimeoutMs: 6000, touchIntervalMs: 300, storeGraceMs: 2000 },
     });
     other = await h.extraProxy((c) => c);
-    ca = join(h.dir, 'trust.pem');
-    writeFileSync(ca, `${h.proxyCa.caPem}${h.oidc.caPem}`);
+    ca = trustBundle(h);
     await h.fleet.createPod(h.cluster, NS, { name: 'seen-by-sre' });
   });
   after(async () => {
@@ -113,7 +51,7 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
   });
 
   it('GIVEN nina, a member of sre no grant names WHEN she logs in through the browser THEN her kubeconfig has a plain token (no plugin), works with kubectl on both replicas, and gives exactly what sre is granted', async () => {
-    const home = await browserLogin('nina');
+    const home = await browserLogin(h, 'nina');
     const session = JSON.parse(readFileSync(join(home, 'portcullis', 'session.json'), 'utf8')) as { user: string; groups: string[]; credential: string };
     assert.equal(session.user, 'oidc:nina');
     assert.deepEqual(session.groups, ['oidc:sre']);
@@ -122,7 +60,7 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
     const config = parse(readFileSync(kc, 'utf8')) as { contexts: { name: string }[]; users: { user: Record<string, unknown> }[] };
     assert.deepEqual(config.contexts.map((c) => c.name), ['dev']);
     assert.deepEqual(Object.keys(config.users[0]?.user ?? {}), ['token'], 'no exec plugin: a plain bearer token');
-    for (const file of [kc, onPort(kc, other.port)]) {
+    for (const file of [kc, onPort(h, kc, other.port)]) {
       const r = await h.kubectl(file, ['get', 'pods', '-n', NS, '-o', 'name']);
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /pod\/seen-by-sre/);
@@ -135,12 +73,12 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
   });
 
   it('GIVEN a session WHEN its owner logs out on one replica THEN the kubeconfig stops working on the other within a second', async () => {
-    const home = await browserLogin('alice');
+    const home = await browserLogin(h, 'alice');
     const kc = await writeKubeconfig(home);
-    const onOther = onPort(kc, other.port);
+    const onOther = onPort(h, kc, other.port);
     assert.equal((await h.kubectl(onOther, ['get', 'pods', '-n', NS])).status, 0);
     const out = cli(home, ['logout']);
-    assert.equal(await out.exited, 0, out.stderr());
+    assert.equal(await out.exited, 0, out.output());
     const t = Date.now();
     let r = await h.kubectl(onOther, ['get', 'pods', '-n', NS]);
     while (r.status === 0 && Date.now() - t < 1000) r = await h.kubectl(onOther, ['get', 'pods', '-n', NS]);
@@ -148,7 +86,7 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
     assert.match(r.stderr, /Unauthorized|must be logged in/);
     const again = cli(home, ['kubeconfig']);
     assert.notEqual(await again.exited, 0);
-    assert.match(again.stderr(), /not logged in/);
+    assert.match(again.output(), /not logged in/);
   });
 
   it('GIVEN the device flow WHEN bob signs in on another device THEN he gets a session; with no grant anywhere his kubeconfig lists no cluster', async () => {
@@ -156,7 +94,7 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
     const c = cli(home, ['login', '--device', '--proxy', `https://127.0.0.1:${h.port}`, '--ca', ca]);
     const [, , , complete] = await c.waitFor(/open (\S+) on any device and enter the code (\S+) \(or open (\S+)\)/);
     await signIn(complete ?? '', { login: 'bob', caPem: h.oidc.caPem });
-    assert.equal(await c.exited, 0, c.stderr());
+    assert.equal(await c.exited, 0, c.output());
     const kc = await writeKubeconfig(home);
     assert.deepEqual((parse(readFileSync(kc, 'utf8')) as { contexts: unknown[] }).contexts, []);
   });
@@ -164,8 +102,8 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
   it('GIVEN a device code nobody enters WHEN it expires THEN login fails saying so, and no session is written', async () => {
     const home = mkdtempSync(join(tmpdir(), 'portcullis-home-late-'));
     const c = cli(home, ['login', '--device', '--proxy', `https://127.0.0.1:${h.port}`, '--ca', ca]);
-    assert.equal(await c.exited, 1, c.stderr());
-    assert.match(c.stderr(), /the device code expired before sign-in finished/);
+    assert.equal(await c.exited, 1, c.output());
+    assert.match(c.output(), /the device code expired before sign-in finished/);
     assert.throws(() => statSync(join(home, 'portcullis', 'session.json')));
   });
 
@@ -175,7 +113,7 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
     const [, url] = await c.waitFor(/Sign in through your browser: (\S+)/);
     const back = await signIn(url ?? '', { login: 'nina', caPem: h.oidc.caPem });
     await fetch(back.url);
-    assert.equal(await c.exited, 0, c.stderr());
+    assert.equal(await c.exited, 0, c.output());
     const u = new URL(back.url);
     const tokenEndpoint = `${h.oidc.issuer}/token`;
     const { Agent, fetch: uf } = await import('undici');
@@ -189,7 +127,7 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
   });
 
   it('GIVEN forged and altered session credentials WHEN kubectl uses them THEN 401 every time; a session credential cannot make another session', async () => {
-    const home = await browserLogin('alice');
+    const home = await browserLogin(h, 'alice');
     const kc = await writeKubeconfig(home);
     const credential = JSON.parse(readFileSync(join(home, 'portcullis', 'session.json'), 'utf8')).credential as string;
     const [, id, mac] = /^pcs1\.([^.]+)\.(.+)$/.exec(credential) ?? [];
@@ -209,21 +147,21 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
   });
 
   it('GIVEN an idle timeout of 6 s WHEN a session is not used for longer THEN it is refused; used often, it lives on', async () => {
-    const home = await browserLogin('nina');
+    const home = await browserLogin(h, 'nina');
     const kc = await writeKubeconfig(home);
     for (let i = 0; i < 4; i++) {
-      assert.equal((await h.kubectl(i % 2 ? onPort(kc, other.port) : kc, ['get', 'pods', '-n', NS])).status, 0, `use ${i}`);
+      assert.equal((await h.kubectl(i % 2 ? onPort(h, kc, other.port) : kc, ['get', 'pods', '-n', NS])).status, 0, `use ${i}`);
       await new Promise((r) => setTimeout(r, 2000));
     }
     await new Promise((r) => setTimeout(r, 7000));
-    const r = await h.kubectl(onPort(kc, other.port), ['get', 'pods', '-n', NS]);
+    const r = await h.kubectl(onPort(h, kc, other.port), ['get', 'pods', '-n', NS]);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /Unauthorized|must be logged in/);
   });
 
   it('GIVEN a replica whose sessions last at most 3 s WHEN a session is used past that THEN refused, however busy', async () => {
     const short = await h.extraProxy((c) => ({ ...c, sessions: { ...(c.sessions as NonNullable<typeof c.sessions>), maxLifetimeMs: 3000 } }));
-    const home = await browserLogin('nina', short.port);
+    const home = await browserLogin(h, 'nina', short.port);
     const kc = await writeKubeconfig(home);
     const t = Date.now();
     assert.equal((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0);
@@ -236,7 +174,7 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
   });
 
   it('GIVEN the store goes away WHEN someone logs in THEN a clear 503; established sessions work within the grace (2 s), then stop', async () => {
-    const home = await browserLogin('alice');
+    const home = await browserLogin(h, 'alice');
     const kc = await writeKubeconfig(home);
     await redis.kill();
     try {
@@ -246,7 +184,7 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
       const [, url] = await c.waitFor(/Sign in through your browser: (\S+)/);
       await fetch((await signIn(url ?? '', { login: 'nina', caPem: h.oidc.caPem })).url);
       assert.equal(await c.exited, 1);
-      assert.match(c.stderr(), /503 the session store is unreachable/);
+      assert.match(c.output(), /503 the session store is unreachable/);
       await new Promise((r) => setTimeout(r, 3500));
       const r = await h.kubectl(kc, ['get', 'pods', '-n', NS]);
       assert.notEqual(r.status, 0, 'past the grace, fail closed');

@@ -35,6 +35,21 @@ function replay(args: readonly string[]): { status: number | null; stdout: strin
   return spawnSync(process.execPath, [join(ROOT, 'bin/portcullis.js'), 'replay', ...args], { cwd: ROOT, encoding: 'utf8' });
 }
 
+/**
+ * The records of another proxy's log that `pick` selects, once a ResponseComplete is among them:
+ * a session's last record is written when the proxy sees the connection close, which may be just
+ * after kubectl exits (polls for up to 5 s).
+ */
+async function recordsOf(proxy: { audit: { flush(): void } }, file: string, pick: (e: AuditEvent) => boolean): Promise<AuditEvent[]> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    proxy.audit.flush();
+    const records = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent).filter(pick);
+    if (records.some((e) => e.stage === 'ResponseComplete') || Date.now() > deadline) return records;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('exec and attach sessions are recorded', () => {
   let h: Harness;
   let pod: string;
@@ -151,8 +166,7 @@ describe('exec and attach sessions are recorded', () => {
       const kc = join(h.dir, `kc-${onFailure}.yaml`);
       writeFileSync(kc, readFileSync(olivia, 'utf8').replace(`127.0.0.1:${h.port}`, `127.0.0.1:${x.port}`));
       const r = await h.kubectl(kc, ['exec', pod, '-n', NS, '--', 'echo', `unrecorded-${onFailure}`], {});
-      x.proxy.audit.flush();
-      const records = readFileSync(join(h.dir, `audit-${onFailure}.log`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent).filter((e) => e.requestURI.includes(`unrecorded-${onFailure}`));
+      const records = await recordsOf(x.proxy, join(h.dir, `audit-${onFailure}.log`), (e) => e.requestURI.includes(`unrecorded-${onFailure}`));
       const end = records.find((e) => e.stage === 'ResponseComplete');
       if (onFailure === 'deny') {
         assert.notEqual(r.status, 0);
@@ -190,8 +204,7 @@ describe('exec and attach sessions are recorded', () => {
     } finally {
       live.kill();
     }
-    x.proxy.audit.flush();
-    const end = readFileSync(join(h.dir, 'audit-small.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent).find((e) => e.stage === 'ResponseComplete' && e.objectRef?.subresource === 'exec');
+    const end = (await recordsOf(x.proxy, join(h.dir, 'audit-small.log'), (e) => e.objectRef?.subresource === 'exec')).find((e) => e.stage === 'ResponseComplete');
     assert.equal(end?.annotations['portcullis.dev/stream-end'], 'recording-failed');
     assert.match(end?.annotations['portcullis.dev/recording-error'] ?? '', /limit of 2048 bytes/);
   });
