@@ -224,6 +224,7 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
       ...(expires ? { expires } : {}),
       ...(p.windows?.length ? { windows: p.windows } : {}),
       ...(p.breakGlass ? { breakGlass: { maxDurationSeconds: parseDuration(p.breakGlass.maxDuration) ?? 0, notify: [...(p.breakGlass.notify ?? [])].sort() } } : {}),
+      ...(p.approval ? { approval: { approvers: plainSubjects(p.approval.approvers), maxDurationSeconds: parseDuration(p.approval.maxDuration) ?? 0 } } : {}),
     };
     if (condProblems.length === 0 && p.expires && Date.parse(p.expires) <= now) {
       report('warning', 'GRANT_EXPIRED', where(g), `grant ${id} expired at ${conditions.expires}; it is left out`);
@@ -233,7 +234,7 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
       report('warning', 'GRANT_NOT_YET_ACTIVE', where(g), `grant ${id} starts at ${conditions.notBefore}; it is left out until a compile after then`);
       continue;
     }
-    const conditional = conditions.expires !== undefined || conditions.windows !== undefined || conditions.breakGlass !== undefined;
+    const conditional = conditions.expires !== undefined || conditions.windows !== undefined || conditions.breakGlass !== undefined || conditions.approval !== undefined;
     const targets = selectClusters(p.clusters, g);
     let matchedNamespaces = p.namespaces === 'cluster' || Array.isArray(p.namespaces);
     for (const c of targets) {

@@ -133,6 +133,7 @@ export function conditionOf(g: Grant): string {
   if (c.expires !== undefined) parts.push(`until ${c.expires}`);
   for (const w of c.windows ?? []) parts.push(`${w.days.join(',')} ${w.start}-${w.end} ${w.timeZone}`);
   if (c.breakGlass !== undefined) parts.push(`break-glass (max ${c.breakGlass.maxDurationSeconds}s)`);
+  if (c.approval !== undefined) parts.push(`on approval by ${c.approval.approvers.map((s) => s.name).join(', ')} (max ${c.approval.maxDurationSeconds}s)`);
   return parts.join('; ');
 }
 

@@ -8,7 +8,7 @@ const DAYS: readonly Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
 /**
- * Pure: the clock and the set of invoked break-glass grants are passed in.
+ * Pure: the clock and the set of activated grants (break-glass invoked, request approved) are passed in.
  * A grant is active only if every condition holds.
  */
 export function evaluateConditions(
@@ -21,6 +21,8 @@ export function evaluateConditions(
   if (c.expires !== undefined && now >= Date.parse(c.expires)) return { active: false, why: `expired at ${c.expires}` };
   if (c.windows !== undefined && !c.windows.some((w) => inWindow(w, now))) return { active: false, why: 'outside its time windows' };
   if (c.breakGlass !== undefined && !breakGlass.has(grantId)) return { active: false, why: 'break-glass not invoked' };
+  // Approved requests are activations like break-glass invocations: the same set says which are live.
+  if (c.approval !== undefined && !breakGlass.has(grantId)) return { active: false, why: 'no approved request' };
   return ACTIVE;
 }
 

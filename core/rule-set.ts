@@ -46,12 +46,19 @@ export interface BreakGlass {
   readonly notify: readonly string[];
 }
 
+/** Access on request: inactive until someone of `approvers`, never the requester, approves a request for at most `maxDurationSeconds`. */
+export interface Approval {
+  readonly approvers: readonly Subject[];
+  readonly maxDurationSeconds: number;
+}
+
 /** Conditions RBAC cannot express; the proxy enforces them. */
 export interface Conditions {
   readonly notBefore?: string; // RFC 3339
   readonly expires?: string; // RFC 3339
   readonly windows?: readonly TimeWindow[];
   readonly breakGlass?: BreakGlass;
+  readonly approval?: Approval;
 }
 
 /** A grant of rules to subjects in a scope, possibly conditional. */

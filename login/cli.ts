@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { login, logout } from './commands.ts';
 import { lock, locks, unlock } from './lock-commands.ts';
+import { decide, endActivation, listActivations, listRequests, requestAccess } from './request-commands.ts';
 
 /** Registers `portcullis login` and `portcullis logout` (the session kubeconfig is `portcullis kubeconfig` without --user). */
 export function registerLoginCommands(program: Command): void {
@@ -34,6 +35,40 @@ export function registerLoginCommands(program: Command): void {
     .description('Lift a lock')
     .argument('<id>', 'the lock id (portcullis locks lists them)')
     .action(async (id: string) => void process.stdout.write(`${await unlock(id)}\n`));
+  const print = (s: string): void => void process.stdout.write(`${s}\n`);
+  program
+    .command('request')
+    .description('Ask for a requestable grant (approval in the policy) for a while, with a reason; someone the grant names as approver, never you, approves it')
+    .requiredOption('--grant <id>', 'the grant')
+    .requiredOption('--cluster <name>', 'the cluster')
+    .requiredOption('--reason <text>', 'why (recorded, audited, sent to the approvers)')
+    .option('--duration <d>', "how long, e.g. 2h (default: the grant's maxDuration)")
+    .action(async (o: { grant: string; cluster: string; reason: string; duration?: string }) => print(await requestAccess(o)));
+  program
+    .command('approve')
+    .description('Approve an access request (you must be one of its approvers, and not its requester)')
+    .argument('<id>', 'the request id (portcullis requests lists them)')
+    .action(async (id: string) => print(await decide(id, true)));
+  program
+    .command('deny')
+    .description('Deny an access request')
+    .argument('<id>', 'the request id')
+    .action(async (id: string) => print(await decide(id, false)));
+  program
+    .command('requests')
+    .description('Your access requests, and those you may approve')
+    .action(async () => print(await listRequests()));
+  program
+    .command('activations')
+    .description('Access active now through break-glass or approved requests: yours, and what you approve')
+    .action(async () => print(await listActivations()));
+  program
+    .command('end')
+    .description('End an activation (break-glass or an approved request) before its time')
+    .requiredOption('--cluster <name>', 'the cluster')
+    .requiredOption('--grant <id>', 'the grant')
+    .option('--user <name>', 'whose (approvers may end what they approved; default: yours)')
+    .action(async (o: { cluster: string; grant: string; user?: string }) => print(await endActivation(o)));
   program
     .command('locks')
     .description('The locks in force: who set each, when, why and until when')

@@ -59,6 +59,8 @@ export interface SharedActivations {
   load(now: number): Promise<Activation[]>;
   /** Records one; rejects when it could not be recorded. */
   save(a: Activation, now: number): Promise<void>;
+  /** Ends a user's activations of a grant before their time; how many there were. @default not supported: activations end only at their time */
+  remove?(a: Pick<Activation, 'cluster' | 'user' | 'grant'>): Promise<number>;
 }
 
 const REFRESH_MS = 500;
@@ -111,6 +113,32 @@ export class ActivationStore {
       this.#shared = [...this.#shared, a];
     }
     this.#memory.push(a);
+  }
+
+  /**
+   * Ends a user's activations of a grant now (an early end of break-glass or of an approved request):
+   * in the shared backend first, so no replica brings it back at its next refresh. False if there was none.
+   */
+  async end(a: Pick<Activation, 'cluster' | 'user' | 'grant'>): Promise<boolean> {
+    const same = (x: Activation) => x.cluster === a.cluster && x.user === a.user && x.grant === a.grant;
+    const had = [...this.#memory, ...this.#shared].some((x) => same(x) && x.expiresAt > this.clock());
+    if (this.shared?.remove) await this.shared.remove(a);
+    else if (this.shared) throw new Error('this activation backend cannot end an activation early');
+    this.#memory = this.#memory.filter((x) => !same(x));
+    this.#shared = this.#shared.filter((x) => !same(x));
+    return had;
+  }
+
+  /** Every unexpired activation (all users, all clusters). */
+  all(): Activation[] {
+    const now = this.clock();
+    const seen = new Set<string>();
+    return [...this.#memory, ...this.#shared].filter((a) => {
+      const k = `${a.cluster}\0${a.user}\0${a.grant}\0${a.activatedAt}`;
+      if (a.expiresAt <= now || seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
   }
 
   /** The unexpired activations of a user on a cluster, by grant id → latest expiry. */

@@ -45,6 +45,9 @@ import { SessionService } from './sessions/sessions.ts';
 import { RedisSessions, type SharedSessions } from './sessions/session-store.ts';
 import { lockCovers, RedisLocks, type LockKind } from './locks/locks.ts';
 import { LOCKS_ENDPOINT, serveLockEndpoint, type LockEndpointContext } from './locks/endpoints.ts';
+import { RedisRequests } from './requests/access-requests.ts';
+import { ACTIVATIONS_ENDPOINT, REQUESTS_ENDPOINT, serveRequestEndpoint, type RequestEndpointContext } from './requests/endpoints.ts';
+import { postJson } from './webhook.ts';
 import { createUpstream, type Upstream } from './upstream.ts';
 import { Drain, endAfterCommit, Exchange, type ExchangeHost } from './exchange.ts';
 
@@ -106,6 +109,8 @@ export class PortcullisProxy {
   readonly #authn: Authenticator;
   /** The proxy's own sessions (`portcullis login`), when configured. */
   readonly #sessions: SharedState | undefined;
+  /** Access requests and activations in the shared store, when sessions are configured. */
+  readonly #requests: RedisRequests | undefined;
   /** The replicas' shared revision floors, if configured; until they are read, no bundle is accepted. */
   readonly #floors: RevisionFloors | undefined;
   #floorsLoaded = false;
@@ -117,10 +122,6 @@ export class PortcullisProxy {
     const c = opts.config;
     this.#auditPolicy = c.audit.policyFile !== undefined ? loadAuditPolicy(c.audit.policyFile) : undefined;
     this.#clock = opts.clock ?? Date.now;
-    this.#sessions = c.sessions ? this.#sessionService(c.sessions) : undefined;
-    const idp = cachingAuthenticator(opts.authenticator);
-    // Session credentials are checked by the sessions (a map lookup), never cached past a logout.
-    this.#authn = this.#sessions ? this.#sessions.service.authenticator(idp) : idp;
     this.log = opts.logger ?? pino({ name: 'portcullis-proxy' }, pino.destination(2));
     this.metrics = createMetrics();
     this.streams = new StreamRegistry(c.limits.maxLongRunningPerIdentity, this.#clock);
@@ -133,10 +134,16 @@ export class PortcullisProxy {
       ...(c.audit.signingKeyFile !== undefined ? { signingKeyPem: readFileSync(c.audit.signingKeyFile, 'utf8') } : {}),
       ...(opts.auditStdout ? { stdoutWrite: opts.auditStdout } : {}),
     });
-    this.activations = new ActivationStore(sharedActivations(c), this.#clock, (err) =>
+    // With a shared store (sessions), approved requests and break-glass live there too, unless configured elsewhere.
+    this.#requests = c.sessions ? new RedisRequests(c.sessions.store.url, (err) => this.log.warn({ err: err.message }, 'request store connection error')) : undefined;
+    this.activations = new ActivationStore(sharedActivations(c) ?? this.#requests, this.#clock, (err) =>
       this.log.error({ err: err.message, alert: true }, 'break-glass activations could not be read; keeping the last copy'),
     );
     this.#webhookCa = c.breakGlass.webhookCaFile !== undefined ? readFileSync(c.breakGlass.webhookCaFile) : undefined;
+    this.#sessions = c.sessions ? this.#sessionService(c.sessions) : undefined;
+    const idp = cachingAuthenticator(opts.authenticator);
+    // Session credentials are checked by the sessions (a map lookup), never cached past a logout.
+    this.#authn = this.#sessions ? this.#sessions.service.authenticator(idp) : idp;
     this.#floors = revisionFloors(c);
     this.#host = { clock: this.#clock, metrics: this.metrics, log: this.log, audit: this.audit, streams: this.streams, drain: this.#drain };
     for (const cc of c.clusters) {
@@ -209,15 +216,15 @@ export class PortcullisProxy {
 
   /** Loads every cluster's bundle once, starts watching the sources and listens. */
   async start(): Promise<{ readonly port: number; readonly host: string; readonly metricsPort?: number }> {
-    await this.activations.start();
     if (this.#sessions) {
       // An unreachable store does not stop the proxy: sessions fail closed until it answers (logged).
-      const started = Promise.all([this.#sessions.shared.start(), this.#sessions.locks.start()]).then(
+      const started = Promise.all([this.#sessions.shared.start(), this.#sessions.locks.start(), this.#requests?.start()]).then(
         () => true,
         (err: unknown) => (this.log.error({ err: (err as Error).message, alert: true }, 'session store unreachable at start'), false),
       );
       await Promise.race([started, new Promise((r) => setTimeout(r, 5000).unref())]);
     }
+    await this.activations.start();
     await this.#loadFloors();
     for (const [name, cr] of this.#clusters) {
       await this.reload(name);
@@ -400,6 +407,7 @@ export class PortcullisProxy {
     this.activations.stop();
     await this.#sessions?.shared.stop();
     await this.#sessions?.locks.stop();
+    await this.#requests?.stop();
     this.#metricsServer?.close();
     const listenerClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#connections.close();
@@ -481,7 +489,24 @@ export class PortcullisProxy {
         for (const s of shared.all()) if (lockCovers(l, { cluster: '', user: s.user, groups: s.groups }, this.#clock())) await service.revoke(s.id);
       },
     };
-    return { service, shared, context, locks, lockContext };
+    const requests = this.#requests;
+    if (!requests) throw new Error('sessions without a request store');
+    const requestContext: RequestEndpointContext = {
+      clock: this.#clock,
+      requests,
+      activations: this.activations,
+      authenticator: lockContext.authenticator,
+      ruleSet: (cluster) => this.#clusters.get(cluster)?.store.current(this.#clock())?.ruleSet,
+      notify: async (event) => {
+        const url = this.opts.config.breakGlass.webhookUrl;
+        if (url !== undefined) await postJson(url, event, this.#webhookCa);
+      },
+      ended: (cluster) => {
+        // The other replicas see the early end at their next refresh (≤ 0.5 s) and re-check then too.
+        this.#recheckStreams(cluster);
+      },
+    };
+    return { service, shared, context, locks, lockContext, requestContext };
   }
 
   /** Whether the policy lets `identity` use `verb` on the locks path: on `cluster`, or on any cluster. */
@@ -660,6 +685,7 @@ export class PortcullisProxy {
         return void ex.refuse(err);
       }
       if (path === LOCKS_ENDPOINT || path.startsWith(`${LOCKS_ENDPOINT}/`)) return await serveLockEndpoint(this.#sessions.lockContext, req, res, ex, path);
+      if (path === REQUESTS_ENDPOINT || path.startsWith(`${REQUESTS_ENDPOINT}/`) || path.startsWith(ACTIVATIONS_ENDPOINT)) return await serveRequestEndpoint(this.#sessions.requestContext, req, res, ex, path);
       return await serveSessionEndpoint(this.#sessions.context, req, res, ex, path);
     }
     try {
@@ -829,6 +855,7 @@ interface SharedState {
   readonly context: SessionEndpointContext;
   readonly locks: RedisLocks;
   readonly lockContext: LockEndpointContext;
+  readonly requestContext: RequestEndpointContext;
 }
 
 /** Reads the audit policy file; a bad one stops the proxy from starting, naming the file and every problem. */

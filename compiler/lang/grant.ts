@@ -13,6 +13,14 @@ export interface BreakGlassProps {
   readonly notify?: readonly string[];
 }
 
+/** Access on request: a person the grant names asks, someone else approves. */
+export interface ApprovalProps {
+  /** Who may approve (never the requester, even if named here). */
+  readonly approvers: readonly Principal[];
+  /** The longest one approval may last, e.g. `'4h'`. Required. */
+  readonly maxDuration: string;
+}
+
 /** Properties of a grant. */
 export interface GrantProps {
   /** Who gets the role. */
@@ -31,6 +39,8 @@ export interface GrantProps {
   readonly windows?: readonly TimeWindow[];
   /** Inactive until invoked with a reason. @default not break-glass */
   readonly breakGlass?: BreakGlassProps;
+  /** Inactive until a request for it is approved by someone else (`portcullis request`, `approve`). @default not requestable */
+  readonly approval?: ApprovalProps;
   /**
    * Exec and attach sessions this grant allows are recorded with their input (what is typed), not
    * only their output. Input can hold secrets typed at a prompt: turn it on where the audit needs it.

@@ -18,6 +18,11 @@ export function checkConditions(p: GrantProps): { code: ProblemCode; message: st
       out.push({ code: 'BREAK_GLASS_NO_MAX_DURATION', message: `break-glass needs a maximum duration like '1h', got ${JSON.stringify(p.breakGlass.maxDuration)}` });
     }
   }
+  if (p.approval !== undefined) {
+    if (parseDuration(p.approval.maxDuration) === undefined) out.push({ code: 'BREAK_GLASS_NO_MAX_DURATION', message: `approval needs a maximum duration like '4h', got ${JSON.stringify(p.approval.maxDuration)}` });
+    if (p.approval.approvers.length === 0) out.push({ code: 'EMPTY_RULE', message: 'approval names no approvers: nobody could ever approve a request', hint: 'approvers: [id.sre]' });
+    if (p.breakGlass !== undefined) out.push({ code: 'EMPTY_RULE', message: 'a grant is break-glass or requestable, not both', hint: 'make two grants' });
+  }
   for (const w of p.windows ?? []) {
     const why = windowNeverOpens(w);
     if (why) out.push({ code: 'WINDOW_NEVER_OPENS', message: `window ${JSON.stringify(w)} never opens: ${why}` });

@@ -56,6 +56,9 @@ describe('validation reports every problem with a stable code, file:line and hin
     ['resourceNames with deletecollection', custom([{ verbs: ['deletecollection'], apiGroups: [''], resources: ['configmaps'], resourceNames: ['a'] }]), 'RESOURCE_NAMES_WITH_CREATE'],
     ['break-glass without a maximum duration', grant({ breakGlass: { maxDuration: '' } }), 'BREAK_GLASS_NO_MAX_DURATION'],
     ['break-glass with a malformed duration', grant({ breakGlass: { maxDuration: 'an hour' } }), 'BREAK_GLASS_NO_MAX_DURATION'],
+    ['approval without a maximum duration', (f, idp) => grant({ approval: { approvers: [idp.group('sec')], maxDuration: 'a while' } })(f, idp), 'BREAK_GLASS_NO_MAX_DURATION'],
+    ['approval with no approvers', grant({ approval: { approvers: [], maxDuration: '1h' } }), 'EMPTY_RULE'],
+    ['a grant both break-glass and requestable', (f, idp) => grant({ breakGlass: { maxDuration: '1h' }, approval: { approvers: [idp.group('sec')], maxDuration: '1h' } })(f, idp), 'EMPTY_RULE'],
     ['a window that never opens (start after end)', grant({ windows: [{ days: ['mon'], start: '18:00', end: '08:00', timeZone: 'Europe/Berlin' }] }), 'WINDOW_NEVER_OPENS'],
     ['a window without days', grant({ windows: [{ days: [], start: '08:00', end: '18:00', timeZone: 'Europe/Berlin' }] }), 'WINDOW_NEVER_OPENS'],
     ['a window in an unknown time zone', grant({ windows: [{ days: ['mon'], start: '08:00', end: '18:00', timeZone: 'Mars/Olympus' }] }), 'WINDOW_NEVER_OPENS'],
@@ -91,6 +94,19 @@ describe('validation reports every problem with a stable code, file:line and hin
       new Grant(f, 'i', { to: [idp.group('d')], role: new Role(f, 'r', { rules: [{ verbs: ['gett'], apiGroups: [''], resources: ['pods'] }] }), clusters: 'all', namespaces: ['shop'] });
     });
     assert.deepEqual([...new Set(r.problems.map((p) => p.code))].sort(), ['INVALID_NAME', 'UNKNOWN_CLUSTER', 'UNKNOWN_VERB']);
+  });
+
+  it('GIVEN a requestable grant THEN it compiles to an approval condition with its approvers and maximum, bound to its activation group (RBAC holds nothing until approved); Roles.locker to the locks path', () => {
+    const r = build((f, idp) => {
+      new Grant(f, 'ask', { to: [idp.group('devs')], role: Roles.edit, clusters: 'all', namespaces: ['shop'], approval: { approvers: [idp.group('sec'), idp.user('ann')], maxDuration: '4h' } });
+      new Grant(f, 'lockers', { to: [idp.group('sec')], role: Roles.locker, clusters: 'all', namespaces: 'cluster' });
+    });
+    assert.deepEqual(r.problems, []);
+    const g = r.clusters[0]?.ruleSet.grants.find((x) => x.id === 'ask');
+    assert.deepEqual(g?.conditions, { approval: { approvers: [{ kind: 'Group', name: 'oidc:sec' }, { kind: 'User', name: 'oidc:ann' }], maxDurationSeconds: 14_400 } });
+    assert.equal(g?.activationGroup, 'portcullis:grant:ask');
+    const l = r.clusters[0]?.ruleSet.grants.find((x) => x.id === 'lockers');
+    assert.deepEqual(l?.rules.map((x) => ({ ...x, verbs: [...x.verbs].sort() })), [{ nonResourceURLs: ['/portcullis/locks'], verbs: ['delete', 'get', 'post'] }]);
   });
 
   it('GIVEN an expired grant THEN it is left out with a warning; a future one too, saying when it starts', () => {

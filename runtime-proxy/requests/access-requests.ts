@@ -1,0 +1,127 @@
+import { createClient } from '@redis/client';
+import type { Grant, RuleSet, Subject } from '../../core/rule-set.ts';
+import type { Activation, SharedActivations } from '../break-glass.ts';
+import { SessionStoreError } from '../sessions/session-store.ts';
+
+/** A request for a requestable grant: asked by one person, decided by another. */
+export interface AccessRequest {
+  readonly id: string;
+  readonly cluster: string;
+  readonly grant: string;
+  readonly user: string;
+  readonly reason: string;
+  readonly durationSeconds: number;
+  readonly requestedAt: number;
+  readonly state: 'pending' | 'approved' | 'denied';
+  readonly decidedBy?: string;
+  readonly decidedAt?: number;
+  /** When the access an approval gave ends. */
+  readonly expiresAt?: number;
+}
+
+const MAX_REASON = 2000;
+
+/** Whether `user` (with `groups`) is one of the subjects. */
+export function among(subjects: readonly Subject[], user: string, groups: readonly string[]): boolean {
+  return subjects.some((s) => (s.kind === 'User' ? s.name === user : groups.includes(s.name)));
+}
+
+/**
+ * Checks a request against the cluster's rule set; pure. The grant is requestable, the requester
+ * one of its subjects, a reason given, the duration within the policy's maximum. "No such grant"
+ * and "not yours" get the same answer, which reveals nothing of the policy.
+ */
+export function checkAccessRequest(body: unknown, ruleSet: RuleSet, user: string, groups: readonly string[]): { readonly ok: true; readonly grant: Grant; readonly durationSeconds: number } | { readonly ok: false; readonly status: 400 | 403; readonly message: string } {
+  const b = body as { grant?: unknown; reason?: unknown; durationSeconds?: unknown } | null;
+  if (!b || typeof b !== 'object' || typeof b.grant !== 'string') return { ok: false, status: 400, message: 'a request is JSON {cluster, grant, reason, durationSeconds}' };
+  if (typeof b.reason !== 'string' || b.reason.trim() === '' || b.reason.length > MAX_REASON) return { ok: false, status: 400, message: `a non-empty reason (at most ${MAX_REASON} characters) is required` };
+  const grant = ruleSet.grants.find((g) => g.id === b.grant);
+  const approval = grant?.conditions.approval;
+  if (!grant || !approval || !among(grant.subjects, user, groups)) return { ok: false, status: 403, message: `no requestable grant ${b.grant} for you on this cluster` };
+  const d = b.durationSeconds ?? approval.maxDurationSeconds;
+  if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1 || d > approval.maxDurationSeconds) {
+    return { ok: false, status: 400, message: `durationSeconds must be an integer between 1 and ${approval.maxDurationSeconds} (the grant's maxDuration)` };
+  }
+  return { ok: true, grant, durationSeconds: d };
+}
+
+/** Why `approver` may not decide the request, or undefined when they may; pure. Never the requester. */
+export function cannotDecide(r: AccessRequest, grant: Grant | undefined, approver: string, groups: readonly string[]): string | undefined {
+  if (approver === r.user) return 'the requester cannot approve or deny their own request';
+  const approval = grant?.conditions.approval;
+  if (!grant || !approval) return `grant ${r.grant} is no longer requestable on ${r.cluster}`;
+  if (!among(approval.approvers, approver, groups)) return `${approver} is not an approver of ${r.grant}`;
+  if (r.state !== 'pending') return `request ${r.id} is already ${r.state}`;
+  return undefined;
+}
+
+const REQUESTS = 'portcullis:requests';
+const ACTIVATIONS = 'portcullis:activations';
+
+/** Requests and activations (break-glass invocations, approvals) in Redis, shared by every replica. */
+export class RedisRequests implements SharedActivations {
+  readonly #cmd;
+
+  constructor(url: string, onError: (err: Error) => void) {
+    this.#cmd = createClient({ url, socket: { reconnectStrategy: (n: number) => Math.min(100 * 2 ** n, 2000), connectTimeout: 2000 }, disableOfflineQueue: true });
+    this.#cmd.on('error', onError);
+  }
+
+  async start(): Promise<void> {
+    await this.#cmd.connect();
+  }
+
+  async stop(): Promise<void> {
+    await this.#cmd.close().catch(() => undefined);
+  }
+
+  async put(r: AccessRequest): Promise<void> {
+    await this.#write(() => this.#cmd.hSet(REQUESTS, r.id, JSON.stringify(r)));
+  }
+
+  async get(id: string): Promise<AccessRequest | undefined> {
+    const raw = await this.#read(() => this.#cmd.hGet(REQUESTS, id));
+    return raw ? (JSON.parse(raw) as AccessRequest) : undefined;
+  }
+
+  async list(): Promise<AccessRequest[]> {
+    const all = await this.#read(() => this.#cmd.hGetAll(REQUESTS));
+    return Object.values(all).map((v) => JSON.parse(v) as AccessRequest).sort((a, b) => a.requestedAt - b.requestedAt);
+  }
+
+  async load(now: number): Promise<Activation[]> {
+    const all = await this.#read(() => this.#cmd.hGetAll(ACTIVATIONS));
+    return Object.values(all).map((v) => JSON.parse(v) as Activation).filter((a) => a.expiresAt > now);
+  }
+
+  async save(a: Activation): Promise<void> {
+    await this.#write(() => this.#cmd.hSet(ACTIVATIONS, key(a), JSON.stringify(a)));
+  }
+
+  async remove(a: Pick<Activation, 'cluster' | 'user' | 'grant'>): Promise<number> {
+    const all = await this.#read(() => this.#cmd.hGetAll(ACTIVATIONS));
+    const gone = Object.entries(all).filter(([, v]) => {
+      const x = JSON.parse(v) as Activation;
+      return x.cluster === a.cluster && x.user === a.user && x.grant === a.grant;
+    });
+    if (gone.length > 0) await this.#write(() => this.#cmd.hDel(ACTIVATIONS, gone.map(([k]) => k)));
+    return gone.length;
+  }
+
+  async #write<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.#cmd.isReady) throw new SessionStoreError('the request store is unreachable: nothing was recorded');
+    try {
+      return await fn();
+    } catch (err) {
+      throw new SessionStoreError(`the request store refused: ${(err as Error).message}`);
+    }
+  }
+
+  #read<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#write(fn);
+  }
+}
+
+function key(a: Activation): string {
+  return `${a.cluster}\0${a.user}\0${a.grant}\0${a.activatedAt}`;
+}
