@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { login, logout } from './commands.ts';
 import { lock, locks, unlock } from './lock-commands.ts';
+import { execCredential } from './credential.ts';
 import { decide, endActivation, listActivations, listRequests, requestAccess } from './request-commands.ts';
 
 /** Registers `portcullis login` and `portcullis logout` (the session kubeconfig is `portcullis kubeconfig` without --user). */
@@ -16,6 +17,13 @@ export function registerLoginCommands(program: Command): void {
     .action(async (o: { proxy: string; device?: boolean; browser: boolean; ca?: string }) => {
       await login({ proxy: o.proxy, device: o.device === true, browser: o.browser, ...(o.ca !== undefined ? { ca: o.ca } : {}) }, say);
     });
+  program
+    .command('credential')
+    .description("kubectl's exec credential plugin (client.authentication.k8s.io/v1): the identity provider's own ID token, cached and renewed by signing in again, for those who prefer it to a session")
+    .requiredOption('--proxy <url>', "the proxy's URL (it names the identity provider)")
+    .option('--ca <pem>', 'a CA bundle to trust for the proxy and the identity provider')
+    .option('--device', 'sign in with the device flow when a new token is needed')
+    .action(async (o: { proxy: string; ca?: string; device?: boolean }) => void process.stdout.write(`${await execCredential({ proxy: o.proxy, device: o.device === true, ...(o.ca !== undefined ? { ca: o.ca } : {}) }, say)}\n`));
   program
     .command('logout')
     .description('End the session on every proxy replica; its kubeconfig stops working at once')

@@ -5,6 +5,7 @@
 // plain kubectl (no plugin) on both replicas, and stops working at logout, after the idle
 // timeout and at the maximum lifetime. Bad input changes nothing.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +88,39 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
     const again = cli(home, ['kubeconfig']);
     assert.notEqual(await again.exited, 0);
     assert.match(again.output(), /not logged in/);
+  });
+
+  it('GIVEN a kubeconfig whose user is portcullis credential (exec plugin) WHEN kubectl needs a token THEN the person signs in once at the provider; the ID token is cached for the next call', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'portcullis-home-exec-'));
+    const kc = join(home, 'exec.yaml');
+    writeFileSync(
+      kc,
+      readFileSync(h.kubeconfig('unused'), 'utf8').replace(
+        /users:[\s\S]*?contexts:/,
+        `users:\n  - name: u\n    user:\n      exec:\n        apiVersion: client.authentication.k8s.io/v1\n        command: ${process.execPath}\n        args: [${join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js')}, credential, --proxy, "https://127.0.0.1:${h.port}", --ca, ${ca}]\n        interactiveMode: Never\n        env: [{ name: XDG_CONFIG_HOME, value: ${home} }]\ncontexts:`,
+      ),
+    );
+    const run = () => {
+      const p = spawn(h.kubectlBin, ['--kubeconfig', kc, 'get', 'pods', '-n', NS, '-o', 'name'], { env: { ...process.env, HOME: home } });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      return { err: () => err, done: new Promise<{ code: number | null; out: string }>((r) => p.on('close', (code) => r({ code, out }))) };
+    };
+    const first = run();
+    const deadline = Date.now() + 15_000;
+    while (!/Sign in through your browser: \S+/.test(first.err()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const url = /Sign in through your browser: (\S+)/.exec(first.err())?.[1] ?? '';
+    await fetch((await signIn(url, { login: 'nina', caPem: h.oidc.caPem })).url);
+    const r1 = await first.done;
+    assert.equal(r1.code, 0, first.err());
+    assert.match(r1.out, /pod\/seen-by-sre/);
+    const second = run();
+    const r2 = await second.done;
+    assert.equal(r2.code, 0, second.err());
+    assert.doesNotMatch(second.err(), /Sign in/, 'the cached token served');
+    assert.equal(statSync(join(home, 'portcullis', 'id-tokens.json')).mode & 0o777, 0o600);
   });
 
   it('GIVEN the device flow WHEN bob signs in on another device THEN he gets a session; with no grant anywhere his kubeconfig lists no cluster', async () => {
