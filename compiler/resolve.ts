@@ -10,6 +10,7 @@ import { IdentityProvider } from './lang/identity.ts';
 import { labelsMatch, type ClusterSelector, type NamespaceSelector } from './lang/selectors.ts';
 import { Namespace, Team, TEAM_LABEL } from './lang/team.ts';
 import { Role } from './lang/role.ts';
+import { SessionLimits } from './lang/session-limits.ts';
 import { didYouMean, type Problem, type ProblemCode } from './problem.ts';
 import { normalizeRules, subtractDenies } from './private/subtract.ts';
 import { checkConditions } from './private/check-conditions.ts';
@@ -65,6 +66,7 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
   const teams = all.filter((c): c is Team => c instanceof Team);
   const namespaces = all.filter((c): c is Namespace => c instanceof Namespace);
   const idps = all.filter((c): c is IdentityProvider => c instanceof IdentityProvider);
+  const limits = all.filter((c): c is SessionLimits => c instanceof SessionLimits);
   const where = (c: IConstruct & { source: SourceLocation }) => ({ source: c.source, path: c.node.path });
   const idOf = (c: IConstruct) => c.node.path.split('/').join('.');
 
@@ -172,6 +174,33 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
       narrowCache.set(key, hit);
     }
     return hit;
+  };
+
+  // Session limits: per selected cluster, the shortest of each limit wins.
+  const sessionLimitsOf = new Map<string, { idleTimeoutSeconds?: number; maxLifetimeSeconds?: number }>();
+  for (const l of limits) {
+    const idle = l.props.idleTimeout === undefined ? undefined : parseDuration(l.props.idleTimeout);
+    const max = l.props.maxLifetime === undefined ? undefined : parseDuration(l.props.maxLifetime);
+    if (idle === undefined && max === undefined) {
+      report('error', 'BREAK_GLASS_NO_MAX_DURATION', where(l), `session limits ${idOf(l)} set neither idleTimeout nor maxLifetime as a duration like '15m' or '4h'`);
+      continue;
+    }
+    if ((l.props.idleTimeout !== undefined && idle === undefined) || (l.props.maxLifetime !== undefined && max === undefined)) {
+      report('error', 'BREAK_GLASS_NO_MAX_DURATION', where(l), `session limits ${idOf(l)}: a duration looks like '15m', '4h' or '1d'`);
+      continue;
+    }
+    for (const c of selectClusters(l.props.clusters, l)) {
+      const cur = sessionLimitsOf.get(c.name) ?? {};
+      const min = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
+      const i = min(cur.idleTimeoutSeconds, idle);
+      const m = min(cur.maxLifetimeSeconds, max);
+      sessionLimitsOf.set(c.name, { ...(i !== undefined ? { idleTimeoutSeconds: i } : {}), ...(m !== undefined ? { maxLifetimeSeconds: m } : {}) });
+    }
+  }
+
+  const sessionLimitsFor = (cluster: string): { sessionLimits?: RuleSet['sessionLimits'] & object } => {
+    const l = sessionLimitsOf.get(cluster);
+    return l ? { sessionLimits: l } : {};
   };
 
   const rulesChecked = new Map<object, Set<string>>();
@@ -329,6 +358,7 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
         grants: pc.grants.sort(byId),
         denies: pc.denies.sort(byId),
         impersonable: { users: [...pc.users].sort(), groups: [...pc.groups].sort() },
+        ...sessionLimitsFor(c.name),
       },
     });
   }

@@ -25,6 +25,7 @@ export function encodeRuleSet(rs: RuleSet): string {
     '{',
     `"apiVersion":${JSON.stringify(rs.apiVersion)},"kind":${JSON.stringify(rs.kind)},"cluster":${JSON.stringify(rs.cluster)},`,
     `"impersonable":${line(rs.impersonable)},`,
+    ...(rs.sessionLimits ? [`"sessionLimits":${line(rs.sessionLimits)},`] : []),
     `"roles":{${sortedRoles.length ? `\n${sortedRoles.map((k) => `${JSON.stringify(k)}:${line(roles[k])}`).join(',\n')}\n` : ''}},`,
     `"grants":${list(grants)},`,
     `"denies":${list(rs.denies)}`,
@@ -55,5 +56,7 @@ export function decodeRuleSet(text: string): RuleSet {
   for (const d of v.denies as Deny[]) {
     if (typeof d.id !== 'string' || !Array.isArray(d.rules) || !Array.isArray(d.except) || !d.scope) throw new Error(`malformed deny ${String(d.id)}`);
   }
-  return { apiVersion: v.apiVersion, kind: v.kind, cluster: v.cluster, grants, denies: v.denies, impersonable: imp };
+  const sl = v.sessionLimits;
+  if (sl !== undefined && (typeof sl !== 'object' || Object.values(sl).some((x) => typeof x !== 'number' || !(x > 0)))) throw new Error('malformed sessionLimits');
+  return { apiVersion: v.apiVersion, kind: v.kind, cluster: v.cluster, grants, denies: v.denies, impersonable: imp, ...(sl ? { sessionLimits: sl } : {}) };
 }

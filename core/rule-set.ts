@@ -113,6 +113,12 @@ export interface Deny {
   readonly scope: Scope;
 }
 
+/** How long a proxy session (`portcullis login`) may reach this cluster: shorter than the proxy's own timeouts, never longer. */
+export interface SessionLimitsRule {
+  readonly idleTimeoutSeconds?: number;
+  readonly maxLifetimeSeconds?: number;
+}
+
 /** The rule set for one cluster. */
 export interface RuleSet {
   readonly apiVersion: 'portcullis.dev/v1';
@@ -122,4 +128,6 @@ export interface RuleSet {
   readonly denies: readonly Deny[];
   /** Every user and group the proxy may impersonate on this cluster (sorted). */
   readonly impersonable: { readonly users: readonly string[]; readonly groups: readonly string[] };
+  /** Session limits the policy sets for this cluster. @default none: the proxy's timeouts */
+  readonly sessionLimits?: SessionLimitsRule;
 }

@@ -449,7 +449,12 @@ export class PortcullisProxy {
       onError: (err) => this.log.warn({ err: err.message }, 'session store connection error'),
     });
     const issuers = ((this.opts.config.authn as { issuers?: { issuer: string; clusters?: string[] }[] }).issuers ?? []).filter((i) => i.clusters !== undefined);
-    const service = new SessionService(shared, key, { idleTimeoutMs: sc.idleTimeoutMs, maxLifetimeMs: sc.maxLifetimeMs, issuerClusters: new Map(issuers.map((i) => [i.issuer, i.clusters ?? []])) });
+    const service = new SessionService(shared, key, {
+      idleTimeoutMs: sc.idleTimeoutMs,
+      maxLifetimeMs: sc.maxLifetimeMs,
+      issuerClusters: new Map(issuers.map((i) => [i.issuer, i.clusters ?? []])),
+      limitsFor: (cluster) => this.#clusters.get(cluster)?.store.current(this.#clock())?.ruleSet.sessionLimits,
+    });
     // A session that ends ends its live watches, execs and port-forwards too.
     service.onEnded((_id, identity) => {
       for (const s of this.streams.list()) if (s.identity === identity || s.impersonation?.caller === identity) this.streams.close(s.id, 'session-ended');

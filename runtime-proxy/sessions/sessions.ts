@@ -2,6 +2,7 @@ import { extractCredential } from '../authn/credentials.ts';
 import type { AuthnRequest, AuthnResult, Authenticator, Identity } from '../identity.ts';
 import { mintCredential, SESSION_CREDENTIAL_PREFIX, verifyCredential } from './session-credential.ts';
 import type { Session, SharedSessions } from './session-store.ts';
+import type { SessionLimitsRule } from '../../core/rule-set.ts';
 
 /** How sessions behave (`sessions` in the proxy configuration). */
 export interface SessionPolicy {
@@ -11,6 +12,8 @@ export interface SessionPolicy {
   readonly maxLifetimeMs: number;
   /** Issuers bound to clusters (`authn.issuers[].clusters`): a session from one reaches only those (SECURITY rule 9). */
   readonly issuerClusters: ReadonlyMap<string, readonly string[]>;
+  /** The policy's shorter limits for a cluster (`SessionLimits`), from its current bundle. @default none */
+  readonly limitsFor?: (cluster: string) => SessionLimitsRule | undefined;
 }
 
 /**
@@ -54,9 +57,9 @@ export class SessionService {
     await this.shared.revoke(id);
   }
 
-  /** The session id a credential names, when it is a session credential at all. */
+  /** The session an identity object stands for, when it is a session's. */
   sessionOf(identity: Identity): string | undefined {
-    for (const [id, i] of this.#identities) if (i === identity) return id;
+    for (const [key, i] of this.#identities) if (i === identity) return key.split('\0')[0];
     return undefined;
   }
 
@@ -100,20 +103,34 @@ export class SessionService {
     if (bound !== undefined && (cluster === undefined || !bound.includes(cluster))) {
       return { ok: false, code: 'INVALID_CREDENTIALS', message: `sessions of issuer ${s.issuer} are not accepted for cluster ${cluster ?? '(none given)'}` };
     }
+    // The policy may shorten sessions on this cluster (SessionLimits): the session stays good elsewhere.
+    const limits = cluster !== undefined ? this.policy.limitsFor?.(cluster) : undefined;
+    let expiresAt = s.expiresAt;
+    if (limits?.maxLifetimeSeconds !== undefined) {
+      expiresAt = Math.min(expiresAt, s.createdAt + limits.maxLifetimeSeconds * 1000);
+      if (now >= expiresAt) return { ok: false, code: 'EXPIRED', message: `session is older than cluster ${cluster ?? ''} allows (${limits.maxLifetimeSeconds}s); log in again` };
+    }
+    if (limits?.idleTimeoutSeconds !== undefined && now - last > limits.idleTimeoutSeconds * 1000) {
+      return { ok: false, code: 'EXPIRED', message: `session was idle longer than cluster ${cluster ?? ''} allows (${limits.idleTimeoutSeconds}s); log in again` };
+    }
     this.shared.touch(id, now);
-    let identity = this.#identities.get(id);
+    // One Identity per session (and per shorter lifetime), so a stream's deadline is the right one.
+    const key = expiresAt === s.expiresAt ? id : `${id}\0${expiresAt}`;
+    let identity = this.#identities.get(key);
     if (!identity) {
-      identity = Object.freeze({ user: s.user, groups: Object.freeze([...s.groups]), issuer: s.issuer, expiresAt: s.expiresAt, method: 'session' as const });
-      this.#identities.set(id, identity);
+      identity = Object.freeze({ user: s.user, groups: Object.freeze([...s.groups]), issuer: s.issuer, expiresAt, method: 'session' as const });
+      this.#identities.set(key, identity);
     }
     return { ok: true, identity };
   }
 
   #drop(id: string): void {
     for (const [c, v] of this.#verified) if (v === id) this.#verified.delete(c);
-    const identity = this.#identities.get(id);
-    this.#identities.delete(id);
-    if (identity) for (const fn of this.#ended) fn(id, identity);
+    for (const [key, identity] of this.#identities) {
+      if (key !== id && !key.startsWith(`${id}\0`)) continue;
+      this.#identities.delete(key);
+      for (const fn of this.#ended) fn(id, identity);
+    }
   }
 }
 

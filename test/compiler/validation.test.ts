@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { Catalog } from '../../compiler/catalog.ts';
-import { Cluster, Fleet, Grant, IdentityProvider, Role, Roles, Team, type GrantProps } from '../../compiler/index.ts';
+import { Cluster, Fleet, Grant, IdentityProvider, Role, Roles, SessionLimits, Team, type GrantProps } from '../../compiler/index.ts';
 import type { ProblemCode } from '../../compiler/problem.ts';
 import { resolveFleet } from '../../compiler/resolve.ts';
 
@@ -107,6 +107,20 @@ describe('validation reports every problem with a stable code, file:line and hin
     assert.equal(g?.activationGroup, 'portcullis:grant:ask');
     const l = r.clusters[0]?.ruleSet.grants.find((x) => x.id === 'lockers');
     assert.deepEqual(l?.rules.map((x) => ({ ...x, verbs: [...x.verbs].sort() })), [{ nonResourceURLs: ['/portcullis/locks'], verbs: ['delete', 'get', 'post'] }]);
+  });
+
+  it('GIVEN session limits selected by label THEN the selected clusters carry them, the shortest of each wins, others carry none; a limit without a duration is an error', () => {
+    const r = build((f) => {
+      new SessionLimits(f, 'prod-sessions', { clusters: { labels: { env: 'prod' } }, idleTimeout: '15m', maxLifetime: '4h' });
+      new SessionLimits(f, 'everywhere', { clusters: 'all', maxLifetime: '2h' });
+    });
+    assert.deepEqual(r.problems, []);
+    const by = new Map(r.clusters.map((c) => [c.name, c.ruleSet.sessionLimits]));
+    assert.deepEqual(by.get('prod-eu'), { idleTimeoutSeconds: 900, maxLifetimeSeconds: 7200 });
+    assert.deepEqual(by.get('dev'), { maxLifetimeSeconds: 7200 });
+    const bad = build((f) => new SessionLimits(f, 'vague', { clusters: 'all', idleTimeout: 'a bit' }));
+    assert.equal(bad.problems[0]?.code, 'BREAK_GLASS_NO_MAX_DURATION');
+    assert.equal(bad.problems[0]?.source.file, 'test/compiler/validation.test.ts');
   });
 
   it('GIVEN an expired grant THEN it is left out with a warning; a future one too, saying when it starts', () => {

@@ -28,7 +28,7 @@ const PEOPLE = { alice: ['sre'], nina: ['sre'], bob: ['finance'] };
 describe('portcullis login, sessions and the fleet kubeconfig', () => {
   let redis: TestRedis;
   let h: Harness;
-  let other: { port: number };
+  let other: { port: number; proxy: { reload(cluster: string): Promise<unknown> }; logs: () => Record<string, unknown>[] };
   let ca: string;
 
   before(async () => {
@@ -205,6 +205,21 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
     }
     const r = await h.kubectl(kc, ['get', 'pods', '-n', NS]);
     assert.notEqual(r.status, 0);
+  });
+
+  it('GIVEN the policy limits sessions on dev to 3 s (SessionLimits) WHEN an older session asks THEN dev refuses it, saying why; WHEN the limit goes THEN the same session works again (it was never revoked)', async () => {
+    const home = await browserLogin(h, 'nina');
+    const kc = await writeKubeconfig(home);
+    assert.equal((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0);
+    await h.publish({ ...RULES, sessionLimits: { maxLifetimeSeconds: 3 } }, 2);
+    await other.proxy.reload('dev');
+    await new Promise((r) => setTimeout(r, 3200));
+    const r = await h.kubectl(onPort(h, kc, other.port), ['get', 'pods', '-n', NS]);
+    assert.notEqual(r.status, 0);
+    assert.ok(other.logs().some((l) => /session is older than cluster dev allows \(3s\)/.test(String(l['detail']))), 'the refusal says why (in the log and the audit record, not to the client)');
+    await h.publish(RULES, 3);
+    await other.proxy.reload('dev');
+    assert.equal((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0, 'without the limit, the session is good again');
   });
 
   it('GIVEN the store goes away WHEN someone logs in THEN a clear 503; established sessions work within the grace (2 s), then stop', async () => {
