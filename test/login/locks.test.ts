@@ -68,8 +68,13 @@ describe('locks', () => {
       const within = (p: Promise<number | null>) => Promise.race([p.then(() => Date.now() - locked), new Promise<number>((res) => setTimeout(() => res(Infinity), 3000))]);
       const [w, e] = await Promise.all([within(watch.exited), within(exec.exited)]);
       assert.ok(w <= 1000 && e <= 1000, `watch ended after ${w} ms, exec after ${e} ms`);
-      other.proxy.audit.flush();
-      const ends = readFileSync(join(h.dir, 'audit-other.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent).filter((x) => x.stage === 'ResponseComplete' && x.annotations['portcullis.dev/stream-end'] === 'locked');
+      // An exec's last record follows its recording's close: poll briefly for both.
+      const lockedEnds = (): AuditEvent[] => {
+        other.proxy.audit.flush();
+        return readFileSync(join(h.dir, 'audit-other.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent).filter((x) => x.stage === 'ResponseComplete' && x.annotations['portcullis.dev/stream-end'] === 'locked');
+      };
+      for (let i = 0; i < 60 && lockedEnds().length < 2; i++) await new Promise((res) => setTimeout(res, 50));
+      const ends = lockedEnds();
       assert.deepEqual(ends.map((x) => x.objectRef?.subresource ?? x.verb).sort(), ['exec', 'watch']);
       // Her session ended on every replica.
       assert.notEqual((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0);
