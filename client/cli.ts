@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { writeFileSync } from 'node:fs';
 import { breakGlassCommand } from './break-glass.ts';
 import { kubeconfigCommand, type KubeconfigOptions } from './kubeconfig-command.ts';
 import { sessionKubeconfig } from '../login/commands.ts';
+import { writeSecret } from '../login/session-file.ts';
 
 /** Registers the laptop-side commands: `portcullis kubeconfig` and `portcullis break-glass`. */
 export function registerClientCommands(program: Command): void {
@@ -20,7 +20,8 @@ export function registerClientCommands(program: Command): void {
     .option('--out <file>', 'write here instead of stdout')
     .action(async (opts: Omit<KubeconfigOptions, 'user'> & { user?: string }) => {
       const text = opts.user === undefined ? await sessionKubeconfig() : kubeconfigCommand({ ...opts, user: opts.user }, Date.now());
-      if (opts.out !== undefined) writeFileSync(opts.out, text, { mode: 0o600 });
+      // It may hold a session credential: 0600, replacing the file (an existing file's mode would stay).
+      if (opts.out !== undefined) writeSecret(opts.out, text);
       else process.stdout.write(text);
     });
   program

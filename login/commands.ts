@@ -65,6 +65,7 @@ export async function proxyCall(s: { readonly proxy: string; readonly ca?: strin
  * the session credential (0600). Returns the session file.
  */
 export async function login(o: LoginOptions, say: Say): Promise<SessionFile> {
+  if (!o.proxy.startsWith('https://')) throw new LoginError('BAD_INPUT', `--proxy ${o.proxy}: the proxy must be reached over https (the ID token and the session credential go there)`);
   const cfg = JSON.parse(await proxyCall(o, '/portcullis/v1/login')) as { issuer: string; clientId: string; scopes: string[] };
   const dispatcher = dispatcherFor(o.ca);
   const idp = { issuer: cfg.issuer, clientId: cfg.clientId, scopes: cfg.scopes, ...(dispatcher ? { dispatcher } : {}) };

@@ -1,10 +1,10 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { Agent, fetch } from 'undici';
 import { LoginError } from './login-error.ts';
 import { discover, loginWithBrowser, loginWithDevice } from './oidc-client.ts';
-import { sessionPath } from './session-file.ts';
+import { sessionPath, writeSecret } from './session-file.ts';
 import type { Say } from './commands.ts';
 
 /** Options of `portcullis credential`. */
@@ -56,9 +56,7 @@ export async function execCredential(o: CredentialOptions, say: Say, now = Date.
       ? await loginWithDevice(idp, d, (uri, code, complete) => say(`To sign in, open ${uri} on any device and enter the code ${code}${complete ? ` (or open ${complete})` : ''}`))
       : await loginWithBrowser(idp, d, (url) => say(`Sign in through your browser: ${url}`));
     cache[o.proxy] = token;
-    mkdirSync(dirname(cacheFile), { recursive: true, mode: 0o700 });
-    writeFileSync(cacheFile, JSON.stringify(cache), { mode: 0o600 });
-    chmodSync(cacheFile, 0o600);
+    writeSecret(cacheFile, JSON.stringify(cache));
   }
   return JSON.stringify({
     apiVersion: 'client.authentication.k8s.io/v1',

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { decodeJwt } from 'jose';
 import { fetch, type Dispatcher } from 'undici';
 import { LoginError } from './login-error.ts';
 
@@ -22,6 +23,7 @@ export interface IdpClient {
 
 /** Reads `<issuer>/.well-known/openid-configuration` and checks it names the same issuer. */
 export async function discover(c: IdpClient): Promise<Discovery> {
+  if (!c.issuer.startsWith('https://')) throw new LoginError('BAD_INPUT', `${c.issuer}: the identity provider must be reached over https`);
   const d = (await getJson(`${c.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, c.dispatcher)) as Partial<Discovery>;
   if (d.issuer !== c.issuer || typeof d.authorization_endpoint !== 'string' || typeof d.token_endpoint !== 'string') {
     throw new LoginError('IDP', `${c.issuer}: the discovery document does not describe this issuer`);
@@ -67,7 +69,10 @@ export async function loginWithBrowser(c: IdpClient, d: Discovery, show: (url: s
     });
     const { code, redirectUri } = await got;
     const t = await postForm(d.token_endpoint, { grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: c.clientId, code_verifier: verifier }, c.dispatcher);
-    return idToken(t);
+    const token = idToken(t);
+    // The ID token must answer this login (OpenID Connect Core §3.1.3.7): its nonce is ours.
+    if (decodeJwt(token).nonce !== nonce) throw new LoginError('IDP', 'the ID token does not carry the nonce this login sent');
+    return token;
   } finally {
     server?.closeAllConnections();
     server?.close();

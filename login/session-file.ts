@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -27,9 +27,16 @@ export function readSession(file = sessionPath()): SessionFile | undefined {
 }
 
 export function writeSession(s: SessionFile, file = sessionPath()): void {
+  writeSecret(file, `${JSON.stringify(s, null, 2)}\n`);
+}
+
+/** Writes a file only its owner may read, whole or not at all: a 0600 temporary file renamed over it (an existing file's mode does not leak it). */
+export function writeSecret(file: string, text: string): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
 }
 
 export function removeSession(file = sessionPath()): void {

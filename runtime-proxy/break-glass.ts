@@ -80,6 +80,8 @@ export class ActivationStore {
     private readonly shared?: SharedActivations,
     private readonly clock: () => number = Date.now,
     private readonly onError: (err: Error) => void = () => undefined,
+    /** Activations that vanished from the shared backend before their time (ended early elsewhere), by cluster. */
+    private readonly onEnded: (clusters: ReadonlySet<string>) => void = () => undefined,
   ) {}
 
   /** Starts refreshing from the shared backend. */
@@ -100,7 +102,12 @@ export class ActivationStore {
     if (!this.shared) return;
     try {
       const now = this.clock();
-      this.#shared = (await this.shared.load(now)).filter((a) => a.expiresAt > now);
+      const next = (await this.shared.load(now)).filter((a) => a.expiresAt > now);
+      const key = (a: Activation) => `${a.cluster}\0${a.user}\0${a.grant}\0${a.activatedAt}`;
+      const kept = new Set(next.map(key));
+      const gone = new Set(this.#shared.filter((a) => a.expiresAt > now && !kept.has(key(a))).map((a) => a.cluster));
+      this.#shared = next;
+      if (gone.size > 0) this.onEnded(gone);
     } catch (err) {
       this.onError(err as Error);
     }
@@ -108,11 +115,11 @@ export class ActivationStore {
 
   /** Records an activation (shared first: if that fails, nothing is activated). */
   async add(a: Activation): Promise<void> {
+    // With a shared backend it is the one record (an early end elsewhere removes it); else memory.
     if (this.shared) {
       await this.shared.save(a, this.clock());
       this.#shared = [...this.#shared, a];
-    }
-    this.#memory.push(a);
+    } else this.#memory.push(a);
   }
 
   /**

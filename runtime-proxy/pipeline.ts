@@ -151,7 +151,8 @@ export function authorizeStage(
   }
   const g = d.grant;
   facts.source = `${g.source.file}:${g.source.line}`;
-  const bgUntil = g.conditions.breakGlass !== undefined ? activations.get(g.id) : undefined;
+  // Activated grants (break-glass invoked, request approved) end when their activation does.
+  const bgUntil = g.conditions.breakGlass !== undefined || g.conditions.approval !== undefined ? activations.get(g.id) : undefined;
   return {
     identity,
     bundle,

@@ -136,8 +136,14 @@ export class PortcullisProxy {
     });
     // With a shared store (sessions), approved requests and break-glass live there too, unless configured elsewhere.
     this.#requests = c.sessions ? new RedisRequests(c.sessions.store.url, (err) => this.log.warn({ err: err.message }, 'request store connection error')) : undefined;
-    this.activations = new ActivationStore(sharedActivations(c) ?? this.#requests, this.#clock, (err) =>
-      this.log.error({ err: err.message, alert: true }, 'break-glass activations could not be read; keeping the last copy'),
+    this.activations = new ActivationStore(
+      sharedActivations(c) ?? this.#requests,
+      this.#clock,
+      (err) => this.log.error({ err: err.message, alert: true }, 'break-glass activations could not be read; keeping the last copy'),
+      // Ended early through another replica: the streams it allowed here are re-checked now.
+      (clusters) => {
+        for (const cl of clusters) this.#recheckStreams(cl);
+      },
     );
     this.#webhookCa = c.breakGlass.webhookCaFile !== undefined ? readFileSync(c.breakGlass.webhookCaFile) : undefined;
     this.#sessions = c.sessions ? this.#sessionService(c.sessions) : undefined;
@@ -385,7 +391,7 @@ export class PortcullisProxy {
       const v = decide(s.attributes, bundle.index, { now, breakGlass: new Set(acts.keys()) });
       const d = v.decision;
       if (!d.allowed) return { allowed: false };
-      const bg = d.grant.conditions.breakGlass !== undefined ? acts.get(d.grant.id) : undefined;
+      const bg = d.grant.conditions.breakGlass !== undefined || d.grant.conditions.approval !== undefined ? acts.get(d.grant.id) : undefined;
       return { allowed: true, grantId: d.grant.id, deadline: deadlineOf(s.identity, d.grant, bundle, now, bg) };
     });
     if (closed > 0) this.log.warn({ cluster, closed }, 'closed long-running requests revoked by the new bundle');
@@ -463,6 +469,7 @@ export class PortcullisProxy {
       clock: this.#clock,
       sessions: service,
       idpAuthenticator: this.opts.authenticator,
+      lockedOut: (identity) => this.#lockedOut(identity),
       login: sc.login,
       clusters: () => [...this.#clusters.values()].map((cr) => ({ name: cr.config.name, hostnames: cr.config.hostnames, ruleSet: cr.store.current(this.#clock())?.ruleSet })),
       proxyUrl: sc.proxyUrl,
@@ -487,6 +494,7 @@ export class PortcullisProxy {
       locks,
       authenticator: { authenticate: (r, now) => this.#authn.authenticate(r, now) },
       may: (identity, verb, cluster) => this.#mayLock(identity, verb, cluster),
+      lockedOut: (identity) => this.#lockedOut(identity),
       unknown: (kind, subject) => this.#unknownSubject(kind, subject),
       // The sessions a user or group lock covers end everywhere (the other replicas hear it).
       afterSet: async (l) => {
@@ -501,6 +509,7 @@ export class PortcullisProxy {
       requests,
       activations: this.activations,
       authenticator: lockContext.authenticator,
+      lockedOut: (identity) => this.#lockedOut(identity),
       ruleSet: (cluster) => this.#clusters.get(cluster)?.store.current(this.#clock())?.ruleSet,
       notify: async (event) => {
         const url = this.opts.config.breakGlass.webhookUrl;
@@ -514,16 +523,24 @@ export class PortcullisProxy {
     return { service, shared, context, locks, lockContext, requestContext };
   }
 
-  /** Whether the policy lets `identity` use `verb` on the locks path: on `cluster`, or on any cluster. */
+  /**
+   * Whether the policy lets `identity` use `verb` on the locks path: on `cluster` for a cluster's
+   * lock; on every cluster for a fleet-wide one (a person, a group, a grant reach them all).
+   */
   #mayLock(identity: Identity, verb: 'get' | 'post' | 'delete', cluster?: string): boolean {
     const now = this.#clock();
     const attrs = { user: identity.user, groups: [...identity.groups, ALL_AUTHENTICATED], verb, isResourceRequest: false, path: LOCKS_PATH, apiGroup: '', apiVersion: '', resource: '', subresource: '', namespace: '', name: '' };
-    for (const cr of this.#clusters.values()) {
-      if (cluster !== undefined && cr.config.name !== cluster) continue;
+    const asked = [...this.#clusters.values()].filter((cr) => cluster === undefined || cr.config.name === cluster);
+    return asked.length > 0 && asked.every((cr) => {
       const b = cr.store.current(now);
-      if (b && decide(attrs, b.index, { now, breakGlass: new Set() }).decision.allowed) return true;
-    }
-    return false;
+      return b !== undefined && decide(attrs, b.index, { now, breakGlass: new Set() }).decision.allowed;
+    });
+  }
+
+  /** The lock a person is under fleet-wide (user or group), if any: the front door's endpoints refuse them too. */
+  #lockedOut(identity: Identity): ProxyError | undefined {
+    const l = this.#sessions?.locks.covering({ cluster: '', user: identity.user, groups: identity.groups }, this.#clock());
+    return l ? new ProxyError('LOCKED', `${identity.user} under ${l.id}: ${l.reason}`, `access is locked${l.reason ? `: ${l.reason}` : ''} (${l.id})`) : undefined;
   }
 
   /** Why a lock's subject is not one the policy knows (a configured identity prefix, a policy group, a cluster, a grant). */
@@ -536,7 +553,8 @@ export class PortcullisProxy {
     if (kind === 'cluster') return this.#clusters.has(subject) ? undefined : `no cluster ${subject} behind this proxy`;
     if (kind === 'grant') return bundles.some((rs) => rs.grants.some((g) => g.id === subject)) ? undefined : `no grant ${subject} in the policy`;
     if (kind === 'group') return bundles.some((rs) => rs.impersonable.groups.includes(subject)) ? undefined : `no grant or deny names group ${subject}`;
-    const issuers = ((this.opts.config.authn as { issuers?: { usernamePrefix?: string }[] }).issuers ?? []).map((i) => i.usernamePrefix ?? '').filter((p) => p !== '');
+    const authn = this.opts.config.authn as { issuers?: { usernamePrefix?: string }[]; clientCertificates?: { usernamePrefix?: string } };
+    const issuers = [...(authn.issuers ?? []).map((i) => i.usernamePrefix ?? ''), authn.clientCertificates?.usernamePrefix ?? ''].filter((p) => p !== '');
     return issuers.some((p) => subject.startsWith(p) && subject.length > p.length) ? undefined : `${subject} carries no identity provider's prefix (${issuers.join(', ')})`;
   }
 
@@ -613,7 +631,8 @@ export class PortcullisProxy {
     // Locks (set through any replica) refuse what they cover, whatever the policy grants. Discovery
     // stays open (kube gives it to everyone authenticated, and it names no object), so kubectl can
     // show the lock's Status instead of failing on its API group list.
-    const lock = isDiscovery(admission.attributes) ? undefined : this.#sessions?.locks.covering({ cluster: r.cluster, user: identity.user, groups: identity.groups, grantId: admission.grant.id }, now) ?? (as ? this.#sessions?.locks.covering({ cluster: r.cluster, user: caller.user, groups: caller.groups }, now) : undefined);
+    if (this.#sessions && !this.#sessions.locks.loaded) throw new ProxyError('SESSION_STORE_UNAVAILABLE', 'locks not read from the store yet: no request is served until they are');
+    const lock = !this.#sessions || isDiscovery(admission.attributes) ? undefined : this.#sessions.locks.covering({ cluster: r.cluster, user: identity.user, groups: identity.groups, grantId: admission.grant.id }, now) ?? (as ? this.#sessions?.locks.covering({ cluster: r.cluster, user: caller.user, groups: caller.groups }, now) : undefined);
     if (lock) throw new ProxyError('LOCKED', `locked by ${lock.id} (${lock.kind} ${lock.subject}, set by ${lock.setBy}): ${lock.reason}`, `access is locked${lock.reason ? `: ${lock.reason}` : ''} (${lock.id})`);
     ex.admitted(admission);
     // Decided for the caller as authenticated, before any impersonation, as kube's audit filter decides.

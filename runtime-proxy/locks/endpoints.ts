@@ -19,6 +19,8 @@ export interface LockEndpointContext {
   readonly may: (identity: Identity, verb: 'get' | 'post' | 'delete', cluster?: string) => boolean;
   /** Why the policy does not know this subject, or undefined when it does. */
   readonly unknown: (kind: LockKind, subject: string) => string | undefined;
+  /** The refusal for a caller who is locked out themselves (a locked locker lifts nothing). */
+  readonly lockedOut: (identity: Identity) => ProxyError | undefined;
   /** Once a lock is set: end the sessions it covers (every replica then closes its streams). */
   readonly afterSet: (l: Lock) => Promise<void>;
 }
@@ -42,6 +44,8 @@ export async function serveLockEndpoint(ctx: LockEndpointContext, req: Req, res:
     if (!a.ok) throw new ProxyError('UNAUTHENTICATED', `${a.code}: ${a.message}`);
     const who = a.identity;
     st.identity = who;
+    const out = ctx.lockedOut(who);
+    if (out) throw out;
     const denied = (what: string) => new ProxyError('FORBIDDEN', `${who.user} may not ${what}`, `${who.user} may not ${what}: the policy grants it with Roles.locker`);
     if (path === LOCKS_ENDPOINT && req.method === 'GET') {
       if (!ctx.may(who, 'get')) throw denied('list locks');
@@ -74,7 +78,8 @@ export async function serveLockEndpoint(ctx: LockEndpointContext, req: Req, res:
     const m = /^\/portcullis\/v1\/locks\/(lock-[0-9a-f]{12})$/.exec(path);
     if (m && req.method === 'DELETE') {
       const id = m[1] ?? '';
-      const l = ctx.locks.list(now).find((x) => x.id === id);
+      // Decided on the lock as the store has it, not on what this replica has heard.
+      const l = await ctx.locks.fetch(id);
       if (!ctx.may(who, 'delete', l?.kind === 'cluster' ? l.subject : undefined)) throw denied(`lift ${id}`);
       if (!(await ctx.locks.lift(id))) throw new ProxyError('NOT_FOUND', `no lock ${id}`, `no lock ${id} is in force`);
       json(200, { kind: 'Status', apiVersion: 'v1', status: 'Success', message: `${id} lifted` });

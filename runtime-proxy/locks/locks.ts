@@ -59,6 +59,7 @@ export class RedisLocks {
   readonly #cmd;
   readonly #sub;
   #locks = new Map<string, Lock>();
+  #loaded = false;
   readonly #listeners: ((l: Lock) => void)[] = [];
 
   constructor(url: string, onError: (err: Error) => void) {
@@ -67,7 +68,9 @@ export class RedisLocks {
     this.#sub = this.#cmd.duplicate();
     this.#cmd.on('error', onError);
     this.#sub.on('error', onError);
+    // On every (re)connection of either client: the subscriber may have missed messages meanwhile.
     this.#cmd.on('ready', () => void this.#reload().catch(onError));
+    this.#sub.on('ready', () => void this.#reload().catch(onError));
   }
 
   async start(): Promise<void> {
@@ -91,10 +94,26 @@ export class RedisLocks {
     return [...this.#locks.values()].filter((l) => l.expiresAt === undefined || now < l.expiresAt).sort((a, b) => a.setAt - b.setAt);
   }
 
-  /** The first lock in force that covers the target, if any: a map walk, no store call. */
+  /** Whether the locks were read from the store at least once (until then, requests are refused: no lock may be missed). */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+
+  /** The first lock in force that covers the target, if any: a map walk, no store call (expired locks are dropped as met). */
   covering(t: LockTarget, now: number): Lock | undefined {
-    for (const l of this.#locks.values()) if (lockCovers(l, t, now)) return l;
+    if (this.#locks.size === 0) return undefined;
+    for (const [id, l] of this.#locks) {
+      if (l.expiresAt !== undefined && now >= l.expiresAt) this.#locks.delete(id);
+      else if (lockCovers(l, t, now)) return l;
+    }
     return undefined;
+  }
+
+  /** A lock as the store has it now (not this replica's copy): what lifting it is decided on. */
+  async fetch(id: string): Promise<Lock | undefined> {
+    if (!this.#cmd.isReady) throw new SessionStoreError('the lock store is unreachable');
+    const raw = await this.#cmd.hGet(HASH, id);
+    return raw ? (JSON.parse(raw) as Lock) : undefined;
   }
 
   async set(l: Lock): Promise<void> {
@@ -148,6 +167,7 @@ export class RedisLocks {
     for (const [id, raw] of Object.entries(all)) next.set(id, JSON.parse(raw) as Lock);
     const before = this.#locks;
     this.#locks = next;
+    this.#loaded = true;
     for (const l of next.values()) if (!before.has(l.id)) for (const fn of this.#listeners) fn(l);
   }
 }

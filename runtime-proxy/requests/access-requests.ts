@@ -79,6 +79,11 @@ export class RedisRequests implements SharedActivations {
     await this.#write(() => this.#cmd.hSet(REQUESTS, r.id, JSON.stringify(r)));
   }
 
+  /** Claims the one decision of a request (SET NX): false when another approve or deny got there first, on any replica. */
+  async claimDecision(id: string): Promise<boolean> {
+    return (await this.#write(() => this.#cmd.set(`portcullis:request-decided:${id}`, '1', { condition: 'NX', expiration: { type: 'EX', value: 30 * 86_400 } }))) === 'OK';
+  }
+
   async get(id: string): Promise<AccessRequest | undefined> {
     const raw = await this.#read(() => this.#cmd.hGet(REQUESTS, id));
     return raw ? (JSON.parse(raw) as AccessRequest) : undefined;

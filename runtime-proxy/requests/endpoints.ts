@@ -3,7 +3,7 @@ import type { RuleSet } from '../../core/rule-set.ts';
 import type { ActivationStore } from '../break-glass.ts';
 import { ProxyError } from '../errors.ts';
 import type { Exchange } from '../exchange.ts';
-import type { Authenticator } from '../identity.ts';
+import type { Authenticator, Identity } from '../identity.ts';
 import { readBody, type Req, type Res } from '../request-state.ts';
 import { SessionStoreError } from '../sessions/session-store.ts';
 import { among, cannotDecide, checkAccessRequest, type AccessRequest, type RedisRequests } from './access-requests.ts';
@@ -19,6 +19,8 @@ export interface RequestEndpointContext {
   readonly requests: RedisRequests;
   readonly activations: ActivationStore;
   readonly authenticator: Authenticator;
+  /** The refusal for a caller under a fleet-wide lock. */
+  readonly lockedOut: (identity: Identity) => ProxyError | undefined;
   /** The rule set a cluster enforces now. */
   readonly ruleSet: (cluster: string) => RuleSet | undefined;
   /** Tells the configured webhook (best effort for requests; an approval is not undone by a failed notice). */
@@ -47,6 +49,8 @@ export async function serveRequestEndpoint(ctx: RequestEndpointContext, req: Req
     if (!a.ok) throw new ProxyError('UNAUTHENTICATED', `${a.code}: ${a.message}`);
     const who = a.identity;
     st.identity = who;
+    const out = ctx.lockedOut(who);
+    if (out) throw out;
     const body = async (): Promise<Record<string, unknown>> => {
       try {
         return JSON.parse((await readBody(req, 16 * 1024)).toString('utf8')) as Record<string, unknown>;
@@ -84,6 +88,7 @@ export async function serveRequestEndpoint(ctx: RequestEndpointContext, req: Req
       const why = cannotDecide(r, grant, who.user, who.groups);
       if (why) throw refuse('FORBIDDEN', why);
       const approve = m[2] === 'approve';
+      if (!(await ctx.requests.claimDecision(r.id))) throw refuse('FORBIDDEN', `request ${r.id} is already decided`);
       const decided: AccessRequest = { ...r, state: approve ? 'approved' : 'denied', decidedBy: who.user, decidedAt: now, ...(approve ? { expiresAt: now + r.durationSeconds * 1000 } : {}) };
       if (approve) await ctx.activations.add({ cluster: r.cluster, user: r.user, grant: r.grant, reason: `request ${r.id} approved by ${who.user}: ${r.reason}`, activatedAt: now, expiresAt: now + r.durationSeconds * 1000 });
       await ctx.requests.put(decided);

@@ -2,10 +2,14 @@ import { buildKubeconfig, renderKubeconfig, type FleetCluster } from '../../clie
 import type { RuleSet } from '../../core/index.ts';
 import { ProxyError } from '../errors.ts';
 import type { Exchange } from '../exchange.ts';
-import type { Authenticator } from '../identity.ts';
+import { decodeJwt } from 'jose';
+import type { Authenticator, Identity } from '../identity.ts';
 import type { Req, Res } from '../request-state.ts';
 import { SessionStoreError } from './session-store.ts';
 import type { SessionService } from './sessions.ts';
+
+/** How recent the login's ID token must be: a session comes from a sign-in, not from a token kept around. */
+const FRESH_LOGIN_S = 600;
 
 /** Where the fleet-level endpoints live (on the proxy's own host, not a cluster's). */
 export const SESSIONS_PREFIX = '/portcullis/v1/';
@@ -23,6 +27,8 @@ export interface SessionEndpointContext {
   readonly sessions: SessionService;
   /** The identity provider's tokens (never a session credential: a session does not make another). */
   readonly idpAuthenticator: Authenticator;
+  /** The refusal for someone under a fleet-wide lock: no new session for them. */
+  readonly lockedOut: (identity: Identity) => ProxyError | undefined;
   readonly login: LoginConfig;
   /** The clusters, their host names, and the rule set each currently enforces. */
   readonly clusters: () => readonly { readonly name: string; readonly hostnames: readonly string[]; readonly ruleSet: RuleSet | undefined }[];
@@ -55,6 +61,19 @@ export async function serveSessionEndpoint(ctx: SessionEndpointContext, req: Req
       const r = await ctx.idpAuthenticator.authenticate({ rawHeaders: req.rawHeaders }, now);
       if (!r.ok) throw new ProxyError('UNAUTHENTICATED', `${r.code}: ${r.message}`);
       st.identity = r.identity;
+      // Only the login provider's ID tokens, issued for the login client, and fresh: not a CI token, not an old one.
+      const token = bearer(req.rawHeaders);
+      let claims: { aud?: unknown; iat?: unknown } = {};
+      try {
+        claims = decodeJwt(token);
+      } catch {
+        // verified above: a JWT
+      }
+      const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+      if (r.identity.issuer !== ctx.login.issuer || !aud.includes(ctx.login.clientId)) throw new ProxyError('UNAUTHENTICATED', `a session is made only from an ID token of ${ctx.login.issuer} for ${ctx.login.clientId}`);
+      if (typeof claims.iat !== 'number' || now / 1000 - claims.iat > FRESH_LOGIN_S) throw new ProxyError('UNAUTHENTICATED', `the ID token was issued more than ${FRESH_LOGIN_S} s ago; sign in again`);
+      const out = ctx.lockedOut(r.identity);
+      if (out) throw out;
       const { credential, session } = await ctx.sessions.create(r.identity, now);
       json(201, { kind: 'Session', apiVersion: 'portcullis.dev/v1', credential, user: session.user, groups: session.groups, expiresAt: new Date(session.expiresAt).toISOString(), idleTimeoutSeconds: Math.round(session.idleTimeoutMs / 1000) });
       return ex.end(201, { reason: `session created, ends by ${new Date(session.expiresAt).toISOString()}`, decision: 'allow' });

@@ -78,15 +78,38 @@ export class RedisSessions implements SharedSessions {
     this.#sub = this.#cmd.duplicate();
     this.#cmd.on('error', (err: Error) => o.onError(err));
     this.#sub.on('error', (err: Error) => o.onError(err));
+    // While the subscriber is away, revocations go unheard: it counts against the grace, and on
+    // its return the whole copy is read again, so a session ended meanwhile ends here too.
+    this.#sub.on('end', () => (this.#subDownSince ??= this.o.clock()));
+    this.#sub.on('error', () => (this.#subDownSince ??= this.o.clock()));
+    this.#sub.on('ready', () => {
+      if (this.#subDownSince === undefined) return;
+      void this.#reload().then(
+        () => (this.#subDownSince = undefined),
+        (err: unknown) => o.onError(err as Error),
+      );
+    });
+  }
+
+  #subDownSince: number | undefined;
+
+  /** Reads every live session again; forgets (and reports as ended) those gone from the store. */
+  async #reload(): Promise<void> {
+    const live = new Set<string>();
+    for await (const keys of this.#cmd.scanIterator({ MATCH: `${KEY}*`, COUNT: 500 })) {
+      for (const k of keys) {
+        const id = k.slice(KEY.length);
+        if (await this.fetch(id)) live.add(id);
+      }
+    }
+    for (const id of [...this.#sessions.keys()]) if (!live.has(id)) this.#forget(id);
   }
 
   async start(): Promise<void> {
     await this.#cmd.connect();
     await this.#sub.connect();
     await this.#sub.subscribe(CHANNEL, (raw) => void this.#message(raw));
-    for await (const keys of this.#cmd.scanIterator({ MATCH: `${KEY}*`, COUNT: 500 })) {
-      for (const k of keys) await this.fetch(k.slice(KEY.length));
-    }
+    await this.#reload();
     for (const [id, at] of Object.entries(await this.#cmd.hGetAll(SEEN))) this.#heard(id, Number(at));
     this.#lastOk = this.o.clock();
     const ping = setInterval(() => void this.#ping(), 1000);
@@ -147,7 +170,7 @@ export class RedisSessions implements SharedSessions {
 
   healthy(now: number): boolean {
     // By the last answer to a ping (every second), not the connection's state: a dropped connection gets the grace too.
-    return now - this.#lastOk <= this.o.graceMs;
+    return now - this.#lastOk <= this.o.graceMs && (this.#subDownSince === undefined || now - this.#subDownSince <= this.o.graceMs);
   }
 
   onRevoked(fn: (id: string) => void): void {
@@ -187,6 +210,9 @@ export class RedisSessions implements SharedSessions {
   }
 
   async #ping(): Promise<void> {
+    // Sessions past their lifetime leave this replica's copy (the store's keys expire by themselves).
+    const now = this.o.clock();
+    for (const [id, s] of this.#sessions) if (s.expiresAt <= now) this.#forget(id);
     try {
       if (!this.#cmd.isReady) return;
       await this.#cmd.ping();

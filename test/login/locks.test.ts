@@ -3,13 +3,15 @@
 // requests are refused with a Status that says access is locked, the person's sessions end.
 // Who may lock is the policy's word (Roles.locker); bad input changes nothing.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LOCKS_PATH, MEMBER_USER } from '../../core/names.ts';
 import type { AuditEvent } from '../../runtime-proxy/audit/event.ts';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, type Harness } from '../proxy/harness.ts';
-import { browserLogin, cli, onPort, writeKubeconfig } from '../support/login-cli.ts';
+import { browserLogin, cli, onPort, trustBundle, writeKubeconfig } from '../support/login-cli.ts';
+import { signIn } from '../support/oidc-browser.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
 const NS = 'login-locks';
@@ -76,8 +78,16 @@ describe('locks', () => {
       for (let i = 0; i < 60 && lockedEnds().length < 2; i++) await new Promise((res) => setTimeout(res, 50));
       const ends = lockedEnds();
       assert.deepEqual(ends.map((x) => x.objectRef?.subresource ?? x.verb).sort(), ['exec', 'watch']);
-      // Her session ended on every replica.
-      assert.notEqual((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0);
+      // Her session ended on every replica: the credential itself is refused (401), not only the lock's 403.
+      const gone = await h.kubectl(kc, ['get', 'pods', '-n', NS]);
+      assert.notEqual(gone.status, 0);
+      assert.match(gone.stderr, /Unauthorized|must be logged in/);
+      // Locked, she cannot sign in again either.
+      const again = cli(mkdtempSync(join(tmpdir(), 'portcullis-home-locked-')), ['login', '--proxy', `https://127.0.0.1:${h.port}`, '--ca', trustBundle(h), '--no-browser']);
+      const [, url] = await again.waitFor(/Sign in through your browser: (\S+)/);
+      await fetch((await signIn(url ?? '', { login: 'nina', caPem: h.oidc.caPem })).url);
+      assert.equal(await again.exited, 1);
+      assert.match(again.output(), /access is locked: laptop stolen/);
       // Signed in another way (the identity provider's own token), she is refused by the lock, and told so.
       const direct = h.kubeconfig(await h.token('nina', ['sre']));
       const refused = await h.kubectl(direct, ['get', 'pods', '-n', NS]);

@@ -175,6 +175,9 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
     }
     const r = await h.request('POST', '/portcullis/v1/sessions', [['authorization', `Bearer ${credential}`]]);
     assert.equal(r.status, 401);
+    // Nor does a token the proxy accepts for requests but that is no login (another audience, as a CI job's).
+    const ci = await h.request('POST', '/portcullis/v1/sessions', [['authorization', `Bearer ${await h.token('nina', ['sre'])}`]]);
+    assert.equal(ci.status, 401);
     assert.equal((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0, 'the real credential still works');
     const records = h.auditEvents().filter((e) => e.requestURI === '/portcullis/v1/sessions' && e.responseStatus.code === 401);
     assert.ok(records.length >= 1, 'the refused session request is audited');

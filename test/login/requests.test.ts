@@ -3,6 +3,9 @@
 // beyond the grant's maxDuration, or an approval by someone the grant does not name, changes
 // nothing. The real CLI, the real provider's forms, a real Redis, two replicas, real kubectl.
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MEMBER_USER } from '../../core/names.ts';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, type Harness } from '../proxy/harness.ts';
@@ -96,10 +99,14 @@ describe('access requests', () => {
     const id = /req-[0-9a-f]{12}/.exec(asked.out)?.[0] ?? '';
     assert.equal((await run('sid', ['approve', id])).code, 0, 'sid may approve nina');
     assert.ok(await eventually(() => mayWrite(ninaKc, `hour-${Date.now()}`)));
-    const end = await run('sam', ['end', '--cluster', 'dev', '--grant', 'sre-write', '--user', 'oidc:nina']);
-    assert.equal(end.code, 0, end.out);
-    assert.ok(await eventually(async () => !(await mayWrite(onPort(h, ninaKc, otherPort), `ended-${Date.now()}`))), 'ended on the other replica too');
-    assert.equal(await mayWrite(ninaKc, `ended-here-${Date.now()}`), false);
+    // Ended through the other replica: the replica that approved it lets go too.
+    const samThere = mkdtempSync(join(tmpdir(), 'portcullis-home-sam-other-'));
+    mkdirSync(join(samThere, 'portcullis'));
+    writeFileSync(join(samThere, 'portcullis', 'session.json'), readFileSync(join(homes['sam'] ?? '', 'portcullis', 'session.json'), 'utf8').replace(`127.0.0.1:${h.port}`, `127.0.0.1:${otherPort}`));
+    const endThere = cli(samThere, ['end', '--cluster', 'dev', '--grant', 'sre-write', '--user', 'oidc:nina']);
+    assert.equal(await endThere.exited, 0, endThere.output());
+    assert.ok(await eventually(async () => !(await mayWrite(ninaKc, `ended-${Date.now()}`))), 'ended on the approving replica too');
+    assert.equal(await mayWrite(onPort(h, ninaKc, otherPort), `ended-there-${Date.now()}`), false);
     assert.equal((await run('nina', ['activations'])).out.trim(), 'no activations');
     const again = await run('sam', ['end', '--cluster', 'dev', '--grant', 'sre-write', '--user', 'oidc:nina']);
     assert.equal(again.code, 1);
