@@ -18,6 +18,8 @@ export interface SandboxBinaries {
   readonly etcd: string;
   /** PKI generator, fake kubelet and the namespace/serviceaccount/root-CA controllers. */
   readonly agent: string;
+  /** helm, for the tests that check a kubeconfig works with it as it is. */
+  readonly helm: string;
 }
 
 /** Options for {@link ensureBinaries}. */
@@ -31,6 +33,9 @@ export interface EnsureBinariesOptions {
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const kubeModule = join(repoRoot, 'tools', 'kube');
 const etcdModule = join(repoRoot, 'tools', 'etcd');
+const helmModule = join(repoRoot, 'tools', 'helm');
+/** helm release the tools/helm module pins (helm.sh/helm/v3, on Kubernetes 1.34 libraries). */
+export const HELM_VERSION = 'v3.19.5';
 
 /** One `go build` invocation: its packages land in one cache directory keyed by their inputs. */
 interface BuildGroup {
@@ -104,6 +109,14 @@ function buildGroups(): BuildGroup[] {
       ldflags: '-s -w',
       inputs: [join(etcdModule, 'go.mod'), join(etcdModule, 'go.sum')],
     },
+    {
+      name: 'helm',
+      version: HELM_VERSION,
+      moduleDir: helmModule,
+      packages: [['helm.sh/helm/v3/cmd/helm', 'helm']],
+      ldflags: `-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}`,
+      inputs: [join(helmModule, 'go.mod'), join(helmModule, 'go.sum')],
+    },
   ];
 }
 
@@ -130,7 +143,7 @@ export function defaultBinCacheDir(): string {
 /** Minimum Go version, from the `go` directive of the build modules. */
 function requiredGo(): string {
   let best = '0';
-  for (const dir of [kubeModule, etcdModule]) {
+  for (const dir of [kubeModule, etcdModule, helmModule]) {
     const m = /^go\s+(\d+\.\d+(?:\.\d+)?)\s*$/m.exec(readFileSync(join(dir, 'go.mod'), 'utf8'));
     if (m?.[1] && compareVersions(m[1], best) > 0) best = m[1];
   }
@@ -300,6 +313,7 @@ export async function ensureBinaries(options: EnsureBinariesOptions = {}): Promi
     kubectl: at('kube', 'kubectl'),
     etcd: at('etcd', 'etcd'),
     agent: at('sandbox-agent', 'sandbox-agent'),
+    helm: at('helm', 'helm'),
   };
 }
 

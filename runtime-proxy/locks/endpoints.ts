@@ -3,7 +3,7 @@ import { ProxyError } from '../errors.ts';
 import type { Exchange } from '../exchange.ts';
 import type { Authenticator, Identity } from '../identity.ts';
 import { readBody, type Req, type Res } from '../request-state.ts';
-import { SessionStoreError } from '../sessions/session-store.ts';
+import { frontDoorCaller, refuseFrontDoor, sendJson } from '../front-door.ts';
 import type { Lock, LockKind, RedisLocks } from './locks.ts';
 
 /** `POST` sets a lock, `GET` lists them; `DELETE /portcullis/v1/locks/ID` lifts one. */
@@ -33,19 +33,10 @@ const KINDS: readonly LockKind[] = ['user', 'group', 'cluster', 'grant'];
  * the right, changes nothing and says why.
  */
 export async function serveLockEndpoint(ctx: LockEndpointContext, req: Req, res: Res, ex: Exchange, path: string): Promise<void> {
-  const st = ex.st;
   const now = ctx.clock();
-  const json = (status: number, body: unknown): void => {
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'audit-id': st.auditId });
-    res.end(JSON.stringify(body));
-  };
+  const json = (status: number, body: unknown): void => sendJson(res, ex, status, body);
   try {
-    const a = await ctx.authenticator.authenticate({ rawHeaders: req.rawHeaders }, now);
-    if (!a.ok) throw new ProxyError('UNAUTHENTICATED', `${a.code}: ${a.message}`);
-    const who = a.identity;
-    st.identity = who;
-    const out = ctx.lockedOut(who);
-    if (out) throw out;
+    const who = await frontDoorCaller(ctx.authenticator, ctx.lockedOut, req, ex, now);
     const denied = (what: string) => new ProxyError('FORBIDDEN', `${who.user} may not ${what}`, `${who.user} may not ${what}: the policy grants it with Roles.locker`);
     if (path === LOCKS_ENDPOINT && req.method === 'GET') {
       if (!ctx.may(who, 'get')) throw denied('list locks');
@@ -87,8 +78,7 @@ export async function serveLockEndpoint(ctx: LockEndpointContext, req: Req, res:
     }
     throw new ProxyError('NOT_FOUND', `no ${req.method ?? ''} ${path}`);
   } catch (err) {
-    if (err instanceof SessionStoreError) ex.refuse(new ProxyError('SESSION_STORE_UNAVAILABLE', err.message));
-    else ex.refuse(err);
+    refuseFrontDoor(ex, err);
   }
 }
 

@@ -1,5 +1,5 @@
-import { createClient } from '@redis/client';
 import { SessionStoreError } from '../sessions/session-store.ts';
+import { storeClient } from '../front-door.ts';
 
 /** What a lock cuts off: one person, everyone in a group, a whole cluster, or everything one grant allows. */
 export type LockKind = 'user' | 'group' | 'cluster' | 'grant';
@@ -63,10 +63,8 @@ export class RedisLocks {
   readonly #listeners: ((l: Lock) => void)[] = [];
 
   constructor(url: string, onError: (err: Error) => void) {
-    const reconnectStrategy = (retries: number) => Math.min(100 * 2 ** retries, 2000);
-    this.#cmd = createClient({ url, socket: { reconnectStrategy, connectTimeout: 2000 }, disableOfflineQueue: true });
+    this.#cmd = storeClient(url, onError);
     this.#sub = this.#cmd.duplicate();
-    this.#cmd.on('error', onError);
     this.#sub.on('error', onError);
     // On every (re)connection of either client: the subscriber may have missed messages meanwhile.
     this.#cmd.on('ready', () => void this.#reload().catch(onError));

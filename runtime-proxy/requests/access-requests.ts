@@ -1,7 +1,7 @@
-import { createClient } from '@redis/client';
 import type { Grant, RuleSet, Subject } from '../../core/rule-set.ts';
 import type { Activation, SharedActivations } from '../break-glass.ts';
 import { SessionStoreError } from '../sessions/session-store.ts';
+import { storeClient } from '../front-door.ts';
 
 /** A request for a requestable grant: asked by one person, decided by another. */
 export interface AccessRequest {
@@ -63,8 +63,7 @@ export class RedisRequests implements SharedActivations {
   readonly #cmd;
 
   constructor(url: string, onError: (err: Error) => void) {
-    this.#cmd = createClient({ url, socket: { reconnectStrategy: (n: number) => Math.min(100 * 2 ** n, 2000), connectTimeout: 2000 }, disableOfflineQueue: true });
-    this.#cmd.on('error', onError);
+    this.#cmd = storeClient(url, onError);
   }
 
   async start(): Promise<void> {

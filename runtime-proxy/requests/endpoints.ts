@@ -5,7 +5,7 @@ import { ProxyError } from '../errors.ts';
 import type { Exchange } from '../exchange.ts';
 import type { Authenticator, Identity } from '../identity.ts';
 import { readBody, type Req, type Res } from '../request-state.ts';
-import { SessionStoreError } from '../sessions/session-store.ts';
+import { frontDoorCaller, refuseFrontDoor, sendJson } from '../front-door.ts';
 import { among, cannotDecide, checkAccessRequest, type AccessRequest, type RedisRequests } from './access-requests.ts';
 
 /** `POST` asks, `GET` lists; `POST …/ID/approve|deny` decides; `POST /portcullis/v1/activations/end` ends access early. */
@@ -39,18 +39,10 @@ export interface RequestEndpointContext {
 export async function serveRequestEndpoint(ctx: RequestEndpointContext, req: Req, res: Res, ex: Exchange, path: string): Promise<void> {
   const st = ex.st;
   const now = ctx.clock();
-  const json = (status: number, body: unknown): void => {
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'audit-id': st.auditId });
-    res.end(JSON.stringify(body));
-  };
+  const json = (status: number, body: unknown): void => sendJson(res, ex, status, body);
   const refuse = (code: 'BAD_REQUEST' | 'FORBIDDEN' | 'NOT_FOUND', message: string) => new ProxyError(code, message, message);
   try {
-    const a = await ctx.authenticator.authenticate({ rawHeaders: req.rawHeaders }, now);
-    if (!a.ok) throw new ProxyError('UNAUTHENTICATED', `${a.code}: ${a.message}`);
-    const who = a.identity;
-    st.identity = who;
-    const out = ctx.lockedOut(who);
-    if (out) throw out;
+    const who = await frontDoorCaller(ctx.authenticator, ctx.lockedOut, req, ex, now);
     const body = async (): Promise<Record<string, unknown>> => {
       try {
         return JSON.parse((await readBody(req, 16 * 1024)).toString('utf8')) as Record<string, unknown>;
@@ -118,8 +110,7 @@ export async function serveRequestEndpoint(ctx: RequestEndpointContext, req: Req
     }
     throw new ProxyError('NOT_FOUND', `no ${req.method ?? ''} ${path}`);
   } catch (err) {
-    if (err instanceof SessionStoreError) ex.refuse(new ProxyError('SESSION_STORE_UNAVAILABLE', err.message));
-    else ex.refuse(err);
+    refuseFrontDoor(ex, err);
   }
 }
 

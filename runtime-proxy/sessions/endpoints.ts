@@ -5,7 +5,7 @@ import type { Exchange } from '../exchange.ts';
 import { decodeJwt } from 'jose';
 import type { Authenticator, Identity } from '../identity.ts';
 import type { Req, Res } from '../request-state.ts';
-import { SessionStoreError } from './session-store.ts';
+import { refuseFrontDoor, sendJson } from '../front-door.ts';
 import type { SessionService } from './sessions.ts';
 
 /** How recent the login's ID token must be: a session comes from a sign-in, not from a token kept around. */
@@ -48,10 +48,7 @@ export interface SessionEndpointContext {
 export async function serveSessionEndpoint(ctx: SessionEndpointContext, req: Req, res: Res, ex: Exchange, path: string): Promise<void> {
   const st = ex.st;
   const now = ctx.clock();
-  const json = (status: number, body: unknown): void => {
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'audit-id': st.auditId });
-    res.end(JSON.stringify(body));
-  };
+  const json = (status: number, body: unknown): void => sendJson(res, ex, status, body);
   try {
     if (path === `${SESSIONS_PREFIX}login` && req.method === 'GET') {
       json(200, { kind: 'LoginConfig', apiVersion: 'portcullis.dev/v1', ...ctx.login });
@@ -103,8 +100,7 @@ export async function serveSessionEndpoint(ctx: SessionEndpointContext, req: Req
     }
     throw new ProxyError('NOT_FOUND', `no ${req.method ?? ''} ${path}`);
   } catch (err) {
-    if (err instanceof SessionStoreError) ex.refuse(new ProxyError('SESSION_STORE_UNAVAILABLE', err.message));
-    else ex.refuse(err);
+    refuseFrontDoor(ex, err);
   }
 }
 

@@ -1,4 +1,4 @@
-import { createClient } from '@redis/client';
+import { SessionStoreError, storeClient } from '../front-door.ts';
 
 /** A proxy session: who logged in (as the identity provider asserted at login), and until when. */
 export interface Session {
@@ -14,13 +14,7 @@ export interface Session {
   readonly idleTimeoutMs: number;
 }
 
-/** The store is unreachable, or refused a write: new logins and revocations fail with this. */
-export class SessionStoreError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SessionStoreError';
-  }
-}
+export { SessionStoreError } from '../front-door.ts';
 
 /** Where replicas share sessions. Every replica keeps a copy; nothing is written per request. */
 export interface SharedSessions {
@@ -73,10 +67,8 @@ export class RedisSessions implements SharedSessions {
     url: string,
     private readonly o: { readonly touchIntervalMs: number; readonly graceMs: number; readonly clock: () => number; readonly onError: (err: Error) => void },
   ) {
-    const reconnectStrategy = (retries: number) => Math.min(100 * 2 ** retries, 2000);
-    this.#cmd = createClient({ url, socket: { reconnectStrategy, connectTimeout: 2000 }, disableOfflineQueue: true });
+    this.#cmd = storeClient(url, o.onError);
     this.#sub = this.#cmd.duplicate();
-    this.#cmd.on('error', (err: Error) => o.onError(err));
     this.#sub.on('error', (err: Error) => o.onError(err));
     // While the subscriber is away, revocations go unheard: it counts against the grace, and on
     // its return the whole copy is read again, so a session ended meanwhile ends here too.

@@ -6,23 +6,29 @@
 // timeout and at the maximum lifetime. Bad input changes nothing.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { MEMBER_USER } from '../../core/names.ts';
 import { LOGIN_CLIENT_ID } from '../../sandbox/oidc-issuer.ts';
+import { ensureBinaries } from '../../sandbox/build.ts';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, type Harness } from '../proxy/harness.ts';
 import { signIn } from '../support/oidc-browser.ts';
 import { browserLogin, cli, onPort, trustBundle, writeKubeconfig } from '../support/login-cli.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
 const NS = 'login-sessions';
-const SRE_READ = grant('sre-read', [group('oidc:sre')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }], ns(NS), { line: 3 });
+const SRE_RULES = [
+  { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'] },
+  // What helm needs to install a chart of configmaps: the objects, and its release records (secrets).
+  { verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'], apiGroups: [''], resources: ['configmaps', 'secrets'] },
+];
+const SRE_READ = grant('sre-read', [group('oidc:sre')], SRE_RULES, ns(NS), { line: 3 });
 // nina and alice are in sre; no grant names either of them: access follows the group.
 const RULES = ruleSet('dev', [SRE_READ], { users: [MEMBER_USER] });
-const RBAC = manifestsYaml(upstreamRole(NS, 'login-sre-read', [group('oidc:sre')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'configmaps'] }]));
+const RBAC = manifestsYaml(upstreamRole(NS, 'login-sre-read', [group('oidc:sre')], SRE_RULES));
 const PEOPLE = { alice: ['sre'], nina: ['sre'], bob: ['finance'] };
 
 describe('portcullis login, sessions and the fleet kubeconfig', () => {
@@ -71,6 +77,37 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
     }
     const who = await h.kubectl(kc, ['auth', 'whoami', '-o', 'json']);
     assert.match(who.stdout, /oidc:nina/);
+  });
+
+  it('GIVEN the session kubeconfig WHEN helm installs, upgrades and uninstalls a chart with it THEN it works as it is, with no plugin, and every call is audited as the person', async () => {
+    const { helm } = await ensureBinaries({ log: () => undefined });
+    const home = await browserLogin(h, 'nina');
+    const kc = await writeKubeconfig(home);
+    const chart = join(home, 'chart');
+    mkdirSync(join(chart, 'templates'), { recursive: true });
+    writeFileSync(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: portcullis-demo\nversion: 0.1.0\n');
+    writeFileSync(join(chart, 'templates', 'config.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  colour: {{ .Values.colour | default "teal" | quote }}\n');
+    const release = `demo-${Date.now() % 100000}`;
+    // Asynchronously: the proxy under test runs in this very process.
+    const run = (args: readonly string[]) =>
+      new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const p = spawn(helm, ['--kubeconfig', kc, '-n', NS, ...args], { env: { ...process.env, HOME: home, HELM_CACHE_HOME: join(home, '.helm-cache'), HELM_CONFIG_HOME: join(home, '.helm-config'), HELM_DATA_HOME: join(home, '.helm-data') } });
+        let stderr = '';
+        p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        p.stdout.resume();
+        p.on('close', (status) => resolve({ status, stderr }));
+      });
+    let r = await run(['install', release, chart]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match((await h.kubectl(kc, ['get', 'configmap', `${release}-config`, '-n', NS, '-o', 'jsonpath={.data.colour}'])).stdout, /teal/);
+    r = await run(['upgrade', release, chart, '--set', 'colour=red']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match((await h.kubectl(kc, ['get', 'configmap', `${release}-config`, '-n', NS, '-o', 'jsonpath={.data.colour}'])).stdout, /red/);
+    r = await run(['uninstall', release]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.notEqual((await h.kubectl(kc, ['get', 'configmap', `${release}-config`, '-n', NS])).status, 0, 'gone');
+    const helmCalls = h.auditEvents().filter((e) => e.userAgent?.startsWith('Helm/') && e.user.username === 'oidc:nina');
+    assert.ok(helmCalls.some((e) => e.verb === 'create' && e.objectRef?.resource === 'secrets'), 'helm recorded its release, audited as nina');
   });
 
   it('GIVEN a session WHEN its owner logs out on one replica THEN the kubeconfig stops working on the other within a second', async () => {

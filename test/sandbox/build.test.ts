@@ -71,14 +71,14 @@ describe('ensureBinaries cold', () => {
     const [a, b] = await withPath(go.dir, () => Promise.all([ensureBinaries({ cacheDir, log: () => {} }), ensureBinaries({ cacheDir, log: () => {} })]));
     assert.deepEqual(a, b);
     const builds = readFileSync(go.log, 'utf8').split('\n').filter((l) => l.startsWith('build'));
-    assert.equal(builds.length, 3, `one go build per group, got:\n${builds.join('\n')}`);
+    assert.equal(builds.length, binaryCacheKeys().length, `one go build per group, got:\n${builds.join('\n')}`);
     assert.ok(builds.every((l) => l.includes('-ldflags')));
     assert.ok(builds.some((l) => l.includes('k8s.io/component-base/version.gitVersion=v1.34.4') && l.includes('k8s.io/kubernetes/cmd/kube-apiserver')));
     const entries = readdirSync(cacheDir).sort();
     assert.deepEqual(entries, [...binaryCacheKeys()].sort(), 'no temp or lock directories left behind');
     // And a third run is a hit: no more calls.
     await withPath(go.dir, () => ensureBinaries({ cacheDir, log: () => {} }));
-    assert.equal(readFileSync(go.log, 'utf8').split('\n').filter((l) => l.startsWith('build')).length, 3);
+    assert.equal(readFileSync(go.log, 'utf8').split('\n').filter((l) => l.startsWith('build')).length, binaryCacheKeys().length);
   });
 
   it('GIVEN a lock left by a dead process WHEN ensureBinaries runs THEN it takes the lock over and builds', async () => {

@@ -1,0 +1,47 @@
+import { createClient } from '@redis/client';
+import { ProxyError } from './errors.ts';
+import type { Exchange } from './exchange.ts';
+import type { Authenticator, Identity } from './identity.ts';
+import type { Req, Res } from './request-state.ts';
+
+/**
+ * What the front door's endpoints (sessions, locks, access requests) share: how they answer,
+ * who is asking, and what a store failure becomes. Each endpoint is one audited exchange.
+ */
+
+/** The shared store is unreachable, or refused a write: new logins, locks, approvals and revocations fail with this. */
+export class SessionStoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SessionStoreError';
+  }
+}
+
+/** A JSON answer that no cache keeps, carrying the exchange's Audit-ID. */
+export function sendJson(res: Res, ex: Exchange, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'audit-id': ex.auditId });
+  res.end(JSON.stringify(body));
+}
+
+/** The caller, authenticated (a session credential or the identity provider's token) and under no fleet-wide lock; throws the refusal. */
+export async function frontDoorCaller(authn: Authenticator, lockedOut: (identity: Identity) => ProxyError | undefined, req: Req, ex: Exchange, now: number): Promise<Identity> {
+  const a = await authn.authenticate({ rawHeaders: req.rawHeaders }, now);
+  if (!a.ok) throw new ProxyError('UNAUTHENTICATED', `${a.code}: ${a.message}`);
+  ex.st.identity = a.identity;
+  const out = lockedOut(a.identity);
+  if (out) throw out;
+  return a.identity;
+}
+
+/** Refuses the exchange: a store that cannot answer is a 503 saying so, anything else as it is. */
+export function refuseFrontDoor(ex: Exchange, err: unknown): void {
+  if (err instanceof SessionStoreError) ex.refuse(new ProxyError('SESSION_STORE_UNAVAILABLE', err.message));
+  else ex.refuse(err);
+}
+
+/** A client of the shared store: reconnects with backoff (at most 2 s apart); fails commands at once while disconnected. */
+export function storeClient(url: string, onError: (err: Error) => void) {
+  const c = createClient({ url, socket: { reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000), connectTimeout: 2000 }, disableOfflineQueue: true });
+  c.on('error', onError);
+  return c;
+}
