@@ -9,6 +9,7 @@ import { registerProxyCommands } from '../runtime-proxy/cli.ts';
 import { registerGitopsCommands } from '../gitops/cli.ts';
 import { registerScaffoldCommands } from '../scaffold/cli.ts';
 import { registerLoginCommands } from '../login/cli.ts';
+import { registerAgentCommands } from '../agent/cli.ts';
 
 /** The CLI is thin: parse arguments, call a command function, map the area's coded error to the exit code (exit-codes.ts). */
 export async function main(argv: readonly string[], name = 'portcullis'): Promise<number> {
@@ -30,6 +31,7 @@ export async function main(argv: readonly string[], name = 'portcullis'): Promis
   registerGitopsCommands(program);
   registerScaffoldCommands(program);
   registerLoginCommands(program);
+  registerAgentCommands(program);
   try {
     await program.parseAsync([...argv]);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

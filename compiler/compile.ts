@@ -111,7 +111,7 @@ export function compileFleet(input: CompileInput): CompileOutput {
       apiVersion: 'portcullis.dev/v1',
       kind: 'Fleet',
       name: resolution.fleet,
-      clusters: resolution.clusters.map((c) => ({ name: c.name, server: c.server, proxyUrl: c.proxyUrl, labels: c.labels })),
+      clusters: resolution.clusters.map((c) => ({ name: c.name, server: c.server, proxyUrl: c.proxyUrl, labels: c.labels, agent: c.agent })),
       identityProviders: resolution.identityProviders,
       keys: [...files.keys()].filter((p) => p.startsWith('keys/')).sort(),
     }),

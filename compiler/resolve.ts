@@ -29,7 +29,9 @@ export interface DeclaredNamespace {
 /** Everything the compiler knows about one cluster after resolution. */
 export interface ResolvedCluster {
   readonly name: string;
+  /** The kube-apiserver URL; empty for a cluster behind its agent. */
   readonly server: string;
+  readonly agent?: boolean;
   readonly proxyUrl?: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly namespaces: readonly DeclaredNamespace[];
@@ -77,6 +79,9 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
   }
   for (const c of clusters) {
     if (!DNS1123_LABEL.test(c.name)) report('error', 'INVALID_NAME', where(c), `cluster name '${c.name}' is not a DNS-1123 label`);
+    if ((c.props.server === undefined) === (c.props.agent !== true)) {
+      report('error', 'INVALID_CLUSTER', where(c), `cluster ${c.name} needs exactly one of server (the proxy reaches it) or agent: true (its agent connects out)`);
+    }
     const bad = c.props.proxyUrl === undefined ? undefined : proxyUrlProblem(c.props.proxyUrl, c.name);
     if (bad) report('error', 'INVALID_PROXY_URL', where(c), `proxyUrl ${c.props.proxyUrl ?? ''} of cluster ${c.name}: ${bad}`, `https://${c.name}.portcullis.example (a host name per cluster) or https://portcullis.example/clusters/${c.name}`);
   }
@@ -347,7 +352,8 @@ export function resolveFleet(fleet: Fleet, catalogs: ReadonlyMap<string, Catalog
       .sort((a, b) => (a.name < b.name ? -1 : 1));
     out.push({
       name: c.name,
-      server: c.props.server,
+      server: c.props.server ?? '',
+      ...(c.props.agent === true ? { agent: true } : {}),
       ...(c.props.proxyUrl ? { proxyUrl: c.props.proxyUrl } : {}),
       labels: c.labels,
       namespaces: ns,

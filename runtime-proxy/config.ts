@@ -27,7 +27,8 @@ export interface ClusterConfig {
    * `https://PROXY/clusters/NAME/…`; lowercase, no port. @default none
    */
   readonly hostnames: readonly string[];
-  readonly upstream: {
+  /** How the proxy reaches the cluster itself; none for a cluster reached through its agent (`agent: true`). */
+  readonly upstream?: {
     readonly url: string;
     readonly caFile: string;
     /** The proxy's ServiceAccount token; re-read when the file changes. */
@@ -115,6 +116,11 @@ export interface ProxyConfig {
    * Valkey store. @default none: only the identity provider's tokens and client certificates
    */
   readonly sessions?: SessionsConfig;
+  /**
+   * Clusters reached through an in-cluster agent that connects out to every replica
+   * (`portcullis agent`, docs/tunnel.md). @default none: every cluster has an upstream
+   */
+  readonly agents?: AgentsConfig;
   readonly limits: {
     readonly maxHeaderBytes: number;
     readonly headersTimeoutMs: number;
@@ -147,6 +153,34 @@ export interface SessionsConfig {
   readonly caFile?: string;
 }
 
+/** `agents` in the configuration. */
+export interface AgentsConfig {
+  /** PEM files of the Ed25519 public keys whose registration credentials (`portcullis cluster add`) this proxy accepts. */
+  readonly registrationKeyFiles: readonly string[];
+  /** A directory every replica mounts, for the registered agents' keys. @default the sessions' store */
+  readonly stateDir?: string;
+  /**
+   * Clusters that need no entry here: once an agent registers one, it is served with these, `{cluster}`
+   * in the bundle source's path or URL replaced by its name. @default none: only clusters with `agent: true`
+   */
+  readonly registeredClusters?: { readonly bundle: BundleSourceConfig; readonly trustedKeyFiles: readonly string[] };
+  readonly limits: {
+    /** Streams open at once on one tunnel. @default 4096 */
+    readonly maxStreams: number;
+    /** Bytes in flight from the agent on one stream. @default 1 MiB */
+    readonly streamWindowBytes: number;
+    /** Bytes in flight from the agent on one tunnel. @default 32 MiB */
+    readonly connectionWindowBytes: number;
+  };
+}
+
+/** A bundle source for a registered cluster: `{cluster}` in the path or URL replaced by its name. */
+export function bundleFor(template: BundleSourceConfig, cluster: string): BundleSourceConfig {
+  if (template.kind === 'directory') return { ...template, path: template.path.replaceAll('{cluster}', cluster) };
+  if (template.kind === 'url') return { ...template, url: template.url.replaceAll('{cluster}', encodeURIComponent(cluster)) };
+  return template;
+}
+
 /** The configuration was refused; the message lists every problem. */
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -154,6 +188,8 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+type RawBundle = { directory?: string; url?: string; caFile?: string; configMap?: { tokenFile: string; namespace?: string; name?: string }; pollIntervalMs?: number };
 
 // The YAML schema (before defaults and path resolution).
 interface RawConfig {
@@ -163,10 +199,17 @@ interface RawConfig {
   clusters: {
     name: string;
     hostnames?: string[];
-    upstream: { url: string; caFile: string; tokenFile?: string; clientCertFile?: string; clientKeyFile?: string };
-    bundle: { directory?: string; url?: string; caFile?: string; configMap?: { tokenFile: string; namespace?: string; name?: string }; pollIntervalMs?: number };
+    upstream?: { url: string; caFile: string; tokenFile?: string; clientCertFile?: string; clientKeyFile?: string };
+    agent?: boolean;
+    bundle: RawBundle;
     trustedKeyFiles: string[];
   }[];
+  agents?: {
+    registrationKeyFiles: string[];
+    stateDir?: string;
+    registeredClusters?: { bundle: RawBundle; trustedKeyFiles: string[] };
+    limits?: { maxStreams?: number; streamWindowBytes?: number; connectionWindowBytes?: number };
+  };
   authn: Record<string, unknown>;
   audit?: { stdout?: boolean; file?: { path: string; maxBytes?: number; maxFiles?: number }; flushIntervalMs?: number; mode?: 'blocking' | 'batch'; checkpointEvery?: number; signingKeyFile?: string; onFailure?: 'deny' | 'serve'; recordings?: { dir: string; maxBytes?: number }; policyFile?: string; webhook?: { configFile: string } & Partial<Omit<AuditWebhookOptions, 'configFile'>> };
   breakGlass?: { webhookUrl?: string; webhookCaFile?: string; stateDir?: string; configMap?: { cluster: string; tokenFile: string; namespace?: string; name?: string } };
@@ -193,6 +236,23 @@ const sharedConfigMap = {
   additionalProperties: false,
   required: ['cluster', 'tokenFile'],
   properties: { cluster: str, tokenFile: str, namespace: { ...str, nullable: true }, name: { ...str, nullable: true } },
+} as const;
+const bundleSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    directory: { ...str, nullable: true },
+    url: { type: 'string', pattern: '^https://', nullable: true },
+    caFile: { ...str, nullable: true },
+    configMap: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      required: ['tokenFile'],
+      properties: { tokenFile: str, namespace: { ...str, nullable: true }, name: { ...str, nullable: true } },
+    },
+    pollIntervalMs: { ...posInt, nullable: true },
+  },
 } as const;
 const schema: JSONSchemaType<RawConfig> = {
   type: 'object',
@@ -222,11 +282,10 @@ const schema: JSONSchemaType<RawConfig> = {
     tls: { type: 'object', additionalProperties: false, required: ['certFile', 'keyFile'], properties: { certFile: str, keyFile: str } },
     clusters: {
       type: 'array',
-      minItems: 1,
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['name', 'upstream', 'bundle', 'trustedKeyFiles'],
+        required: ['name', 'bundle', 'trustedKeyFiles'],
         properties: {
           name: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' },
           hostnames: {
@@ -234,8 +293,10 @@ const schema: JSONSchemaType<RawConfig> = {
             nullable: true,
             items: { type: 'string', maxLength: 253, pattern: '^(?=.*[a-zA-Z])[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*$' },
           },
+          agent: { type: 'boolean', nullable: true },
           upstream: {
             type: 'object',
+            nullable: true,
             additionalProperties: false,
             required: ['url', 'caFile'],
             properties: {
@@ -246,24 +307,31 @@ const schema: JSONSchemaType<RawConfig> = {
               clientKeyFile: { ...str, nullable: true },
             },
           },
-          bundle: {
-            type: 'object',
-            additionalProperties: false,
-            properties: {
-              directory: { ...str, nullable: true },
-              url: { type: 'string', pattern: '^https://', nullable: true },
-              caFile: { ...str, nullable: true },
-              configMap: {
-                type: 'object',
-                nullable: true,
-                additionalProperties: false,
-                required: ['tokenFile'],
-                properties: { tokenFile: str, namespace: { ...str, nullable: true }, name: { ...str, nullable: true } },
-              },
-              pollIntervalMs: { ...posInt, nullable: true },
-            },
-          },
+          bundle: bundleSchema,
           trustedKeyFiles: { type: 'array', minItems: 1, items: str },
+        },
+      },
+    },
+    agents: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      required: ['registrationKeyFiles'],
+      properties: {
+        registrationKeyFiles: { type: 'array', minItems: 1, items: str },
+        stateDir: { ...str, nullable: true },
+        registeredClusters: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          required: ['bundle', 'trustedKeyFiles'],
+          properties: { bundle: bundleSchema, trustedKeyFiles: { type: 'array', minItems: 1, items: str } },
+        },
+        limits: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          properties: { maxStreams: { ...posInt, nullable: true }, streamWindowBytes: { ...posInt, nullable: true }, connectionWindowBytes: { ...posInt, nullable: true } },
         },
       },
     },
@@ -397,40 +465,49 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       hostOwner.set(h, c.name);
     }
     const u = c.upstream;
-    const hasToken = u.tokenFile !== undefined;
-    const hasCert = u.clientCertFile !== undefined || u.clientKeyFile !== undefined;
-    if (hasToken === hasCert) problems.push(`  /clusters/${i}/upstream: set exactly one of tokenFile or clientCertFile+clientKeyFile`);
-    if (hasCert && (u.clientCertFile === undefined || u.clientKeyFile === undefined)) problems.push(`  /clusters/${i}/upstream: clientCertFile and clientKeyFile go together`);
-    const b = c.bundle;
-    const kinds = [b.directory, b.url, b.configMap].filter((x) => x !== undefined).length;
-    if (kinds !== 1) problems.push(`  /clusters/${i}/bundle: set exactly one of directory, url or configMap`);
-    const pollIntervalMs = b.pollIntervalMs ?? 5000;
-    const bundle: BundleSourceConfig =
-      b.directory !== undefined
-        ? { kind: 'directory', path: p(b.directory), pollIntervalMs }
-        : b.url !== undefined
-          ? { kind: 'url', url: b.url, ...(b.caFile !== undefined ? { caFile: p(b.caFile) } : {}), pollIntervalMs }
-          : {
-              kind: 'configMap',
-              tokenFile: p(b.configMap?.tokenFile ?? ''),
-              namespace: b.configMap?.namespace ?? PROXY_NAMESPACE,
-              name: b.configMap?.name ?? BUNDLE_CONFIGMAP,
-              pollIntervalMs,
-            };
+    if ((u === undefined) !== (c.agent === true)) problems.push(`  /clusters/${i}: set exactly one of upstream (the proxy reaches the cluster) or agent: true (its agent connects out to the proxy)`);
+    if (u) {
+      const hasToken = u.tokenFile !== undefined;
+      const hasCert = u.clientCertFile !== undefined || u.clientKeyFile !== undefined;
+      if (hasToken === hasCert) problems.push(`  /clusters/${i}/upstream: set exactly one of tokenFile or clientCertFile+clientKeyFile`);
+      if (hasCert && (u.clientCertFile === undefined || u.clientKeyFile === undefined)) problems.push(`  /clusters/${i}/upstream: clientCertFile and clientKeyFile go together`);
+    }
+    if (c.agent === true && raw.agents === undefined) problems.push(`  /clusters/${i}: agent: true needs the agents section`);
+    if (c.agent === true && c.bundle.configMap !== undefined) problems.push(`  /clusters/${i}/bundle: a cluster behind its agent takes its bundle from a directory or URL (the proxy holds no credential for its ConfigMap)`);
+    const bundle = parseBundle(c.bundle, `/clusters/${i}/bundle`, problems, p);
     return {
       name: c.name,
       hostnames,
-      upstream: {
-        url: u.url,
-        caFile: p(u.caFile),
-        ...(u.tokenFile !== undefined ? { tokenFile: p(u.tokenFile) } : {}),
-        ...(u.clientCertFile !== undefined ? { clientCertFile: p(u.clientCertFile) } : {}),
-        ...(u.clientKeyFile !== undefined ? { clientKeyFile: p(u.clientKeyFile) } : {}),
-      },
+      ...(u
+        ? {
+            upstream: {
+              url: u.url,
+              caFile: p(u.caFile),
+              ...(u.tokenFile !== undefined ? { tokenFile: p(u.tokenFile) } : {}),
+              ...(u.clientCertFile !== undefined ? { clientCertFile: p(u.clientCertFile) } : {}),
+              ...(u.clientKeyFile !== undefined ? { clientKeyFile: p(u.clientKeyFile) } : {}),
+            },
+          }
+        : {}),
       bundle,
       trustedKeyFiles: c.trustedKeyFiles.map(p),
     };
   });
+  const ag = raw.agents;
+  if (clusters.length === 0 && ag?.registeredClusters === undefined) problems.push('  /clusters: no cluster (configure one, or agents.registeredClusters for clusters their agents register)');
+  if (ag?.registeredClusters?.bundle.configMap !== undefined) problems.push('  /agents/registeredClusters/bundle: clusters behind their agents take their bundle from a directory or URL');
+  const agents: AgentsConfig | undefined = ag && {
+    registrationKeyFiles: ag.registrationKeyFiles.map(p),
+    ...(ag.stateDir !== undefined ? { stateDir: p(ag.stateDir) } : {}),
+    ...(ag.registeredClusters
+      ? { registeredClusters: { bundle: parseBundle(ag.registeredClusters.bundle, '/agents/registeredClusters/bundle', problems, p), trustedKeyFiles: ag.registeredClusters.trustedKeyFiles.map(p) } }
+      : {}),
+    limits: {
+      maxStreams: ag.limits?.maxStreams ?? 4096,
+      streamWindowBytes: ag.limits?.streamWindowBytes ?? 1024 * 1024,
+      connectionWindowBytes: ag.limits?.connectionWindowBytes ?? 32 * 1024 * 1024,
+    },
+  };
   const bgc = raw.breakGlass?.configMap;
   if (bgc && raw.breakGlass?.stateDir !== undefined) problems.push('  /breakGlass: set at most one of stateDir and configMap');
   if (bgc && !seen.has(bgc.cluster)) problems.push(`  /breakGlass/configMap/cluster: ${bgc.cluster} is not a configured cluster`);
@@ -493,6 +570,7 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
         ? { configMap: { cluster: rf.configMap.cluster, tokenFile: p(rf.configMap.tokenFile), namespace: rf.configMap.namespace ?? PROXY_NAMESPACE, name: rf.configMap.name ?? REVISION_FLOOR_CONFIGMAP } }
         : {}),
     },
+    ...(agents ? { agents } : {}),
     ...(sx
       ? {
           sessions: {
@@ -517,6 +595,24 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
       shutdownGraceMs: l.shutdownGraceMs ?? 30_000,
     },
   };
+}
+
+/** A bundle source: exactly one of directory, URL or ConfigMap. */
+function parseBundle(b: RawBundle, where: string, problems: string[], p: (f: string) => string): BundleSourceConfig {
+  const kinds = [b.directory, b.url, b.configMap].filter((x) => x !== undefined).length;
+  if (kinds !== 1) problems.push(`  ${where}: set exactly one of directory, url or configMap`);
+  const pollIntervalMs = b.pollIntervalMs ?? 5000;
+  return b.directory !== undefined
+    ? { kind: 'directory', path: p(b.directory), pollIntervalMs }
+    : b.url !== undefined
+      ? { kind: 'url', url: b.url, ...(b.caFile !== undefined ? { caFile: p(b.caFile) } : {}), pollIntervalMs }
+      : {
+          kind: 'configMap',
+          tokenFile: p(b.configMap?.tokenFile ?? ''),
+          namespace: b.configMap?.namespace ?? PROXY_NAMESPACE,
+          name: b.configMap?.name ?? BUNDLE_CONFIGMAP,
+          pollIntervalMs,
+        };
 }
 
 function describe(e: ErrorObject): string {

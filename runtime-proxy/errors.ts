@@ -23,6 +23,7 @@ export type ProxyErrorCode =
   | 'IMPERSONATION_REFUSED'
   | 'SESSION_STORE_UNAVAILABLE'
   | 'LOCKED'
+  | 'AGENT_UNAVAILABLE'
   | 'INTERNAL';
 
 interface Row {
@@ -48,6 +49,7 @@ const TABLE: Readonly<Record<ProxyErrorCode, Row>> = {
   MALFORMED_REQUEST: { code: 400, reason: 'BadRequest', message: 'malformed HTTP request' },
   IMPERSONATION_REFUSED: { code: 403, reason: 'Forbidden', message: 'impersonation (kubectl --as, --as-group) is allowed through portcullis only where the policy grants it' },
   SESSION_STORE_UNAVAILABLE: { code: 503, reason: 'ServiceUnavailable', message: 'the session store is unreachable: logins, logouts and locks cannot be recorded now; retry' },
+  AGENT_UNAVAILABLE: { code: 503, reason: 'ServiceUnavailable', message: "the cluster's agent is not connected to portcullis; retry shortly" },
   LOCKED: { code: 403, reason: 'Forbidden', message: 'access is locked by an administrator' },
   INTERNAL: { code: 500, reason: 'InternalError', message: 'portcullis failed to handle the request (an error of its own, not the cluster)' },
 };

@@ -1,18 +1,17 @@
 import { decide } from '../core/decide.ts';
 import { ProxyError } from './errors.ts';
-import { forwardHttp } from './forward.ts';
 import { buildUpstreamHeaders } from './headers.ts';
 import { upstreamIdentity, type Admission } from './pipeline.ts';
 import type { Exchange } from './exchange.ts';
 import { readBody, type EndpointContext, type Req, type Res } from './request-state.ts';
 import { deniedReview, readReviewSpec, reviewAttributes } from './self-review.ts';
-import type { Upstream } from './upstream.ts';
+import type { ClusterLink } from './cluster-link.ts';
 
 /** What the self-review endpoint needs beyond the common context. */
 export interface SelfReviewContext extends EndpointContext {
   /** Break-glass grants this user invoked on this cluster. */
   readonly activeBreakGlass: (user: string) => ReadonlySet<string>;
-  readonly upstream: Upstream;
+  readonly link: ClusterLink;
   /** The proxy's own `Authorization` for upstream, if it uses a token. */
   readonly authorization: string | undefined;
 }
@@ -48,10 +47,9 @@ export async function serveSelfReview(ctx: SelfReviewContext, req: Req, res: Res
   };
   const headers = buildUpstreamHeaders(req.rawHeaders, who);
   headers['content-length'] = String(raw.length);
-  forwardHttp(
+  ctx.link.forward(
     req,
     res,
-    ctx.upstream,
     target,
     headers,
     {

@@ -22,8 +22,7 @@ import { BundleStore, type OfferResult } from './bundle-store.ts';
 import { ConfigError, type ClusterConfig, type ProxyConfig, type SessionsConfig } from './config.ts';
 import { impersonate, impersonationAsked, stillImpersonates } from './impersonation.ts';
 import { ProxyError } from './errors.ts';
-import { forwardHttp, forwardStream, type BodyCapture, type ForwardHooks } from './forward.ts';
-import { closeH2Pool, h2PoolFor, forwardHttp2 } from './forward-h2.ts';
+import type { BodyCapture, ForwardHooks } from './forward.ts';
 import { buildUpstreamHeaders } from './headers.ts';
 import type { Authenticator, Identity } from './identity.ts';
 import { cachingAuthenticator } from './credential-cache.ts';
@@ -35,7 +34,7 @@ import { BREAK_GLASS_PATH, serveBreakGlass, type BreakGlassContext } from './bre
 import type { Req, Res } from './request-state.ts';
 import { serveSelfReview } from './self-review-endpoint.ts';
 import { StreamRegistry } from './streams.ts';
-import { forwardUpgrade, upgradeProtocol, type UpgradeOutcome } from './upgrade.ts';
+import { upgradeProtocol, type UpgradeOutcome } from './upgrade.ts';
 import type { AuditFacts } from './audit/event.ts';
 import { BodyCollector } from './audit/bodies.ts';
 import { auditDecision, parseAuditPolicy, withoutManagedFields, type AuditLevel, type AuditPolicy } from './audit/policy.ts';
@@ -48,7 +47,12 @@ import { LOCKS_ENDPOINT, serveLockEndpoint, type LockEndpointContext } from './l
 import { RedisRequests } from './requests/access-requests.ts';
 import { ACTIVATIONS_ENDPOINT, REQUESTS_ENDPOINT, serveRequestEndpoint, type RequestEndpointContext } from './requests/endpoints.ts';
 import { postJson } from './webhook.ts';
-import { createUpstream, type Upstream } from './upstream.ts';
+import { createUpstream } from './upstream.ts';
+import { bundleFor, type AgentsConfig } from './config.ts';
+import { directLink, tunnelLink, type ClusterLink } from './cluster-link.ts';
+import { TUNNEL_PATH, TUNNEL_UPGRADE } from '../agent/protocol.ts';
+import { DirectoryPins, RedisPins, type AgentPins } from './tunnel/agent-pins.ts';
+import { Tunnels } from './tunnel/tunnels.ts';
 import { Drain, endAfterCommit, Exchange, type ExchangeHost } from './exchange.ts';
 
 /** What the proxy is built from. */
@@ -64,7 +68,8 @@ export interface ProxyOptions {
 interface ClusterRuntime {
   readonly config: ClusterConfig;
   readonly store: BundleStore;
-  readonly upstream: Upstream;
+  /** How requests reach its kube-apiserver: directly, or through its agents' tunnels. */
+  readonly link: ClusterLink;
   reloading: Promise<OfferResult | undefined> | undefined;
   stopWatch?: () => void;
   /** The revision this replica accepted but could not yet record in the shared floor. */
@@ -117,6 +122,9 @@ export class PortcullisProxy {
   #expiryTimer: NodeJS.Timeout | undefined;
   /** The audit policy (`audit.policyFile`); none: every request at Metadata, with no cost per request. */
   readonly #auditPolicy: AuditPolicy | undefined;
+  /** The agents' tunnels to this replica (`agents`), and the keys they are pinned to. */
+  readonly #tunnels: Tunnels | undefined;
+  #pins: AgentPins | undefined;
 
   constructor(private readonly opts: ProxyOptions) {
     const c = opts.config;
@@ -152,8 +160,9 @@ export class PortcullisProxy {
     this.#authn = this.#sessions ? this.#sessions.service.authenticator(idp) : idp;
     this.#floors = revisionFloors(c);
     this.#host = { clock: this.#clock, metrics: this.metrics, log: this.log, audit: this.audit, streams: this.streams, drain: this.#drain };
+    this.#tunnels = c.agents ? this.#agentTunnels(c.agents) : undefined;
     for (const cc of c.clusters) {
-      this.#clusters.set(cc.name, { config: cc, store: new BundleStore(cc.name, loadKeys(cc.trustedKeyFiles)), upstream: createUpstream(cc.upstream), reloading: undefined });
+      this.#clusters.set(cc.name, { config: cc, store: new BundleStore(cc.name, loadKeys(cc.trustedKeyFiles)), link: this.#link(cc), reloading: undefined });
       for (const h of cc.hostnames) this.#hosts.set(h, cc.name);
     }
     const clientCa = (c.authn as { clientCertificates?: { caFile?: string } }).clientCertificates?.caFile;
@@ -232,14 +241,13 @@ export class PortcullisProxy {
     }
     await this.activations.start();
     await this.#loadFloors();
-    for (const [name, cr] of this.#clusters) {
-      await this.reload(name);
-      const endpoint = { serverUrl: cr.upstream.base.href, ca: cr.upstream.tls.ca };
-      cr.stopWatch = watchBundleSource(cr.config.bundle, () => void this.reload(name), endpoint, (w) => {
-        if (w.state === 'watching') this.log.info({ cluster: name }, 'watching the bundle ConfigMap');
-        else this.log.warn({ cluster: name, why: w.why, retryInMs: w.retryInMs, pollIntervalMs: cr.config.bundle.pollIntervalMs }, 'cannot watch the bundle ConfigMap; polling until the watch works (is `watch` granted on it?)');
-      });
+    // Clusters registered by their agents earlier (maybe through another replica) are served from the start.
+    if (this.#pins) {
+      const pinned = await this.#pins.all().catch((err: unknown) => (this.log.error({ err: (err as Error).message, alert: true }, 'cannot read the registered agents'), new Map<string, string>()));
+      for (const name of pinned.keys()) this.#addAgentCluster(name);
     }
+    for (const name of [...this.#clusters.keys()]) await this.#startCluster(name);
+    this.#started = true;
     this.#expiryTimer = setInterval(() => this.#warnExpiry(), 60_000);
     this.#expiryTimer.unref();
     const { host, port } = this.opts.config.listen;
@@ -329,6 +337,61 @@ export class PortcullisProxy {
     }
   }
 
+  /** Loads a cluster's bundle and watches its source. */
+  async #startCluster(name: string): Promise<void> {
+    const cr = this.#clusters.get(name);
+    if (!cr || cr.stopWatch) return;
+    cr.stopWatch = () => undefined;
+    await this.reload(name);
+    cr.stopWatch = watchBundleSource(cr.config.bundle, () => void this.reload(name), bundleEndpoint(cr), (w) => {
+      if (w.state === 'watching') this.log.info({ cluster: name }, 'watching the bundle ConfigMap');
+      else this.log.warn({ cluster: name, why: w.why, retryInMs: w.retryInMs, pollIntervalMs: cr.config.bundle.pollIntervalMs }, 'cannot watch the bundle ConfigMap; polling until the watch works (is `watch` granted on it?)');
+    });
+  }
+
+  #started = false;
+
+  /** How a configured cluster is reached. */
+  #link(cc: ClusterConfig): ClusterLink {
+    if (cc.upstream) return directLink(createUpstream(cc.upstream));
+    if (!this.#tunnels) throw new ConfigError(`cluster ${cc.name} is reached through its agent, but there is no agents section`);
+    return tunnelLink(cc.name, this.#tunnels);
+  }
+
+  /** The tunnels of `agents`, with the pins in the directory or, by default, in the sessions' store. */
+  #agentTunnels(ac: AgentsConfig): Tunnels {
+    const onError = (err: Error) => this.log.warn({ err: err.message }, 'agent store connection error');
+    const storeUrl = this.opts.config.sessions?.store.url;
+    if (ac.stateDir !== undefined) this.#pins = new DirectoryPins(ac.stateDir);
+    else if (storeUrl !== undefined) this.#pins = new RedisPins(storeUrl, onError);
+    else throw new ConfigError('agents: set agents.stateDir, or configure sessions (the registered agents live in their store)');
+    return new Tunnels({
+      pins: this.#pins,
+      registrationKeys: loadKeys(ac.registrationKeyFiles),
+      limits: ac.limits,
+      log: this.log,
+      clock: this.#clock,
+      accepts: (cluster) => this.#clusters.get(cluster)?.config.upstream === undefined && (this.#clusters.has(cluster) || ac.registeredClusters !== undefined),
+      registered: (cluster) => {
+        if (this.#addAgentCluster(cluster) && this.#started) void this.#startCluster(cluster);
+      },
+      lost: (auditId) => this.streams.close(auditId, 'tunnel-lost'),
+    });
+  }
+
+  /**
+   * Serves a cluster its agent registered (`agents.registeredClusters`), unless configured already:
+   * its bundle from the defaults' source with `{cluster}` filled in. True when it is new.
+   */
+  #addAgentCluster(name: string): boolean {
+    const d = this.opts.config.agents?.registeredClusters;
+    if (this.#clusters.has(name) || !d || !this.#tunnels) return false;
+    const cc: ClusterConfig = { name, hostnames: [], bundle: bundleFor(d.bundle, name), trustedKeyFiles: d.trustedKeyFiles };
+    this.#clusters.set(name, { config: cc, store: new BundleStore(name, loadKeys(cc.trustedKeyFiles)), link: tunnelLink(name, this.#tunnels), reloading: undefined });
+    this.log.info({ cluster: name }, 'serving a cluster registered by its agent');
+    return true;
+  }
+
   /** The bundle store of a cluster (tests and status). */
   store(cluster: string): BundleStore | undefined {
     return this.#clusters.get(cluster)?.store;
@@ -355,7 +418,7 @@ export class PortcullisProxy {
     if (cr.unrecordedFloor !== undefined) await this.#recordFloor(cr);
     let fetched;
     try {
-      fetched = await fetchBundle(cr.config.bundle, { serverUrl: cr.upstream.base.href, ca: cr.upstream.tls.ca });
+      fetched = await fetchBundle(cr.config.bundle, bundleEndpoint(cr));
     } catch (err) {
       this.metrics.reloads.inc({ cluster: name, result: 'fetch_failed' });
       this.log.error({ cluster: name, err: (err as Error).message, alert: true }, 'bundle fetch failed; keeping the last good bundle');
@@ -424,19 +487,20 @@ export class PortcullisProxy {
     for (let i = 0; i < 200 && this.#drain.live > 0; i++) await new Promise((r) => setTimeout(r, 10));
     // A session's last record waits for its recording to be closed: within the grace, before the sink closes.
     await until(Promise.allSettled([...this.#pendingRecordings]).then(() => undefined), deadline - this.#clock());
+    // The agents' tunnels carried the requests just drained: only now do they get GOAWAY.
+    this.#tunnels?.close();
     await until(this.#connections.closed(), deadline - this.#clock());
     if (this.#connections.size > 0) {
       this.log.warn({ connections: this.#connections.size }, 'shutdown grace over: closing the connections still open');
       this.#connections.destroyAll();
+      this.#tunnels?.destroyAll();
       await until(this.#connections.closed(), 1000);
     }
     await until(listenerClosed, 1000);
     // The exchanges of the connections just cut end on their close events: let them write their records.
     await new Promise((r) => setImmediate(r));
-    for (const cr of this.#clusters.values()) {
-      cr.upstream.close();
-      closeH2Pool(cr.upstream);
-    }
+    for (const cr of this.#clusters.values()) cr.link.close();
+    await this.#pins?.close();
     this.audit.close();
     // The webhook gets what is left of the grace to deliver the last batches (at least a second).
     await this.auditWebhook?.close(Math.max(deadline, this.#clock() + 1000));
@@ -730,8 +794,8 @@ export class PortcullisProxy {
         const ctx = {
           clock: this.#clock,
           activeBreakGlass: (user: string) => new Set(activations.active(cr.config.name, user).keys()),
-          upstream: cr.upstream,
-          authorization: cr.upstream.authorization(),
+          link: cr.link,
+          authorization: cr.link.authorization(),
         };
         return await serveSelfReview(ctx, req, res, ex, a, target);
       }
@@ -755,15 +819,7 @@ export class PortcullisProxy {
           else ex.end(o.status);
         },
       };
-      // Long-running GETs (watches, follow logs) multiplex over pooled upstream HTTP/2
-      // sessions; other long-running requests take the uncapped HTTP/1.1 pool, and
-      // ordinary ones the capped keep-alive pool.
-      const fwd =
-        admitted.longRunning && req.method === 'GET'
-          ? forwardHttp2(req, res, cr.upstream, h2PoolFor(cr.upstream), target, headers, hooks)
-          : admitted.longRunning
-            ? forwardStream(req, res, cr.upstream, target, headers, hooks)
-            : forwardHttp(req, res, cr.upstream, target, headers, hooks);
+      const fwd = admitted.longRunning ? cr.link.forwardLongRunning(req, res, target, headers, hooks) : cr.link.forward(req, res, target, headers, hooks);
     } catch (err) {
       // A refusal of a stage, or a bug of the proxy's own (INTERNAL): either way one Status, one record.
       ex.refuse(err);
@@ -830,6 +886,10 @@ export class PortcullisProxy {
   /** A WebSocket or SPDY upgrade (exec, attach, port-forward), from arrival to its audit record. */
   async #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => undefined);
+    // An agent opening its tunnel: authenticated by the tunnels, never a kubectl request.
+    if (this.#tunnels && req.headers.upgrade?.toLowerCase() === TUNNEL_UPGRADE && (req.url ?? '').split('?')[0] === TUNNEL_PATH && this.#hostCluster(req) === undefined) {
+      return this.#tunnels.accept(req, socket as TLSSocket, head);
+    }
     const proto = upgradeProtocol(req.headers.upgrade);
     const ex = new Exchange(this.#host, req, proto ?? 'http1', (e, auditId) => {
       if (!socket.destroyed) sendStatusOnSocket(socket, e, { 'audit-id': auditId });
@@ -855,7 +915,7 @@ export class PortcullisProxy {
         else if (o.kind === 'refused') ex.end(o.status, recorded);
         else ex.end(101, ex.closeReason ? recorded : { streamEnd: 'closed', ...recorded });
       };
-      const fwd = forwardUpgrade(req, socket, head, cr.upstream, target, headers, {
+      const fwd = cr.link.forwardUpgrade(req, socket, head, target, headers, req.headers.upgrade ?? proto, {
         onUpgraded: () => ex.started(101),
         // The session's last record names its recording's digest, so the record waits for the file.
         onEnd: (o) => {
@@ -933,7 +993,7 @@ type Admitted =
   | { readonly kind: 'forward'; readonly cr: ClusterRuntime; readonly target: string; readonly admission: Admission; readonly longRunning: boolean };
 
 function authz(cr: ClusterRuntime): { authorization?: string } {
-  const a = cr.upstream.authorization();
+  const a = cr.link.authorization();
   return a === undefined ? {} : { authorization: a };
 }
 
@@ -963,8 +1023,14 @@ function revisionFloors(c: ProxyConfig): RevisionFloors | undefined {
 /** A shared ConfigMap on one of the configured clusters, reached at its upstream URL with its own token. */
 function configMapLocation(c: ProxyConfig, cm: { readonly cluster: string; readonly tokenFile: string; readonly namespace: string; readonly name: string }): ConfigMapLocation {
   const cluster = c.clusters.find((x) => x.name === cm.cluster);
-  if (!cluster) throw new Error(`cluster ${cm.cluster} of a shared ConfigMap is not configured`);
+  if (!cluster?.upstream) throw new Error(`cluster ${cm.cluster} of a shared ConfigMap is not configured with an upstream`);
   return { serverUrl: cluster.upstream.url, ca: readFileSync(cluster.upstream.caFile), tokenFile: cm.tokenFile, namespace: cm.namespace, name: cm.name };
+}
+
+/** Where a bundle ConfigMap is read: the cluster's upstream (config refuses a ConfigMap source for a cluster behind an agent). */
+function bundleEndpoint(cr: ClusterRuntime): { serverUrl: string; ca: Buffer } {
+  const u = cr.link.upstream;
+  return u ? { serverUrl: u.base.href, ca: u.tls.ca } : { serverUrl: 'https://agent.invalid/', ca: Buffer.alloc(0) };
 }
 
 /** Reads trusted Ed25519 public keys (PEM) into a key-id map; the algorithm comes from here, never from an envelope. */

@@ -3,7 +3,7 @@ import type { Identity } from './identity.ts';
 import type { Impersonation } from './impersonation.ts';
 
 /** Why the proxy ended a long-running request (audited as portcullis.dev/stream-end). */
-export type StreamEndReason = 'token-expired' | 'window-ended' | 'break-glass-ended' | 'revoked' | 'bundle-expired' | 'shutdown' | 'recording-failed' | 'session-ended' | 'locked';
+export type StreamEndReason = 'token-expired' | 'window-ended' | 'break-glass-ended' | 'revoked' | 'bundle-expired' | 'shutdown' | 'recording-failed' | 'session-ended' | 'locked' | 'tunnel-lost';
 
 /** When a stream must end on its own, and why. */
 export interface StreamDeadline {

@@ -25,7 +25,7 @@ export interface Upstream {
 }
 
 /** Builds the upstream of a cluster from its configuration: verified TLS, never the bundle's data. */
-export function createUpstream(c: ClusterConfig['upstream']): Upstream {
+export function createUpstream(c: NonNullable<ClusterConfig['upstream']>): Upstream {
   const base = new URL(c.url.endsWith('/') ? c.url : `${c.url}/`);
   const ca = readFileSync(c.caFile);
   const cert = c.clientCertFile !== undefined ? readFileSync(c.clientCertFile) : undefined;

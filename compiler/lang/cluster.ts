@@ -5,8 +5,13 @@ import type { Fleet } from './fleet.ts';
 
 /** Properties of a cluster. */
 export interface ClusterProps {
-  /** The kube-apiserver URL (what apply and the proxy talk to). */
-  readonly server: string;
+  /** The kube-apiserver URL (what apply and the proxy talk to). Leave it out for a cluster behind its agent. */
+  readonly server?: string;
+  /**
+   * The cluster is reached through its in-cluster agent, which connects out to the proxy (no inbound
+   * port, no credential outside the cluster; `portcullis cluster add` writes such a cluster). @default false
+   */
+  readonly agent?: boolean;
   /**
    * This cluster's URL through the Portcullis proxy, as kubeconfigs use it: a host name of its own
    * (`https://dev.portcullis.example`, the default to choose; docs/addressing.md) or the proxy's

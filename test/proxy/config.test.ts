@@ -20,7 +20,7 @@ describe('parseConfig', () => {
     assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8443 });
     assert.equal(c.tls.certFile, '/etc/portcullis/tls.crt');
     assert.deepEqual(c.clusters[0]?.bundle, { kind: 'directory', path: '/etc/portcullis/generated/dev', pollIntervalMs: 5000 });
-    assert.equal(c.clusters[0]?.upstream.tokenFile, '/etc/portcullis/dev.token');
+    assert.equal(c.clusters[0]?.upstream?.tokenFile, '/etc/portcullis/dev.token');
     assert.equal(c.audit.onFailure, 'deny');
     assert.equal((c.authn['issuers'] as { caFile: string }[])[0]?.caFile, '/etc/portcullis/idp-ca.pem');
     assert.equal(c.limits.maxLongRunningPerIdentity, 64);

@@ -213,6 +213,13 @@ export interface Harness {
   scrape(path?: string, port?: number): Promise<{ readonly status: number; readonly body: string }>;
   /** The proxy's log lines so far. */
   logs(): Record<string, unknown>[];
+  /**
+   * Starts an agent of the cluster (options.agent) dialling these proxy ports (default: this proxy's),
+   * with the agent key, the registration credential and the impersonate-only token files.
+   */
+  startAgent(o?: { readonly ports?: readonly number[]; readonly key?: string; readonly registration?: string; readonly cluster?: string }): AgentProcess;
+  /** The agent's key, registration credential and registration signing key (options.agent). */
+  readonly agentFiles: { readonly key: string; readonly registration: string; readonly registrationKey: string; readonly registrationKeyId: string; readonly tokenFile: string };
   stop(): Promise<void>;
 }
 
@@ -244,6 +251,24 @@ export interface HarnessOptions {
   readonly sessions?: { readonly storeUrl: string; readonly idleTimeoutMs?: number; readonly maxLifetimeMs?: number; readonly touchIntervalMs?: number; readonly storeGraceMs?: number };
   /** A second cluster behind the same proxy (same ServiceAccount setup and RBAC), with its own bundle. */
   readonly second?: { readonly name: string; readonly ruleSet?: RuleSet };
+  /**
+   * The cluster is reached through its agent (`portcullis agent`, started with `startAgent`): the
+   * proxy's configuration has no upstream URL and no credential for it. Registered agents are kept
+   * in `agentStore` (a directory, or the sessions' Redis). @default direct
+   */
+  readonly agent?: { readonly agentStore?: 'directory' | 'sessions' };
+}
+
+/** An agent process (`portcullis agent`) of the harness's cluster. */
+export interface AgentProcess {
+  /** Its log lines so far (JSON). */
+  logs(): Record<string, unknown>[];
+  /** Everything it wrote to stderr. */
+  raw(): string;
+  /** Resolves once it logged `tunnel open` `n` times. */
+  opened(n?: number, ms?: number): Promise<void>;
+  kill(signal?: NodeJS.Signals): void;
+  readonly exited: Promise<number | null>;
 }
 
 /** Feeds `input` to a process and collects its output; killed after 60 s. */
@@ -337,6 +362,24 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const oidc = await startOidcProvider({ ...(o.people ? { people: o.people } : {}), ...(o.deviceCodeTtlSeconds !== undefined ? { deviceCodeTtlSeconds: o.deviceCodeTtlSeconds } : {}) });
   if (o.sessions) writeFileSync(join(dir, 'session.key'), randomBytes(32));
   const auditFile = join(dir, 'audit.log');
+  // An agent's identity: the registration key the proxy trusts, the agent key, its one-time credential.
+  const agentFiles = {
+    key: join(dir, 'agent.key'),
+    registration: join(dir, 'agent.registration'),
+    registrationKey: join(dir, 'registration.key'),
+    registrationKeyId: '',
+    tokenFile,
+  };
+  if (o.agent) {
+    const reg = generateKeyPairSync('ed25519');
+    writeFileSync(agentFiles.registrationKey, reg.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    writeFileSync(join(dir, 'registration.pub.pem'), reg.publicKey.export({ type: 'spki', format: 'pem' }));
+    agentFiles.registrationKeyId = keyIdOf(reg.publicKey);
+    const agentKey = generateKeyPairSync('ed25519');
+    writeFileSync(agentFiles.key, agentKey.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const { keyThumbprint, signRegistration } = await import('../../agent/protocol.ts');
+    writeFileSync(agentFiles.registration, await signRegistration(reg.privateKey, agentFiles.registrationKeyId, clusterName, await keyThumbprint(agentKey.publicKey), 600_000));
+  }
   const cfg = {
     listen: { host: '127.0.0.1', port: 0 },
     metrics: { listen: { host: '127.0.0.1', port: 0 } },
@@ -344,7 +387,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
     clusters: [
       {
         name: clusterName,
-        upstream: { url: cluster.server, caFile: cluster.caFile, tokenFile },
+        ...(o.agent ? { agent: true } : { upstream: { url: cluster.server, caFile: cluster.caFile, tokenFile } }),
         bundle: { directory: o.compiled?.bundleDir ?? 'bundle', pollIntervalMs: 1000 },
         trustedKeyFiles: o.compiled ? [...o.compiled.trustedKeyFiles] : ['trusted.pub.pem'],
       },
@@ -379,6 +422,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
           },
         }
       : {}),
+    ...(o.agent ? { agents: { registrationKeyFiles: ['registration.pub.pem'], ...(o.agent.agentStore === 'sessions' ? {} : { stateDir: 'agents' }) } } : {}),
     ...(o.configExtra ?? {}),
   };
   writeFileSync(join(dir, 'proxy.yaml'), stringify(cfg));
@@ -388,6 +432,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const proxy = new PortcullisProxy({ config, authenticator: createAuthenticator(config.authn as never), logger });
   const { port, metricsPort } = await proxy.start();
   const extras: PortcullisProxy[] = [];
+  const agents: AgentProcess[] = [];
 
   const harness: Harness = {
     fleet,
@@ -502,7 +547,51 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       const { port: p, metricsPort: mp } = await px.start();
       return { proxy: px, port: p, ...(mp !== undefined ? { metricsPort: mp } : {}), logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
     },
+    agentFiles,
+    startAgent(a = {}) {
+      const args = ['bin/portcullis.js', 'agent', '--cluster', a.cluster ?? clusterName, '--key', a.key ?? agentFiles.key, '--registration', a.registration ?? agentFiles.registration, '--proxy-ca', proxyCa.caFile];
+      for (const p of a.ports ?? [port]) args.push('--proxy', `https://127.0.0.1:${p}`);
+      args.push('--apiserver', cluster.server, '--apiserver-ca', cluster.caFile, '--token-file', tokenFile);
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      let text = '';
+      const waiters = new Set<() => void>();
+      child.stderr.on('data', (c: Buffer) => {
+        text += c.toString();
+        for (const w of waiters) w();
+      });
+      const logs = (): Record<string, unknown>[] =>
+        text
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+      const ap: AgentProcess = {
+        logs,
+        raw: () => text,
+        kill: (signal = 'SIGKILL') => void child.kill(signal),
+        exited,
+        opened: (n = 1, ms = 20_000) =>
+          new Promise<void>((resolve, reject) => {
+            const check = (): void => {
+              if (logs().filter((l) => l['msg'] === 'tunnel open').length >= n) {
+                waiters.delete(check);
+                clearTimeout(t);
+                resolve();
+              }
+            };
+            const t = setTimeout(() => {
+              waiters.delete(check);
+              reject(new Error(`the agent opened fewer than ${n} tunnels in ${ms} ms: ${text}`));
+            }, ms);
+            waiters.add(check);
+            check();
+          }),
+      };
+      agents.push(ap);
+      return ap;
+    },
     async stop() {
+      for (const a of agents) a.kill();
       for (const x of extras) await x.stop();
       await proxy.stop();
       await oidc.stop();
