@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { ensureBinaries } from '../../sandbox/build.ts';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { keyThumbprint, signAssertion, signRegistration, TUNNEL_PATH, TUNNEL_UPGRADE, connectionBinding } from '../../agent/protocol.ts';
@@ -15,13 +18,13 @@ import { grant, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, ty
 const NS = 'agent-tunnel';
 const RULES = ruleSet('dev', [
   grant('ops', [user('oidc:olivia')], [
-    { verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'], apiGroups: [''], resources: ['configmaps', 'pods'] },
+    { verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'], apiGroups: [''], resources: ['configmaps', 'pods', 'secrets'] },
     { verbs: ['create'], apiGroups: [''], resources: ['pods/exec', 'pods/portforward', 'pods/attach'] },
     { verbs: ['get'], apiGroups: [''], resources: ['pods/log'] },
   ], ns(NS), { line: 7 }),
 ], { users: ['oidc:alice'] });
 const RBAC = manifestsYaml(upstreamRole(NS, 'tunnel', [user('oidc:olivia')], [
-  { verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'], apiGroups: [''], resources: ['configmaps', 'pods'] },
+  { verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'], apiGroups: [''], resources: ['configmaps', 'pods', 'secrets'] },
   { verbs: ['get', 'create'], apiGroups: [''], resources: ['pods/exec', 'pods/portforward', 'pods/attach'] },
   { verbs: ['get'], apiGroups: [''], resources: ['pods/log'] },
 ]));
@@ -143,10 +146,37 @@ describe('a cluster behind its agent', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /on a tty/);
     // Forbidden stays forbidden: decided at the proxy, before the tunnel.
-    r = await h.kubectl(olivia, ['get', 'secrets', '-n', NS]);
+    r = await h.kubectl(olivia, ['get', 'nodes']);
     assert.match(r.stderr, /forbidden/i);
     const registered = h.logs().filter((l) => l['msg'] === 'agent registered');
     assert.equal(registered.length, 1);
+  });
+
+  it('GIVEN the tunnel WHEN helm installs, upgrades and uninstalls a chart THEN it works as it does directly', async () => {
+    const { helm } = await ensureBinaries({ log: () => undefined });
+    const home = mkdtempSync(join(tmpdir(), 'portcullis-helm-'));
+    const chart = join(home, 'chart');
+    mkdirSync(join(chart, 'templates'), { recursive: true });
+    writeFileSync(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: tunnelled\nversion: 0.1.0\n');
+    writeFileSync(join(chart, 'templates', 'config.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  colour: {{ .Values.colour | default "teal" | quote }}\n');
+    // Asynchronously: the proxy under test runs in this very process.
+    const run = (args: readonly string[]) =>
+      new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const p = spawn(helm, ['--kubeconfig', olivia, '-n', NS, ...args], { env: { ...process.env, HOME: home, HELM_CACHE_HOME: join(home, 'c'), HELM_CONFIG_HOME: join(home, 'f'), HELM_DATA_HOME: join(home, 'd') } });
+        let stderr = '';
+        p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        p.stdout.resume();
+        p.on('close', (status) => resolve({ status, stderr }));
+      });
+    let r = await run(['install', 'through', chart]);
+    assert.equal(r.status, 0, r.stderr);
+    r = await run(['upgrade', 'through', chart, '--set', 'colour=red']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match((await h.kubectl(olivia, ['get', 'configmap', 'through-config', '-n', NS, '-o', 'jsonpath={.data.colour}'])).stdout, /red/);
+    r = await run(['uninstall', 'through']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.notEqual((await h.kubectl(olivia, ['get', 'configmap', 'through-config', '-n', NS])).status, 0, 'gone');
+    rmSync(home, { recursive: true, force: true });
   });
 
   it('GIVEN two agent replicas WHEN one is killed mid-watch and mid-exec THEN those streams end audited tunnel-lost and new requests are carried by the other within 2 s', async () => {
