@@ -3,13 +3,18 @@ import { createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { TunnelAgent } from './agent.ts';
-import { addCluster } from './cluster-add.ts';
 
 /** Where a pod finds its ServiceAccount (the kubelet mounts it there). */
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /** Registers `portcullis agent` (in the cluster) and `portcullis cluster add` (onboarding). */
 export function registerAgentCommands(program: Command): void {
+  registerAgentCommand(program);
+  registerClusterCommands(program);
+}
+
+/** `portcullis agent`: all the agent's own entry point (agent/main.ts) loads. */
+export function registerAgentCommand(program: Command): void {
   program
     .command('agent')
     .description('Run in a cluster: connect out to every proxy replica over TLS and carry its requests to this cluster\'s kube-apiserver (no inbound port; the credential stays here)')
@@ -47,6 +52,10 @@ export function registerAgentCommands(program: Command): void {
       // Runs until signalled: the tunnels' sockets keep the process alive.
       return new Promise<void>(() => undefined);
     });
+}
+
+/** `portcullis cluster add`. */
+function registerClusterCommands(program: Command): void {
   const cluster = program.command('cluster').description("the fleet's clusters");
   cluster
     .command('add')
@@ -62,6 +71,8 @@ export function registerAgentCommands(program: Command): void {
     .option('--image <ref>', 'the agent image', 'ghcr.io/portcullis-dev/portcullis:latest')
     .option('--replicas <n>', 'agent replicas', '2')
     .action(async (name: string, o: { labels: string; proxy: string[]; registrationKey: string; proxyCa?: string; policies: string; out: string; ttl: string; image: string; replicas: string }) => {
+      // The compiler loads only for this command.
+      const { addCluster } = await import('./cluster-add.ts');
       const r = await addCluster({
         name,
         labels: o.labels,

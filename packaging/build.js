@@ -23,7 +23,7 @@ for (const m of ['kube', 'etcd', 'helm']) cpSync(join(root, 'tools', m), join(di
 mkdirSync(join(dist, 'bin'), { recursive: true });
 // tsx stays: it loads the policy repository's own TypeScript (policies/), not Portcullis.
 const entry = (name, note) =>
-  `#!/usr/bin/env node\n// ${note}\nimport { register } from 'tsx/esm/api';\n\nregister();\nconst { main } = await import('../cli/main.js');\nprocess.exitCode = await main(process.argv, '${name}');\n`;
+  `#!/usr/bin/env node\n// ${note}\n// The in-cluster agent loads only itself: no tsx (it reads no policy), not the rest of the CLI.\nconst agent = process.argv[2] === 'agent';\nif (!agent) (await import('tsx/esm/api')).register();\nconst { main } = await import(agent ? '../agent/main.js' : '../cli/main.js');\nprocess.exitCode = await main(process.argv, '${name}');\n`;
 const bins = {
   'portcullis.js': entry('portcullis', 'The portcullis CLI, compiled.'),
   'kubectl-portcullis.js': entry('kubectl portcullis', 'kubectl plugin: `kubectl portcullis explain …` with this on PATH as kubectl-portcullis.'),

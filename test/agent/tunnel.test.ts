@@ -305,3 +305,50 @@ describe('a cluster behind its agent', () => {
 function rmPin(dir: string): void {
   rmSync(join(dir, 'clusters', 'dev.json'), { force: true });
 }
+
+describe('what crosses a tunnel', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ namespaces: [NS], rbac: RBAC, impersonable: RULES.impersonable, ruleSet: RULES, agent: {} });
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  it('GIVEN an agent that answers every stream itself WHEN kubectl asks through it THEN the proxy sent the exact target and the impersonation, and no credential (the agent adds its own)', async () => {
+    const key = (await import('node:crypto')).createPrivateKey(readFileSync(h.agentFiles.key));
+    const pub = (await import('node:crypto')).createPublicKey(key);
+    const reg = readFileSync(h.agentFiles.registration, 'utf8');
+    const seen: Record<string, unknown>[] = [];
+    const server = (await import('node:http2')).createServer({ settings: { enableConnectProtocol: true } });
+    server.on('stream', (stream, headers) => {
+      seen.push({ ...headers });
+      stream.respond({ ':status': 200, 'content-type': 'application/json' });
+      stream.end(JSON.stringify({ kind: 'ConfigMapList', apiVersion: 'v1', metadata: {}, items: [] }));
+    });
+    const s = tlsConnect({ host: '127.0.0.1', port: h.port, ca: readFileSync(h.proxyCa.caFile), minVersion: 'TLSv1.3', ALPNProtocols: ['http/1.1'] }, () => {
+      void signAssertion(key, pub, 'dev', connectionBinding(s)).then((a) =>
+        s.write(`GET ${TUNNEL_PATH} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: ${TUNNEL_UPGRADE}\r\nauthorization: Bearer ${a}\r\nportcullis-registration: ${reg}\r\n\r\n`),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      s.once('data', (c: Buffer) => {
+        const text = c.toString('latin1');
+        if (!text.startsWith('HTTP/1.1 101')) return reject(new Error(text));
+        const rest = c.subarray(text.indexOf('\r\n\r\n') + 4);
+        if (rest.length > 0) s.unshift(rest);
+        (s as { alpnProtocol: string | false | null }).alpnProtocol = 'h2';
+        server.emit('connection', s);
+        resolve();
+      });
+    });
+    const kc = h.kubeconfig(await h.token('olivia', []));
+    const r = await h.kubectl(kc, ['get', 'configmaps', '-n', NS, '-o', 'name']);
+    assert.equal(r.status, 0, r.stderr);
+    const list = seen.find((x) => String(x[':path']).startsWith(`/api/v1/namespaces/${NS}/configmaps`));
+    assert.ok(list, JSON.stringify(seen));
+    assert.equal(list['authorization'], undefined, 'no credential leaves the proxy for a tunnelled cluster');
+    assert.equal(list['impersonate-user'], 'oidc:olivia');
+    s.destroy();
+  });
+});
