@@ -202,6 +202,14 @@ describe('a cluster behind its agent', () => {
       const lost = await h.auditEventsWhen((ev) => ev.some((e) => e.annotations['portcullis.dev/stream-end'] === 'tunnel-lost'), 5000);
       const ends = lost.filter((e) => e.annotations['portcullis.dev/stream-end'] === 'tunnel-lost');
       assert.ok(ends.length >= 1, 'the streams on the killed agent ended tunnel-lost');
+      // The other agent goes too (a cut of the cluster's network): 503 at once, never a hang.
+      second.kill('SIGKILL');
+      await second.exited;
+      const t1 = Date.now();
+      let r = await h.kubectl(olivia, ['get', 'pods', '-n', NS, '--request-timeout=5s']);
+      for (let i = 0; i < 20 && !/503|ServiceUnavailable|agent is not connected/.test(r.stderr); i++) r = await h.kubectl(olivia, ['get', 'pods', '-n', NS, '--request-timeout=5s']);
+      assert.match(r.stderr, /agent is not connected|ServiceUnavailable/);
+      assert.ok(Date.now() - t1 < 5000, `503 within ${Date.now() - t1} ms`);
     } finally {
       for (const w of watches) w.kill();
       for (const e of execs) e.kill();
@@ -343,7 +351,8 @@ describe('what crosses a tunnel', () => {
       });
     });
     const kc = h.kubeconfig(await h.token('olivia', []));
-    const r = await h.kubectl(kc, ['get', 'configmaps', '-n', NS, '-o', 'name']);
+    // --raw: no discovery first (this agent answers everything with the same list).
+    const r = await h.kubectl(kc, ['get', '--raw', `/api/v1/namespaces/${NS}/configmaps`]);
     assert.equal(r.status, 0, r.stderr);
     const list = seen.find((x) => String(x[':path']).startsWith(`/api/v1/namespaces/${NS}/configmaps`));
     assert.ok(list, JSON.stringify(seen));
