@@ -24,8 +24,13 @@ mkdirSync(join(dist, 'bin'), { recursive: true });
 // tsx stays: it loads the policy repository's own TypeScript (policies/), not Portcullis.
 const entry = (name, note) =>
   `#!/usr/bin/env node\n// ${note}\nimport { register } from 'tsx/esm/api';\n\nregister();\nconst { main } = await import('../cli/main.js');\nprocess.exitCode = await main(process.argv, '${name}');\n`;
+// `portcullis proxy --config FILE`, the image's command, starts the proxy alone: neither tsx's
+// loader (a thread, esbuild, source maps) nor the other commands' modules, which it never uses
+// (issue 18: idle memory). Every other command line goes through the CLI as before.
+const proxyEntry = (name, note) =>
+  `#!/usr/bin/env node\n// ${note}\nconst a = process.argv;\nif (a.length === 5 && a[2] === 'proxy' && a[3] === '--config') {\n  const { proxyMain } = await import('../runtime-proxy/run.js');\n  process.exitCode = await proxyMain(a[4]);\n} else {\n  const { register } = await import('tsx/esm/api');\n  register();\n  const { main } = await import('../cli/main.js');\n  process.exitCode = await main(process.argv, '${name}');\n}\n`;
 const bins = {
-  'portcullis.js': entry('portcullis', 'The portcullis CLI, compiled.'),
+  'portcullis.js': proxyEntry('portcullis', 'The portcullis CLI, compiled.'),
   'kubectl-portcullis.js': entry('kubectl portcullis', 'kubectl plugin: `kubectl portcullis explain …` with this on PATH as kubectl-portcullis.'),
 };
 for (const [f, text] of Object.entries(bins)) {
