@@ -143,6 +143,23 @@ export function bigRuleSet(cluster: string, n: number): RuleSet {
   return { apiVersion: 'portcullis.dev/v1', kind: 'RuleSet', cluster, grants, denies: [], impersonable: { users, groups } };
 }
 
+/**
+ * The command line that runs a bench child (`bench/proxy-server.ts`, `bench/node-floor-proxy.ts`)
+ * as the product runs: compiled JavaScript on plain Node.js, without a TypeScript loader in the
+ * process (tsx's loader thread, its esbuild, source maps and per-closure `__name` helpers would
+ * count in every proxy's memory and CPU). Bundled once per run with esbuild, the same way for
+ * every Node.js proxy of the bench; packages stay external (loaded from node_modules as
+ * installed). BENCH_TSX=1 runs them through tsx instead (bin/run-ts.js), as earlier runs did.
+ */
+export async function childCommand(root: string, entry: string): Promise<string[]> {
+  if (process.env.BENCH_TSX === '1') return [join(root, 'bin/run-ts.js'), join(root, entry)];
+  const { build } = await import('esbuild');
+  // Beside node_modules, so that the bundle's bare imports resolve to the project's packages.
+  const outfile = join(root, 'node_modules', '.cache', 'portcullis-bench', entry.replace(/[/\\]/g, '_').replace(/\.ts$/, '.mjs'));
+  await build({ entryPoints: [join(root, entry)], outfile, bundle: true, platform: 'node', format: 'esm', target: `node${process.versions.node.split('.')[0]}`, packages: 'external', logLevel: 'error' });
+  return [outfile];
+}
+
 /** Starts a child process running `bench/proxy-server.ts` and waits for its `{port,pid}` line. */
 export async function startProxyChild(
   root: string,
@@ -152,7 +169,7 @@ export async function startProxyChild(
   // BENCH_CPU_PROF=DIR (diagnostic): write a CPU profile of the proxy process there.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const extra = (process.env.BENCH_PROXY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...prof, ...extra, '--max-old-space-size=2048', '--expose-gc', join(root, 'bin/run-ts.js'), join(root, 'bench/proxy-server.ts'), configFile], {
+  const child = spawn(process.execPath, [...prof, ...extra, '--max-old-space-size=2048', '--expose-gc', ...(await childCommand(root, 'bench/proxy-server.ts')), configFile], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

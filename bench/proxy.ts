@@ -22,7 +22,7 @@
  * has optimised the hot code as in a long-running proxy; default 12,000, 3,000 with --quick; 0 for none) ·
  * --watch-h2 (open the watches over one HTTP/2 connection, as client-go does, instead of one HTTP/1.1 connection each).
  * Diagnostics (not the reported figures): BENCH_NODELAY=1 turns Nagle off on the proxy's client sockets;
- * BENCH_GC_STATS=FILE writes the proxy's garbage collections by kind and its heap there when it stops; BENCH_KEEP=1 keeps the work directory;
+ * BENCH_GC_STATS=FILE writes the proxy's garbage collections by kind and its heap there when it stops; BENCH_KEEP=1 keeps the work directory; BENCH_TSX=1 runs the Node.js proxies through tsx rather than compiled (see childCommand);
  * BENCH_CPU_PROF=DIR writes a CPU profile of the proxy; BENCH_PROXY_NODE_FLAGS='…' adds node flags to the proxy
  * (not ones that write to stdout: the proxy's first stdout line is its port).
  * nginx: `apt-get update && apt-get install -y nginx` (Debian); without it the nginx column is skipped.
@@ -44,7 +44,7 @@ import { downFleet, readFleet, upFleet, type SandboxFleet } from '../sandbox/fle
 import { freePorts } from '../sandbox/processes.ts';
 import { createLocalCa } from '../sandbox/local-ca.ts';
 import { startOidcProvider } from '../sandbox/oidc-issuer.ts';
-import { benchAuditFacts, bigRuleSet, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startupLine, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
+import { benchAuditFacts, bigRuleSet, childCommand, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startupLine, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -175,6 +175,9 @@ async function main(): Promise<void> {
   say('starting the Portcullis proxy (child process)');
   const proxy = await startProxyChild(root, configFile, join(work, 'proxy.log'));
   children.push(proxy.child);
+  // Idle RSS as started, before any request (the issue's "idle RSS"; the watch part reports it again after the latency runs).
+  await new Promise((r) => setTimeout(r, 1000));
+  const startRss = rssMiB(proxy.pid);
 
   const nginx = findNginx();
   let nginxPort: number | undefined;
@@ -192,7 +195,7 @@ async function main(): Promise<void> {
 
   // Node's own floor: a minimal reverse proxy on the same undici pool (bench/node-floor-proxy.ts) in its own process.
   say('starting the minimal Node.js reverse proxy (child process)');
-  const floor = spawn(process.execPath, [join(root, 'bin/run-ts.js'), join(root, 'bench/node-floor-proxy.ts'), cluster.server, cluster.caFile, serving.certFile, serving.keyFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const floor = spawn(process.execPath, [...(await childCommand(root, 'bench/node-floor-proxy.ts')), cluster.server, cluster.caFile, serving.certFile, serving.keyFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(floor);
   const { port: floorPort } = await startupLine<{ port: number }>(floor, 'node-floor-proxy');
 
@@ -238,7 +241,7 @@ async function main(): Promise<void> {
     // Background work of an idle proxy (timers, watchers) would count in its CPU per request.
     const c0 = treeCpuMs(proxy.pid);
     await new Promise((r) => setTimeout(r, 2000));
-    out(`idle proxy: ${((treeCpuMs(proxy.pid) - c0) / 20).toFixed(1)}% of a CPU over 2 s`);
+    out(`idle proxy: ${((treeCpuMs(proxy.pid) - c0) / 20).toFixed(1)}% of a CPU over 2 s; RSS ${startRss.toFixed(0)} MiB after start, before any request (node floor: ${floor.pid !== undefined ? rssMiB(floor.pid).toFixed(0) : '?'} MiB after the first LIST)`);
   }
   const scenarios = !parts.has('latency') ? [] : [
     { name: 'GET 1 object', path: getPath, concurrency: 1, count: quick ? 200 : 1000 },
@@ -262,6 +265,7 @@ async function main(): Promise<void> {
   const header = ['scenario', 'path', 'n', 'err', 'req/s', 'p50', 'p99', '+p50', '+p99', 'proxy CPU µs/req'];
   const rows: string[][] = [];
   const ratios: string[] = [];
+  const cpuRatios: string[] = [];
   for (const s of scenarios) {
     const results = new Map<string, RunResult>();
     // Interleave in rounds: each round gives every path a warm-up, then its measured share, in the
@@ -302,16 +306,27 @@ async function main(): Promise<void> {
       const addN99 = quantile(n.samples, 0.99) - dp99;
       ratios.push(`${s.name} c=${s.concurrency}: Portcullis/nginx added latency p50 ${ratio(addP50, addN50)}, p99 ${ratio(addP99, addN99)}`);
     }
+    // The issue's CPU targets: Portcullis's CPU per request against the node floor's and nginx's, from this one run.
+    const f = results.get('node floor');
+    if (p) {
+      const target = s.name.startsWith('GET') ? { floor: 1.15, nginx: 2 } : { floor: 1.15, nginx: 1.5 };
+      const parts: string[] = [];
+      if (f) parts.push(`÷ node floor ${cpuRatio(p, f, target.floor)}`);
+      if (n) parts.push(`÷ nginx ${cpuRatio(p, n, target.nginx)}`);
+      if (parts.length) cpuRatios.push(`${s.name} c=${s.concurrency}: Portcullis CPU/req ${parts.join(', ')}`);
+    }
   }
   if (rows.length) printTable(header, rows);
   out();
   for (const r of ratios) out(r);
-  out('(targets: Portcullis adds ≤ 0.5 ms p50 and ≤ 2 ms p99 over direct; within 2× of nginx)');
+  out('(targets: Portcullis adds ≤ 0.5 ms p50 and ≤ 2 ms p99 over direct; within 2× of nginx; issue 18: added p50 at c=1 for GET ≤ 1.5× nginx\'s)');
+  for (const r of cpuRatios) out(r);
+  if (cpuRatios.length) out('(issue 18 targets: CPU/req ≤ 1.15× the node floor for GET and LIST; ≤ 2× nginx for GET, ≤ 1.5× for LIST)');
   out();
 
   // ---- bundle reload -------------------------------------------------------------
   if (parts.has('reload')) await reloadBench(cluster.name, key);
-  if (parts.has('watches')) await watchBench(proxy.pid, targets.find((t) => t.label === 'portcullis') as Target, proxy.memory);
+  if (parts.has('watches')) await watchBench(proxy.pid, targets.find((t) => t.label === 'portcullis') as Target, proxy.memory, startRss);
   if (parts.has('audit')) {
     const audit = await auditThroughput(join(work, 'audit-bench.log'), quick ? 3 : 5);
     out(
@@ -359,7 +374,7 @@ async function reloadBench(clusterName: string, key: ReturnType<typeof signingKe
 
 }
 
-async function watchBench(pid: number, watchTarget: Target, memory: () => Promise<ChildMemory | undefined>): Promise<void> {
+async function watchBench(pid: number, watchTarget: Target, memory: () => Promise<ChildMemory | undefined>, startRss: number): Promise<void> {
   const rssBefore = rssMiB(pid);
   const watchPath = `/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=900&allowWatchBookmarks=false`;
   // h1: one client connection per watch (worst case); h2: HTTP/2 connections multiplexing them, as client-go does.
@@ -373,6 +388,9 @@ async function watchBench(pid: number, watchTarget: Target, memory: () => Promis
     `watches through one proxy: ${opened.ok} open of ${opened.ok + opened.failed} attempted (${opened.failed} failed${opened.firstError ? `: ${opened.firstError}` : ''}); ` +
       `proxy RSS ${rssBefore.toFixed(0)} MiB idle → ${rssAfter.toFixed(0)} MiB (${(perWatch * 1024).toFixed(0)} KiB per watch${opened.ok < WATCHES ? `, ≈ ${(rssBefore + perWatch * WATCHES).toFixed(0)} MiB extrapolated to ${WATCHES}` : ''}; target ≤ 400 MB)`,
   );
+  const at2000 = opened.ok < WATCHES ? rssBefore + perWatch * WATCHES : rssAfter;
+  const met = (x: number, t: number) => `${x.toFixed(0)} MiB (target ≤ ${t}: ${x <= t ? 'met' : 'not met'})`;
+  out(`issue 18: RSS with ${WATCHES} watches ${met(at2000, 300)}${opened.ok < WATCHES ? ' extrapolated' : ''}; idle RSS ${met(startRss, 100)} after start, ${met(rssBefore, 100)} before the first watch (after the latency runs)`);
   const m = await memory();
   if (m) {
     out(`  after a full GC with the watches open: RSS ${m.rss.toFixed(0)} MiB = JS heap ${m.heapUsed.toFixed(0)} MiB + external ${m.external.toFixed(0)} MiB (array buffers ${m.arrayBuffers.toFixed(0)} MiB) + native (TLS, sockets, code) the rest`);
@@ -489,6 +507,13 @@ async function auditThroughput(path: string, seconds: number) {
   sink.close();
   const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0).length;
   return { seconds, queued, written: sink.written, lost: sink.lost, lines, offeredRate: queued / elapsed, flushP99: quantile(flushTimes, 0.99) };
+}
+
+/** Portcullis's CPU per request over another proxy's, with the target it is held to. */
+function cpuRatio(p: RunResult, o: RunResult, target: number): string {
+  const per = (r: RunResult) => (r.proxyCpuMs !== undefined && r.samples.length > 0 ? (r.proxyCpuMs * 1000) / r.samples.length : Number.NaN);
+  const x = per(p) / per(o);
+  return `${x.toFixed(2)}× (${per(p).toFixed(0)} vs ${per(o).toFixed(0)} µs; target ≤ ${target}×: ${x <= target ? 'met' : 'not met'})`;
 }
 
 function ratio(a: number, b: number): string {

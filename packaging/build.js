@@ -23,9 +23,15 @@ for (const m of ['kube', 'etcd', 'helm']) cpSync(join(root, 'tools', m), join(di
 mkdirSync(join(dist, 'bin'), { recursive: true });
 // tsx stays: it loads the policy repository's own TypeScript (policies/), not Portcullis.
 const entry = (name, note) =>
-  `#!/usr/bin/env node\n// ${note}\n// The in-cluster agent loads only itself: no tsx (it reads no policy), not the rest of the CLI.\nconst agent = process.argv[2] === 'agent';\nif (!agent) (await import('tsx/esm/api')).register();\nconst { main } = await import(agent ? '../agent/main.js' : '../cli/main.js');\nprocess.exitCode = await main(process.argv, '${name}');\n`;
+  `#!/usr/bin/env node\n// ${note}\nimport { register } from 'tsx/esm/api';\n\nregister();\nconst { main } = await import('../cli/main.js');\nprocess.exitCode = await main(process.argv, '${name}');\n`;
+// The image's two commands load only what they run: neither tsx's loader (a thread, esbuild, source
+// maps; they read no policy) nor the other commands' modules (issue 18: idle memory).
+// `portcullis proxy --config FILE` starts the proxy alone; `portcullis agent …` the in-cluster agent
+// alone (issue 16). Every other command line goes through the CLI as before.
+const proxyEntry = (name, note) =>
+  `#!/usr/bin/env node\n// ${note}\nconst a = process.argv;\nif (a.length === 5 && a[2] === 'proxy' && a[3] === '--config') {\n  const { proxyMain } = await import('../runtime-proxy/run.js');\n  process.exitCode = await proxyMain(a[4]);\n} else if (a[2] === 'agent') {\n  const { main } = await import('../agent/main.js');\n  process.exitCode = await main(a);\n} else {\n  const { register } = await import('tsx/esm/api');\n  register();\n  const { main } = await import('../cli/main.js');\n  process.exitCode = await main(process.argv, '${name}');\n}\n`;
 const bins = {
-  'portcullis.js': entry('portcullis', 'The portcullis CLI, compiled.'),
+  'portcullis.js': proxyEntry('portcullis', 'The portcullis CLI, compiled.'),
   'kubectl-portcullis.js': entry('kubectl portcullis', 'kubectl plugin: `kubectl portcullis explain …` with this on PATH as kubectl-portcullis.'),
 };
 for (const [f, text] of Object.entries(bins)) {

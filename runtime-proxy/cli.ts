@@ -1,11 +1,12 @@
 import { Option, type Command } from 'commander';
-import { createAuthenticator, type AuthnConfig } from './authn/index.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError } from './config.ts';
 import { proxyManifests } from './deploy/manifests.ts';
 import { formatRecord, parseTime, searchAuditFiles } from './audit/search.ts';
 import { verifyAuditFiles } from './audit/verify-files.ts';
 import { loadRecording, playRecording } from './recording/replay.ts';
-import { PortcullisProxy } from './server.ts';
+import { runProxy } from './run.ts';
+
+export { runProxy };
 
 /** Registers `portcullis proxy`, `portcullis audit` and `portcullis replay`. */
 export function registerProxyCommands(program: Command): void {
@@ -94,25 +95,4 @@ function registerReplayCommand(program: Command): void {
       process.stderr.write(`${h.title ?? id}, ${new Date(h.timestamp * 1000).toISOString()}, ${h.width}x${h.height}${verified ? ', digest matches its audit record' : ''}\n`);
       await playRecording(cast, (s) => process.stdout.write(s), opts);
     });
-}
-
-/** `portcullis proxy --config FILE`: runs until SIGTERM/SIGINT, then drains and flushes the audit log. */
-export async function runProxy(configFile: string): Promise<void> {
-  const config = loadConfig(configFile);
-  let authenticator;
-  try {
-    authenticator = createAuthenticator(config.authn as unknown as AuthnConfig);
-  } catch (err) {
-    throw new ConfigError(`${configFile}: authn: ${(err as Error).message}`);
-  }
-  const proxy = new PortcullisProxy({ config, authenticator });
-  await proxy.start();
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      proxy.log.info('signal received: draining');
-      void proxy.stop().then(resolve);
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
 }

@@ -1,4 +1,5 @@
-import { createClient } from '@redis/client';
+import { createRequire } from 'node:module';
+import type { createClient as CreateClient } from '@redis/client';
 import { ProxyError } from './errors.ts';
 import type { Exchange } from './exchange.ts';
 import type { Authenticator, Identity } from './identity.ts';
@@ -41,7 +42,19 @@ export function refuseFrontDoor(ex: Exchange, err: unknown): void {
 
 /** A client of the shared store: reconnects with backoff (at most 2 s apart); fails commands at once while disconnected. */
 export function storeClient(url: string, onError: (err: Error) => void) {
+  const { createClient } = redis();
   const c = createClient({ url, socket: { reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000), connectTimeout: 2000 }, disableOfflineQueue: true });
   c.on('error', onError);
   return c;
+}
+
+let redisModule: { readonly createClient: typeof CreateClient } | undefined;
+
+/**
+ * The Redis client library, loaded the first time a store is configured: a proxy without
+ * sessions never needs it, and it would hold ~5 MiB of every replica's memory (issue 18).
+ */
+function redis(): { readonly createClient: typeof CreateClient } {
+  redisModule ??= createRequire(import.meta.url)('@redis/client') as { readonly createClient: typeof CreateClient };
+  return redisModule;
 }

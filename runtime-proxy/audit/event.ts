@@ -138,6 +138,17 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
   return { ...ev, ...(f.requestObject !== undefined ? { requestObject: f.requestObject } : {}), ...(f.responseObject !== undefined ? { responseObject: f.responseObject } : {}) };
 }
 
+/** The last instant formatted: the records of one request, and of requests ending together, share it. */
+let lastMs = Number.NaN;
+let lastMicro = '';
+
+/** An instant as kube's audit timestamps: RFC 3339 with microseconds (the proxy's clock has milliseconds). */
 function micro(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+  if (ms !== lastMs) {
+    // toISOString always ends in `.sssZ` (it throws for an invalid date).
+    const iso = new Date(ms).toISOString();
+    lastMicro = `${iso.slice(0, -1)}000Z`;
+    lastMs = ms;
+  }
+  return lastMicro;
 }

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { Agent, request } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent, request as Request } from 'undici';
 import { parse as parseYaml } from 'yaml';
 
 /**
@@ -54,6 +55,14 @@ export interface WebhookCounts {
   readonly buffered: number;
 }
 
+let undiciModule: { readonly Agent: typeof Agent; readonly request: typeof Request } | undefined;
+
+/** undici's full API (Agent, request), loaded only when a webhook is configured: most proxies have none (issue 18, idle memory). */
+function undici(): { readonly Agent: typeof Agent; readonly request: typeof Request } {
+  undiciModule ??= createRequire(import.meta.url)('undici') as { readonly Agent: typeof Agent; readonly request: typeof Request };
+  return undiciModule;
+}
+
 const EVENT_LIST_HEAD = '{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[';
 
 export class AuditWebhook {
@@ -73,6 +82,7 @@ export class AuditWebhook {
     private readonly onError: (message: string) => void = () => {},
   ) {
     this.#target = readWebhookTarget(opts.configFile);
+    const { Agent } = undici();
     this.#agent = new Agent({
       connect: { ...(this.#target.ca !== undefined ? { ca: this.#target.ca } : {}), ...(this.#target.cert !== undefined ? { cert: this.#target.cert, key: this.#target.key } : {}) },
       keepAliveTimeout: 30_000,
@@ -148,7 +158,7 @@ export class AuditWebhook {
 
   async #post(lines: readonly string[]): Promise<'sent' | 'rejected' | 'retry'> {
     try {
-      const res = await request(this.#target.url, {
+      const res = await undici().request(this.#target.url, {
         method: 'POST',
         dispatcher: this.#agent,
         headers: { 'content-type': 'application/json', ...(this.#target.token !== undefined ? { authorization: `Bearer ${this.#target.token}` } : {}) },
