@@ -3,7 +3,6 @@
 // agents killed mid-watch and mid-exec, a proxy replica restarted, the tunnel cut, and every way a
 // tunnel must be refused.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { ensureBinaries } from '../../sandbox/build.ts';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { echoThrough, SPDY, WS } from '../support/streams.ts';
 import { keyThumbprint, signAssertion, signRegistration, TUNNEL_PATH, TUNNEL_UPGRADE, connectionBinding } from '../../agent/protocol.ts';
 import { grant, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, type AgentProcess, type Harness } from '../proxy/harness.ts';
 
@@ -28,24 +28,6 @@ const RBAC = manifestsYaml(upstreamRole(NS, 'tunnel', [user('oidc:olivia')], [
   { verbs: ['get', 'create'], apiGroups: [''], resources: ['pods/exec', 'pods/portforward', 'pods/attach'] },
   { verbs: ['get'], apiGroups: [''], resources: ['pods/log'] },
 ]));
-const SPDY = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' };
-const WS = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'true', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'true' };
-
-function echoThrough(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => s.write(text));
-    let got = '';
-    s.on('data', (c) => {
-      got += c.toString();
-      if (got.length >= text.length) {
-        s.destroy();
-        resolve(got);
-      }
-    });
-    s.on('error', reject);
-    setTimeout(() => reject(new Error(`no echo, got ${JSON.stringify(got)}`)), 10_000).unref();
-  });
-}
 
 /** Opens a tunnel by hand as an agent would, returning the proxy's answer to the upgrade request. */
 function dialTunnel(port: number, caPem: Buffer, headers: (binding: string) => Promise<Record<string, string>>): Promise<{ status: number; refusal: string; body: string }> {

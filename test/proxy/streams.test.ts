@@ -2,8 +2,8 @@
 // port-forward over WebSocket and SPDY against the sandbox's fake kubelet, and
 // revocation by a new bundle closing a live watch and a live exec within 1 s.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { echoThrough, SPDY, WS } from '../support/streams.ts';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, writeBundle, type Harness } from './harness.ts';
 
 const NS = 'proxy-streams';
@@ -21,24 +21,6 @@ const RBAC = manifestsYaml(upstreamRole(NS, 'streams', [group('oidc:developers')
   { verbs: ['get'], apiGroups: [''], resources: ['pods/log'] },
 ]));
 
-const SPDY = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' };
-const WS = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'true', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'true' };
-
-function echoThrough(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => s.write(text));
-    let got = '';
-    s.on('data', (c) => {
-      got += c.toString();
-      if (got.length >= text.length) {
-        s.destroy();
-        resolve(got);
-      }
-    });
-    s.on('error', reject);
-    setTimeout(() => reject(new Error(`no echo, got ${JSON.stringify(got)}`)), 10_000).unref();
-  });
-}
 
 describe('long-running requests through the proxy', () => {
   let h: Harness;
