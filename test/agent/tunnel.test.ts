@@ -265,6 +265,34 @@ describe('a cluster behind its agent', () => {
     for (const reason of ['other-agent', 'unknown-cluster', 'bad-assertion']) assert.ok(why.includes(reason), `${reason} logged: ${why.join()}`);
   });
 
+  it('GIVEN a tunnel limited to 2 streams WHEN 2 watches hold it THEN a third request is refused at once with 503, and served again once a watch ends', async () => {
+    const x = await h.extraProxy((c) => ({ ...c, listen: { host: '127.0.0.1', port: 0 }, agents: { ...c.agents!, limits: { ...c.agents!.limits, maxStreams: 2 } }, audit: { ...c.audit, file: { path: `${h.auditFile}.lim`, maxBytes: 1e6, maxFiles: 1 } } }));
+    const a = h.startAgent({ ports: [x.port] });
+    try {
+      await a.opened(1);
+      const kc = h.kubeconfig(await h.token('olivia', []));
+      writeFileSync(kc, readFileSync(kc, 'utf8').replace(`127.0.0.1:${h.port}/`, `127.0.0.1:${x.port}/`));
+      // --raw: no discovery requests of its own.
+      const watches = [0, 1].map(() => h.spawnKubectl(kc, ['get', '--raw', `/api/v1/namespaces/${NS}/configmaps?watch=true`]));
+      for (const w of watches) await w.waitFor(/ADDED/);
+      let r = await h.kubectl(kc, ['get', '--raw', `/api/v1/namespaces/${NS}/configmaps`]);
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /ServiceUnavailable|agent is not connected|503/);
+      watches[0]?.kill();
+      await watches[0]?.exited;
+      for (let i = 0; i < 20; i++) {
+        r = await h.kubectl(kc, ['get', '--raw', `/api/v1/namespaces/${NS}/configmaps`]);
+        if (r.status === 0) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.equal(r.status, 0, r.stderr);
+      watches[1]?.kill();
+    } finally {
+      a.kill();
+      await x.proxy.stop();
+    }
+  });
+
   it('GIVEN an open tunnel WHEN the agent side sends bytes that are not HTTP/2 THEN the proxy ends that tunnel, logs it, and keeps serving through the others', async () => {
     const ca = readFileSync(h.proxyCa.caFile);
     const key = (await import('node:crypto')).createPrivateKey(readFileSync(h.agentFiles.key));
