@@ -49,6 +49,7 @@ import { RedisRequests } from './requests/access-requests.ts';
 import { ACTIVATIONS_ENDPOINT, REQUESTS_ENDPOINT, serveRequestEndpoint, type RequestEndpointContext } from './requests/endpoints.ts';
 import { postJson } from './webhook.ts';
 import { createUpstream, type Upstream } from './upstream.ts';
+import { CONSOLE_PREFIX, PortcullisConsole } from '../console/index.ts';
 import { Drain, endAfterCommit, Exchange, type ExchangeHost } from './exchange.ts';
 
 /** What the proxy is built from. */
@@ -117,6 +118,8 @@ export class PortcullisProxy {
   #expiryTimer: NodeJS.Timeout | undefined;
   /** The audit policy (`audit.policyFile`); none: every request at Metadata, with no cost per request. */
   readonly #auditPolicy: AuditPolicy | undefined;
+  /** The web console at /console (`console`), when configured. */
+  readonly console: PortcullisConsole | undefined;
 
   constructor(private readonly opts: ProxyOptions) {
     const c = opts.config;
@@ -151,6 +154,7 @@ export class PortcullisProxy {
     // Session credentials are checked by the sessions (a map lookup), never cached past a logout.
     this.#authn = this.#sessions ? this.#sessions.service.authenticator(idp) : idp;
     this.#floors = revisionFloors(c);
+    this.console = c.console && this.#sessions ? this.#makeConsole(c, this.#sessions) : undefined;
     this.#host = { clock: this.#clock, metrics: this.metrics, log: this.log, audit: this.audit, streams: this.streams, drain: this.#drain };
     for (const cc of c.clusters) {
       this.#clusters.set(cc.name, { config: cc, store: new BundleStore(cc.name, loadKeys(cc.trustedKeyFiles)), upstream: createUpstream(cc.upstream), reloading: undefined });
@@ -410,6 +414,7 @@ export class PortcullisProxy {
     const until = (p: Promise<void>, ms: number): Promise<void> => Promise.race([p, new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)).unref())]);
     for (const cr of this.#clusters.values()) cr.stopWatch?.();
     if (this.#expiryTimer) clearInterval(this.#expiryTimer);
+    this.console?.stop();
     this.activations.stop();
     await this.#sessions?.shared.stop();
     await this.#sessions?.locks.stop();
@@ -521,6 +526,27 @@ export class PortcullisProxy {
       },
     };
     return { service, shared, context, locks, lockContext, requestContext };
+  }
+
+  /** The console, on this proxy's sessions, bundles, activations and audit path. */
+  #makeConsole(c: ProxyConfig, sessions: SharedState): PortcullisConsole {
+    const sc = c.sessions as SessionsConfig;
+    const issuer = ((c.authn as { issuers?: { issuer: string; caFile?: string }[] }).issuers ?? []).find((i) => i.issuer === sc.login.issuer);
+    const proxyCa = readFileSync(sc.caFile ?? c.tls.certFile, 'utf8');
+    return new PortcullisConsole({
+      clock: this.#clock,
+      log: this.log,
+      config: c.console ?? {},
+      sessionKey: readFileSync(sc.keyFile),
+      sessions: sessions.service,
+      sessionContext: sessions.context,
+      lockedOut: (identity) => this.#lockedOut(identity),
+      clusters: () => [...this.#clusters.values()].map((cr) => ({ name: cr.config.name, index: cr.store.current(this.#clock())?.index })),
+      activations: (cluster, user) => this.activations.active(cluster, user),
+      audit: this.audit,
+      idpCaPem: issuer?.caFile !== undefined ? readFileSync(issuer.caFile, 'utf8') : undefined,
+      self: () => ({ port: (this.#server.address() as AddressInfo).port, caPem: proxyCa, serverName: sc.proxyUrl !== undefined ? new URL(sc.proxyUrl).hostname : '127.0.0.1' }),
+    });
   }
 
   /**
@@ -701,6 +727,14 @@ export class PortcullisProxy {
     if (await this.#ops(path, res)) return;
     const ex = new Exchange(this.#host, req, req.httpVersionMajor === 2 ? 'http2' : 'http1', (e, auditId) => sendStatus(res, e, { 'audit-id': auditId }));
     const held = endAfterCommit(res, this.audit);
+    if (this.console && (path === CONSOLE_PREFIX || path?.startsWith(`${CONSOLE_PREFIX}/`))) {
+      try {
+        this.#preflight(req);
+      } catch (err) {
+        return void ex.refuse(err);
+      }
+      return await this.console.serve(req, res, ex, path, () => held.release());
+    }
     if (path?.startsWith(SESSIONS_PREFIX)) {
       try {
         if (!this.#sessions) throw new ProxyError('NOT_FOUND', 'sessions and locks are not configured on this proxy');
@@ -834,6 +868,14 @@ export class PortcullisProxy {
     const ex = new Exchange(this.#host, req, proto ?? 'http1', (e, auditId) => {
       if (!socket.destroyed) sendStatusOnSocket(socket, e, { 'audit-id': auditId });
     });
+    if (this.console && this.#hostCluster(req) === undefined && (req.url ?? '').startsWith(`${CONSOLE_PREFIX}/`)) {
+      try {
+        this.#preflight(req);
+      } catch (err) {
+        return void ex.refuse(err);
+      }
+      return await this.console.upgrade(req, socket, head, ex);
+    }
     try {
       if (!proto) throw new ProxyError('BAD_REQUEST', `upgrade to ${req.headers.upgrade ?? ''} is not supported`);
       const admitted = await this.#admit(req, ex, true, this.#hostCluster(req));

@@ -244,6 +244,8 @@ export interface HarnessOptions {
   readonly sessions?: { readonly storeUrl: string; readonly idleTimeoutMs?: number; readonly maxLifetimeMs?: number; readonly touchIntervalMs?: number; readonly storeGraceMs?: number };
   /** A second cluster behind the same proxy (same ServiceAccount setup and RBAC), with its own bundle. */
   readonly second?: { readonly name: string; readonly ruleSet?: RuleSet };
+  /** The web console at /console (needs `sessions`), with the browser shell. @default none */
+  readonly console?: { readonly terminalIdleTimeoutMs?: number };
 }
 
 /** Feeds `input` to a process and collects its output; killed after 60 s. */
@@ -379,6 +381,8 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
           },
         }
       : {}),
+    // The terminals' base directory must be reachable by the sandbox uid: not under `dir` (0700).
+    ...(o.console ? { console: { terminal: { kubectl: kubectlBin, dir: join(tmpdir(), `portcullis-console-${suffix}`), ...(o.console.terminalIdleTimeoutMs !== undefined ? { idleTimeoutMs: o.console.terminalIdleTimeoutMs } : {}) } } } : {}),
     ...(o.configExtra ?? {}),
   };
   writeFileSync(join(dir, 'proxy.yaml'), stringify(cfg));
@@ -510,6 +514,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       if (!o.compiled) admin(['delete', 'clusterrole,clusterrolebinding', sa, '--ignore-not-found']);
       if (second) adminOf(second)(['delete', 'clusterrole,clusterrolebinding', sa, '--ignore-not-found']);
       rmSync(dir, { recursive: true, force: true });
+      if (o.console) rmSync(join(tmpdir(), `portcullis-console-${suffix}`), { recursive: true, force: true });
     },
   };
   return harness;
