@@ -20,6 +20,10 @@ export interface ActivityItem {
   readonly deny?: string;
   /** The policy line of that grant or deny. */
   readonly source?: string;
+  /** Why it was refused, as the record says (e.g. `no active grant (inactive: ID: why)`). */
+  readonly detail?: string;
+  /** A refusal for want of an active grant: the grants that would have allowed it, with their policy lines. */
+  readonly missing?: readonly { readonly grant: string; readonly source: string; readonly why: string }[];
 }
 
 /** What a subscriber asked to see, beyond what it may see. */
@@ -50,7 +54,25 @@ export function activityOf(e: AuditEvent): ActivityItem | undefined {
     ...(an[A.grant] !== undefined ? { grant: an[A.grant] } : {}),
     ...(an[A.deny] !== undefined ? { deny: an[A.deny] } : {}),
     ...(an[A.source] !== undefined ? { source: an[A.source] } : {}),
+    ...(an[A.detail] !== undefined ? { detail: an[A.detail] } : {}),
   };
+}
+
+/**
+ * A refusal for want of an active grant names, in its record's detail, the grants that would
+ * have allowed it and why they were inactive (`no active grant (inactive: ID: why; …)`); this
+ * adds each one's policy line from the cluster's rule set. Pure.
+ */
+export function withMissingGrants(item: ActivityItem, sourceOf: (cluster: string, grant: string) => string | undefined): ActivityItem {
+  const m = /^no active grant \(inactive: (.*)\)$/.exec(item.detail ?? '');
+  if (item.decision !== 'deny' || item.deny !== undefined || !m) return item;
+  const missing = (m[1] ?? '').split('; ').flatMap((part) => {
+    const i = part.indexOf(': ');
+    const grant = i < 0 ? part : part.slice(0, i);
+    const source = sourceOf(item.cluster, grant);
+    return source !== undefined ? [{ grant, source, why: i < 0 ? '' : part.slice(i + 2) }] : [];
+  });
+  return missing.length > 0 ? { ...item, missing } : item;
 }
 
 /** Whether an item passes a subscriber's filter (every field given must match exactly). */

@@ -16,7 +16,7 @@ import { fleetKubeconfig, sessionFromIdToken, type SessionEndpointContext } from
 import { verifyCredential } from '../runtime-proxy/sessions/session-credential.ts';
 import type { SessionService } from '../runtime-proxy/sessions/sessions.ts';
 import { BREAK_GLASS_PATH } from '../runtime-proxy/break-glass-endpoint.ts';
-import { ActivityFeed, activityOf, type ActivityFilter, type ActivityItem } from './activity.ts';
+import { ActivityFeed, activityOf, withMissingGrants, type ActivityFilter, type ActivityItem } from './activity.ts';
 import { loadAssets, pageTemplate, type Asset } from './assets.ts';
 import type { ConsoleConfig } from './config.ts';
 import { myAccess } from './my-access.ts';
@@ -99,7 +99,7 @@ export class PortcullisConsole {
     this.#signIn = new ConsoleSignIn({ issuer: login.issuer, clientId: login.clientId, scopes: login.scopes, ...(host.idpCaPem !== undefined ? { caPem: host.idpCaPem } : {}) }, host.clock);
     this.#unsubscribeAudit = host.audit.subscribe((e) => {
       const item = activityOf(e);
-      if (item) this.#feed.publish(item);
+      if (item) this.#feed.publish(withMissingGrants(item, (cluster, grant) => this.#sourceOf(cluster, grant)));
     });
     // Logout, a lock on the person, idle or lifetime: whatever ends a session ends its streams and terminals.
     host.sessions.onEnded((id) => this.#endSession(id, 'session-ended'));
@@ -116,6 +116,12 @@ export class PortcullisConsole {
     this.#unsubscribeAudit();
     this.#signIn.close();
     this.#wss.close();
+  }
+
+  /** The policy line of a grant in the bundle a cluster enforces now. */
+  #sourceOf(cluster: string, grant: string): string | undefined {
+    const g = this.host.clusters().find((c) => c.name === cluster)?.index?.ruleSet.grants.find((x) => x.id === grant);
+    return g ? `${g.source.file}:${g.source.line}` : undefined;
   }
 
   #endSession(id: string, why: TerminalEnd): void {
@@ -345,9 +351,11 @@ export class PortcullisConsole {
     release();
     res.writeHead(200, { ...securityHeaders(), 'content-type': 'text/event-stream', 'audit-id': ex.auditId });
     const out = res as ServerResponse;
+    // The record's detail (SECURITY rule 16: for the log and the audit record) only to auditors.
+    const auditor = auditorOn.size > 0;
     const send = (i: ActivityItem): void => {
       if (res.writableLength > MAX_SSE_BACKLOG) return end('error');
-      out.write(`event: audit\ndata: ${JSON.stringify(i)}\n\n`);
+      out.write(`event: audit\ndata: ${JSON.stringify(auditor ? i : { ...i, detail: undefined })}\n\n`);
     };
     const sub = this.#feed.subscribe(visible, filter, send);
     out.write(`event: hello\ndata: ${JSON.stringify({ auditor: auditorOn.size > 0, clusters: [...auditorOn] })}\n\n`);

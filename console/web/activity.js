@@ -48,11 +48,21 @@ function render() {
         el('code', {}, i.target),
         i.cluster ? ` on ${i.cluster}` : '',
         el('br'),
-        el('span', { class: 'muted' }, i.deny ? `denied by ${i.deny} (${i.source ?? '?'})` : i.grant ? `granted by ${i.grant} (${i.source ?? '?'})` : i.reason),
+        el('span', { class: 'muted' }, explanation(i)),
       ),
     ),
   );
   chart();
+}
+
+/** What decided it: the deny and its policy line, the grant that allowed it, or the grant that was missing. */
+function explanation(i) {
+  const line = (src) => (src ? ` (${src})` : '');
+  if (i.deny) return `denied by ${i.deny}${line(i.source)}`;
+  if (i.missing?.length) return `no active grant: ${i.missing.map((m) => `${m.grant}${line(m.source)} ${m.why}`).join('; ')}`;
+  if (i.decision === 'deny') return i.detail?.startsWith('no active grant') ? 'no grant allows it (the policy names no grant for this)' : `${i.reason}${i.detail ? `: ${i.detail}` : ''}`;
+  if (i.grant) return `granted by ${i.grant}${line(i.source)}`;
+  return i.reason;
 }
 
 /** Bars per minute for the last 10 minutes: requests, and denials over them. */

@@ -262,7 +262,7 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     const seenIn = Date.now() - t;
     assert.ok(seenIn <= 1000, `seen in ${seenIn} ms`);
     // alice's session, denied by a deny rule: the feed names the deny and its policy line.
-    const kc = join(h.dir, 'console-kubeconfig.yaml');
+    const kc = await sessionKubeconfig(alice, h.dir);
     r = await h.kubectl(kc, ['get', 'secrets', '-n', NS]);
     assert.match(r.stderr, /forbidden/i);
     t = Date.now();
@@ -270,6 +270,12 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     assert.ok(Date.now() - t <= 1000);
     assert.match((await li.textContent()) ?? '', /denied by no-secrets \(policies\/test\.ts:50\)/);
     await alice.waitForSelector('#activity-feed li[data-decision="deny"]:has-text("no-secrets")', { timeout: 1000 });
+    // A refusal for want of an active grant names the grant that would allow it, and its line.
+    r = await h.kubectl(kc, ['create', 'configmap', 'from-console', '-n', NS]);
+    assert.match(r.stderr, /forbidden/i);
+    const missing = await audrey.waitForSelector('#activity-feed li[data-user="oidc:alice"][data-decision="deny"]:has-text("sre-configmaps")', { timeout: 1000 });
+    assert.match((await missing.textContent()) ?? '', /no active grant: sre-configmaps \(policies\/test\.ts:12\) no approved request/);
+    assert.match((await audrey.textContent('#activity-feed li[data-user="oidc:mallory"]')) ?? '', /no grant allows it/);
     assert.equal(await alice.$('#activity-feed li[data-user="oidc:mallory"]'), null, 'alice does not see another person\'s requests');
     // The auditor's filters: only alice's denials.
     await audrey.fill('#f-user', 'oidc:alice');
@@ -385,6 +391,7 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     assert.match(status, /^Uid:\s+65534\s+65534/m, 'the sandbox runs as the unprivileged uid');
     assert.match(status, /^Groups:\s*$/m, 'with no supplementary groups');
     assert.match(status, /^NoNewPrivs:\s+1/m);
+    const kc = await sessionKubeconfig(alice, h.dir);
     await alice.goto(`${base}/console/#session`);
     await alice.waitForSelector('body[data-ready="session"]');
     await alice.click('#logout');
@@ -393,12 +400,20 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     while (existsSync(`/proc/${pid}`) && Date.now() - t < 3000) await new Promise((r) => setTimeout(r, 50));
     assert.equal(existsSync(`/proc/${pid}`), false, 'kubectl killed at logout');
     assert.equal(existsSync(term.dir), false, 'its directory (and the credential in it) removed');
-    const r = await h.kubectl(join(h.dir, 'console-kubeconfig.yaml'), ['get', 'pods', '-n', NS]);
+    const r = await h.kubectl(kc, ['get', 'pods', '-n', NS]);
     assert.notEqual(r.status, 0, 'the session is over for kubectl too');
     const cookies = await alice.context().cookies(`${base}/console/`);
     assert.equal(cookies.find((c) => c.name === 'portcullis_console'), undefined, 'the cookie is cleared');
   });
 });
+
+/** The page's session kubeconfig (fetched by the page itself), written into `dir`. */
+async function sessionKubeconfig(page: Page, dir: string): Promise<string> {
+  const text = (await page.evaluate(`fetch('/console/api/kubeconfig').then((r) => r.text())`)) as string;
+  const file = join(dir, `session-${Date.now()}.yaml`);
+  writeFileSync(file, text);
+  return file;
+}
 
 /** Types a line into the page's terminal and presses Enter. */
 async function typeLine(page: Page, line: string): Promise<void> {
