@@ -427,16 +427,22 @@ export class PortcullisConsole {
             ws.close(1008, 'csrf');
             return ex.end(403, { reason: 'console terminal refused: missing or wrong CSRF token', decision: 'deny' });
           }
-          const entry = {
-            user: c.identity.user,
-            session: new TerminalSession(ws, cfg, kubeconfig.yaml, (why, commands) => {
+          let session: TerminalSession;
+          try {
+            session = new TerminalSession(ws, cfg, kubeconfig.yaml, (why, commands) => {
               this.#terminals.delete(entry);
               untrack();
               ex.end(101, { reason: `console terminal ended (${why}) after ${commands} kubectl command(s)`, decision: 'allow' });
-            }),
-          };
+            });
+          } catch (err) {
+            this.host.log.error({ err: (err as Error).message, alert: true }, 'console terminal cannot start');
+            ws.send('The terminal cannot start on this proxy (its administrators are told why).\r\n');
+            ws.close(1011, 'cannot start');
+            return ex.end(500, { reason: 'console terminal cannot start', detail: (err as Error).message, decision: 'allow' });
+          }
+          const entry = { user: c.identity.user, session };
           this.#terminals.add(entry);
-          const untrack = this.#track(c.sessionId, { end: (why) => entry.session.end(why) });
+          const untrack = this.#track(c.sessionId, { end: (why) => session.end(why) });
         });
         ws.on('close', () => {
           clearTimeout(hello);

@@ -1,5 +1,5 @@
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TerminalConfig } from '../config.ts';
 
 /** Where the sandbox sees its own directory (its HOME and working directory). */
@@ -32,6 +32,11 @@ export function removeTerminalDir(dir: string): void {
  */
 export function prepareBase(cfg: TerminalConfig): string {
   mkdirSync(join(cfg.dir, 'bin'), { recursive: true, mode: 0o711 });
+  // bubblewrap binds as the sandbox uid: every directory above must let it pass (fail with the reason, not bwrap's).
+  for (let d = dirname(cfg.dir); d !== dirname(d); d = dirname(d)) {
+    const st = statSync(d);
+    if ((st.mode & 0o001) === 0 && st.uid !== cfg.uid) throw new Error(`console.terminal.dir ${cfg.dir}: ${d} (mode ${(st.mode & 0o777).toString(8)}) is not searchable by the sandbox uid ${cfg.uid}; choose a directory it can reach`);
+  }
   chmodSync(cfg.dir, 0o711);
   chmodSync(join(cfg.dir, 'bin'), 0o711);
   const bin = join(cfg.dir, 'bin', 'kubectl');
