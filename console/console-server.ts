@@ -16,6 +16,7 @@ import { fleetKubeconfig, sessionFromIdToken, type SessionEndpointContext } from
 import { verifyCredential } from '../runtime-proxy/sessions/session-credential.ts';
 import type { SessionService } from '../runtime-proxy/sessions/sessions.ts';
 import { BREAK_GLASS_PATH } from '../runtime-proxy/break-glass-endpoint.ts';
+import { ActivityRelay } from './activity-relay.ts';
 import { ActivityFeed, activityOf, withMissingGrants, type ActivityFilter, type ActivityItem } from './activity.ts';
 import { loadAssets, pageTemplate, type Asset } from './assets.ts';
 import type { ConsoleConfig } from './config.ts';
@@ -56,6 +57,8 @@ export interface ConsoleHost {
   readonly audit: { subscribe(fn: (e: AuditEvent) => void): () => void };
   /** The CA of the identity provider's TLS certificate, when not a public one. */
   readonly idpCaPem: string | undefined;
+  /** The replicas' shared store (`sessions.store.url`): the live feed goes through its pub/sub. */
+  readonly storeUrl: string;
   /** The proxy's own listener as the console reaches it on loopback (its endpoints, the terminal's kubectl). */
   readonly self: () => { readonly port: number; readonly caPem: string; readonly serverName: string };
 }
@@ -91,15 +94,20 @@ export class PortcullisConsole {
   readonly #live = new Map<string, Set<Live>>();
   readonly #terminals = new Set<{ readonly user: string; readonly session: TerminalSession }>();
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  readonly #relay: ActivityRelay;
 
   constructor(private readonly host: ConsoleHost) {
     this.#assets = loadAssets();
     this.#page = pageTemplate();
     const login = host.sessionContext.login;
     this.#signIn = new ConsoleSignIn({ issuer: login.issuer, clientId: login.clientId, scopes: login.scopes, ...(host.idpCaPem !== undefined ? { caPem: host.idpCaPem } : {}) }, host.clock);
+    this.#relay = new ActivityRelay(host.storeUrl, (item) => this.#feed.publish(item), (err) => host.log.warn({ err: err.message }, 'console activity relay: store connection error'));
     this.#unsubscribeAudit = host.audit.subscribe((e) => {
       const item = activityOf(e);
-      if (item) this.#feed.publish(withMissingGrants(item, (cluster, grant) => this.#sourceOf(cluster, grant)));
+      if (!item) return;
+      const full = withMissingGrants(item, (cluster, grant) => this.#sourceOf(cluster, grant));
+      this.#feed.publish(full);
+      this.#relay.publish(full);
     });
     // Logout, a lock on the person, idle or lifetime: whatever ends a session ends its streams and terminals.
     host.sessions.onEnded((id) => this.#endSession(id, 'session-ended'));
@@ -110,10 +118,16 @@ export class PortcullisConsole {
     return [...this.#terminals].map((t) => ({ user: t.user, dir: t.session.dir, running: t.session.running, pids: t.session.pids }));
   }
 
+  /** Connects the live feed to the other replicas (an unreachable store is logged; the feed then shows this replica's records). */
+  async start(): Promise<void> {
+    await this.#relay.start().catch((err: unknown) => this.host.log.warn({ err: (err as Error).message }, 'console activity relay not connected: the live feed shows this replica only'));
+  }
+
   /** Ends every terminal and stream (the proxy is stopping). */
-  stop(): void {
+  async stop(): Promise<void> {
     for (const id of [...this.#live.keys()]) this.#endSession(id, 'shutdown');
     this.#unsubscribeAudit();
+    await this.#relay.stop();
     this.#signIn.close();
     this.#wss.close();
   }

@@ -233,6 +233,8 @@ export class PortcullisProxy {
         (err: unknown) => (this.log.error({ err: (err as Error).message, alert: true }, 'session store unreachable at start'), false),
       );
       await Promise.race([started, new Promise((r) => setTimeout(r, 5000).unref())]);
+      // The console's live feed joins the other replicas' once the store answers (never holds the start up).
+      await Promise.race([this.console?.start(), new Promise((r) => setTimeout(r, 5000).unref())]);
     }
     await this.activations.start();
     await this.#loadFloors();
@@ -414,7 +416,7 @@ export class PortcullisProxy {
     const until = (p: Promise<void>, ms: number): Promise<void> => Promise.race([p, new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)).unref())]);
     for (const cr of this.#clusters.values()) cr.stopWatch?.();
     if (this.#expiryTimer) clearInterval(this.#expiryTimer);
-    this.console?.stop();
+    await this.console?.stop();
     this.activations.stop();
     await this.#sessions?.shared.stop();
     await this.#sessions?.locks.stop();
@@ -545,6 +547,7 @@ export class PortcullisProxy {
       activations: (cluster, user) => this.activations.active(cluster, user),
       audit: this.audit,
       idpCaPem: issuer?.caFile !== undefined ? readFileSync(issuer.caFile, 'utf8') : undefined,
+      storeUrl: sc.store.url,
       self: () => ({ port: (this.#server.address() as AddressInfo).port, caPem: proxyCa, serverName: sc.proxyUrl !== undefined ? new URL(sc.proxyUrl).hostname : '127.0.0.1' }),
     });
   }

@@ -291,6 +291,23 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     await screenshot(audrey, '08-live-activity');
   });
 
+  it('GIVEN two proxy replicas sharing the store WHEN a request is denied through the other replica THEN it appears in the auditor\'s feed here within a second', async () => {
+    const audrey = people.get('audrey')?.page ?? (await signIn('audrey'));
+    const other = await h.extraProxy((c) => ({ ...c, audit: { ...c.audit, file: { path: join(h.dir, 'audit-other.log'), maxBytes: 1 << 20, maxFiles: 1 } } }));
+    await audrey.goto(`${base}/console/#activity`);
+    await audrey.reload();
+    await audrey.waitForSelector('#activity-scope:has-text("Auditor view")');
+    const stranger = h.kubeconfig(await h.token('mallet', ['nobody']));
+    const onOther = stranger.replace(/\.yaml$/, '-other.yaml');
+    writeFileSync(onOther, readFileSync(stranger, 'utf8').replaceAll(`127.0.0.1:${h.port}`, `127.0.0.1:${other.port}`));
+    const r = await h.kubectl(onOther, ['get', 'pods', '-n', NS]);
+    assert.notEqual(r.status, 0);
+    const t = Date.now();
+    await audrey.waitForSelector('#activity-feed li[data-user="oidc:mallet"][data-decision="deny"]', { timeout: 1000 });
+    assert.ok(Date.now() - t <= 1000);
+    assert.equal(h.auditEvents().some((e) => e.user.username === 'oidc:mallet'), false, 'the record is the other replica\'s, not this one\'s');
+  });
+
   it('GIVEN audrey on Explain THEN explain and who-can answer from the signed bundle exactly as the CLI does; alice, no auditor, is refused', async () => {
     const audrey = people.get('audrey')?.page ?? (await signIn('audrey'));
     await audrey.goto(`${base}/console/#explain`);
