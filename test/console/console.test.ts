@@ -212,13 +212,16 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     await alice.waitForSelector('body[data-ready="requests"]');
     await alice.selectOption('#request-grant', 'dev/sre-configmaps');
     await alice.fill('#request-duration', '600');
-    await alice.fill('#request-reason', 'INC-42: rotate the web config');
+    await alice.fill('#request-reason', 'INC-42: rotate the web config <img src=x onerror=alert(1)>');
     await alice.click('#request-form button[type="submit"]');
     await alice.waitForSelector('#status.ok');
     const id = /req-[0-9a-f]{12}/.exec((await alice.textContent('#status')) ?? '')?.[0];
     assert.ok(id, 'the request has an id');
     await ann.goto(`${base}/console/#requests`);
     await ann.waitForSelector(`button[data-approve="${id}"]`);
+    // All text escaped: the markup in the reason is shown as text, never parsed.
+    assert.match((await ann.textContent('#requests-body')) ?? '', /rotate the web config <img src=x onerror=alert\(1\)>/);
+    assert.equal(await ann.$('#requests-body img'), null);
     await screenshot(ann, '06-requests-approver');
     await ann.click(`button[data-approve="${id}"]`);
     await ann.waitForSelector('#status.ok');

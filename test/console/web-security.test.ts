@@ -1,6 +1,8 @@
 // The console page's own defences (SECURITY rules 28, 29): cookies, CSRF tokens, the Origin check, the CSP.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { contentSecurityPolicy, cookieValue, csrfMatches, csrfToken, loginCookie, sameOrigin, sessionCookie } from '../../console/web-security.ts';
 import { escapeHtml } from '../../console/console-server.ts';
@@ -56,6 +58,14 @@ describe('the console page\'s defences', () => {
     const csp = contentSecurityPolicy('n0nce');
     assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
     for (const d of ["default-src 'none'", "script-src 'self'", "style-src 'self' 'nonce-n0nce'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"]) assert.ok(csp.split('; ').includes(d), d);
+  });
+
+  it('GIVEN the browser code THEN it never parses data as HTML (no innerHTML, outerHTML, insertAdjacentHTML, document.write, eval)', () => {
+    const dir = join(import.meta.dirname, '..', '..', 'console', 'web');
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.js') || x.endsWith('.html'))) {
+      assert.doesNotMatch(readFileSync(join(dir, f), 'utf8'), /innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function/, f);
+      if (f.endsWith('.html')) assert.doesNotMatch(readFileSync(join(dir, f), 'utf8'), /<script(?![^>]*\bsrc=)|\son[a-z]+=|style=/i, `${f}: no inline script, handler or style`);
+    }
   });
 
   it('GIVEN text with markup THEN the server-built page escapes it', () => {
