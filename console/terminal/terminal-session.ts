@@ -114,10 +114,16 @@ export class TerminalSession {
     }
     this.#pty = pty;
     this.pids.push(pty.pid);
-    pty.onData((d) => this.#send(d));
+    let last = '';
+    pty.onData((d) => {
+      if (d !== '') last = d.slice(-1);
+      this.#send(d);
+    });
     pty.onExit(({ exitCode }) => {
       if (this.#pty === pty) this.#pty = undefined;
-      if (!this.#ended) this.#send(`${exitCode !== 0 ? `\x1b[2m(exit ${exitCode})\x1b[0m\r\n` : ''}${PROMPT}`);
+      // The prompt starts a line: after a raw-mode TTY's bare \n, or output with no newline at all.
+      const eol = last === '' ? '' : last === '\n' ? '\r' : last === '\r' ? '' : '\r\n';
+      if (!this.#ended) this.#send(`${eol}${exitCode !== 0 ? `\x1b[2m(exit ${exitCode})\x1b[0m\r\n` : ''}${PROMPT}`);
     });
   }
 

@@ -20,7 +20,7 @@ export function fill(parent, ...children) {
 
 /** A table from a header row and rows of cells (strings or nodes). */
 export function table(caption, head, rows) {
-  return el('table', {}, el('caption', {}, caption), el('thead', {}, el('tr', {}, head.map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, rows.map((r) => el('tr', {}, r.map((c) => el('td', {}, c))))));
+  return el('table', {}, el('caption', {}, caption), el('thead', {}, el('tr', {}, head.map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, rows.map((r) => el('tr', {}, r.map((c, i) => el('td', { 'data-label': head[i] }, c))))));
 }
 
 /** An SVG element (for the activity chart), attributes only. */

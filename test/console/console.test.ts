@@ -160,7 +160,7 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     await typeLine(page, `kubectl get pods -n ${NS}`);
     await waitForTerminal(page, /web-1\s+1\/1\s+Running/);
     await typeLine(page, `kubectl exec -it web-1 -n ${NS} -- echo hi-from-the-console`);
-    await waitForTerminal(page, /\r?\n?hi-from-the-console/);
+    await waitForTerminal(page, /^hi-from-the-console\s*$/m);
     await screenshot(page, '04-shell');
     const events = await h.auditEventsWhen((es) => es.some((e) => e.objectRef?.subresource === 'exec' && e.stage === 'ResponseComplete' && e.user.username === 'oidc:alice'), 5000);
     assert.ok(events.some((e) => e.verb === 'list' && e.objectRef?.resource === 'pods' && e.user.username === 'oidc:alice' && e.userAgent?.startsWith('kubectl')), 'get pods recorded as alice');
