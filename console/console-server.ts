@@ -22,7 +22,7 @@ import { loadAssets, pageTemplate, type Asset } from './assets.ts';
 import type { ConsoleConfig } from './config.ts';
 import { myAccess } from './my-access.ts';
 import { ConsoleSignIn, SignInError } from './sign-in.ts';
-import { TerminalSession, type TerminalEnd } from './terminal/terminal-session.ts';
+import { loadPty, TerminalSession, type TerminalEnd } from './terminal/terminal-session.ts';
 import {
   clearLoginCookie,
   clearSessionCookie,
@@ -95,6 +95,8 @@ export class PortcullisConsole {
   readonly #terminals = new Set<{ readonly user: string; readonly session: TerminalSession }>();
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   readonly #relay: ActivityRelay;
+  /** node-pty's spawn once loaded; or why the terminal is unavailable. */
+  #pty: { readonly spawn: Awaited<ReturnType<typeof loadPty>> } | { readonly error: string } = { error: 'not started' };
 
   constructor(private readonly host: ConsoleHost) {
     this.#assets = loadAssets();
@@ -120,6 +122,14 @@ export class PortcullisConsole {
 
   /** Connects the live feed to the other replicas (an unreachable store is logged; the feed then shows this replica's records). */
   async start(): Promise<void> {
+    if (this.host.config.terminal) {
+      try {
+        this.#pty = { spawn: await loadPty() };
+      } catch (err) {
+        this.#pty = { error: `node-pty cannot be loaded (${(err as Error).message}): npm install node-pty` };
+        this.host.log.error({ err: this.#pty.error, alert: true }, 'console terminal unavailable');
+      }
+    }
     await this.#relay.start().catch((err: unknown) => this.host.log.warn({ err: (err as Error).message }, 'console activity relay not connected: the live feed shows this replica only'));
   }
 
@@ -421,6 +431,8 @@ export class PortcullisConsole {
       const c = await this.#caller(req as unknown as Req, ex);
       const cfg = this.host.config.terminal;
       if (!cfg) throw new ProxyError('NOT_FOUND', 'the console has no terminal configured', 'no terminal on this proxy');
+      const pty = this.#pty;
+      if (!('spawn' in pty)) throw new ProxyError('INTERNAL', `terminal unavailable: ${pty.error}`, 'the terminal is unavailable on this proxy (its administrators are told why)');
       const mine = [...this.#terminals].filter((t) => t.user === c.identity.user).length;
       if (mine >= cfg.maxPerUser) throw new ProxyError('TOO_MANY_STREAMS', `${mine} terminals open`, `at most ${cfg.maxPerUser} terminals at once`);
       const s = this.host.self();
@@ -443,11 +455,17 @@ export class PortcullisConsole {
           }
           let session: TerminalSession;
           try {
-            session = new TerminalSession(ws, cfg, kubeconfig.yaml, (why, commands) => {
-              this.#terminals.delete(entry);
-              untrack();
-              ex.end(101, { reason: `console terminal ended (${why}) after ${commands} kubectl command(s)`, decision: 'allow' });
-            });
+            session = new TerminalSession(
+              ws,
+              cfg,
+              kubeconfig.yaml,
+              (why, commands) => {
+                this.#terminals.delete(entry);
+                untrack();
+                ex.end(101, { reason: `console terminal ended (${why}) after ${commands} kubectl command(s)`, decision: 'allow' });
+              },
+              pty.spawn,
+            );
           } catch (err) {
             this.host.log.error({ err: (err as Error).message, alert: true }, 'console terminal cannot start');
             ws.send('The terminal cannot start on this proxy (its administrators are told why).\r\n');

@@ -1,4 +1,4 @@
-import { spawn, type IPty } from 'node-pty';
+import type { IPty, spawn } from 'node-pty';
 import type { WebSocket } from 'ws';
 import type { TerminalConfig } from '../config.ts';
 import { parseCommandLine } from './command-line.ts';
@@ -33,6 +33,8 @@ export class TerminalSession {
     private readonly cfg: TerminalConfig,
     kubeconfigYaml: string,
     private readonly onEnd: (why: TerminalEnd, commands: number) => void,
+    /** node-pty's spawn (an optional dependency, loaded by {@link loadPty}). */
+    private readonly spawnPty: typeof spawn,
   ) {
     this.dir = makeTerminalDir(cfg, kubeconfigYaml);
     ws.on('message', (data, isBinary) => this.#message(isBinary ? '' : data.toString()));
@@ -108,7 +110,7 @@ export class TerminalSession {
     const cmd = sandboxCommand(this.cfg, this.dir, p.argv);
     let pty: IPty;
     try {
-      pty = spawn(cmd.file, [...cmd.args], { name: 'xterm-256color', cols: this.#cols, rows: this.#rows, cwd: this.dir, env: {} });
+      pty = this.spawnPty(cmd.file, [...cmd.args], { name: 'xterm-256color', cols: this.#cols, rows: this.#rows, cwd: this.dir, env: {} });
     } catch (err) {
       return this.#send(`cannot start kubectl: ${(err as Error).message}\r\n${PROMPT}`);
     }
@@ -148,6 +150,19 @@ export class TerminalSession {
     removeTerminalDir(this.dir);
     this.onEnd(why, this.pids.length);
   }
+}
+
+/**
+ * node-pty, loaded when a terminal is configured: an optional dependency (a native module built
+ * with node-gyp), so installing Portcullis in a policy repository needs no compiler. Without it,
+ * the console runs without its shell and says why.
+ */
+export async function loadPty(): Promise<typeof spawn> {
+  const spec = 'node-pty';
+  const m = (await import(spec)) as { spawn?: typeof spawn; default?: { spawn?: typeof spawn } };
+  const fn = m.spawn ?? m.default?.spawn;
+  if (typeof fn !== 'function') throw new Error('node-pty has no spawn');
+  return fn;
 }
 
 function clamp(n: number, lo: number, hi: number): number {

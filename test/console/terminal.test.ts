@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { WebSocket } from 'ws';
 import { ensureBinaries } from '../../sandbox/build.ts';
 import type { TerminalConfig } from '../../console/config.ts';
-import { TerminalSession, type TerminalEnd } from '../../console/terminal/terminal-session.ts';
+import { loadPty, TerminalSession, type TerminalEnd } from '../../console/terminal/terminal-session.ts';
 
 /** A WebSocket stand-in: what the page would send, and what it receives. */
 class FakeSocket extends EventEmitter {
@@ -41,18 +41,20 @@ const KUBECONFIG = (token: string) => `apiVersion: v1\nkind: Config\nclusters: [
 
 describe('the browser shell sandbox', { timeout: 120_000 }, () => {
   let cfg: TerminalConfig;
+  let spawnPty: Awaited<ReturnType<typeof loadPty>>;
   let base: string;
   const open: TerminalSession[] = [];
   const start = (token: string, idleTimeoutMs = 60_000) => {
     const ws = new FakeSocket();
     const ended: { why?: TerminalEnd } = {};
-    const s = new TerminalSession(ws as unknown as WebSocket, { ...cfg, idleTimeoutMs }, KUBECONFIG(token), (why) => (ended.why = why));
+    const s = new TerminalSession(ws as unknown as WebSocket, { ...cfg, idleTimeoutMs }, KUBECONFIG(token), (why) => (ended.why = why), spawnPty);
     open.push(s);
     return { ws, s, ended };
   };
 
   before(async () => {
     const { kubectl } = await ensureBinaries({ log: () => undefined });
+    spawnPty = await loadPty();
     base = mkdtempSync(join(tmpdir(), 'portcullis-terminal-test-'));
     // mkdtemp makes it 0700: the sandbox uid must be able to pass through to its own directory.
     chmodSync(base, 0o711);
@@ -116,7 +118,7 @@ describe('the browser shell sandbox', { timeout: 120_000 }, () => {
   it('GIVEN a terminal base the sandbox uid cannot reach THEN opening a terminal fails with the reason (not bubblewrap\'s)', async () => {
     const hidden = mkdtempSync(join(tmpdir(), 'portcullis-terminal-hidden-'));
     try {
-      assert.throws(() => new TerminalSession(new FakeSocket() as unknown as WebSocket, { ...cfg, dir: join(hidden, 't') }, KUBECONFIG('x'), () => undefined), /not searchable by the sandbox uid 65534/);
+      assert.throws(() => new TerminalSession(new FakeSocket() as unknown as WebSocket, { ...cfg, dir: join(hidden, 't') }, KUBECONFIG('x'), () => undefined, spawnPty), /not searchable by the sandbox uid 65534/);
     } finally {
       rmSync(hidden, { recursive: true, force: true });
     }
