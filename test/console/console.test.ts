@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { canonicalJson } from '../../core/canonical-json.ts';
-import { AUDIT_PATH, MEMBER_USER } from '../../core/names.ts';
+import { AUDIT_PATH, LOCKS_PATH, MEMBER_USER } from '../../core/names.ts';
 import type { RuleSet } from '../../core/rule-set.ts';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, type Harness } from '../proxy/harness.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
@@ -33,13 +33,14 @@ const GLASS = grant('sre-break-glass', [group('oidc:sre')], [{ verbs: ['delete']
   conditions: { breakGlass: { maxDurationSeconds: 900, notify: [] } },
   activationGroup: 'portcullis:grant:sre-break-glass',
 });
-const SEC = grant('sec-read', [group('oidc:sec')], [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['pods'] }], ns(NS), { line: 30 });
+const SEC = grant('sec-read', [group('oidc:sec')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'] }], ns(NS), { line: 30 });
 const AUDITORS = grant('auditors', [group('oidc:audit')], [{ nonResourceURLs: [AUDIT_PATH], verbs: ['get'] }], { kind: 'cluster' }, { line: 40 });
-const RULES: RuleSet = ruleSet('dev', [SRE, CM, GLASS, SEC, AUDITORS], {
+const LOCKERS = grant('lockers', [group('oidc:audit')], [{ nonResourceURLs: [LOCKS_PATH], verbs: ['get', 'post', 'delete'] }], { kind: 'cluster' }, { line: 45 });
+const RULES: RuleSet = ruleSet('dev', [SRE, CM, GLASS, SEC, AUDITORS, LOCKERS], {
   users: [MEMBER_USER],
   denies: [{ id: 'no-secrets', source: { file: 'policies/test.ts', line: 50 }, subjects: 'everyone', except: [], rules: [{ verbs: ['*'], apiGroups: [''], resources: ['secrets'] }], scope: { kind: 'cluster' } }],
 });
-const RBAC = manifestsYaml([...upstreamRole(NS, 'console-sre-read', [group('oidc:sre')], READ), ...upstreamRole(NS, 'console-sec-read', [group('oidc:sec')], [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['pods'] }])]);
+const RBAC = manifestsYaml([...upstreamRole(NS, 'console-sre-read', [group('oidc:sre')], READ), ...upstreamRole(NS, 'console-sec-read', [group('oidc:sec')], [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'] }])]);
 const PEOPLE = { alice: ['sre'], ann: ['sec'], audrey: ['audit'] };
 
 describe('the web console in a real browser', { timeout: 600_000 }, () => {
@@ -388,6 +389,29 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     assert.equal(await alice.evaluate(`fetch('/console/api/me').then((r) => r.status)`), 200);
   });
 
+  it('GIVEN ann\'s terminal running a watch WHEN a locker locks ann THEN her kubectl is killed within a second and her terminal\'s directory removed', async () => {
+    const ann = await signIn('ann');
+    await ann.goto(`${base}/console/#shell`);
+    await ann.click('#shell-open');
+    await waitForTerminal(ann, /kubectl>/);
+    await typeLine(ann, `kubectl get pods -n ${NS} -w`);
+    await waitForTerminal(ann, /web-1/);
+    const term = h.proxy.console?.terminals().find((t) => t.user === 'oidc:ann' && t.running !== undefined);
+    assert.ok(term?.running, 'the watch runs');
+    const audrey = people.get('audrey')?.page ?? (await signIn('audrey'));
+    const cookie = (await audrey.context().cookies(`${base}/console/`)).find((c) => c.name === 'portcullis_console')?.value ?? '';
+    const lock = await h.request('POST', '/portcullis/v1/locks', [['authorization', `Bearer ${cookie}`], ['content-type', 'application/json']], JSON.stringify({ kind: 'user', subject: 'oidc:ann', reason: 'console test: suspected stolen laptop', expiresInSeconds: 120 }));
+    assert.equal(lock.status, 201, lock.body);
+    const t = Date.now();
+    while (existsSync(`/proc/${term.running}`) && Date.now() - t < 1000) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(existsSync(`/proc/${term.running}`), false, `killed within ${Date.now() - t} ms of the lock`);
+    assert.equal(existsSync(term.dir), false);
+    await waitForTerminal(ann, /terminal ended: session-ended/);
+    const id = (JSON.parse(lock.body) as { id: string }).id;
+    const lifted = await h.request('DELETE', `/portcullis/v1/locks/${id}`, [['authorization', `Bearer ${cookie}`]]);
+    assert.equal(lifted.status, 200, lifted.body);
+  });
+
   it('GIVEN a phone-sized screen THEN My access reads without sideways scrolling', async () => {
     const page = await signIn('audrey', { width: 390, height: 844 });
     await page.goto(`${base}/console/#access`);
@@ -395,6 +419,15 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     await screenshot(page, '11-my-access-phone');
     const width = (await page.evaluate('document.scrollingElement.scrollWidth')) as number;
     assert.ok(width <= 390, `page is ${width}px wide`);
+    // Accessible: every form field has a label, the first Tab reaches the skip link, the navigation is reachable by keyboard.
+    const unlabelled = (await page.evaluate(`[...document.querySelectorAll('input, select')].filter((e) => !document.querySelector('label[for="' + e.id + '"]')).map((e) => e.id || e.name)`)) as string[];
+    assert.deepEqual(unlabelled, []);
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate('document.activeElement.textContent'), 'Skip to content');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('body[data-ready="kubeconfig"]');
   });
 
   it('GIVEN a running kubectl in alice\'s terminal, confined as an unprivileged uid WHEN she logs out THEN it is killed, its directory and credential removed, and her session refused everywhere', async () => {
