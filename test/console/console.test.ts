@@ -412,6 +412,27 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     assert.equal(lifted.status, 200, lifted.body);
   });
 
+  it('GIVEN no sign-in in progress, no session, or the console cookie on a cluster path THEN each is refused, and each answer has its audit record', async () => {
+    const cb = await h.request('GET', '/console/callback?code=stolen&state=guessed');
+    assert.equal(cb.status, 401);
+    assert.match(cb.body, /no sign-in in progress in this browser/);
+    assert.match(String(cb.headers['content-security-policy']), /default-src 'none'/);
+    const me = await h.request('GET', '/console/api/me');
+    assert.equal(me.status, 401);
+    const audrey = people.get('audrey')?.page ?? (await signIn('audrey'));
+    const cookie = (await audrey.context().cookies(`${base}/console/`)).find((c) => c.name === 'portcullis_console')?.value ?? '';
+    // The cookie is the console's: kubectl's paths take bearer tokens only, so no browser can be made to act there.
+    const cluster = await h.request('GET', `/clusters/dev/api/v1/namespaces/${NS}/pods`, [['cookie', `portcullis_console=${cookie}`]]);
+    assert.equal(cluster.status, 401);
+    const unknown = await h.request('GET', '/console/api/nothing-here', [['cookie', `portcullis_console=${cookie}`]]);
+    assert.equal(unknown.status, 404);
+    const events = await h.auditEventsWhen((es) => es.some((e) => e.requestURI === '/console/api/nothing-here'));
+    const find = (uri: string, code: number) => events.find((e) => e.requestURI === uri && e.responseStatus.code === code);
+    assert.equal(find('/console/callback?code=stolen&state=guessed', 401)?.annotations['portcullis.dev/decision'], 'deny');
+    assert.ok(find('/console/api/me', 401));
+    assert.equal(find('/console/api/nothing-here', 404)?.user.username, 'oidc:audrey');
+  });
+
   it('GIVEN a phone-sized screen THEN My access reads without sideways scrolling', async () => {
     const page = await signIn('audrey', { width: 390, height: 844 });
     await page.goto(`${base}/console/#access`);
