@@ -1,12 +1,10 @@
-import { request as httpsRequest } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { decide } from '../core/decide.ts';
 import { AUDIT_PATH } from '../core/names.ts';
 import type { RuleIndex } from '../core/rule-index.ts';
-import { explainRequest, parseResourceArg, whoCan } from '../compiler/questions.ts';
 import type { AuditEvent } from '../runtime-proxy/audit/event.ts';
 import { ProxyError } from '../runtime-proxy/errors.ts';
 import type { Exchange } from '../runtime-proxy/exchange.ts';
@@ -16,7 +14,10 @@ import { fleetKubeconfig, sessionFromIdToken, type SessionEndpointContext } from
 import { verifyCredential } from '../runtime-proxy/sessions/session-credential.ts';
 import type { SessionService } from '../runtime-proxy/sessions/sessions.ts';
 import { BREAK_GLASS_PATH } from '../runtime-proxy/break-glass-endpoint.ts';
+import { callProxy, relayTarget, type ProxySelf } from './proxy-call.ts';
+import { answerQuestion } from './questions.ts';
 import { ActivityRelay } from './activity-relay.ts';
+import { serveActivityStream, type Live } from './activity-stream.ts';
 import { ActivityFeed, activityOf, withMissingGrants, type ActivityFilter, type ActivityItem } from './activity.ts';
 import { loadAssets, pageTemplate, type Asset } from './assets.ts';
 import type { ConsoleConfig } from './config.ts';
@@ -60,7 +61,7 @@ export interface ConsoleHost {
   /** The replicas' shared store (`sessions.store.url`): the live feed goes through its pub/sub. */
   readonly storeUrl: string;
   /** The proxy's own listener as the console reaches it on loopback (its endpoints, the terminal's kubectl). */
-  readonly self: () => { readonly port: number; readonly caPem: string; readonly serverName: string };
+  readonly self: () => ProxySelf;
 }
 
 /** A signed-in caller of the console. */
@@ -70,15 +71,6 @@ interface Caller {
   readonly sessionId: string;
 }
 
-/** Something live that ends with its session (an activity stream, a terminal). */
-interface Live {
-  end(why: TerminalEnd): void;
-}
-
-/** SSE: a comment line this often keeps proxies and the browser from timing the stream out. */
-const HEARTBEAT_MS = 15_000;
-/** An activity stream that has this many bytes unsent is a slow reader: it is closed (the browser reconnects). */
-const MAX_SSE_BACKLOG = 1 << 20;
 
 /**
  * The web console, served by the proxy under /console on its own TLS listener (same origin as
@@ -330,7 +322,7 @@ export class PortcullisConsole {
         if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(cluster)) throw new ProxyError('BAD_REQUEST', 'break-glass needs a cluster', 'name the cluster');
         path = `/clusters/${cluster}${BREAK_GLASS_PATH}`;
       }
-      const r = await this.#self(method, path, c.credential, body);
+      const r = await callProxy(this.host.self(), method, path, c.credential, body);
       res.writeHead(r.status, { ...securityHeaders(), 'content-type': 'application/json', 'audit-id': ex.auditId, 'x-portcullis-upstream-audit-id': r.auditId });
       res.end(r.body);
       return ex.end(r.status, { reason: `console: ${method} ${path} → ${r.status} (record ${r.auditId})`, decision: r.status < 400 ? 'allow' : 'deny' });
@@ -339,86 +331,24 @@ export class PortcullisConsole {
   }
 
   /** explain and who-can for auditors, answered from the signed bundles as the CLI answers them (the same functions). */
-  #question(ex: Exchange, c: Caller, route: string, q: URLSearchParams, json: (s: number, b: unknown, r: string) => void): void {
+  #question(ex: Exchange, c: Caller, route: '/explain' | '/who-can', q: URLSearchParams, json: (s: number, b: unknown, r: string) => void): void {
     const cluster = q.get('cluster') ?? '';
     if (!this.#auditorOn(c.identity).has(cluster)) throw new ProxyError('FORBIDDEN', `${c.identity.user} is not an auditor of ${cluster}`, `only auditors of ${cluster} may ask this (Roles.auditor)`);
     ex.st.cluster = cluster;
     const index = this.host.clusters().find((x) => x.name === cluster)?.index;
     if (!index) throw new ProxyError('NO_BUNDLE', `cluster ${cluster} has no valid bundle`);
-    const now = this.host.clock();
-    if (route === '/explain') {
-      const method = (q.get('method') ?? 'GET').toUpperCase();
-      const path = q.get('path') ?? '';
-      const user = q.get('user') ?? '';
-      if (!path.startsWith('/') || user === '') throw new ProxyError('BAD_REQUEST', 'explain needs a path starting with / and a user', 'give a user and a request path starting with /');
-      const groups = (q.get('groups') ?? '').split(',').map((g) => g.trim()).filter((g) => g !== '');
-      const r = explainRequest(method, path, { user, groups }, index, { now, breakGlass: new Set(this.host.activations(cluster, user).keys()) });
-      return json(200, { allowed: r.allowed, lines: r.lines }, `console: explain ${method} ${path} for ${user} on ${cluster}`);
-    }
-    const verb = q.get('verb') ?? '';
-    const resource = q.get('resource') ?? '';
-    if (verb === '' || resource === '') throw new ProxyError('BAD_REQUEST', 'who-can needs a verb and a resource', 'give a verb and a resource');
-    const rows = whoCan({ verb, isResourceRequest: true, path: '', apiVersion: '', ...parseResourceArg(resource), namespace: q.get('namespace') ?? '', name: q.get('name') ?? '' }, index, now);
-    return json(
-      200,
-      { rows: rows.map((r) => ({ subject: `${r.subject.kind} ${r.subject.name}`, grant: r.grant.id, source: `${r.grant.source.file}:${r.grant.source.line}`, ...(r.deniedBy ? { deniedBy: r.deniedBy.id, denySource: `${r.deniedBy.source.file}:${r.deniedBy.source.line}` } : {}), ...(r.inactive ? { inactive: r.inactive } : {}) })) },
-      `console: who-can ${verb} ${resource} on ${cluster}`,
-    );
+    const a = answerQuestion(route, q, cluster, index, this.host.clock(), (user) => new Set(this.host.activations(cluster, user).keys()));
+    json(200, a.body, a.reason);
   }
 
-  /** The live feed as server-sent events: the caller's own records, or an auditor's clusters', filtered as asked. */
+  /** The live feed: the caller's own records, or an auditor's clusters', filtered as asked. */
   #activity(req: Req, res: Res, ex: Exchange, c: Caller, q: URLSearchParams, release: () => void): void {
     const auditorOn = this.#auditorOn(c.identity);
     const everywhere = this.host.clusters().every((x) => auditorOn.has(x.name));
     const visible = (i: ActivityItem): boolean => i.user === c.identity.user || (i.cluster === '' ? everywhere && auditorOn.size > 0 : auditorOn.has(i.cluster));
     const filter: ActivityFilter = Object.fromEntries((['cluster', 'user', 'verb', 'decision'] as const).flatMap((k) => (q.get(k) ? [[k, q.get(k) ?? '']] : [])));
     release();
-    res.writeHead(200, { ...securityHeaders(), 'content-type': 'text/event-stream', 'audit-id': ex.auditId });
-    const out = res as ServerResponse;
-    // The record's detail (SECURITY rule 16: for the log and the audit record) only to auditors.
-    const auditor = auditorOn.size > 0;
-    const send = (i: ActivityItem): void => {
-      if (res.writableLength > MAX_SSE_BACKLOG) return end('error');
-      out.write(`event: audit\ndata: ${JSON.stringify(auditor ? i : { ...i, detail: undefined })}\n\n`);
-    };
-    const sub = this.#feed.subscribe(visible, filter, send);
-    out.write(`event: hello\ndata: ${JSON.stringify({ auditor: auditorOn.size > 0, clusters: [...auditorOn] })}\n\n`);
-    for (const i of sub.recent) send(i);
-    const beat = setInterval(() => out.write(': keep-alive\n\n'), HEARTBEAT_MS);
-    beat.unref();
-    let done = false;
-    const end = (why: TerminalEnd): void => {
-      if (done) return;
-      done = true;
-      clearInterval(beat);
-      sub.stop();
-      untrack();
-      ex.end(200, { reason: `console: activity stream ended (${why})`, decision: 'allow' });
-      res.end();
-    };
-    const untrack = this.#track(c.sessionId, { end });
-    req.on('close', () => end('closed'));
-    res.on('close', () => end('closed'));
-  }
-
-  /** Calls one of the proxy's own endpoints as the caller (their session credential), on loopback, verifying the proxy's certificate. */
-  #self(method: string, path: string, credential: string, body?: string): Promise<{ status: number; body: string; auditId: string }> {
-    const s = this.host.self();
-    return new Promise((resolve, reject) => {
-      const rq = httpsRequest(
-        { host: '127.0.0.1', port: s.port, method, path, ca: s.caPem, servername: s.serverName, agent: false, headers: { authorization: `Bearer ${credential}`, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) } },
-        (r) => {
-          let text = '';
-          r.setEncoding('utf8');
-          r.on('data', (d: string) => (text += d.length + text.length > 1 << 20 ? '' : d));
-          r.on('end', () => resolve({ status: r.statusCode ?? 502, body: text, auditId: String(r.headers['audit-id'] ?? '') }));
-          r.on('error', reject);
-        },
-      );
-      rq.setTimeout(30_000, () => rq.destroy(new Error('the proxy did not answer its own endpoint in time')));
-      rq.on('error', reject);
-      rq.end(body);
-    });
+    serveActivityStream(req, res, ex, this.#feed, { visible, auditorOn: [...auditorOn], filter }, (l) => this.#track(c.sessionId, l));
   }
 
   /** A WebSocket upgrade under /console: only the terminal, only from the console's origin, only signed in, then the CSRF token first. */
@@ -489,17 +419,6 @@ export class PortcullisConsole {
       ex.refuse(err);
     }
   }
-}
-
-/** The proxy endpoint a console API call stands for (requests, approvals, activations, break-glass). */
-function relayTarget(method: string, route: string): string | undefined {
-  if (route === '/requests' && (method === 'GET' || method === 'POST')) return '/portcullis/v1/requests';
-  const m = /^\/requests\/(req-[0-9a-f]{12})\/(approve|deny)$/.exec(route);
-  if (m && method === 'POST') return `/portcullis/v1/requests/${m[1] ?? ''}/${m[2] ?? ''}`;
-  if (route === '/activations' && method === 'GET') return '/portcullis/v1/activations';
-  if (route === '/activations/end' && method === 'POST') return '/portcullis/v1/activations/end';
-  if (route === '/break-glass' && method === 'POST') return BREAK_GLASS_PATH;
-  return undefined;
 }
 
 /** Escapes text for HTML (the only HTML the server builds with data: the sign-in error page). */
