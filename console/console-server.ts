@@ -23,6 +23,7 @@ import { loadAssets, pageTemplate, type Asset } from './assets.ts';
 import type { ConsoleConfig } from './config.ts';
 import { myAccess } from './my-access.ts';
 import { ConsoleSignIn, SignInError } from './sign-in.ts';
+import { RedisPendingSignIns } from './pending-sign-ins.ts';
 import { loadPty, TerminalSession, type TerminalEnd } from './terminal/terminal-session.ts';
 import {
   clearLoginCookie,
@@ -94,7 +95,11 @@ export class PortcullisConsole {
     this.#assets = loadAssets();
     this.#page = pageTemplate();
     const login = host.sessionContext.login;
-    this.#signIn = new ConsoleSignIn({ issuer: login.issuer, clientId: login.clientId, scopes: login.scopes, ...(host.idpCaPem !== undefined ? { caPem: host.idpCaPem } : {}) }, host.clock);
+    this.#signIn = new ConsoleSignIn(
+      { issuer: login.issuer, clientId: login.clientId, scopes: login.scopes, ...(host.idpCaPem !== undefined ? { caPem: host.idpCaPem } : {}) },
+      host.clock,
+      new RedisPendingSignIns(host.storeUrl, (err) => host.log.warn({ err: err.message }, 'console sign-in store: connection error')),
+    );
     this.#relay = new ActivityRelay(host.storeUrl, (item) => this.#feed.publish(item), (err) => host.log.warn({ err: err.message }, 'console activity relay: store connection error'));
     this.#unsubscribeAudit = host.audit.subscribe((e) => {
       const item = activityOf(e);
@@ -130,7 +135,7 @@ export class PortcullisConsole {
     for (const id of [...this.#live.keys()]) this.#endSession(id, 'shutdown');
     this.#unsubscribeAudit();
     await this.#relay.stop();
-    this.#signIn.close();
+    await this.#signIn.close();
     this.#wss.close();
   }
 
@@ -194,7 +199,14 @@ export class PortcullisConsole {
   }
 
   async #startSignIn(req: Req, res: Res, ex: Exchange): Promise<void> {
-    const { key, url } = await this.#signIn.start(`${this.#origin(req)}${CONSOLE_PREFIX}/callback`);
+    let started;
+    try {
+      started = await this.#signIn.start(`${this.#origin(req)}${CONSOLE_PREFIX}/callback`);
+    } catch (err) {
+      this.host.log.warn({ err: (err as Error).message }, 'console sign-in cannot start');
+      return this.#signInPage(res, ex, 503, 'Sign-in is unavailable right now (the identity provider or the session store cannot be reached); try again shortly.', { reason: `console sign-in cannot start: ${(err as Error).message}`, decision: 'deny' });
+    }
+    const { key, url } = started;
     res.writeHead(302, { ...securityHeaders(), location: url, 'set-cookie': loginCookie(key), 'audit-id': ex.auditId });
     res.end();
     ex.end(302, { reason: 'console sign-in started: sent to the identity provider', decision: 'allow' });

@@ -2,11 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { Agent, fetch } from 'undici';
 import { discover, type Discovery } from '../login/oidc-client.ts';
+import { MemoryPendingSignIns, type PendingSignIns } from './pending-sign-ins.ts';
 
 /** How long a sign-in may take between leaving for the identity provider and coming back. */
 const PENDING_MS = 10 * 60_000;
-/** At most this many sign-ins in progress (older ones are dropped first): bounded memory. */
-const MAX_PENDING = 10_000;
 
 interface Pending {
   readonly state: string;
@@ -22,20 +21,19 @@ export class SignInError extends Error {
 
 /**
  * The console's sign-in: authorization code with PKCE (RFC 7636, S256) done by the proxy, as a
- * confidential-less web client would. The verifier, state and nonce stay in this replica's
- * memory under a random key the browser holds in a cookie (a sign-in finishes on the replica it
- * started on: the load balancer's affinity, or one retry). Only the ID token's nonce and the
- * state tie the callback to this browser; the session itself is made by the proxy's session
- * service from the verified ID token.
+ * public web client. The verifier, state and nonce wait in `pending` (the replicas' shared
+ * store, so the callback may reach any replica) under a random key the browser holds in a
+ * cookie, and are taken once. The state and the ID token's nonce tie the callback to this
+ * browser; the session itself is made by the proxy's session service from the verified ID token.
  */
 export class ConsoleSignIn {
-  readonly #pending = new Map<string, Pending>();
   readonly #dispatcher: Agent | undefined;
   #discovery: Discovery | undefined;
 
   constructor(
     private readonly idp: { readonly issuer: string; readonly clientId: string; readonly scopes: readonly string[]; readonly caPem?: string },
     private readonly clock: () => number,
+    private readonly pending: PendingSignIns = new MemoryPendingSignIns(clock),
   ) {
     this.#dispatcher = idp.caPem !== undefined ? new Agent({ connect: { ca: idp.caPem } }) : undefined;
   }
@@ -48,11 +46,9 @@ export class ConsoleSignIn {
   /** Starts a sign-in: the cookie key and the identity provider's URL to send the browser to. */
   async start(redirectUri: string): Promise<{ readonly key: string; readonly url: string }> {
     const d = await this.#disco();
-    const now = this.clock();
-    for (const [k, p] of this.#pending) if (now - p.at > PENDING_MS || this.#pending.size >= MAX_PENDING) this.#pending.delete(k);
-    const p: Pending = { state: rand(), verifier: rand(48), nonce: rand(), at: now };
+    const p: Pending = { state: rand(), verifier: rand(48), nonce: rand(), at: this.clock() };
     const key = rand();
-    this.#pending.set(key, p);
+    await this.pending.put(key, JSON.stringify(p), PENDING_MS);
     const u = new URL(d.authorization_endpoint);
     u.search = new URLSearchParams({
       response_type: 'code',
@@ -69,8 +65,8 @@ export class ConsoleSignIn {
 
   /** Finishes the sign-in the cookie `key` names: checks the state, redeems the code with the verifier, checks the nonce; returns the ID token. */
   async finish(key: string | undefined, query: URLSearchParams, redirectUri: string): Promise<string> {
-    const p = key !== undefined ? this.#pending.get(key) : undefined;
-    if (key !== undefined) this.#pending.delete(key);
+    const raw = key !== undefined && /^[A-Za-z0-9_-]{32}$/.test(key) ? await this.pending.take(key) : undefined;
+    const p = raw !== undefined ? (JSON.parse(raw) as Pending) : undefined;
     if (!p || this.clock() - p.at > PENDING_MS) throw new SignInError('no sign-in in progress in this browser (or it took longer than 10 minutes): sign in again');
     const err = query.get('error');
     if (err !== null) throw new SignInError(`the identity provider refused: ${err} ${query.get('error_description') ?? ''}`.trim());
@@ -96,8 +92,9 @@ export class ConsoleSignIn {
     return body.id_token;
   }
 
-  close(): void {
-    void this.#dispatcher?.close();
+  async close(): Promise<void> {
+    await this.pending.close();
+    await this.#dispatcher?.close();
   }
 }
 
