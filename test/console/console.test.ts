@@ -245,6 +245,18 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     await alice.waitForSelector('button[data-end="dev/sre-break-glass"]', { state: 'detached' });
     await alice.click('button[data-end="dev/sre-configmaps"]');
     await alice.waitForSelector('button[data-end="dev/sre-configmaps"]', { state: 'detached' });
+    // A second request, denied: it stays inactive.
+    await alice.fill('#request-reason', 'INC-44: once more');
+    await alice.click('#request-form button[type="submit"]');
+    await alice.waitForSelector('#status.ok');
+    const second = /req-[0-9a-f]{12}/.exec((await alice.textContent('#status')) ?? '')?.[0] ?? '';
+    await ann.reload();
+    await ann.click(`button[data-deny="${second}"]`);
+    await ann.waitForSelector('#status.ok');
+    await alice.reload();
+    await alice.waitForSelector(`#requests-body tr:has-text("${second}")`);
+    assert.match((await alice.textContent(`#requests-body tr:has-text("${second}")`)) ?? '', /denied by oidc:ann/);
+    assert.equal(h.proxy.activations.active('dev', 'oidc:alice').has('sre-configmaps'), false);
     assert.equal(h.proxy.activations.active('dev', 'oidc:alice').size, 0, 'both ended');
     const recorded = h.auditEvents().filter((e) => e.requestURI.startsWith('/portcullis/v1/requests') || e.requestURI.includes('/portcullis/break-glass'));
     assert.ok(recorded.some((e) => e.user.username === 'oidc:ann' && e.requestURI.endsWith(`${id}/approve`) && e.responseStatus.code === 200), 'the approval is recorded as ann, by the proxy\'s own endpoint');
@@ -292,6 +304,10 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     await audrey.selectOption('#f-decision', '');
     await audrey.click('#activity-filter button[type="submit"]');
     await audrey.waitForSelector('#activity-feed li[data-user="oidc:mallory"]');
+    // The chart counts what the feed holds, denials among them.
+    const counts = /(\d+) requests, (\d+) denied/.exec((await audrey.textContent('#activity-counts')) ?? '');
+    assert.ok(counts && Number(counts[1]) >= 3 && Number(counts[2]) >= 3, `chart: ${counts?.[0] ?? 'none'}`);
+    assert.ok((await audrey.$$('#activity-chart rect.bar-deny')).length === 10);
     await screenshot(audrey, '08-live-activity');
   });
 
@@ -419,6 +435,16 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     assert.match(String(cb.headers['content-security-policy']), /default-src 'none'/);
     const me = await h.request('GET', '/console/api/me');
     assert.equal(me.status, 401);
+    // The browser's files: xterm.js exactly as the npm package ships it, with its content type; nothing else under assets.
+    const xterm = await h.request('GET', '/console/assets/xterm.mjs');
+    assert.equal(xterm.status, 200);
+    assert.equal(xterm.headers['content-type'], 'text/javascript; charset=utf-8');
+    assert.equal(xterm.body, readFileSync(join(ROOT, 'node_modules', '@xterm', 'xterm', 'lib', 'xterm.mjs'), 'utf8'));
+    assert.equal(xterm.headers['x-content-type-options'], 'nosniff');
+    // Only the names in the asset table are served (read once at start): no path ever reaches the disk.
+    assert.equal((await h.request('GET', '/console/assets/../../session.key')).status, 404);
+    assert.equal((await h.request('GET', '/console/assets/%2e%2e%2fsession.key')).status, 404);
+    assert.equal((await h.request('GET', '/console/assets/package.json')).status, 404);
     const audrey = people.get('audrey')?.page ?? (await signIn('audrey'));
     const cookie = (await audrey.context().cookies(`${base}/console/`)).find((c) => c.name === 'portcullis_console')?.value ?? '';
     // The cookie is the console's: kubectl's paths take bearer tokens only, so no browser can be made to act there.
