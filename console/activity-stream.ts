@@ -32,12 +32,14 @@ export interface Watcher {
 export function serveActivityStream(req: Req, res: Res, ex: Exchange, feed: ActivityFeed, w: Watcher, track: (l: Live) => () => void): void {
   res.writeHead(200, { ...securityHeaders(), 'content-type': 'text/event-stream', 'audit-id': ex.auditId });
   const out = res as ServerResponse;
+  // What is queued but unsent: on the HTTP/2 stream, or the HTTP/1.1 socket's response.
+  const unsent = (): number => ('stream' in res ? res.stream.writableLength : out.writableLength);
   // The record's detail (SECURITY rule 16: for the log and the audit record) goes to auditors only.
   const auditor = w.auditorOn.length > 0;
   let done = false;
   const send = (i: ActivityItem): void => {
     if (done) return;
-    if (res.writableLength > MAX_BACKLOG) return end('error');
+    if (unsent() > MAX_BACKLOG) return end('error');
     out.write(`event: audit\ndata: ${JSON.stringify(auditor ? i : { ...i, detail: undefined })}\n\n`);
   };
   const sub = feed.subscribe(w.visible, w.filter, send);

@@ -151,11 +151,21 @@ export class PortcullisConsole {
     for (const l of set ?? []) l.end(why);
   }
 
-  #track(sessionId: string, l: Live): () => void {
-    let set = this.#live.get(sessionId);
-    if (!set) this.#live.set(sessionId, (set = new Set()));
+  /**
+   * Ties a stream or terminal to its session: it ends when the session ends here (logout, lock,
+   * revocation heard from another replica) and, at the latest, when the session's lifetime does.
+   */
+  #track(c: Caller, l: Live): () => void {
+    let set = this.#live.get(c.sessionId);
+    if (!set) this.#live.set(c.sessionId, (set = new Set()));
     set.add(l);
-    return () => void set.delete(l);
+    const left = (c.identity.expiresAt ?? Number.POSITIVE_INFINITY) - this.host.clock();
+    const timer = Number.isFinite(left) ? setTimeout(() => l.end('session-ended'), Math.max(0, Math.min(left, 2 ** 31 - 1))) : undefined;
+    timer?.unref();
+    return () => {
+      if (timer) clearTimeout(timer);
+      set.delete(l);
+    };
   }
 
   /** A request under /console (`release` lets a long-lived response end before its record is committed). */
@@ -169,8 +179,8 @@ export class PortcullisConsole {
       if (method === 'GET' && sub === '/callback') return await this.#finishSignIn(req, res, ex);
       if (!sub.startsWith('/api/')) throw new ProxyError('NOT_FOUND', `no ${method} ${path}`);
       const caller = await this.#caller(req, ex);
+      // Anything but GET changes state (or is refused as unknown after this check).
       if (method !== 'GET') this.#checkCsrf(req, caller);
-      else if (method !== 'GET' && method !== 'HEAD') throw new ProxyError('METHOD_NOT_ALLOWED', method);
       await this.#api(req, res, ex, caller, method, sub.slice('/api'.length), release);
     } catch (err) {
       if (!res.headersSent) for (const [k, v] of Object.entries(securityHeaders())) res.setHeader(k, v);
@@ -360,7 +370,7 @@ export class PortcullisConsole {
     const visible = (i: ActivityItem): boolean => i.user === c.identity.user || (i.cluster === '' ? everywhere && auditorOn.size > 0 : auditorOn.has(i.cluster));
     const filter: ActivityFilter = Object.fromEntries((['cluster', 'user', 'verb', 'decision'] as const).flatMap((k) => (q.get(k) ? [[k, q.get(k) ?? '']] : [])));
     release();
-    serveActivityStream(req, res, ex, this.#feed, { visible, auditorOn: [...auditorOn], filter }, (l) => this.#track(c.sessionId, l));
+    serveActivityStream(req, res, ex, this.#feed, { visible, auditorOn: [...auditorOn], filter }, (l) => this.#track(c, l));
   }
 
   /** A WebSocket upgrade under /console: only the terminal, only from the console's origin, only signed in, then the CSRF token first. */
@@ -416,7 +426,7 @@ export class PortcullisConsole {
           }
           const entry = { user: c.identity.user, session };
           this.#terminals.add(entry);
-          const untrack = this.#track(c.sessionId, { end: (why) => session.end(why) });
+          const untrack = this.#track(c, { end: (why) => session.end(why) });
         });
         ws.on('close', () => {
           clearTimeout(hello);

@@ -1,7 +1,10 @@
 // The console's pages: each renders from the API's JSON with text nodes only.
 import { el, fill, table } from './dom.js';
 import { api, say, state } from './app.js';
-import { openShell, closeShell } from './shell.js';
+
+// The terminal (xterm.js, the largest file) loads only when a terminal is opened.
+let shell;
+const loadShell = async () => (shell ??= await import('./shell.js'));
 
 const byId = (id) => document.getElementById(id);
 
@@ -172,12 +175,12 @@ export function wireForms(reroute) {
       say(err.message, 'error');
       return;
     }
-    closeShell();
+    shell?.closeShell();
     state.me = undefined;
     location.hash = '';
     await reroute();
     say('Logged out: the session is ended everywhere, and its terminals with it.', 'ok');
   });
-  byId('shell-open').addEventListener('click', () => openShell(byId('terminal')));
-  byId('shell-close').addEventListener('click', () => closeShell());
+  byId('shell-open').addEventListener('click', async () => (await loadShell()).openShell(byId('terminal')));
+  byId('shell-close').addEventListener('click', () => shell?.closeShell());
 }
