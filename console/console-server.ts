@@ -417,6 +417,10 @@ export class PortcullisConsole {
                 ex.end(101, { reason: `console terminal ended (${why}) after ${commands} kubectl command(s)`, decision: 'allow' });
               },
               pty.spawn,
+              (line, refused) =>
+                refused === undefined
+                  ? this.host.log.info({ user: c.identity.user, auditID: ex.auditId, line }, 'console shell: kubectl')
+                  : this.host.log.warn({ user: c.identity.user, auditID: ex.auditId, line, refused, alert: true }, 'console shell: line refused'),
             );
           } catch (err) {
             this.host.log.error({ err: (err as Error).message, alert: true }, 'console terminal cannot start');

@@ -35,6 +35,8 @@ export class TerminalSession {
     private readonly onEnd: (why: TerminalEnd, commands: number) => void,
     /** node-pty's spawn (an optional dependency, loaded by {@link loadPty}). */
     private readonly spawnPty: typeof spawn,
+    /** Hears every line: run, or refused and why (the proxy logs them; a refused line may be an escape attempt). */
+    private readonly onLine: (line: string, refused?: string) => void = () => undefined,
   ) {
     this.dir = makeTerminalDir(cfg, kubeconfigYaml);
     ws.on('message', (data, isBinary) => this.#message(isBinary ? '' : data.toString()));
@@ -105,8 +107,12 @@ export class TerminalSession {
 
   #run(line: string): void {
     const p = parseCommandLine(line);
-    if (!p.ok) return this.#send(`${p.error}\r\n${PROMPT}`);
+    if (!p.ok) {
+      this.onLine(line, p.error);
+      return this.#send(`${p.error}\r\n${PROMPT}`);
+    }
     if (p.argv.length === 0) return this.#send(PROMPT);
+    this.onLine(line);
     const cmd = sandboxCommand(this.cfg, this.dir, p.argv);
     let pty: IPty;
     try {

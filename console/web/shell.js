@@ -54,6 +54,7 @@ export function shellText() {
   const b = current.term.buffer.active;
   const lines = [];
   for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? '');
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   return lines.join('\n');
 }
 window.portcullisShellText = shellText;

@@ -199,11 +199,15 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     assert.ok(annDir && existsSync(join(annDir, 'kubeconfig')));
     attempts.push([`kubectl apply -f ${annDir}/kubeconfig`, /the path "[^"]*kubeconfig" does not exist/]);
     for (const [line, want] of attempts) {
-      const before = (await terminalText(page)).length;
+      const before = countOf(await terminalText(page), want);
       await typeLine(page, line);
       await waitForTerminal(page, want, before);
     }
     await screenshot(page, '05-shell-refusals');
+    // Every refused line is logged with who typed it and the terminal's audit ID: escape attempts are seen.
+    const refused = h.logs().filter((l) => l['msg'] === 'console shell: line refused' && l['user'] === 'oidc:alice').map((l) => l['line']);
+    for (const line of ['sh -c id', `kubectl get pods -n ${NS}; id`, 'kubectl get pods $(id)']) assert.ok(refused.includes(line), `${line} logged`);
+    assert.ok(h.logs().some((l) => l['msg'] === 'console shell: kubectl' && l['line'] === 'kubectl apply -f /etc/passwd'));
   });
 
   it('GIVEN alice and ann in two browsers WHEN alice requests access with a reason and ann approves it THEN the grant is active for alice, and she can end it; break-glass with a reason activates and ends too', async () => {
@@ -482,8 +486,9 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     await alice.goto(`${base}/console/#shell`);
     if (await alice.isVisible('#shell-open')) await alice.click('#shell-open');
     await waitForTerminal(alice, /kubectl>/);
+    const seen = countOf(await terminalText(alice), /web-1/);
     await typeLine(alice, `kubectl get pods -n ${NS} -w`);
-    await waitForTerminal(alice, /web-1/);
+    await waitForTerminal(alice, /web-1/, seen);
     const term = h.proxy.console?.terminals().find((t) => t.user === 'oidc:alice' && t.running !== undefined);
     assert.ok(term?.running, 'a kubectl runs');
     const pid = term.running;
@@ -527,12 +532,17 @@ function terminalText(page: Page): Promise<string> {
   return page.evaluate('window.portcullisShellText ? window.portcullisShellText() : ""') as Promise<string>;
 }
 
-/** Waits (at most 20 s) until the terminal's text after `from` matches `re`. */
-async function waitForTerminal(page: Page, re: RegExp, from = 0): Promise<void> {
+/** How often `re` matches in `text`. */
+function countOf(text: string, re: RegExp): number {
+  return (text.match(new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`)) ?? []).length;
+}
+
+/** Waits (at most 20 s) until `re` matches the terminal's text more than `seen` times. */
+async function waitForTerminal(page: Page, re: RegExp, seen = 0): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const text = (await terminalText(page)).slice(from);
-    if (re.test(text)) return;
+    const text = await terminalText(page);
+    if (countOf(text, re) > seen) return;
     if (Date.now() > deadline) throw new Error(`terminal never showed ${re}; it shows:\n${text}`);
     await new Promise((r) => setTimeout(r, 100));
   }
