@@ -73,6 +73,9 @@ interface Caller {
 }
 
 
+/** Activity streams and terminals one session may hold open at once (each holds memory and a connection). */
+const MAX_LIVE_PER_SESSION = 8;
+
 /**
  * The web console, served by the proxy under /console on its own TLS listener (same origin as
  * the proxy: the page's calls and the browser shell's kubectl all go through the one front door,
@@ -365,6 +368,8 @@ export class PortcullisConsole {
 
   /** The live feed: the caller's own records, or an auditor's clusters', filtered as asked. */
   #activity(req: Req, res: Res, ex: Exchange, c: Caller, q: URLSearchParams, release: () => void): void {
+    const open = this.#live.get(c.sessionId)?.size ?? 0;
+    if (open >= MAX_LIVE_PER_SESSION) throw new ProxyError('TOO_MANY_STREAMS', `${open} streams and terminals open for this session`, `at most ${MAX_LIVE_PER_SESSION} live pages per session: close some`);
     const auditorOn = this.#auditorOn(c.identity);
     const everywhere = this.host.clusters().every((x) => auditorOn.has(x.name));
     const visible = (i: ActivityItem): boolean => i.user === c.identity.user || (i.cluster === '' ? everywhere && auditorOn.size > 0 : auditorOn.has(i.cluster));

@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { ClientRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -456,6 +458,30 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     assert.equal(cluster.status, 401);
     const unknown = await h.request('GET', '/console/api/nothing-here', [['cookie', `portcullis_console=${cookie}`]]);
     assert.equal(unknown.status, 404);
+    // Live streams per session are bounded: past the limit, 429; a closed one frees its place.
+    const streams: ClientRequest[] = [];
+    const openStream = () =>
+      new Promise<number>((resolve, reject) => {
+        const rq = httpsRequest({ host: '127.0.0.1', port: h.port, path: '/console/api/activity', headers: { cookie: `portcullis_console=${cookie}` }, ca: h.proxyCa.caPem, agent: false }, (res) => {
+          resolve(res.statusCode ?? 0);
+          res.resume();
+        });
+        rq.on('error', (err) => (rq.destroyed ? undefined : reject(err)));
+        rq.end();
+        streams.push(rq);
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 12 && !statuses.includes(429); i++) statuses.push(await openStream());
+    assert.ok(statuses.includes(429), `statuses ${statuses.join(',')}`);
+    assert.ok(statuses.filter((x) => x === 200).length <= 8);
+    for (const rq of streams.splice(0)) rq.destroy();
+    let again = 0;
+    for (let i = 0; i < 40 && again !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      again = await openStream();
+    }
+    assert.equal(again, 200, 'closed streams free their places');
+    for (const rq of streams.splice(0)) rq.destroy();
     const events = await h.auditEventsWhen((es) => es.some((e) => e.requestURI === '/console/api/nothing-here'));
     const find = (uri: string, code: number) => events.find((e) => e.requestURI === uri && e.responseStatus.code === code);
     assert.equal(find('/console/callback?code=stolen&state=guessed', 401)?.annotations['portcullis.dev/decision'], 'deny');
