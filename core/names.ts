@@ -13,6 +13,13 @@ import { POLICY_COMMIT_ANNOTATION } from './bundle.ts';
  */
 export const LOCKS_PATH = '/portcullis/locks';
 
+/**
+ * The non-resource path whose `get` right makes an auditor (`Roles.auditor`): in the console, an
+ * auditor of a cluster sees every person's audit events there, not only their own, and may ask
+ * explain and who-can. Decided by the same authorizer, from the signed bundle.
+ */
+export const AUDIT_PATH = '/portcullis/audit';
+
 /** Where the proxy's ServiceAccount, its bundle ConfigMap and (deployed by the chart) the proxy live. */
 export const PROXY_NAMESPACE = 'portcullis-system';
 /** The proxy's ServiceAccount: it may do nothing but impersonate. */

@@ -19,6 +19,8 @@ for (const f of readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter(
 }
 // portcullis init gives a policy repository this repository's own workflows.
 for (const w of ['plan.yml', 'apply.yml', 'renew.yml']) cpSync(join(root, '.github', 'workflows', w), join(dist, '.github', 'workflows', w));
+// The console's browser files are served as they are (console/assets.ts reads them beside the module).
+cpSync(join(root, 'console', 'web'), join(dist, 'console', 'web'), { recursive: true });
 for (const m of ['kube', 'etcd', 'helm']) cpSync(join(root, 'tools', m), join(dist, 'tools', m), { recursive: true });
 mkdirSync(join(dist, 'bin'), { recursive: true });
 // tsx stays: it loads the policy repository's own TypeScript (policies/), not Portcullis.

@@ -51,7 +51,7 @@ export function directLink(upstream: Upstream): ClusterLink {
   };
 }
 
-/** A cluster reached through its agents' tunnels to this replica; with none up, requests fail at once with 503 (SECURITY rule 29). */
+/** A cluster reached through its agents' tunnels to this replica; with none up, requests fail at once with 503 (SECURITY rule 33). */
 export function tunnelLink(cluster: string, tunnels: Tunnels): ClusterLink {
   const pick = () => {
     const t = tunnels.pick(cluster);

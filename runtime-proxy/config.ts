@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { BREAK_GLASS_CONFIGMAP, BUNDLE_CONFIGMAP, PROXY_NAMESPACE, REVISION_FLOOR_CONFIGMAP } from '../core/names.ts';
 import type { AuditWebhookOptions } from './audit/webhook.ts';
 import { MAX_RECORDING_BYTES } from './recording/session-recorder.ts';
+import { CONSOLE_SCHEMA, resolveConsoleConfig, type ConsoleConfig, type RawConsoleConfig } from '../console/config.ts';
 
 /** Where the proxy gets a cluster's signed bundle. */
 export type BundleSourceConfig =
@@ -121,6 +122,8 @@ export interface ProxyConfig {
    * (`portcullis agent`, docs/tunnel.md). @default none: every cluster has an upstream
    */
   readonly agents?: AgentsConfig;
+  /** The web console at /console (needs `sessions`). @default none */
+  readonly console?: ConsoleConfig;
   readonly limits: {
     readonly maxHeaderBytes: number;
     readonly headersTimeoutMs: number;
@@ -227,6 +230,7 @@ interface RawConfig {
     proxyUrl?: string;
     caFile?: string;
   };
+  console?: RawConsoleConfig;
 }
 
 const str = { type: 'string', minLength: 1 } as const;
@@ -413,6 +417,7 @@ const schema: JSONSchemaType<RawConfig> = {
         caFile: { ...str, nullable: true },
       },
     },
+    console: CONSOLE_SCHEMA as never,
     limits: {
       type: 'object',
       nullable: true,
@@ -517,6 +522,7 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
   const sx = raw.sessions;
   const issuers = Array.isArray(raw.authn['issuers']) ? (raw.authn['issuers'] as { issuer?: unknown }[]).map((i) => i.issuer) : [];
   if (sx && !issuers.includes(sx.login.issuer)) problems.push(`  /sessions/login/issuer: ${sx.login.issuer} is not one of authn.issuers (the proxy must verify the tokens login brings)`);
+  if (raw.console && !sx) problems.push('  /console: the console needs sessions (it signs people in to a session)');
   if (problems.length > 0) throw new ConfigError(`${label}:\n${problems.join('\n')}`);
   const a = raw.audit ?? {};
   const l = raw.limits ?? {};
@@ -586,6 +592,7 @@ export function parseConfig(text: string, baseDir: string, label = 'config'): Pr
           },
         }
       : {}),
+    ...(raw.console ? { console: resolveConsoleConfig(raw.console, baseDir) } : {}),
     limits: {
       maxHeaderBytes: l.maxHeaderBytes ?? 32 * 1024,
       headersTimeoutMs: l.headersTimeoutMs ?? 10_000,

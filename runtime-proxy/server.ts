@@ -53,6 +53,7 @@ import { directLink, tunnelLink, type ClusterLink } from './cluster-link.ts';
 import { TUNNEL_PATH, TUNNEL_UPGRADE } from '../agent/protocol.ts';
 import { DirectoryPins, RedisPins, type AgentPins } from './tunnel/agent-pins.ts';
 import { Tunnels } from './tunnel/tunnels.ts';
+import { CONSOLE_PREFIX, PortcullisConsole } from '../console/index.ts';
 import { Drain, endAfterCommit, Exchange, type ExchangeHost } from './exchange.ts';
 
 /** What the proxy is built from. */
@@ -125,6 +126,8 @@ export class PortcullisProxy {
   /** The agents' tunnels to this replica (`agents`), and the keys they are pinned to. */
   readonly #tunnels: Tunnels | undefined;
   #pins: AgentPins | undefined;
+  /** The web console at /console (`console`), when configured. */
+  readonly console: PortcullisConsole | undefined;
 
   constructor(private readonly opts: ProxyOptions) {
     const c = opts.config;
@@ -159,6 +162,7 @@ export class PortcullisProxy {
     // Session credentials are checked by the sessions (a map lookup), never cached past a logout.
     this.#authn = this.#sessions ? this.#sessions.service.authenticator(idp) : idp;
     this.#floors = revisionFloors(c);
+    this.console = c.console && this.#sessions ? this.#makeConsole(c, this.#sessions) : undefined;
     this.#host = { clock: this.#clock, metrics: this.metrics, log: this.log, audit: this.audit, streams: this.streams, drain: this.#drain };
     this.#tunnels = c.agents ? this.#agentTunnels(c.agents) : undefined;
     for (const cc of c.clusters) {
@@ -238,6 +242,8 @@ export class PortcullisProxy {
         (err: unknown) => (this.log.error({ err: (err as Error).message, alert: true }, 'session store unreachable at start'), false),
       );
       await Promise.race([started, new Promise((r) => setTimeout(r, 5000).unref())]);
+      // The console's live feed joins the other replicas' once the store answers (never holds the start up).
+      await Promise.race([this.console?.start(), new Promise((r) => setTimeout(r, 5000).unref())]);
     }
     await this.activations.start();
     await this.#loadFloors();
@@ -473,6 +479,7 @@ export class PortcullisProxy {
     const until = (p: Promise<void>, ms: number): Promise<void> => Promise.race([p, new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)).unref())]);
     for (const cr of this.#clusters.values()) cr.stopWatch?.();
     if (this.#expiryTimer) clearInterval(this.#expiryTimer);
+    await this.console?.stop();
     this.activations.stop();
     await this.#sessions?.shared.stop();
     await this.#sessions?.locks.stop();
@@ -585,6 +592,28 @@ export class PortcullisProxy {
       },
     };
     return { service, shared, context, locks, lockContext, requestContext };
+  }
+
+  /** The console, on this proxy's sessions, bundles, activations and audit path. */
+  #makeConsole(c: ProxyConfig, sessions: SharedState): PortcullisConsole {
+    const sc = c.sessions as SessionsConfig;
+    const issuer = ((c.authn as { issuers?: { issuer: string; caFile?: string }[] }).issuers ?? []).find((i) => i.issuer === sc.login.issuer);
+    const proxyCa = readFileSync(sc.caFile ?? c.tls.certFile, 'utf8');
+    return new PortcullisConsole({
+      clock: this.#clock,
+      log: this.log,
+      config: c.console ?? {},
+      sessionKey: readFileSync(sc.keyFile),
+      sessions: sessions.service,
+      sessionContext: sessions.context,
+      lockedOut: (identity) => this.#lockedOut(identity),
+      clusters: () => [...this.#clusters.values()].map((cr) => ({ name: cr.config.name, index: cr.store.current(this.#clock())?.index })),
+      activations: (cluster, user) => this.activations.active(cluster, user),
+      audit: this.audit,
+      idpCaPem: issuer?.caFile !== undefined ? readFileSync(issuer.caFile, 'utf8') : undefined,
+      storeUrl: sc.store.url,
+      self: () => ({ port: (this.#server.address() as AddressInfo).port, caPem: proxyCa, serverName: sc.proxyUrl !== undefined ? new URL(sc.proxyUrl).hostname : '127.0.0.1' }),
+    });
   }
 
   /**
@@ -765,6 +794,14 @@ export class PortcullisProxy {
     if (await this.#ops(path, res)) return;
     const ex = new Exchange(this.#host, req, req.httpVersionMajor === 2 ? 'http2' : 'http1', (e, auditId) => sendStatus(res, e, { 'audit-id': auditId }));
     const held = endAfterCommit(res, this.audit);
+    if (this.console && (path === CONSOLE_PREFIX || path?.startsWith(`${CONSOLE_PREFIX}/`))) {
+      try {
+        this.#preflight(req);
+      } catch (err) {
+        return void ex.refuse(err);
+      }
+      return await this.console.serve(req, res, ex, path, () => held.release());
+    }
     if (path?.startsWith(SESSIONS_PREFIX)) {
       try {
         if (!this.#sessions) throw new ProxyError('NOT_FOUND', 'sessions and locks are not configured on this proxy');
@@ -894,6 +931,14 @@ export class PortcullisProxy {
     const ex = new Exchange(this.#host, req, proto ?? 'http1', (e, auditId) => {
       if (!socket.destroyed) sendStatusOnSocket(socket, e, { 'audit-id': auditId });
     });
+    if (this.console && this.#hostCluster(req) === undefined && (req.url ?? '').startsWith(`${CONSOLE_PREFIX}/`)) {
+      try {
+        this.#preflight(req);
+      } catch (err) {
+        return void ex.refuse(err);
+      }
+      return await this.console.upgrade(req, socket, head, ex);
+    }
     try {
       if (!proto) throw new ProxyError('BAD_REQUEST', `upgrade to ${req.headers.upgrade ?? ''} is not supported`);
       const admitted = await this.#admit(req, ex, true, this.#hostCluster(req));

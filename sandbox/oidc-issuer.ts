@@ -185,6 +185,7 @@ export async function startOidcProvider(opts: { readonly ca?: LocalCa; readonly 
       },
     },
   });
+  allowConsoleCallbacks(provider);
   handler = provider.callback();
 
   const post = (body: string, claims: TokenOptions): Promise<string> =>
@@ -252,6 +253,27 @@ export async function startOidcProvider(opts: { readonly ca?: LocalCa; readonly 
 
 interface OidcProviderInstance {
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
+  readonly Client: { prototype: { redirectUriAllowed(this: { clientId: string }, value: string): boolean } };
+}
+
+/** The web console's sign-in callback path on a proxy (console/README.md). */
+export const CONSOLE_CALLBACK_PATH = '/console/callback';
+
+/**
+ * The login client also takes the web console's callback, `https://127.0.0.1:PORT/console/callback`,
+ * at any port: the sandbox's and the tests' proxies choose their port when they start, after the
+ * provider. This is RFC 8252's any-port rule for loopback redirects (which oidc-provider applies to
+ * http only) extended to https on loopback, in the sandbox provider only; a real identity
+ * provider registers the console's exact callback URL.
+ */
+function allowConsoleCallbacks(provider: OidcProviderInstance): void {
+  const proto = provider.Client.prototype;
+  const registered = proto.redirectUriAllowed;
+  proto.redirectUriAllowed = function (value: string): boolean {
+    if (registered.call(this, value)) return true;
+    const u = URL.parse(value);
+    return this.clientId === LOGIN_CLIENT_ID && u !== null && u.protocol === 'https:' && u.hostname === '127.0.0.1' && u.pathname === CONSOLE_CALLBACK_PATH && u.search === '' && u.hash === '' && u.username === '' && u.password === '' && value === u.href;
+  };
 }
 
 interface KoaContext {

@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import type { PolicyRule, SourceLocation } from '../../core/index.ts';
-import { LOCKS_PATH } from '../../core/names.ts';
+import { AUDIT_PATH, LOCKS_PATH } from '../../core/names.ts';
 import bootstrap from '../data/bootstrap-roles.json' with { type: 'json' };
 import { captureSource } from '../private/source-location.ts';
 import type { Fleet } from './fleet.ts';
@@ -111,6 +111,12 @@ export const Roles = {
    * cluster it allows locking people, groups and grants, and on its own cluster, locking the cluster.
    */
   locker: template('locker', [{ nonResourceURLs: [LOCKS_PATH], verbs: ['get', 'post', 'delete'] }]),
+  /**
+   * Watch the whole fleet's audit events in the console (live activity, filterable) and ask
+   * explain and who-can there. Grant it cluster-wide (`namespaces: 'cluster'`): an auditor of a
+   * cluster sees that cluster's events; one of every cluster also sees the front door's.
+   */
+  auditor: template('auditor', [{ nonResourceURLs: [AUDIT_PATH], verbs: ['get'] }]),
   /** Port-forward to pods. */
   portForward: template('port-forward', [
     { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },

@@ -41,6 +41,8 @@ export class AuditSink {
   #closed = false;
   #commit: Promise<void> | undefined;
   readonly #max: number;
+  /** Who hears each record as it is queued (the console's live activity). */
+  readonly #listeners = new Set<(event: AuditEvent) => void>();
 
   readonly #chain: Chain;
   #sinceCheckpoint = 0;
@@ -101,9 +103,22 @@ export class AuditSink {
       return;
     }
     this.#buffer.push(`${this.#chain.link(event)}\n`);
+    for (const fn of this.#listeners) {
+      try {
+        fn(event);
+      } catch {
+        // A listener's failure never costs a record.
+      }
+    }
     if (++this.#sinceCheckpoint >= (this.opts.checkpointEvery ?? 1000)) this.#checkpoint();
     // A record that comes after close (an exchange cut at the end of shutdown) is written at once.
     if (this.#closed) this.flush();
+  }
+
+  /** Calls `fn` with every record queued from now on (it must not block); returns the unsubscribe. */
+  subscribe(fn: (event: AuditEvent) => void): () => void {
+    this.#listeners.add(fn);
+    return () => void this.#listeners.delete(fn);
   }
 
   /** Writes everything queued; returns whether it all went out. */

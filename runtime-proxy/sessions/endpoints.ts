@@ -7,6 +7,7 @@ import type { Authenticator, Identity } from '../identity.ts';
 import type { Req, Res } from '../request-state.ts';
 import { refuseFrontDoor, sendJson } from '../front-door.ts';
 import type { SessionService } from './sessions.ts';
+import type { Session } from './session-store.ts';
 
 /** How recent the login's ID token must be: a session comes from a sign-in, not from a token kept around. */
 const FRESH_LOGIN_S = 600;
@@ -55,23 +56,7 @@ export async function serveSessionEndpoint(ctx: SessionEndpointContext, req: Req
       return ex.end(200, { reason: 'login configuration', decision: 'allow' });
     }
     if (path === `${SESSIONS_PREFIX}sessions` && req.method === 'POST') {
-      const r = await ctx.idpAuthenticator.authenticate({ rawHeaders: req.rawHeaders }, now);
-      if (!r.ok) throw new ProxyError('UNAUTHENTICATED', `${r.code}: ${r.message}`);
-      st.identity = r.identity;
-      // Only the login provider's ID tokens, issued for the login client, and fresh: not a CI token, not an old one.
-      const token = bearer(req.rawHeaders);
-      let claims: { aud?: unknown; iat?: unknown } = {};
-      try {
-        claims = decodeJwt(token);
-      } catch {
-        // verified above: a JWT
-      }
-      const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-      if (r.identity.issuer !== ctx.login.issuer || !aud.includes(ctx.login.clientId)) throw new ProxyError('UNAUTHENTICATED', `a session is made only from an ID token of ${ctx.login.issuer} for ${ctx.login.clientId}`);
-      if (typeof claims.iat !== 'number' || now / 1000 - claims.iat > FRESH_LOGIN_S) throw new ProxyError('UNAUTHENTICATED', `the ID token was issued more than ${FRESH_LOGIN_S} s ago; sign in again`);
-      const out = ctx.lockedOut(r.identity);
-      if (out) throw out;
-      const { credential, session } = await ctx.sessions.create(r.identity, now);
+      const { credential, session } = await sessionFromIdToken(ctx, req.rawHeaders, now, st);
       json(201, { kind: 'Session', apiVersion: 'portcullis.dev/v1', credential, user: session.user, groups: session.groups, expiresAt: new Date(session.expiresAt).toISOString(), idleTimeoutSeconds: Math.round(session.idleTimeoutMs / 1000) });
       return ex.end(201, { reason: `session created, ends by ${new Date(session.expiresAt).toISOString()}`, decision: 'allow' });
     }
@@ -86,22 +71,52 @@ export async function serveSessionEndpoint(ctx: SessionEndpointContext, req: Req
     }
     if (path === `${SESSIONS_PREFIX}kubeconfig` && req.method === 'GET') {
       const base = ctx.proxyUrl ?? `https://${String(req.headers[':authority'] ?? req.headers.host ?? '')}`;
-      const port = new URL(base).port;
-      const list = ctx.clusters();
-      const fleet = {
-        clusters: list.map((c): FleetCluster => ({ name: c.name, server: '', proxyUrl: c.hostnames[0] !== undefined ? `https://${c.hostnames[0]}${port ? `:${port}` : ''}` : `${base.replace(/\/$/, '')}/clusters/${c.name}` })),
-      };
-      const ruleSets = new Map(list.flatMap((c) => (c.ruleSet ? [[c.name, c.ruleSet] as const] : [])));
-      const credential = bearer(req.rawHeaders);
-      const config = buildKubeconfig({ identity: r.identity, fleet, ruleSets, login: { sessionCredential: credential }, now, ...(ctx.caPem !== undefined ? { proxyCaPem: ctx.caPem } : {}) });
+      const k = fleetKubeconfig(ctx, r.identity, bearer(req.rawHeaders), base, now);
       res.writeHead(200, { 'content-type': 'application/yaml', 'cache-control': 'no-store', 'audit-id': st.auditId });
-      res.end(renderKubeconfig(config));
-      return ex.end(200, { reason: `kubeconfig for ${config.contexts.map((c) => c.name).join(', ') || 'no cluster'}`, decision: 'allow' });
+      res.end(k.yaml);
+      return ex.end(200, { reason: `kubeconfig for ${k.contexts.join(', ') || 'no cluster'}`, decision: 'allow' });
     }
     throw new ProxyError('NOT_FOUND', `no ${req.method ?? ''} ${path}`);
   } catch (err) {
     refuseFrontDoor(ex, err);
   }
+}
+
+/**
+ * A new session from an ID token in `rawHeaders` (`Authorization: Bearer`): only the login
+ * provider's, issued for the login client, and fresh (not a CI token, not an old one), for
+ * someone under no lock. Shared by `POST /portcullis/v1/sessions` and the console's sign-in.
+ */
+export async function sessionFromIdToken(ctx: SessionEndpointContext, rawHeaders: readonly string[], now: number, st: { identity?: Identity }): Promise<{ readonly credential: string; readonly session: Session }> {
+  const r = await ctx.idpAuthenticator.authenticate({ rawHeaders }, now);
+  if (!r.ok) throw new ProxyError('UNAUTHENTICATED', `${r.code}: ${r.message}`);
+  st.identity = r.identity;
+  const token = bearer(rawHeaders);
+  let claims: { aud?: unknown; iat?: unknown } = {};
+  try {
+    claims = decodeJwt(token);
+  } catch {
+    // verified above: a JWT
+  }
+  const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (r.identity.issuer !== ctx.login.issuer || !aud.includes(ctx.login.clientId)) throw new ProxyError('UNAUTHENTICATED', `a session is made only from an ID token of ${ctx.login.issuer} for ${ctx.login.clientId}`);
+  if (typeof claims.iat !== 'number' || now / 1000 - claims.iat > FRESH_LOGIN_S) throw new ProxyError('UNAUTHENTICATED', `the ID token was issued more than ${FRESH_LOGIN_S} s ago; sign in again`);
+  const out = ctx.lockedOut(r.identity);
+  if (out) throw out;
+  return ctx.sessions.create(r.identity, now);
+}
+
+/** The session's fleet kubeconfig (a context per cluster where the identity has some grant), at `base`. */
+export function fleetKubeconfig(ctx: SessionEndpointContext, identity: Identity, credential: string, base: string, now: number, extra: { readonly tlsServerName?: string } = {}): { readonly yaml: string; readonly contexts: readonly string[] } {
+  const port = new URL(base).port;
+  const list = ctx.clusters();
+  const fleet = {
+    clusters: list.map((c): FleetCluster => ({ name: c.name, server: '', proxyUrl: c.hostnames[0] !== undefined ? `https://${c.hostnames[0]}${port ? `:${port}` : ''}` : `${base.replace(/\/$/, '')}/clusters/${c.name}` })),
+  };
+  const ruleSets = new Map(list.flatMap((c) => (c.ruleSet ? [[c.name, c.ruleSet] as const] : [])));
+  const config = buildKubeconfig({ identity, fleet, ruleSets, login: { sessionCredential: credential }, now, ...(ctx.caPem !== undefined ? { proxyCaPem: ctx.caPem } : {}) });
+  const yaml = renderKubeconfig(config);
+  return { yaml: extra.tlsServerName !== undefined ? yaml.replace(/^(\s+)server: (.*)$/gm, `$1server: $2\n$1tls-server-name: ${extra.tlsServerName}`) : yaml, contexts: config.contexts.map((c) => c.name) };
 }
 
 function bearer(rawHeaders: readonly string[]): string {

@@ -8,7 +8,7 @@ import { relayResponse, type ForwardHooks, type Forwarded } from '../forward.ts'
 import { relay, type UpgradeHooks } from '../upgrade.ts';
 import type { Tunnel } from './tunnels.ts';
 
-/** Connection-specific headers HTTP/2 forbids, and the upstream credential, which the agent alone adds (SECURITY rule 28). */
+/** Connection-specific headers HTTP/2 forbids, and the upstream credential, which the agent alone adds (SECURITY rule 32). */
 const NOT_THROUGH = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'te', 'authorization']);
 const MAX_REFUSAL_BODY = 1024 * 1024;
 

@@ -86,7 +86,7 @@ export class Tunnels {
   /**
    * An agent asks to open a tunnel (the upgrade at TUNNEL_PATH). Authenticates it, then answers
    * 101 and opens the HTTP/2 session; or answers the refusal, and logs it with its reason
-   * (SECURITY rule 28).
+   * (SECURITY rule 32).
    */
   async accept(req: IncomingMessage, socket: TLSSocket, head: Buffer): Promise<void> {
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;

@@ -109,6 +109,18 @@ describe('validation reports every problem with a stable code, file:line and hin
     assert.deepEqual(l?.rules.map((x) => ({ ...x, verbs: [...x.verbs].sort() })), [{ nonResourceURLs: ['/portcullis/locks'], verbs: ['delete', 'get', 'post'] }]);
   });
 
+  it('GIVEN Roles.auditor granted cluster-wide THEN it compiles to get on the audit path, the right the console checks in the signed bundle', () => {
+    const r = build((f, idp) => {
+      new Grant(f, 'auditors', { to: [idp.group('audit')], role: Roles.auditor, clusters: 'all', namespaces: 'cluster' });
+    });
+    assert.deepEqual(r.problems, []);
+    for (const c of r.clusters) {
+      const a = c.ruleSet.grants.find((x) => x.id === 'auditors');
+      assert.deepEqual(a?.rules, [{ nonResourceURLs: ['/portcullis/audit'], verbs: ['get'] }], c.name);
+      assert.deepEqual(a?.subjects, [{ kind: 'Group', name: 'oidc:audit' }]);
+    }
+  });
+
   it('GIVEN session limits selected by label THEN the selected clusters carry them, the shortest of each wins, others carry none; a limit without a duration is an error', () => {
     const r = build((f) => {
       new SessionLimits(f, 'prod-sessions', { clusters: { labels: { env: 'prod' } }, idleTimeout: '15m', maxLifetime: '4h' });

@@ -257,6 +257,8 @@ export interface HarnessOptions {
    * in `agentStore` (a directory, or the sessions' Redis). @default direct
    */
   readonly agent?: { readonly agentStore?: 'directory' | 'sessions' };
+  /** The web console at /console (needs `sessions`), with the browser shell. @default none */
+  readonly console?: { readonly terminalIdleTimeoutMs?: number };
 }
 
 /** An agent process (`portcullis agent`) of the harness's cluster. */
@@ -423,6 +425,8 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         }
       : {}),
     ...(o.agent ? { agents: { registrationKeyFiles: ['registration.pub.pem'], ...(o.agent.agentStore === 'sessions' ? {} : { stateDir: 'agents' }) } } : {}),
+    // The terminals' base directory must be reachable by the sandbox uid: not under `dir` (0700).
+    ...(o.console ? { console: { terminal: { kubectl: kubectlBin, dir: join(tmpdir(), `portcullis-console-${suffix}`), ...(o.console.terminalIdleTimeoutMs !== undefined ? { idleTimeoutMs: o.console.terminalIdleTimeoutMs } : {}) } } } : {}),
     ...(o.configExtra ?? {}),
   };
   writeFileSync(join(dir, 'proxy.yaml'), stringify(cfg));
@@ -599,6 +603,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       if (!o.compiled) admin(['delete', 'clusterrole,clusterrolebinding', sa, '--ignore-not-found']);
       if (second) adminOf(second)(['delete', 'clusterrole,clusterrolebinding', sa, '--ignore-not-found']);
       rmSync(dir, { recursive: true, force: true });
+      if (o.console) rmSync(join(tmpdir(), `portcullis-console-${suffix}`), { recursive: true, force: true });
     },
   };
   return harness;
