@@ -10,6 +10,12 @@ const SAFE = /^[A-Za-z0-9\-_./:=,@%+ ]*$/;
 /** Options that would point kubectl at another server or credential than the terminal's own. */
 const REFUSED_FLAGS = ['--kubeconfig', '--token', '--server', '-s', '--insecure-skip-tls-verify', '--username', '--password', '--client-certificate', '--client-key', '--certificate-authority', '--tls-server-name', '--cluster', '--user', '--as', '--as-group', '--as-uid'];
 
+/** A single-dash cluster of shorthand flags with an `s` among its letters (before any `=`). */
+const SHORTHAND_SERVER = /^-[A-Za-z]*s/;
+
+/** Subcommands that listen on the host they run on. */
+const LISTENERS = ['proxy', 'port-forward'];
+
 /** A parsed line: the argv to run, or why it is refused. */
 export type CommandLine = { readonly ok: true; readonly argv: readonly string[] } | { readonly ok: false; readonly error: string } | { readonly ok: true; readonly argv: readonly []; readonly empty: true };
 
@@ -27,6 +33,11 @@ export function parseCommandLine(line: string): CommandLine {
   for (const a of argv.slice(1)) {
     const name = a.split('=', 1)[0] ?? '';
     if (REFUSED_FLAGS.includes(name)) return { ok: false, error: `refused: ${name} (this terminal talks to the proxy as you, with your session only)` };
+    // kubectl's flag parser (pflag) takes shorthand flags in clusters with the value attached:
+    // `-shttp://elsewhere` and `-As http://elsewhere` set --server too. No cluster may hold an `s`.
+    if (SHORTHAND_SERVER.test(a)) return { ok: false, error: `refused: ${a} (it sets -s, the server; write flags apart, e.g. -n NAMESPACE)` };
+    // These open ports on the console's host, where any local process could use them as you.
+    if (LISTENERS.includes(a)) return { ok: false, error: `refused: kubectl ${a} (it would listen on the console's host as you)` };
   }
   return { ok: true, argv };
 }

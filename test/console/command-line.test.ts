@@ -43,6 +43,11 @@ describe('the browser shell line reader', () => {
     ['kubectl --insecure-skip-tls-verify get pods', /--insecure-skip-tls-verify/],
     ['kubectl --as=system:admin get pods', /--as/],
     ['kubectl --user=admin get pods', /--user/],
+    ['kubectl -shttp://10.0.0.1 get pods', /sets -s/],
+    ['kubectl get pods -As http://10.0.0.1', /sets -s/],
+    ['kubectl get pods -nsecret', /sets -s/],
+    ['kubectl proxy --port=8001', /would listen/],
+    ['kubectl -n shop port-forward pod/web 8080:80', /would listen/],
     [`kubectl ${'x'.repeat(2001)}`, /too long/],
   ];
   for (const [line, why] of invalid) {
