@@ -13,6 +13,9 @@ const REFUSED_FLAGS = ['--kubeconfig', '--token', '--server', '-s', '--insecure-
 /** A single-dash cluster of shorthand flags with an `s` among its letters (before any `=`). */
 const SHORTHAND_SERVER = /^-[A-Za-z]*s/;
 
+/** What `kubectl config` may do here. */
+const CONFIG_READS = ['view', 'get-contexts', 'get-clusters', 'current-context', 'use-context'];
+
 /** Subcommands that listen on the host they run on. */
 const LISTENERS = ['proxy', 'port-forward'];
 
@@ -39,5 +42,9 @@ export function parseCommandLine(line: string): CommandLine {
     // These open ports on the console's host, where any local process could use them as you.
     if (LISTENERS.includes(a)) return { ok: false, error: `refused: kubectl ${a} (it would listen on the console's host as you)` };
   }
+  // The kubeconfig is the terminal's tie to the proxy: it may be read and its context chosen, not rewritten
+  // (`kubectl config set clusters.X.server …` would point the session somewhere else).
+  const c = argv.indexOf('config');
+  if (c > 0 && !CONFIG_READS.includes(argv[c + 1] ?? '')) return { ok: false, error: `refused: kubectl config ${argv[c + 1] ?? ''} (here the kubeconfig can be viewed and its context chosen, not changed)` };
   return { ok: true, argv };
 }

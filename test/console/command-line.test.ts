@@ -47,6 +47,8 @@ describe('the browser shell line reader', () => {
     ['kubectl get pods -As http://10.0.0.1', /sets -s/],
     ['kubectl get pods -nsecret', /sets -s/],
     ['kubectl proxy --port=8001', /would listen/],
+    ['kubectl config set clusters.dev.server http://10.0.0.1', /kubectl config set/],
+    ['kubectl config set-credentials me --exec-command=sh', /not changed/],
     ['kubectl -n shop port-forward pod/web 8080:80', /would listen/],
     [`kubectl ${'x'.repeat(2001)}`, /too long/],
   ];
