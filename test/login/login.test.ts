@@ -233,13 +233,14 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
     assert.match(r.stderr, /Unauthorized|must be logged in/);
   });
 
-  it('GIVEN a replica whose sessions last at most 3 s WHEN a session is used past that THEN refused, however busy', async () => {
-    const short = await h.extraProxy((c) => ({ ...c, sessions: { ...(c.sessions as NonNullable<typeof c.sessions>), maxLifetimeMs: 3000 } }));
+  it('GIVEN a replica whose sessions last at most 6 s WHEN a session is used past that THEN refused, however busy', async () => {
+    const short = await h.extraProxy((c) => ({ ...c, sessions: { ...(c.sessions as NonNullable<typeof c.sessions>), maxLifetimeMs: 6000 } }));
+    // The lifetime runs from the sign-in: on a loaded machine the sign-in alone can take seconds.
+    const t = Date.now();
     const home = await browserLogin(h, 'nina', short.port);
     const kc = await writeKubeconfig(home);
-    const t = Date.now();
-    assert.equal((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0);
-    while (Date.now() - t < 3200) {
+    assert.equal((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0, `in use ${Date.now() - t} ms after the sign-in began`);
+    while (Date.now() - t < 6200) {
       await h.kubectl(kc, ['get', 'pods', '-n', NS]);
       await new Promise((r) => setTimeout(r, 300));
     }
