@@ -7,8 +7,9 @@
  * Usage: node bin/run-ts.js bench/node-floor-proxy.ts UPSTREAM_URL CA_FILE CERT_FILE KEY_FILE
  * Prints one JSON line `{ "port": N }` once listening.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import { PerformanceObserver, constants as perfConstants, type PerformanceEntry } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { createUpstream } from '../runtime-proxy/upstream.ts';
@@ -55,4 +56,22 @@ server.listen(0, '127.0.0.1', () => {
   const a = server.address();
   process.stdout.write(`${JSON.stringify({ port: typeof a === 'object' && a ? a.port : 0 })}\n`);
 });
-process.on('SIGTERM', () => process.exit(0));
+// Diagnosis only (BENCH_GC_STATS=FILE, as bench/proxy-server.ts): the floor's collections by kind, to FILE.floor when it stops.
+const gcStats = new Map<string, { n: number; ms: number }>();
+if (process.env.BENCH_GC_STATS) {
+  const c = perfConstants;
+  const kinds: Record<number, string> = { [c.NODE_PERFORMANCE_GC_MINOR]: 'minor', [c.NODE_PERFORMANCE_GC_MAJOR]: 'major', [c.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [c.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const k = kinds[(e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
+      const st = gcStats.get(k) ?? { n: 0, ms: 0 };
+      st.n++;
+      st.ms += e.duration;
+      gcStats.set(k, st);
+    }
+  }).observe({ entryTypes: ['gc'] });
+}
+process.on('SIGTERM', () => {
+  if (process.env.BENCH_GC_STATS) writeFileSync(`${process.env.BENCH_GC_STATS}.floor`, `node floor gc: ${[...gcStats].map(([k, v]) => `${k} ${v.n}× ${v.ms.toFixed(0)} ms`).join(', ')}, cpu ${(process.cpuUsage().user / 1000).toFixed(0)} ms user, heap ${JSON.stringify(process.memoryUsage())}\n`);
+  process.exit(0);
+});

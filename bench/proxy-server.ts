@@ -35,7 +35,10 @@ if (process.env.BENCH_GC_STATS) {
   const kinds: Record<number, string> = { [c.NODE_PERFORMANCE_GC_MINOR]: 'minor', [c.NODE_PERFORMANCE_GC_MAJOR]: 'major', [c.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [c.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      const k = kinds[(e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
+      const d = (e as PerformanceEntry & { detail?: { kind?: number; flags?: number } }).detail;
+      // Why a full collection ran, where V8 says: external memory pressure (Buffers), or a forced/idle one.
+      const why = d?.flags ? [d.flags & c.NODE_PERFORMANCE_GC_FLAGS_ALL_EXTERNAL_MEMORY ? 'external' : '', d.flags & c.NODE_PERFORMANCE_GC_FLAGS_FORCED ? 'forced' : '', d.flags & c.NODE_PERFORMANCE_GC_FLAGS_SCHEDULE_IDLE ? 'idle' : '', d.flags & c.NODE_PERFORMANCE_GC_FLAGS_ALL_AVAILABLE_GARBAGE ? 'all-garbage' : ''].filter(Boolean).join('+') : '';
+      const k = `${kinds[d?.kind ?? 0] ?? 'other'}${why ? ` (${why})` : ''}`;
       const s = gcStats.get(k) ?? { n: 0, ms: 0 };
       s.n++;
       s.ms += e.duration;

@@ -160,6 +160,20 @@ export async function childCommand(root: string, entry: string): Promise<string[
   return [outfile];
 }
 
+/**
+ * The environment of a Node.js proxy child: the bench's own, plus `VAR=value …` from the
+ * environment variable `which` (diagnostics: BENCH_PROXY_ENV for Portcullis, BENCH_FLOOR_ENV
+ * for the node floor, e.g. NODE_OPTIONS=--max-semi-space-size=32 MALLOC_ARENA_MAX=2).
+ */
+export function benchChildEnv(which: string): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const kv of (process.env[which] ?? '').split(' ').filter(Boolean)) {
+    const i = kv.indexOf('=');
+    if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return env;
+}
+
 /** Starts a child process running `bench/proxy-server.ts` and waits for its `{port,pid}` line. */
 export async function startProxyChild(
   root: string,
@@ -169,8 +183,11 @@ export async function startProxyChild(
   // BENCH_CPU_PROF=DIR (diagnostic): write a CPU profile of the proxy process there.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const extra = (process.env.BENCH_PROXY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...prof, ...extra, '--max-old-space-size=2048', '--expose-gc', ...(await childCommand(root, 'bench/proxy-server.ts')), configFile], {
+  // As the product runs it (no heap size flags; the node floor has none either). --expose-gc only installs
+  // gc() for the memory line (SIGUSR2); it changes no GC heuristic.
+  const child = spawn(process.execPath, [...prof, ...extra, '--expose-gc', ...(await childCommand(root, 'bench/proxy-server.ts')), configFile], {
     cwd: root,
+    env: benchChildEnv('BENCH_PROXY_ENV'),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const errChunks: string[] = [];

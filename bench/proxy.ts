@@ -22,8 +22,9 @@
  * has optimised the hot code as in a long-running proxy; default 12,000, 3,000 with --quick; 0 for none) ·
  * --watch-h2 (open the watches over one HTTP/2 connection, as client-go does, instead of one HTTP/1.1 connection each).
  * Diagnostics (not the reported figures): BENCH_NODELAY=1 turns Nagle off on the proxy's client sockets;
- * BENCH_GC_STATS=FILE writes the proxy's garbage collections by kind and its heap there when it stops; BENCH_KEEP=1 keeps the work directory; BENCH_TSX=1 runs the Node.js proxies through tsx rather than compiled (see childCommand);
- * BENCH_CPU_PROF=DIR writes a CPU profile of the proxy; BENCH_PROXY_NODE_FLAGS='…' adds node flags to the proxy
+ * BENCH_GC_STATS=FILE writes the proxy's garbage collections by kind (a full one with why V8 ran it) and its heap there when it stops, the node floor's to FILE.floor; BENCH_KEEP=1 keeps the work directory; BENCH_TSX=1 runs the Node.js proxies through tsx rather than compiled (see childCommand);
+ * BENCH_CPU_PROF=DIR writes a CPU profile of the proxy; BENCH_PROXY_NODE_FLAGS='…' adds node flags to the proxy; BENCH_FLOOR_NODE_FLAGS the same to the node floor;
+ * BENCH_PROXY_ENV / BENCH_FLOOR_ENV='VAR=value …' add environment variables to the Portcullis child / the node floor
  * (not ones that write to stdout: the proxy's first stdout line is its port).
  * nginx: `apt-get update && apt-get install -y nginx` (Debian); without it the nginx column is skipped.
  */
@@ -44,7 +45,7 @@ import { downFleet, readFleet, upFleet, type SandboxFleet } from '../sandbox/fle
 import { freePorts } from '../sandbox/processes.ts';
 import { createLocalCa } from '../sandbox/local-ca.ts';
 import { startOidcProvider } from '../sandbox/oidc-issuer.ts';
-import { benchAuditFacts, bigRuleSet, childCommand, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startupLine, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
+import { benchAuditFacts, bigRuleSet, benchChildEnv, childCommand, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startupLine, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -195,7 +196,12 @@ async function main(): Promise<void> {
 
   // Node's own floor: a minimal reverse proxy on the same undici pool (bench/node-floor-proxy.ts) in its own process.
   say('starting the minimal Node.js reverse proxy (child process)');
-  const floor = spawn(process.execPath, [...(await childCommand(root, 'bench/node-floor-proxy.ts')), cluster.server, cluster.caFile, serving.certFile, serving.keyFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const floorFlags = (process.env.BENCH_FLOOR_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const floor = spawn(process.execPath, [...floorFlags, ...(await childCommand(root, 'bench/node-floor-proxy.ts')), cluster.server, cluster.caFile, serving.certFile, serving.keyFile], {
+    cwd: root,
+    env: benchChildEnv('BENCH_FLOOR_ENV'),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push(floor);
   const { port: floorPort } = await startupLine<{ port: number }>(floor, 'node-floor-proxy');
 
