@@ -7,6 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createServer, type AddressInfo } from 'node:net';
 import type { WebSocket } from 'ws';
 import { ensureBinaries } from '../../sandbox/build.ts';
 import type { TerminalConfig } from '../../console/config.ts';
@@ -37,17 +38,17 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-const KUBECONFIG = (token: string) => `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: ${token}}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n`;
+const KUBECONFIG = (token: string, server = 'https://127.0.0.1:1') => `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "${server}"}}]\nusers: [{name: u, user: {token: ${token}}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n`;
 
 describe('the browser shell sandbox', { timeout: 120_000 }, () => {
   let cfg: TerminalConfig;
   let spawnPty: Awaited<ReturnType<typeof loadPty>>;
   let base: string;
   const open: TerminalSession[] = [];
-  const start = (token: string, idleTimeoutMs = 60_000) => {
+  const start = (token: string, idleTimeoutMs = 60_000, server?: string) => {
     const ws = new FakeSocket();
     const ended: { why?: TerminalEnd } = {};
-    const s = new TerminalSession(ws as unknown as WebSocket, { ...cfg, idleTimeoutMs }, KUBECONFIG(token), (why) => (ended.why = why), spawnPty);
+    const s = new TerminalSession(ws as unknown as WebSocket, { ...cfg, idleTimeoutMs }, KUBECONFIG(token, server), (why) => (ended.why = why), spawnPty);
     open.push(s);
     return { ws, s, ended };
   };
@@ -66,15 +67,25 @@ describe('the browser shell sandbox', { timeout: 120_000 }, () => {
   });
 
   it('GIVEN a terminal WHEN kubectl runs THEN it reads its own kubeconfig (its only credential) as an unprivileged uid with no groups, no new privileges, in its own PID namespace', async () => {
-    const { ws, s } = start('token-of-alice');
+    // A server that accepts and never answers: a kubectl asking it runs until its timeout, to look at from outside.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const { ws, s } = start('token-of-alice', 60_000, `https://127.0.0.1:${(silent.address() as AddressInfo).port}`);
     await ws.waitFor(/kubectl>/);
-    let from = ws.out.length;
+    const from = ws.out.length;
     ws.type('kubectl config view --minify --raw\r');
     await ws.waitFor(/token: token-of-alice/, from);
-    from = ws.out.length;
-    // A long-running kubectl, to look at from outside.
-    ws.type('kubectl proxy --port=0 --address=127.0.0.1\r');
-    await ws.waitFor(/Starting to serve/, from);
+    await ws.waitFor(/kubectl>/, from);
+    ws.type('kubectl get --raw /api --request-timeout=60s\r');
+    const t0 = Date.now();
+    const kubectlChild = (p: number | undefined): string => {
+      try {
+        return p === undefined ? '' : (readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(' ')[0] ?? '');
+      } catch {
+        return '';
+      }
+    };
+    while (kubectlChild(s.running) === '' && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
     const pid = s.running;
     assert.ok(pid);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -89,6 +100,7 @@ describe('the browser shell sandbox', { timeout: 120_000 }, () => {
     for (const ns of ['pid', 'mnt', 'user', 'ipc', 'uts']) assert.notEqual(readlinkSync(`/proc/${child}/ns/${ns}`), readlinkSync(`/proc/self/ns/${ns}`), ns);
     assert.equal(readlinkSync(`/proc/${child}/ns/net`), readlinkSync(`/proc/self/ns/net`), 'the network is shared (it must reach the proxy on loopback)');
     s.end('closed');
+    silent.close();
     const t = Date.now();
     while (existsSync(`/proc/${pid}`) && Date.now() - t < 3000) await new Promise((r) => setTimeout(r, 50));
     assert.equal(existsSync(`/proc/${pid}`), false, 'killed when the terminal ends');
