@@ -272,6 +272,11 @@ describe('a cluster behind its agent', () => {
       await a.opened(1);
       const kc = h.kubeconfig(await h.token('olivia', []));
       writeFileSync(kc, readFileSync(kc, 'utf8').replace(`127.0.0.1:${h.port}/`, `127.0.0.1:${x.port}/`));
+      // The agent says the tunnel is open a moment before this replica has registered it: wait until it serves.
+      for (let i = 0; i < 50; i++) {
+        if ((await h.kubectl(kc, ['get', '--raw', `/api/v1/namespaces/${NS}/configmaps`])).status === 0) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
       // --raw: no discovery requests of its own.
       const watches = [0, 1].map(() => h.spawnKubectl(kc, ['get', '--raw', `/api/v1/namespaces/${NS}/configmaps?watch=true`]));
       for (const w of watches) await w.waitFor(/ADDED/);
