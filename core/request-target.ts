@@ -53,6 +53,8 @@ const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
  * `labelSelector=app.kubernetes.io%2Fname%3Dweb`).
  */
 function decodeComponent(raw: string, where: 'path' | 'query'): { ok: true; value: string } | { ok: false; result: RequestTargetResult } {
+  // Most components have no escape at all: nothing to check or decode.
+  if (raw.indexOf('%') === -1) return { ok: true, value: raw };
   for (let i = raw.indexOf('%'); i !== -1; i = raw.indexOf('%', i + 1)) {
     const hex = raw.slice(i + 1, i + 3);
     if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {

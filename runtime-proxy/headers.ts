@@ -41,7 +41,7 @@ export const BEARER_SUBPROTOCOL_PREFIX = 'base64url.bearer.authorization.k8s.io.
 /** What the proxy asserts upstream for one request. */
 export interface UpstreamIdentity {
   /** `Bearer …` from the proxy's own credential, or absent with client-certificate upstream auth. */
-  readonly authorization?: string;
+  readonly authorization?: string | undefined;
   readonly user: string;
   readonly groups: readonly string[];
   readonly extra: Readonly<Record<string, string>>;
@@ -56,21 +56,19 @@ export type UpstreamHeaders = Record<string, string | string[]>;
  * `upgrade` is the protocol for upgrade requests (the proxy sets Connection/Upgrade itself).
  */
 export function buildUpstreamHeaders(rawHeaders: readonly string[], who: UpstreamIdentity, upgrade?: string): UpstreamHeaders {
-  const names: string[] = [];
-  const nominated = new Set<string>();
+  // Headers the client's Connection header nominates are hop-by-hop too (rare: a set only when there is one).
+  let nominated: Set<string> | undefined;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = (rawHeaders[i] ?? '').toLowerCase();
-    names.push(name);
-    if (name === 'connection') {
-      for (const t of (rawHeaders[i + 1] ?? '').split(',')) nominated.add(t.trim().toLowerCase());
-    }
+    const raw = rawHeaders[i] ?? '';
+    if (raw.length !== CONNECTION.length || raw.toLowerCase() !== CONNECTION) continue;
+    nominated ??= new Set();
+    for (const t of (rawHeaders[i + 1] ?? '').split(',')) nominated.add(t.trim().toLowerCase());
   }
   const out: UpstreamHeaders = {};
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = names[i / 2] as string;
+    const name = (rawHeaders[i] ?? '').toLowerCase();
+    if (!ALLOWED.has(name) || nominated?.has(name) || HOP_BY_HOP.has(name) || FORBIDDEN.has(name) || hasForbiddenPrefix(name)) continue;
     let value = rawHeaders[i + 1] ?? '';
-    if (!ALLOWED.has(name) || nominated.has(name) || HOP_BY_HOP.has(name) || FORBIDDEN.has(name)) continue;
-    if (FORBIDDEN_PREFIXES.some((p) => name.startsWith(p))) continue;
     if (name === 'sec-websocket-protocol') {
       value = value
         .split(',')
@@ -90,9 +88,16 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], who: Upstrea
   if (who.authorization !== undefined) out['authorization'] = who.authorization;
   out['impersonate-user'] = utf8Header(who.user);
   if (who.groups.length > 0) out['impersonate-group'] = who.groups.map(utf8Header);
-  for (const [k, v] of Object.entries(who.extra)) out[`impersonate-extra-${encodeExtraKey(k)}`] = utf8Header(v);
+  for (const k in who.extra) out[`impersonate-extra-${encodeExtraKey(k)}`] = utf8Header(who.extra[k] as string);
   out['audit-id'] = who.auditId;
   return out;
+}
+
+const CONNECTION = 'connection';
+
+function hasForbiddenPrefix(name: string): boolean {
+  for (const p of FORBIDDEN_PREFIXES) if (name.startsWith(p)) return true;
+  return false;
 }
 
 /**

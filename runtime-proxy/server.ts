@@ -23,7 +23,7 @@ import { ConfigError, type ClusterConfig, type ProxyConfig, type SessionsConfig 
 import { impersonate, impersonationAsked, stillImpersonates } from './impersonation.ts';
 import { ProxyError } from './errors.ts';
 import type { BodyCapture, ForwardHooks } from './forward.ts';
-import { buildUpstreamHeaders } from './headers.ts';
+import { buildUpstreamHeaders, type UpstreamIdentity } from './headers.ts';
 import type { Authenticator, Identity } from './identity.ts';
 import { cachingAuthenticator } from './credential-cache.ts';
 import { createMetrics, type ProxyMetrics } from './metrics.ts';
@@ -757,7 +757,7 @@ export class PortcullisProxy {
   }
 
   /** The proxy's own unaudited endpoints (health, readiness, metrics); true when it answered. */
-  async #ops(path: string | undefined, res: Res): Promise<boolean> {
+  #ops(path: string | undefined, res: Res): boolean {
     if (path === '/healthz' || path === '/livez') {
       res.end('ok');
       return true;
@@ -780,7 +780,7 @@ export class PortcullisProxy {
       res.end(await this.metrics.registry.metrics());
       return;
     }
-    if (req.method === 'GET' && (await this.#ops(path, res))) return;
+    if (req.method === 'GET' && this.#ops(path, res)) return;
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found\n');
   }
@@ -791,7 +791,8 @@ export class PortcullisProxy {
     // On a cluster's own host name every path belongs to that cluster (its /healthz too).
     const byHost = this.#hostCluster(req);
     const path = byHost === undefined ? (req.url ?? '').split('?')[0] : undefined;
-    if (await this.#ops(path, res)) return;
+    // Synchronous: no await (and no microtask) before every request's own stages.
+    if (this.#ops(path, res)) return;
     const ex = new Exchange(this.#host, req, req.httpVersionMajor === 2 ? 'http2' : 'http1', (e, auditId) => sendStatus(res, e, { 'audit-id': auditId }));
     const held = endAfterCommit(res, this.audit);
     if (this.console && (path === CONSOLE_PREFIX || path?.startsWith(`${CONSOLE_PREFIX}/`))) {
@@ -842,7 +843,7 @@ export class PortcullisProxy {
         // Long-running: no idle timeout on this HTTP/1.1 socket; it ends with access or the client.
         if (req.httpVersionMajor === 1) (req.socket as Socket).setTimeout(0);
       }
-      const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: ex.auditId });
+      const headers = buildUpstreamHeaders(req.rawHeaders, upstreamWho(cr, a, ex.auditId));
       const capture = admitted.longRunning ? undefined : bodyCapture(ex.st.auditDecision?.level);
       const hooks: ForwardHooks = {
         onResponse: (status) => ex.started(status),
@@ -953,7 +954,7 @@ export class PortcullisProxy {
         if (this.opts.config.audit.onFailure === 'deny') this.streams.close(ex.auditId, 'recording-failed');
       });
       (socket as Socket).setTimeout?.(0);
-      const headers = buildUpstreamHeaders(req.rawHeaders, { ...authz(cr), ...a.impersonate, auditId: ex.auditId }, req.headers.upgrade);
+      const headers = buildUpstreamHeaders(req.rawHeaders, upstreamWho(cr, a, ex.auditId), req.headers.upgrade);
       const ended = (o: UpgradeOutcome, recorded: Partial<AuditFacts>): void => {
         if (o.kind === 'upstream-error') ex.upstreamFailed(o.message, 'UPSTREAM_FAILED', recorded);
         else if (o.kind === 'early-bytes') ex.end(400, { errorCode: 'EARLY_BYTES', ...recorded });
@@ -1037,9 +1038,9 @@ type Admitted =
   | { readonly kind: 'break-glass'; readonly cr: ClusterRuntime }
   | { readonly kind: 'forward'; readonly cr: ClusterRuntime; readonly target: string; readonly admission: Admission; readonly longRunning: boolean };
 
-function authz(cr: ClusterRuntime): { authorization?: string } {
-  const a = cr.link.authorization();
-  return a === undefined ? {} : { authorization: a };
+/** Who the proxy asserts upstream for an admitted request, and its own credential (none through a tunnel). */
+function upstreamWho(cr: ClusterRuntime, a: Admission, auditId: string): UpstreamIdentity {
+  return { authorization: cr.link.authorization(), user: a.impersonate.user, groups: a.impersonate.groups, extra: a.impersonate.extra, auditId };
 }
 
 function peerCert(req: Req): { peerCertificate?: X509Certificate } {

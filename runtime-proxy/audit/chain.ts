@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, hash, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
 import type { AuditEvent } from './event.ts';
 
 /**
@@ -19,7 +19,8 @@ export const GENESIS = '0'.repeat(64);
 export const CHECKPOINT_URI = '/portcullis/audit/checkpoint';
 
 export function lineHash(line: string): string {
-  return createHash('sha256').update(line).digest('hex');
+  // One-shot: no Hash object per record.
+  return hash('sha256', line, 'hex');
 }
 
 /** What a checkpoint signs: its own place in the chain and the hash of the line before it. */
@@ -83,11 +84,10 @@ export class Chain {
     // The chain's two annotations are spliced into the serialized event (annotations is its last
     // field; JSON.stringify keeps insertion order) rather than copying and serializing it again.
     const json = JSON.stringify(event);
-    const keys = Object.keys(event.annotations);
     const chained = `"${CHAIN.seq}":"${this.#seq}","${CHAIN.prev}":"${this.#prev}"}}`;
     const line =
-      json.endsWith('}}') && Object.keys(event).at(-1) === 'annotations'
-        ? `${json.slice(0, -2)}${keys.length > 0 ? ',' : ''}${chained}`
+      json.endsWith('}}') && lastKey(event) === 'annotations'
+        ? `${json.slice(0, -2)}${lastKey(event.annotations) !== undefined ? ',' : ''}${chained}`
         : JSON.stringify({ ...event, annotations: { ...event.annotations, [CHAIN.seq]: String(this.#seq), [CHAIN.prev]: this.#prev } });
     this.#seq++;
     this.#prev = lineHash(line);
@@ -116,6 +116,13 @@ export class Chain {
     } as unknown as AuditEvent;
     return this.link(event);
   }
+}
+
+/** An object's last own enumerable key in JSON.stringify's order (string keys here), without an array of them all. */
+function lastKey(o: object): string | undefined {
+  let last: string | undefined;
+  for (const k in o) last = k;
+  return last;
 }
 
 /** One file of a log, its lines in order. */

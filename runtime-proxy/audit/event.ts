@@ -104,7 +104,9 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
   if (f.recordingSha256 !== undefined) annotations[A.recordingSha256] = f.recordingSha256;
   if (f.recordingError !== undefined) annotations[A.recordingError] = f.recordingError;
   if (f.bodyOmitted !== undefined) annotations[A.bodyOmitted] = f.bodyOmitted;
-  const ev: AuditEvent = {
+  // Built field by field, in kube's order (bodies before the timestamps, annotations last, where the
+  // chain splices its own), with no conditional spreads: this runs for every record.
+  const ev: { -readonly [K in keyof AuditEvent]?: AuditEvent[K] } = {
     kind: 'Event',
     apiVersion: 'audit.k8s.io/v1',
     level: f.level ?? 'Metadata',
@@ -113,42 +115,45 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
     requestURI: f.requestURI,
     verb: a?.verb || f.method.toLowerCase(),
     user: f.user ? { username: f.user.name, groups: f.user.groups, extra: { [EXTRA_AUTHENTICATED_BY]: [f.user.issuer] } } : { username: 'system:anonymous' },
-    ...(f.impersonated ? { impersonatedUser: { username: f.impersonated.user, groups: f.impersonated.groups } } : {}),
-    sourceIPs: [f.sourceIP],
-    ...(f.userAgent !== undefined ? { userAgent: f.userAgent } : {}),
-    ...(a && a.isResourceRequest
-      ? {
-          objectRef: {
-            resource: a.resource,
-            ...(a.namespace ? { namespace: a.namespace } : {}),
-            ...(a.name ? { name: a.name } : {}),
-            apiGroup: a.apiGroup,
-            apiVersion: a.apiVersion,
-            ...(a.subresource ? { subresource: a.subresource } : {}),
-          },
-        }
-      : {}),
-    responseStatus: { metadata: {}, code: f.code, ...(f.code >= 400 ? { status: 'Failure', reason: f.reason } : {}) },
-    requestReceivedTimestamp: micro(f.receivedAt),
-    stageTimestamp: micro(f.at),
-    annotations,
   };
-  // Bodies only at the levels Request and RequestResponse: the common record is built without them.
-  if (f.requestObject === undefined && f.responseObject === undefined) return ev;
-  return { ...ev, ...(f.requestObject !== undefined ? { requestObject: f.requestObject } : {}), ...(f.responseObject !== undefined ? { responseObject: f.responseObject } : {}) };
+  if (f.impersonated) ev.impersonatedUser = { username: f.impersonated.user, groups: f.impersonated.groups };
+  ev.sourceIPs = [f.sourceIP];
+  if (f.userAgent !== undefined) ev.userAgent = f.userAgent;
+  if (a && a.isResourceRequest) {
+    const ref: { -readonly [K in keyof NonNullable<AuditEvent['objectRef']>]: string } = { resource: a.resource };
+    if (a.namespace) ref.namespace = a.namespace;
+    if (a.name) ref.name = a.name;
+    ref.apiGroup = a.apiGroup;
+    ref.apiVersion = a.apiVersion;
+    if (a.subresource) ref.subresource = a.subresource;
+    ev.objectRef = ref;
+  }
+  ev.responseStatus = f.code >= 400 ? { metadata: {}, code: f.code, status: 'Failure', reason: f.reason } : { metadata: {}, code: f.code };
+  // Bodies only at the levels Request and RequestResponse.
+  if (f.requestObject !== undefined) ev.requestObject = f.requestObject;
+  if (f.responseObject !== undefined) ev.responseObject = f.responseObject;
+  ev.requestReceivedTimestamp = micro(f.receivedAt);
+  ev.stageTimestamp = micro(f.at);
+  ev.annotations = annotations;
+  return ev as AuditEvent;
 }
 
-/** The last instant formatted: the records of one request, and of requests ending together, share it. */
-let lastMs = Number.NaN;
-let lastMicro = '';
+/** The last second formatted (`YYYY-MM-DDTHH:MM:SS`): the records of one second share it. */
+let lastSecond = Number.NaN;
+let lastPrefix = '';
 
-/** An instant as kube's audit timestamps: RFC 3339 with microseconds (the proxy's clock has milliseconds). */
+/**
+ * An instant as kube's audit timestamps: RFC 3339 in UTC with microseconds (the proxy's clock has
+ * milliseconds). Only a new second goes through Date (whose toISOString also asks ICU for the
+ * local zone's offset); within it, the milliseconds are appended to the second's prefix.
+ */
 function micro(ms: number): string {
-  if (ms !== lastMs) {
-    // toISOString always ends in `.sssZ` (it throws for an invalid date).
-    const iso = new Date(ms).toISOString();
-    lastMicro = `${iso.slice(0, -1)}000Z`;
-    lastMs = ms;
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond) {
+    // toISOString is `YYYY-MM-DDTHH:MM:SS.sssZ` for the years kube's timestamps can hold (it throws for an invalid date).
+    lastPrefix = new Date(second * 1000).toISOString().slice(0, 19);
+    lastSecond = second;
   }
-  return lastMicro;
+  const milli = ms - second * 1000;
+  return `${lastPrefix}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}000Z`;
 }
