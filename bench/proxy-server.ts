@@ -6,13 +6,12 @@
  * Prints one JSON line `{ "port": N, "pid": N }` once listening; SIGUSR2 prints a memory line; SIGTERM stops it gracefully.
  */
 import http2 from 'node:http2';
-import { PerformanceObserver, constants as perfConstants, type PerformanceEntry } from 'node:perf_hooks';
-import { writeFileSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { createAuthenticator, type AuthnConfig } from '../runtime-proxy/authn/index.ts';
 import { loadConfig } from '../runtime-proxy/config.ts';
 import { PortcullisProxy } from '../runtime-proxy/server.ts';
+import { watchGc } from './gc-stats.ts';
 
 const file = process.argv[2];
 if (!file) {
@@ -28,24 +27,8 @@ if (process.env.BENCH_NODELAY === '1') {
     return server;
   }) as typeof original;
 }
-// Diagnosis only (BENCH_GC_STATS=FILE): count the proxy's garbage collections by kind, written to FILE when it stops.
-const gcStats = new Map<string, { n: number; ms: number }>();
-if (process.env.BENCH_GC_STATS) {
-  const c = perfConstants;
-  const kinds: Record<number, string> = { [c.NODE_PERFORMANCE_GC_MINOR]: 'minor', [c.NODE_PERFORMANCE_GC_MAJOR]: 'major', [c.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [c.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      const d = (e as PerformanceEntry & { detail?: { kind?: number; flags?: number } }).detail;
-      // Why a full collection ran, where V8 says: external memory pressure (Buffers), or a forced/idle one.
-      const why = d?.flags ? [d.flags & c.NODE_PERFORMANCE_GC_FLAGS_ALL_EXTERNAL_MEMORY ? 'external' : '', d.flags & c.NODE_PERFORMANCE_GC_FLAGS_FORCED ? 'forced' : '', d.flags & c.NODE_PERFORMANCE_GC_FLAGS_SCHEDULE_IDLE ? 'idle' : '', d.flags & c.NODE_PERFORMANCE_GC_FLAGS_ALL_AVAILABLE_GARBAGE ? 'all-garbage' : ''].filter(Boolean).join('+') : '';
-      const k = `${kinds[d?.kind ?? 0] ?? 'other'}${why ? ` (${why})` : ''}`;
-      const s = gcStats.get(k) ?? { n: 0, ms: 0 };
-      s.n++;
-      s.ms += e.duration;
-      gcStats.set(k, s);
-    }
-  }).observe({ entryTypes: ['gc'] });
-}
+// Diagnosis only (BENCH_GC_STATS=FILE): the proxy's garbage collections, written to FILE when it stops.
+const gcReport = process.env.BENCH_GC_STATS ? watchGc('proxy') : undefined;
 const config = loadConfig(file);
 const proxy = new PortcullisProxy({
   config,
@@ -64,7 +47,7 @@ let stopping = false;
 process.on('SIGTERM', () => {
   if (stopping) return;
   stopping = true;
-  if (process.env.BENCH_GC_STATS) writeFileSync(process.env.BENCH_GC_STATS, `proxy gc: ${[...gcStats].map(([k, v]) => `${k} ${v.n}× ${v.ms.toFixed(0)} ms`).join(', ')}, cpu ${(process.cpuUsage().user / 1000).toFixed(0)} ms user, heap ${JSON.stringify(process.memoryUsage())}\n`);
+  if (process.env.BENCH_GC_STATS) gcReport?.(process.env.BENCH_GC_STATS);
   void proxy.stop().then(
     () => process.exit(0),
     () => process.exit(1),

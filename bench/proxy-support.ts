@@ -1,7 +1,7 @@
 /** Helpers of `bench/proxy.ts`: load generation, statistics, bundle signing, nginx and the proxy child process. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -190,6 +190,9 @@ export async function startProxyChild(
     env: benchChildEnv('BENCH_PROXY_ENV'),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // BENCH_PROXY_STDOUT=FILE (diagnostic): everything the proxy prints to stdout, with V8's traces, to FILE.
+  const stdoutFile = process.env.BENCH_PROXY_STDOUT;
+  if (stdoutFile) child.stdout?.on('data', (c: Buffer) => appendFileSync(stdoutFile, c));
   const errChunks: string[] = [];
   child.stderr?.on('data', (c: Buffer) => {
     errChunks.push(c.toString());
@@ -212,17 +215,22 @@ export function startupLine<T extends { port: number }>(child: ChildProcess, wha
     };
     const timer = setTimeout(() => fail('did not start within 60 s'), 60_000);
     child.once('exit', (code) => fail(`exited with ${code}`));
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', (l) => {
+    const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    const onLine = (l: string): void => {
       let v: T | undefined;
       try {
         v = JSON.parse(l) as T;
       } catch {
         v = undefined;
       }
+      // V8's tracing flags (--trace-gc, --trace-deopt: diagnosis through BENCH_PROXY_NODE_FLAGS) print to stdout too.
+      if (v === undefined && process.env.BENCH_PROXY_NODE_FLAGS?.includes('--trace')) return;
+      rl.off('line', onLine);
       if (typeof v?.port !== 'number') return fail(`printed ${JSON.stringify(l)}, not its port`);
       clearTimeout(timer);
       resolve(v);
-    });
+    };
+    rl.on('line', onLine);
   });
 }
 

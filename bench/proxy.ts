@@ -9,7 +9,7 @@
  * GET of one ConfigMap and LIST of 500, at concurrency 1 and 32; p50/p99 per path,
  * the latency each proxy adds over direct, each proxy process's CPU time per request,
  * and Portcullis' added latency over nginx's.
- * Then: bundle reload of 10,000 grants, 2,000 concurrent watches through one proxy
+ * Then: bundle reload of 10,000 grants, 2,000 concurrent watches through Portcullis and through the node floor, over HTTP/2 and over HTTP/1.1
  * (its RSS), and the audit sink at 10,000 records/s (lines counted afterwards).
  *
  * Without --fleet it starts its own one-cluster sandbox (sandbox/upFleet) and stops it at the end.
@@ -20,7 +20,6 @@
  * --rounds N (interleaved rounds per scenario, samples pooled; default 4, 2 with --quick) ·
  * --warmup N (GETs, and N/20 LISTs, sent through every path once before the first scenario, so Node.js's JIT
  * has optimised the hot code as in a long-running proxy; default 12,000, 3,000 with --quick; 0 for none) ·
- * --watch-h2 (open the watches over one HTTP/2 connection, as client-go does, instead of one HTTP/1.1 connection each).
  * Diagnostics (not the reported figures): BENCH_NODELAY=1 turns Nagle off on the proxy's client sockets;
  * BENCH_GC_STATS=FILE writes the proxy's garbage collections by kind (a full one with why V8 ran it) and its heap there when it stops, the node floor's to FILE.floor; BENCH_KEEP=1 keeps the work directory; BENCH_TSX=1 runs the Node.js proxies through tsx rather than compiled (see childCommand);
  * BENCH_CPU_PROF=DIR writes a CPU profile of the proxy; BENCH_PROXY_NODE_FLAGS='…' adds node flags to the proxy; BENCH_FLOOR_NODE_FLAGS the same to the node floor;
@@ -267,6 +266,7 @@ async function main(): Promise<void> {
         if (r.errors > 0) throw new Error(`${t.label}: ${r.errors} of ${r.errors + r.samples.length} warm-up requests failed (${r.firstError}); see ${work}`);
       }
     }
+    say('warm-up done; measuring');
   }
   const header = ['scenario', 'path', 'n', 'err', 'req/s', 'p50', 'p99', '+p50', '+p99', 'proxy CPU µs/req'];
   const rows: string[][] = [];
@@ -332,7 +332,10 @@ async function main(): Promise<void> {
 
   // ---- bundle reload -------------------------------------------------------------
   if (parts.has('reload')) await reloadBench(cluster.name, key);
-  if (parts.has('watches')) await watchBench(proxy.pid, targets.find((t) => t.label === 'portcullis') as Target, proxy.memory, startRss);
+  if (parts.has('watches')) {
+    const watchProxies = targets.filter((t): t is Target & { pid: number } => (t.label === 'portcullis' || t.label === 'node floor') && t.pid !== undefined).map((target) => ({ target, pid: target.pid }));
+    await watchBench(watchProxies, proxy.memory, startRss);
+  }
   if (parts.has('audit')) {
     const audit = await auditThroughput(join(work, 'audit-bench.log'), quick ? 3 : 5);
     out(
@@ -380,29 +383,46 @@ async function reloadBench(clusterName: string, key: ReturnType<typeof signingKe
 
 }
 
-async function watchBench(pid: number, watchTarget: Target, memory: () => Promise<ChildMemory | undefined>, startRss: number): Promise<void> {
-  const rssBefore = rssMiB(pid);
+/**
+ * 2,000 watches through Portcullis and through the node floor, side by side: over HTTP/2 (a few
+ * client connections multiplexing them, as client-go and kubectl open them), then over HTTP/1.1
+ * (one TLS connection per watch: the worst case). Each proxy relays them over upstream HTTP/2.
+ * HTTP/2 goes first: a process keeps (and reuses) memory it has freed, so the second transport
+ * starts above its idle RSS; its figure is still the RSS with its watches open.
+ */
+async function watchBench(proxies: readonly { readonly target: Target; readonly pid: number }[], memory: () => Promise<ChildMemory | undefined>, startRss: number): Promise<void> {
   const watchPath = `/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=900&allowWatchBookmarks=false`;
-  // h1: one client connection per watch (worst case); h2: HTTP/2 connections multiplexing them, as client-go does.
-  const h2 = args.includes('--watch-h2');
-  const opened = h2 ? await openWatchesH2(watchTarget, watchPath, quick ? 500 : WATCHES, 120_000) : await openWatches(watchTarget, watchPath, quick ? 500 : WATCHES, 120_000);
-  out(`watch transport from the client: ${h2 ? 'HTTP/2, 500 watches per connection' : 'HTTP/1.1, one connection per watch'}`);
-  await new Promise((r) => setTimeout(r, 2000));
-  const rssAfter = rssMiB(pid);
-  const perWatch = opened.ok > 0 ? (rssAfter - rssBefore) / opened.ok : Number.NaN;
-  out(
-    `watches through one proxy: ${opened.ok} open of ${opened.ok + opened.failed} attempted (${opened.failed} failed${opened.firstError ? `: ${opened.firstError}` : ''}); ` +
-      `proxy RSS ${rssBefore.toFixed(0)} MiB idle → ${rssAfter.toFixed(0)} MiB (${(perWatch * 1024).toFixed(0)} KiB per watch${opened.ok < WATCHES ? `, ≈ ${(rssBefore + perWatch * WATCHES).toFixed(0)} MiB extrapolated to ${WATCHES}` : ''}; target ≤ 400 MB)`,
-  );
-  const at2000 = opened.ok < WATCHES ? rssBefore + perWatch * WATCHES : rssAfter;
-  const met = (x: number, t: number) => `${x.toFixed(0)} MiB (target ≤ ${t}: ${x <= t ? 'met' : 'not met'})`;
-  out(`issue 18: RSS with ${WATCHES} watches ${met(at2000, 300)}${opened.ok < WATCHES ? ' extrapolated' : ''}; idle RSS ${met(startRss, 100)} after start, ${met(rssBefore, 100)} before the first watch (after the latency runs)`);
-  const m = await memory();
-  if (m) {
-    out(`  after a full GC with the watches open: RSS ${m.rss.toFixed(0)} MiB = JS heap ${m.heapUsed.toFixed(0)} MiB + external ${m.external.toFixed(0)} MiB (array buffers ${m.arrayBuffers.toFixed(0)} MiB) + native (TLS, sockets, code) the rest`);
+  const n = quick ? 500 : WATCHES;
+  const rss = new Map<string, number>();
+  let beforeFirst: number | undefined;
+  for (const h2 of [true, false]) {
+    const transport = h2 ? 'HTTP/2, 500 watches per client connection' : 'HTTP/1.1, one client connection per watch';
+    for (const { target, pid } of proxies) {
+      const rssBefore = rssMiB(pid);
+      if (target.label === 'portcullis') beforeFirst ??= rssBefore;
+      const opened = h2 ? await openWatchesH2(target, watchPath, n, 120_000) : await openWatches(target, watchPath, n, 120_000);
+      await new Promise((r) => setTimeout(r, 2000));
+      const rssAfter = rssMiB(pid);
+      const perWatch = opened.ok > 0 ? (rssAfter - rssBefore) / opened.ok : Number.NaN;
+      const at2000 = opened.ok < WATCHES ? rssBefore + perWatch * WATCHES : rssAfter;
+      rss.set(`${target.label} ${h2 ? 'h2' : 'h1'}`, at2000);
+      out(
+        `${target.label}, ${transport}: ${opened.ok} open of ${opened.ok + opened.failed} (${opened.failed} failed${opened.firstError ? `: ${opened.firstError}` : ''}); ` +
+          `RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MiB (${(perWatch * 1024).toFixed(0)} KiB per watch${opened.ok < WATCHES ? `, ≈ ${at2000.toFixed(0)} MiB extrapolated to ${WATCHES}` : ''})`,
+      );
+      if (target.label === 'portcullis' && !h2) {
+        const m = await memory();
+        if (m) out(`  Portcullis after a full GC with these watches open: RSS ${m.rss.toFixed(0)} MiB = JS heap ${m.heapUsed.toFixed(0)} MiB + external ${m.external.toFixed(0)} MiB (array buffers ${m.arrayBuffers.toFixed(0)} MiB) + native (TLS, sockets, code) the rest`);
+      }
+      opened.close();
+      await new Promise((r) => setTimeout(r, 1000));
+    }
   }
-  opened.close();
-  await new Promise((r) => setTimeout(r, 1000));
+  const met = (x: number | undefined, t: number) => (x === undefined ? 'n/a' : `${x.toFixed(0)} MiB (target ≤ ${t}: ${x <= t ? 'met' : 'not met'})`);
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined ? `${(a / b).toFixed(2)}×` : 'n/a');
+  const [ph2, ph1, fh2, fh1] = [rss.get('portcullis h2'), rss.get('portcullis h1'), rss.get('node floor h2'), rss.get('node floor h1')];
+  out(`issue 18: RSS with ${WATCHES} watches${n < WATCHES ? ' (extrapolated)' : ''} over HTTP/2 ${met(ph2, 300)}, ${ratio(ph2, fh2)} the node floor's ${fh2?.toFixed(0) ?? 'n/a'} MiB; over HTTP/1.1 ${met(ph1, 300)}, ${ratio(ph1, fh1)} the node floor's ${fh1?.toFixed(0) ?? 'n/a'} MiB`);
+  out(`issue 18: idle RSS ${met(startRss, 100)} after start, ${met(beforeFirst, 100)} before the first watch (after the latency runs)`);
 }
 
 type OpenedWatches = { ok: number; failed: number; firstError?: string; close: () => void };
