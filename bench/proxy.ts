@@ -23,6 +23,7 @@
  * Diagnostics (not the reported figures): BENCH_NODELAY=1 turns Nagle off on the proxy's client sockets;
  * BENCH_GC_STATS=FILE writes the proxy's garbage collections by kind (a full one with why V8 ran it) and its heap there when it stops, the node floor's to FILE.floor; BENCH_KEEP=1 keeps the work directory; BENCH_TSX=1 runs the Node.js proxies through tsx rather than compiled (see childCommand);
  * BENCH_CPU_PROF=DIR writes a CPU profile of the proxy; BENCH_PROXY_NODE_FLAGS='…' adds node flags to the proxy; BENCH_FLOOR_NODE_FLAGS the same to the node floor;
+ * BENCH_PROXY_AUDIT_MODE=batch runs Portcullis with batch audit (to measure what blocking audit costs);
  * BENCH_PROXY_ENV / BENCH_FLOOR_ENV='VAR=value …' add environment variables to the Portcullis child / the node floor
  * (not ones that write to stdout: the proxy's first stdout line is its port).
  * nginx: `apt-get update && apt-get install -y nginx` (Debian); without it the nginx column is skipped.
@@ -170,6 +171,8 @@ async function main(): Promise<void> {
     audit: { stdout: false, file: { path: auditLog, maxBytes: 1 << 30, maxFiles: 2 }, flushIntervalMs: 100 },
     limits: { maxLongRunningPerIdentity: WATCHES + 100 },
   };
+  // Diagnosis only: BENCH_PROXY_AUDIT_MODE=batch runs Portcullis with batch audit (responses do not wait for their records).
+  if (process.env.BENCH_PROXY_AUDIT_MODE === 'batch') Object.assign(proxyConfig.audit, { mode: 'batch' });
   const configFile = join(work, 'proxy.yaml');
   writeFileSync(configFile, stringify(proxyConfig));
   say('starting the Portcullis proxy (child process)');

@@ -20,6 +20,16 @@ describe('entry points', () => {
     assert.equal(r.stdout, `${PRODUCT_VERSION}\n`);
   });
 
+  it('GIVEN this checkout after npm install WHEN `npx --no-install portcullis` runs THEN it is the source launcher, and compile --check answers', () => {
+    // npm links a dependency's bins but never the root project's own: `prepare` (tools/link-bins) does.
+    const r = spawnSync('npx', ['--no-install', 'portcullis', '--version'], { encoding: 'utf8', cwd: ROOT });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `${PRODUCT_VERSION}\n`);
+    const check = spawnSync('npx', ['--no-install', 'portcullis', 'compile', '--check'], { encoding: 'utf8', cwd: ROOT });
+    assert.equal(check.status, 0, check.stderr);
+    assert.match(`${check.stdout}${check.stderr}`, /generated\/ is up to date/);
+  });
+
   it('GIVEN kubectl-portcullis on PATH WHEN kubectl portcullis explain runs THEN real kubectl hands it over and the decision comes back, with the grant that allows it', async () => {
     const { kubectl } = await ensureBinaries();
     const bin = mkdtempSync(join(tmpdir(), 'kubectl-plugin-'));
