@@ -1,4 +1,4 @@
-import { storeClient } from '../runtime-proxy/front-door.ts';
+import { answered, storeClient } from '../runtime-proxy/front-door.ts';
 
 /**
  * Where sign-ins in progress wait (their PKCE verifier, state and nonce) between leaving for the
@@ -45,11 +45,11 @@ export class RedisPendingSignIns implements PendingSignIns {
   }
   async put(key: string, value: string, ttlMs: number): Promise<void> {
     await this.#ready();
-    await this.#c.set(`portcullis:console:sign-in:${key}`, value, { expiration: { type: 'PX', value: ttlMs } });
+    await answered(this.#c.set(`portcullis:console:sign-in:${key}`, value, { expiration: { type: 'PX', value: ttlMs } }), 'console sign-in');
   }
   async take(key: string): Promise<string | undefined> {
     await this.#ready();
-    return (await this.#c.getDel(`portcullis:console:sign-in:${key}`)) ?? undefined;
+    return (await answered(this.#c.getDel(`portcullis:console:sign-in:${key}`), 'console sign-in')) ?? undefined;
   }
   async close(): Promise<void> {
     if (this.#c.isOpen) await this.#c.close();

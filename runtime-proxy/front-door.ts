@@ -40,6 +40,29 @@ export function refuseFrontDoor(ex: Exchange, err: unknown): void {
   else ex.refuse(err);
 }
 
+/**
+ * How long the shared store may take to answer one action. A store that accepts the connection
+ * but stops answering (a failover in progress, a stalled host) fails the action with 503
+ * SESSION_STORE_UNAVAILABLE instead of holding the request open: node-redis's own command timeout
+ * covers only a command's wait to be sent, never the wait for its reply.
+ */
+export const STORE_ANSWER_MS = 2000;
+
+/** `p`, or a SessionStoreError once STORE_ANSWER_MS has passed with no answer from the `store` store. */
+export function answered<T>(p: Promise<T>, store: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SessionStoreError(`the ${store} store did not answer within ${STORE_ANSWER_MS / 1000} s (what was sent may still take effect once it answers)`)), STORE_ANSWER_MS);
+  });
+  // race() subscribes to `p`, so its own late failure is handled, not an unhandled rejection.
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** A store command's failure as what the action answers: a SessionStoreError as it is, anything else as the store's refusal. */
+export function storeFailure(store: string, err: unknown): SessionStoreError {
+  return err instanceof SessionStoreError ? err : new SessionStoreError(`the ${store} store refused: ${(err as Error).message}`);
+}
+
 /** A client of the shared store: reconnects with backoff (at most 2 s apart); fails commands at once while disconnected. */
 export function storeClient(url: string, onError: (err: Error) => void) {
   const { createClient } = redis();

@@ -1,5 +1,5 @@
 import { SessionStoreError } from '../sessions/session-store.ts';
-import { storeClient } from '../front-door.ts';
+import { answered, storeClient, storeFailure } from '../front-door.ts';
 
 /** What a lock cuts off: one person, everyone in a group, a whole cluster, or everything one grant allows. */
 export type LockKind = 'user' | 'group' | 'cluster' | 'grant';
@@ -110,7 +110,12 @@ export class RedisLocks {
   /** A lock as the store has it now (not this replica's copy): what lifting it is decided on. */
   async fetch(id: string): Promise<Lock | undefined> {
     if (!this.#cmd.isReady) throw new SessionStoreError('the lock store is unreachable');
-    const raw = await this.#cmd.hGet(HASH, id);
+    let raw: string | null;
+    try {
+      raw = await answered(this.#cmd.hGet(HASH, id), 'lock');
+    } catch (err) {
+      throw storeFailure('lock', err);
+    }
     return raw ? (JSON.parse(raw) as Lock) : undefined;
   }
 
@@ -136,9 +141,9 @@ export class RedisLocks {
   async #write(fn: () => Promise<void>): Promise<void> {
     if (!this.#cmd.isReady) throw new SessionStoreError('the lock store is unreachable: the lock is not set');
     try {
-      await fn();
+      await answered(fn(), 'lock');
     } catch (err) {
-      throw new SessionStoreError(`the lock store refused: ${(err as Error).message}`);
+      throw storeFailure('lock', err);
     }
   }
 

@@ -1,7 +1,7 @@
 import type { Grant, RuleSet, Subject } from '../../core/rule-set.ts';
 import type { Activation, SharedActivations } from '../break-glass.ts';
 import { SessionStoreError } from '../sessions/session-store.ts';
-import { storeClient } from '../front-door.ts';
+import { answered, storeClient, storeFailure } from '../front-door.ts';
 
 /** A request for a requestable grant: asked by one person, decided by another. */
 export interface AccessRequest {
@@ -115,9 +115,9 @@ export class RedisRequests implements SharedActivations {
   async #write<T>(fn: () => Promise<T>): Promise<T> {
     if (!this.#cmd.isReady) throw new SessionStoreError('the request store is unreachable: nothing was recorded');
     try {
-      return await fn();
+      return await answered(fn(), 'request');
     } catch (err) {
-      throw new SessionStoreError(`the request store refused: ${(err as Error).message}`);
+      throw storeFailure('request', err);
     }
   }
 

@@ -1,4 +1,4 @@
-import { SessionStoreError, storeClient } from '../front-door.ts';
+import { answered, SessionStoreError, storeClient, storeFailure } from '../front-door.ts';
 
 /** A proxy session: who logged in (as the identity provider asserted at login), and until when. */
 export interface Session {
@@ -172,9 +172,9 @@ export class RedisSessions implements SharedSessions {
   async #write(fn: () => Promise<void>): Promise<void> {
     if (!this.#cmd.isReady) throw new SessionStoreError('the session store is unreachable');
     try {
-      await fn();
+      await answered(fn(), 'session');
     } catch (err) {
-      throw new SessionStoreError(`the session store refused: ${(err as Error).message}`);
+      throw storeFailure('session', err);
     }
   }
 

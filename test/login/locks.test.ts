@@ -118,6 +118,24 @@ describe('locks', () => {
     assert.equal((await lockCli(['unlock', /lock-[0-9a-f]{12}/.exec(g.out)?.[0] ?? ''])).code, 0);
   });
 
+  it('GIVEN the store stops answering (stalled, not gone) WHEN sam sets a lock THEN a 503 within the store deadline, not a hang, and the log says the store did not answer', async () => {
+    redis.pause();
+    try {
+      const t0 = Date.now();
+      const c = cli(sam, ['lock', '--user', 'oidc:carl', '--reason', 'stalled store']);
+      const held = new Promise<'held open'>((r) => setTimeout(() => r('held open'), 10_000).unref());
+      assert.equal(await Promise.race([c.exited, held]), 1, `the lock command ends with a refusal, not held open: ${c.output()}`);
+      assert.match(c.output(), /503/);
+      assert.ok(Date.now() - t0 < 2000 + 4000, `answered after ${Date.now() - t0} ms`);
+      assert.ok(h.logs().some((l) => /the lock store did not answer within 2 s/.test(String(l['detail']))), 'the detail names the deadline');
+    } finally {
+      redis.resume();
+    }
+    // What was sent may still take effect once the store answers: lift whatever it set.
+    const m = /lock-[0-9a-f]{12}/.exec((await lockCli(['locks'])).out.split('\n').find((l) => l.includes('stalled store')) ?? '');
+    if (m) assert.equal((await lockCli(['unlock', m[0]])).code, 0);
+  });
+
   it('GIVEN bad locks WHEN asked for THEN each is refused with a clear error and nothing is locked', async () => {
     const before = (await lockCli(['locks'])).out;
     for (const [args, code, why] of [

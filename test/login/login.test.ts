@@ -265,6 +265,27 @@ describe('portcullis login, sessions and the fleet kubeconfig', () => {
     assert.equal((await h.kubectl(kc, ['get', 'pods', '-n', NS])).status, 0, 'without the limit, the session is good again');
   });
 
+  it('GIVEN the store stops answering (stalled, not gone) WHEN someone logs in THEN a 503 saying so within the store deadline, not a hang; WHEN it answers again THEN the login works', async () => {
+    redis.pause();
+    try {
+      const home = mkdtempSync(join(tmpdir(), 'portcullis-home-stalled-'));
+      const c = cli(home, ['login', '--proxy', `https://127.0.0.1:${h.port}`, '--ca', ca, '--no-browser']);
+      const [, url] = await c.waitFor(/Sign in through your browser: (\S+)/);
+      await fetch((await signIn(url ?? '', { login: 'nina', caPem: h.oidc.caPem })).url);
+      const t0 = Date.now();
+      const held = new Promise<'held open'>((r) => setTimeout(() => r('held open'), 10_000).unref());
+      assert.equal(await Promise.race([c.exited, held]), 1, 'the login ends with a refusal, not held open by the store');
+      assert.match(c.output(), /503 the session store is unreachable/);
+      assert.ok(Date.now() - t0 < 2000 + 3000, `answered ${Date.now() - t0} ms after the sign-in, not held open`);
+      // The refusal's detail (log and audit record) says the store stopped answering, not that it is down.
+      assert.ok(h.logs().some((l) => /the session store did not answer within 2 s/.test(String(l['detail']))), 'the detail names the deadline');
+    } finally {
+      redis.resume();
+    }
+    const home = await browserLogin(h, 'nina');
+    assert.equal((await h.kubectl(await writeKubeconfig(home), ['get', 'pods', '-n', NS])).status, 0, 'the store answers again: a login works');
+  });
+
   it('GIVEN the store goes away WHEN someone logs in THEN a clear 503; established sessions work within the grace (2 s), then stop', async () => {
     const home = await browserLogin(h, 'alice');
     const kc = await writeKubeconfig(home);

@@ -12,6 +12,10 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port (empty: nothing was persisted). */
   restart(): Promise<void>;
+  /** Stops it answering without closing anything (SIGSTOP: a stalled host, a failover in progress). */
+  pause(): void;
+  /** Lets it answer again (SIGCONT). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -45,5 +49,6 @@ export async function startRedis(): Promise<TestRedis> {
     });
   };
   await launch();
-  return { url: `redis://127.0.0.1:${port}`, port, kill, restart: launch, stop: kill };
+  const signal = (sig: NodeJS.Signals) => () => void child?.kill(sig);
+  return { url: `redis://127.0.0.1:${port}`, port, kill, restart: launch, stop: kill, pause: signal('SIGSTOP'), resume: signal('SIGCONT') };
 }
