@@ -55,6 +55,22 @@ export function cannotDecide(r: AccessRequest, grant: Grant | undefined, approve
   return undefined;
 }
 
+/**
+ * How long a request stays in the store (and in `portcullis requests` and the console) after its
+ * last event: its asking while undecided, else its decision or the end of the access it gave.
+ * Its records stay in the audit log.
+ */
+export const REQUEST_RETENTION_MS = 30 * 86_400_000;
+
+/** Whether a request is past keeping at `now`; pure. */
+export function pastRetention(r: AccessRequest, now: number): boolean {
+  const last = r.state === 'pending' ? r.requestedAt : Math.max(r.decidedAt ?? r.requestedAt, r.expiresAt ?? 0);
+  return last + REQUEST_RETENTION_MS <= now;
+}
+
+/** An activation that ended a minute ago: no replica's clock can still honour it (as DirectoryActivations). */
+const ACTIVATION_SLACK_MS = 60_000;
+
 const REQUESTS = 'portcullis:requests';
 const ACTIVATIONS = 'portcullis:activations';
 
@@ -88,14 +104,38 @@ export class RedisRequests implements SharedActivations {
     return raw ? (JSON.parse(raw) as AccessRequest) : undefined;
   }
 
-  async list(): Promise<AccessRequest[]> {
+  /** Every request still kept at `now`; those past REQUEST_RETENTION_MS are removed from the store as they are found. */
+  async list(now: number): Promise<AccessRequest[]> {
     const all = await this.#read(() => this.#cmd.hGetAll(REQUESTS));
-    return Object.values(all).map((v) => JSON.parse(v) as AccessRequest).sort((a, b) => a.requestedAt - b.requestedAt);
+    const kept: AccessRequest[] = [];
+    const old: string[] = [];
+    for (const [k, v] of Object.entries(all)) {
+      const r = JSON.parse(v) as AccessRequest;
+      if (pastRetention(r, now)) old.push(k);
+      else kept.push(r);
+    }
+    await this.#tidy(REQUESTS, old);
+    return kept.sort((a, b) => a.requestedAt - b.requestedAt);
   }
 
+  /** The activations in force at `now`; those that ended over a minute ago are removed from the store (any replica may). */
   async load(now: number): Promise<Activation[]> {
     const all = await this.#read(() => this.#cmd.hGetAll(ACTIVATIONS));
-    return Object.values(all).map((v) => JSON.parse(v) as Activation).filter((a) => a.expiresAt > now);
+    const live: Activation[] = [];
+    const old: string[] = [];
+    for (const [k, v] of Object.entries(all)) {
+      const a = JSON.parse(v) as Activation;
+      if (a.expiresAt > now) live.push(a);
+      else if (a.expiresAt < now - ACTIVATION_SLACK_MS) old.push(k);
+    }
+    await this.#tidy(ACTIVATIONS, old);
+    return live;
+  }
+
+  /** Removes entries nothing reads any more; a failure leaves them for the next read, and fails nothing. */
+  async #tidy(hash: string, fields: readonly string[]): Promise<void> {
+    if (fields.length === 0) return;
+    await this.#write(() => this.#cmd.hDel(hash, [...fields])).catch(() => undefined);
   }
 
   async save(a: Activation): Promise<void> {

@@ -67,7 +67,7 @@ export async function serveRequestEndpoint(ctx: RequestEndpointContext, req: Req
     }
     if (path === REQUESTS_ENDPOINT && req.method === 'GET') {
       // Your own requests, and those you may decide.
-      const mine = (await ctx.requests.list()).filter((r) => r.user === who.user || cannotDecide({ ...r, state: 'pending' }, ctx.ruleSet(r.cluster)?.grants.find((g) => g.id === r.grant), who.user, who.groups) === undefined);
+      const mine = (await ctx.requests.list(now)).filter((r) => r.user === who.user || cannotDecide({ ...r, state: 'pending' }, ctx.ruleSet(r.cluster)?.grants.find((g) => g.id === r.grant), who.user, who.groups) === undefined);
       json(200, { kind: 'AccessRequestList', apiVersion: 'portcullis.dev/v1', items: mine.map(view) });
       return ex.end(200, { reason: 'access requests listed', decision: 'allow' });
     }
