@@ -12,9 +12,14 @@ import { getHeapSpaceStatistics } from 'node:v8';
 export function watchGc(label: string): (file: string) => void {
   const stats = new Map<string, { n: number; ms: number }>();
   const kinds: Record<number, string> = { [c.NODE_PERFORMANCE_GC_MINOR]: 'minor', [c.NODE_PERFORMANCE_GC_MAJOR]: 'major', [c.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [c.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
-  const oldUsed = (): number => getHeapSpaceStatistics().reduce((a, s) => (s.space_name === 'old_space' || s.space_name === 'large_object_space' || s.space_name === 'code_space' ? a + s.space_used_size : a), 0);
+  const OLD = ['old_space', 'code_space', 'large_object_space', 'code_large_object_space'];
+  const spaces = (): Map<string, number> => new Map(getHeapSpaceStatistics().filter((s) => OLD.includes(s.space_name)).map((s) => [s.space_name, s.space_used_size]));
+  const oldUsed = (): number => [...spaces().values()].reduce((a, b) => a + b, 0);
   let last = oldUsed();
   let promoted = 0;
+  // Growth of each old space between one collection's end and the next one's: what went to it directly (pretenured, large, code) or through a scavenge.
+  let lastSpaces = spaces();
+  const grown = new Map<string, number>();
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       const d = (e as PerformanceEntry & { detail?: { kind?: number; flags?: number } }).detail;
@@ -29,8 +34,11 @@ export function watchGc(label: string): (file: string) => void {
       const now = oldUsed();
       if (kind === 'minor' && now > last) promoted += now - last;
       last = now;
+      const cur = spaces();
+      for (const [k, v] of cur) if (v > (lastSpaces.get(k) ?? 0)) grown.set(k, (grown.get(k) ?? 0) + v - (lastSpaces.get(k) ?? 0));
+      lastSpaces = cur;
     }
   }).observe({ entryTypes: ['gc'] });
   return (file) =>
-    writeFileSync(file, `${label} gc: ${[...stats].map(([k, v]) => `${k} ${v.n}× ${v.ms.toFixed(0)} ms`).join(', ')}; old generation grown by scavenges ${(promoted / 1048576).toFixed(1)} MiB; cpu ${(process.cpuUsage().user / 1000).toFixed(0)} ms user; heap ${JSON.stringify(process.memoryUsage())}\n`);
+    writeFileSync(file, `${label} gc: ${[...stats].map(([k, v]) => `${k} ${v.n}× ${v.ms.toFixed(0)} ms`).join(', ')}; old generation grown by scavenges ${(promoted / 1048576).toFixed(1)} MiB; grown between collections, by space: ${[...grown].map(([k, v]) => `${k} ${(v / 1048576).toFixed(1)} MiB`).join(', ')}; cpu ${(process.cpuUsage().user / 1000).toFixed(0)} ms user; heap ${JSON.stringify(process.memoryUsage())}\n`);
 }
