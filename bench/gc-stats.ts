@@ -10,7 +10,7 @@ import { getHeapSpaceStatistics } from 'node:v8';
 
 /** Starts counting; returns the writer to call when the process stops. */
 export function watchGc(label: string): (file: string) => void {
-  const stats = new Map<string, { n: number; ms: number }>();
+  const stats = new Map<string, { n: number; ms: number; max: number }>();
   const kinds: Record<number, string> = { [c.NODE_PERFORMANCE_GC_MINOR]: 'minor', [c.NODE_PERFORMANCE_GC_MAJOR]: 'major', [c.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [c.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
   const OLD = ['old_space', 'code_space', 'large_object_space', 'code_large_object_space'];
   const spaces = (): Map<string, number> => new Map(getHeapSpaceStatistics().filter((s) => OLD.includes(s.space_name)).map((s) => [s.space_name, s.space_used_size]));
@@ -26,9 +26,10 @@ export function watchGc(label: string): (file: string) => void {
       const why = d?.flags ? [d.flags & c.NODE_PERFORMANCE_GC_FLAGS_ALL_EXTERNAL_MEMORY ? 'external' : '', d.flags & c.NODE_PERFORMANCE_GC_FLAGS_FORCED ? 'forced' : '', d.flags & c.NODE_PERFORMANCE_GC_FLAGS_SCHEDULE_IDLE ? 'idle' : '', d.flags & c.NODE_PERFORMANCE_GC_FLAGS_ALL_AVAILABLE_GARBAGE ? 'all-garbage' : ''].filter(Boolean).join('+') : '';
       const kind = kinds[d?.kind ?? 0] ?? 'other';
       const k = `${kind}${why ? ` (${why})` : ''}`;
-      const s = stats.get(k) ?? { n: 0, ms: 0 };
+      const s = stats.get(k) ?? { n: 0, ms: 0, max: 0 };
       s.n++;
       s.ms += e.duration;
+      s.max = Math.max(s.max, e.duration);
       stats.set(k, s);
       // Old-generation growth since the previous collection: promotion when this one was a scavenge.
       const now = oldUsed();
@@ -40,5 +41,5 @@ export function watchGc(label: string): (file: string) => void {
     }
   }).observe({ entryTypes: ['gc'] });
   return (file) =>
-    writeFileSync(file, `${label} gc: ${[...stats].map(([k, v]) => `${k} ${v.n}× ${v.ms.toFixed(0)} ms`).join(', ')}; old generation grown by scavenges ${(promoted / 1048576).toFixed(1)} MiB; grown between collections, by space: ${[...grown].map(([k, v]) => `${k} ${(v / 1048576).toFixed(1)} MiB`).join(', ')}; cpu ${(process.cpuUsage().user / 1000).toFixed(0)} ms user; heap ${JSON.stringify(process.memoryUsage())}\n`);
+    writeFileSync(file, `${label} gc: ${[...stats].map(([k, v]) => `${k} ${v.n}× ${v.ms.toFixed(0)} ms (longest ${v.max.toFixed(1)} ms)`).join(', ')}; old generation grown by scavenges ${(promoted / 1048576).toFixed(1)} MiB; grown between collections, by space: ${[...grown].map(([k, v]) => `${k} ${(v / 1048576).toFixed(1)} MiB`).join(', ')}; cpu ${(process.cpuUsage().user / 1000).toFixed(0)} ms user; heap ${JSON.stringify(process.memoryUsage())}\n`);
 }
