@@ -6,6 +6,7 @@ import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { AuditFacts } from '../runtime-proxy/audit/event.ts';
+import { readFleet, upFleet, type SandboxFleet } from '../sandbox/fleet.ts';
 import { encodeRuleSet, keyIdOf, sha256, signStatement, type BundleStatement, type PolicyRule, type RuleSet } from '../core/index.ts';
 
 /** One HTTP endpoint the load generator hits. */
@@ -393,4 +394,30 @@ export function benchAuditFacts(i: number, now: number, namespace: string): Audi
     policyDigest: 'f'.repeat(64),
     code: 200,
   };
+}
+
+/**
+ * The benches' one cluster: the first of the fleet in `fleetDir` (`--fleet DIR`), or of a one-cluster
+ * sandbox started in `ownDir` (the caller stops it, also when this fails half way), with kubectl as
+ * its admin (`input` on stdin; throws with kubectl's stderr).
+ */
+export async function benchCluster(
+  fleetDir: string | undefined,
+  ownDir: string | undefined,
+  say: (s: string) => void,
+): Promise<{ readonly fleet: SandboxFleet; readonly cluster: SandboxFleet['clusters'][number]; readonly kubectl: (input: string | undefined, ...args: string[]) => string }> {
+  let fleet: SandboxFleet;
+  if (fleetDir) fleet = readFleet(fleetDir);
+  else if (ownDir) {
+    say(`starting a one-cluster sandbox in ${ownDir}`);
+    fleet = await upFleet({ dir: ownDir, names: ['bench'], log: say });
+  } else throw new Error('benchCluster: neither a fleet nor a directory for one');
+  const cluster = fleet.clusters[0];
+  if (!cluster) throw new Error('the sandbox has no cluster');
+  const kubectl = (input: string | undefined, ...a: string[]): string => {
+    const r = spawnSync(fleet.bin.kubectl, ['--kubeconfig', cluster.adminKubeconfig, ...a], { encoding: 'utf8', input, timeout: 120_000, maxBuffer: 64 << 20 });
+    if (r.status !== 0) throw new Error(`kubectl ${a.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  return { fleet, cluster, kubectl };
 }

@@ -41,11 +41,11 @@ import { keyIdOf, type RuleSet } from '../core/index.ts';
 import { toAuditEvent } from '../runtime-proxy/audit/event.ts';
 import { AuditSink } from '../runtime-proxy/audit/sink.ts';
 import { BundleStore } from '../runtime-proxy/bundle-store.ts';
-import { downFleet, readFleet, upFleet, type SandboxFleet } from '../sandbox/fleet.ts';
+import { downFleet } from '../sandbox/fleet.ts';
 import { freePorts } from '../sandbox/processes.ts';
 import { createLocalCa } from '../sandbox/local-ca.ts';
 import { startOidcProvider } from '../sandbox/oidc-issuer.ts';
-import { benchAuditFacts, bigRuleSet, benchChildEnv, childCommand, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startupLine, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
+import { benchAuditFacts, benchCluster, bigRuleSet, benchChildEnv, childCommand, findNginx, type ChildMemory, quantile, rssMiB, run, signingKey, startupLine, treeCpuMs, startNginx, startProxyChild, writeBundle, type RunResult, type Target } from './proxy-support.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -68,20 +68,8 @@ let stopOidc: (() => Promise<void>) | undefined;
 
 async function main(): Promise<void> {
   // ---- the cluster -------------------------------------------------------------
-  let fleet: SandboxFleet;
-  if (fleetArg) fleet = readFleet(fleetArg);
-  else {
-    ownFleetDir = join(work, 'sandbox');
-    say(`starting a one-cluster sandbox in ${ownFleetDir}`);
-    fleet = await upFleet({ dir: ownFleetDir, names: ['bench'], log: say });
-  }
-  const cluster = fleet.clusters[0];
-  if (!cluster) throw new Error('the sandbox has no cluster');
-  const kubectl = (input: string | undefined, ...a: string[]) => {
-    const r = spawnSync(fleet.bin.kubectl, ['--kubeconfig', cluster.adminKubeconfig, ...a], { encoding: 'utf8', input, timeout: 120_000, maxBuffer: 64 << 20 });
-    if (r.status !== 0) throw new Error(`kubectl ${a.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  if (!fleetArg) ownFleetDir = join(work, 'sandbox');
+  const { fleet, cluster, kubectl } = await benchCluster(fleetArg, ownFleetDir, say);
   const aliceToken = cluster.tokens.alice;
   if (!aliceToken) throw new Error('sandbox has no static token for alice');
 

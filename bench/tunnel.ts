@@ -9,7 +9,7 @@
  * RSS of the proxy and of the agent. Rounds alternate direct and tunnel, samples pooled; every
  * path is warmed first. Every loop is bounded in count and time.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
@@ -19,10 +19,10 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { keyIdOf, type RuleSet } from '../core/index.ts';
 import { keyThumbprint, signRegistration } from '../agent/protocol.ts';
-import { downFleet, readFleet, upFleet, type SandboxFleet } from '../sandbox/fleet.ts';
+import { downFleet } from '../sandbox/fleet.ts';
 import { createLocalCa } from '../sandbox/local-ca.ts';
 import { startOidcProvider } from '../sandbox/oidc-issuer.ts';
-import { quantile, rssMiB, run, signingKey, startProxyChild, treeCpuMs, writeBundle, type RunResult, type Target } from './proxy-support.ts';
+import { benchCluster, quantile, rssMiB, run, signingKey, startProxyChild, treeCpuMs, writeBundle, type RunResult, type Target } from './proxy-support.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -40,20 +40,8 @@ let ownFleetDir: string | undefined;
 let stopOidc: (() => Promise<void>) | undefined;
 
 async function main(): Promise<void> {
-  let fleet: SandboxFleet;
-  if (fleetArg) fleet = readFleet(fleetArg);
-  else {
-    ownFleetDir = join(work, 'sandbox');
-    say(`starting a one-cluster sandbox in ${ownFleetDir}`);
-    fleet = await upFleet({ dir: ownFleetDir, names: ['bench'], log: say });
-  }
-  const cluster = fleet.clusters[0];
-  if (!cluster) throw new Error('the sandbox has no cluster');
-  const kubectl = (input: string | undefined, ...a: string[]) => {
-    const r = spawnSync(fleet.bin.kubectl, ['--kubeconfig', cluster.adminKubeconfig, ...a], { encoding: 'utf8', input, timeout: 120_000, maxBuffer: 64 << 20 });
-    if (r.status !== 0) throw new Error(`kubectl ${a.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  if (!fleetArg) ownFleetDir = join(work, 'sandbox');
+  const { cluster, kubectl } = await benchCluster(fleetArg, ownFleetDir, say);
   say(`creating ${OBJECTS} ConfigMaps and RBAC in ${cluster.name}/${NS}`);
   const rbac = 'rbac.authorization.k8s.io';
   kubectl(

@@ -1,7 +1,7 @@
-import http2, { type ClientHttp2Session } from 'node:http2';
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { relayResponse, type ForwardHooks, type Forwarded } from './forward.ts';
+import { relayResponse, type ForwardHooks, type ForwardOutcome, type Forwarded } from './forward.ts';
 import type { UpstreamHeaders } from './headers.ts';
 import { upstreamPath, type Upstream } from './upstream.ts';
 
@@ -114,7 +114,22 @@ export function forwardHttp2(
   up.on('close', () => {
     if (status === 0) end({ kind: 'upstream-error', message: `upstream stream closed (code ${up.rstCode})` });
   });
-  res.on('close', () => {
+  return followClient(up, res, () => ({ ended, status }), end);
+}
+
+/**
+ * The client's side of an exchange relayed as an upstream HTTP/2 stream (a pooled session's or a
+ * tunnel's): a client that goes away before its response is complete cancels the stream and ends
+ * the exchange as aborted; `cut` (access ended) cancels the stream and closes the client's side.
+ */
+export function followClient(
+  up: ClientHttp2Stream,
+  res: ServerResponse | Http2ServerResponse,
+  now: () => { readonly ended: boolean; readonly status: number },
+  end: (o: ForwardOutcome) => void,
+): Forwarded {
+  res.once('close', () => {
+    const { ended, status } = now();
     if (ended) return;
     if (res.writableFinished) end({ kind: 'response', status });
     else {

@@ -58,9 +58,18 @@ export function answered<T>(p: Promise<T>, store: string): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
-/** A store command's failure as what the action answers: a SessionStoreError as it is, anything else as the store's refusal. */
-export function storeFailure(store: string, err: unknown): SessionStoreError {
-  return err instanceof SessionStoreError ? err : new SessionStoreError(`the ${store} store refused: ${(err as Error).message}`);
+/**
+ * One action on a shared store, as every store runs it: refused at once while the client is not
+ * connected (`unreachable` says what that means for the caller), failed with a SessionStoreError
+ * when the store does not answer in time or refuses.
+ */
+export async function storeAction<T>(client: { readonly isReady: boolean }, store: string, unreachable: string, fn: () => Promise<T>): Promise<T> {
+  if (!client.isReady) throw new SessionStoreError(unreachable);
+  try {
+    return await answered(fn(), store);
+  } catch (err) {
+    throw err instanceof SessionStoreError ? err : new SessionStoreError(`the ${store} store refused: ${(err as Error).message}`);
+  }
 }
 
 /** A client of the shared store: reconnects with backoff (at most 2 s apart); fails commands at once while disconnected. */

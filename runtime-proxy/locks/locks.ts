@@ -1,5 +1,4 @@
-import { SessionStoreError } from '../sessions/session-store.ts';
-import { answered, storeClient, storeFailure } from '../front-door.ts';
+import { storeAction, storeClient } from '../front-door.ts';
 
 /** What a lock cuts off: one person, everyone in a group, a whole cluster, or everything one grant allows. */
 export type LockKind = 'user' | 'group' | 'cluster' | 'grant';
@@ -109,13 +108,7 @@ export class RedisLocks {
 
   /** A lock as the store has it now (not this replica's copy): what lifting it is decided on. */
   async fetch(id: string): Promise<Lock | undefined> {
-    if (!this.#cmd.isReady) throw new SessionStoreError('the lock store is unreachable');
-    let raw: string | null;
-    try {
-      raw = await answered(this.#cmd.hGet(HASH, id), 'lock');
-    } catch (err) {
-      throw storeFailure('lock', err);
-    }
+    const raw = await storeAction(this.#cmd, 'lock', 'the lock store is unreachable', () => this.#cmd.hGet(HASH, id));
     return raw ? (JSON.parse(raw) as Lock) : undefined;
   }
 
@@ -139,12 +132,7 @@ export class RedisLocks {
   }
 
   async #write(fn: () => Promise<void>): Promise<void> {
-    if (!this.#cmd.isReady) throw new SessionStoreError('the lock store is unreachable: the lock is not set');
-    try {
-      await answered(fn(), 'lock');
-    } catch (err) {
-      throw storeFailure('lock', err);
-    }
+    await storeAction(this.#cmd, 'lock', 'the lock store is unreachable: the lock is not set', fn);
   }
 
   #apply(l: Lock): void {

@@ -1,7 +1,6 @@
 import type { Grant, RuleSet, Subject } from '../../core/rule-set.ts';
 import type { Activation, SharedActivations } from '../break-glass.ts';
-import { SessionStoreError } from '../sessions/session-store.ts';
-import { answered, storeClient, storeFailure } from '../front-door.ts';
+import { storeAction, storeClient } from '../front-door.ts';
 
 /** A request for a requestable grant: asked by one person, decided by another. */
 export interface AccessRequest {
@@ -153,12 +152,7 @@ export class RedisRequests implements SharedActivations {
   }
 
   async #write<T>(fn: () => Promise<T>): Promise<T> {
-    if (!this.#cmd.isReady) throw new SessionStoreError('the request store is unreachable: nothing was recorded');
-    try {
-      return await answered(fn(), 'request');
-    } catch (err) {
-      throw storeFailure('request', err);
-    }
+    return storeAction(this.#cmd, 'request', 'the request store is unreachable: nothing was recorded', fn);
   }
 
   #read<T>(fn: () => Promise<T>): Promise<T> {

@@ -1,4 +1,4 @@
-import { answered, SessionStoreError, storeClient, storeFailure } from '../front-door.ts';
+import { storeAction, storeClient } from '../front-door.ts';
 
 /** A proxy session: who logged in (as the identity provider asserted at login), and until when. */
 export interface Session {
@@ -170,12 +170,7 @@ export class RedisSessions implements SharedSessions {
   }
 
   async #write(fn: () => Promise<void>): Promise<void> {
-    if (!this.#cmd.isReady) throw new SessionStoreError('the session store is unreachable');
-    try {
-      await answered(fn(), 'session');
-    } catch (err) {
-      throw storeFailure('session', err);
-    }
+    await storeAction(this.#cmd, 'session', 'the session store is unreachable', fn);
   }
 
   #heard(id: string, at: number): void {

@@ -5,6 +5,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { METHOD_HEADER } from '../../agent/protocol.ts';
 import { filterResponseHeaders, type UpstreamHeaders } from '../headers.ts';
 import { relayResponse, type ForwardHooks, type Forwarded } from '../forward.ts';
+import { followClient } from '../forward-h2.ts';
 import { relay, type UpgradeHooks } from '../upgrade.ts';
 import type { Tunnel } from './tunnels.ts';
 
@@ -127,20 +128,7 @@ export function forwardTunnel(
       end({ kind: 'aborted', status, message: failure(t, up) });
     }
   });
-  res.once('close', () => {
-    if (ended) return;
-    if (res.writableFinished) end({ kind: 'response', status });
-    else {
-      up.close(http2.constants.NGHTTP2_CANCEL);
-      end({ kind: 'aborted', status, message: 'client closed' });
-    }
-  });
-  return {
-    cut: () => {
-      up.close(http2.constants.NGHTTP2_CANCEL);
-      res.destroy();
-    },
-  };
+  return followClient(up, res, () => ({ ended, status }), end);
 }
 
 /**

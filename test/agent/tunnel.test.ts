@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { ensureBinaries } from '../../sandbox/build.ts';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { echoThrough, SPDY, WS } from '../support/streams.ts';
+import { echoThroughPortForward, SPDY, WS } from '../support/streams.ts';
 import { keyThumbprint, signAssertion, signRegistration, TUNNEL_PATH, TUNNEL_UPGRADE, connectionBinding } from '../../agent/protocol.ts';
 import { grant, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, type AgentProcess, type Harness } from '../proxy/harness.ts';
 
@@ -116,13 +116,7 @@ describe('a cluster behind its agent', () => {
       assert.equal(r.stdout, `hello ${name}\n`);
       r = await h.kubectl(olivia, ['exec', '-i', pod, '-n', NS, '--', 'cat'], env, 'piped through the tunnel\n');
       assert.equal(r.stdout, 'piped through the tunnel\n', r.stderr);
-      const pf = h.spawnKubectl(olivia, ['port-forward', '-n', NS, `pod/${pod}`, ':7'], env);
-      try {
-        const m = await pf.waitFor(/Forwarding from 127\.0\.0\.1:(\d+) -> 7/);
-        assert.equal(await echoThrough(Number(m[1]), `ping over ${name}`), `ping over ${name}`);
-      } finally {
-        pf.kill();
-      }
+      assert.equal(await echoThroughPortForward(h, olivia, NS, pod, env, `ping over ${name}`), `ping over ${name}`);
     }
     r = await h.kubectlOnTty(olivia, ['exec', '-it', pod, '-n', NS, '--', 'echo', 'on a tty'], WS);
     assert.equal(r.status, 0, r.stderr);

@@ -3,7 +3,7 @@
 // revocation by a new bundle closing a live watch and a live exec within 1 s.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { echoThrough, SPDY, WS } from '../support/streams.ts';
+import { echoThroughPortForward, SPDY, WS } from '../support/streams.ts';
 import { grant, group, manifestsYaml, ns, ruleSet, startHarness, upstreamRole, user, writeBundle, type Harness } from './harness.ts';
 
 const NS = 'proxy-streams';
@@ -51,13 +51,7 @@ describe('long-running requests through the proxy', () => {
     });
 
     it(`GIVEN a port-forward grant WHEN kubectl port-forward runs over ${name} THEN bytes echo through the fake kubelet's port 7`, async () => {
-      const pf = h.spawnKubectl(olivia, ['port-forward', '-n', NS, `pod/${pod}`, ':7'], env);
-      try {
-        const m = await pf.waitFor(/Forwarding from 127\.0\.0\.1:(\d+) -> 7/);
-        assert.equal(await echoThrough(Number(m[1]), `ping over ${name}`), `ping over ${name}`);
-      } finally {
-        pf.kill();
-      }
+      assert.equal(await echoThroughPortForward(h, olivia, NS, pod, env, `ping over ${name}`), `ping over ${name}`);
     });
 
     it(`GIVEN only a read grant WHEN alice execs over ${name} THEN the proxy refuses with 403 before any upgrade`, async () => {
