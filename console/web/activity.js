@@ -11,6 +11,10 @@ export function startActivity() {
   const form = new FormData(document.getElementById('activity-filter'));
   const q = new URLSearchParams();
   for (const [k, v] of form) if (String(v).trim() !== '') q.set(k, String(v).trim());
+  // The old feed goes at once, and the feed says which filter it now holds, so nothing on screen mixes two filters.
+  const feed = document.getElementById('activity-feed');
+  feed.dataset.filter = q.toString();
+  render();
   source = new EventSource(`/console/api/activity?${q}`);
   source.addEventListener('hello', (ev) => {
     const h = JSON.parse(ev.data);

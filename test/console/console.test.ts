@@ -303,13 +303,13 @@ describe('the web console in a real browser', { timeout: 600_000 }, () => {
     await audrey.fill('#f-user', 'oidc:alice');
     await audrey.selectOption('#f-decision', 'deny');
     await audrey.click('#activity-filter button[type="submit"]');
-    await audrey.waitForSelector('#activity-feed li[data-user="oidc:alice"]');
+    await audrey.waitForSelector('#activity-feed[data-filter="user=oidc%3Aalice&decision=deny"] li[data-user="oidc:alice"]');
     const users = await audrey.$$eval('#activity-feed li', (lis) => [...new Set(lis.map((l) => `${l.getAttribute('data-user')}/${l.getAttribute('data-decision')}`))]);
     assert.deepEqual(users, ['oidc:alice/deny']);
     await audrey.fill('#f-user', '');
     await audrey.selectOption('#f-decision', '');
     await audrey.click('#activity-filter button[type="submit"]');
-    await audrey.waitForSelector('#activity-feed li[data-user="oidc:mallory"]');
+    await audrey.waitForSelector('#activity-feed[data-filter=""] li[data-user="oidc:mallory"]');
     // The chart counts what the feed holds, denials among them.
     const counts = /(\d+) requests, (\d+) denied/.exec((await audrey.textContent('#activity-counts')) ?? '');
     assert.ok(counts && Number(counts[1]) >= 3 && Number(counts[2]) >= 3, `chart: ${counts?.[0] ?? 'none'}`);
