@@ -72,14 +72,35 @@ export interface ParsedRequest {
   readonly longRunning: boolean;
 }
 
-/** Stage 2, parse request: canonical targets only (400 otherwise), then kube's RequestInfo. */
+/**
+ * Stage 2, parse request: canonical targets only (400 otherwise), then kube's RequestInfo.
+ * The parse is a pure function of the method, the exact target and whether it is an upgrade, so
+ * a target parsed before is not parsed again (clients repeat the same few: a controller's list,
+ * kubectl's get): the result is frozen and shared, a refusal is never kept, and the cache is
+ * bounded in entries and in key length, so what it holds cannot grow with what clients send.
+ */
 export function parseRequestStage(method: string, target: string, isUpgrade: boolean): ParsedRequest {
+  const cacheable = target.length <= PARSED_KEY_MAX;
+  const key = cacheable ? `${isUpgrade ? 'U' : 'R'}${method} ${target}` : '';
+  const hit = cacheable ? parsedTargets.get(key) : undefined;
+  if (hit !== undefined) return hit;
   const t = checkRequestTarget(target);
   if (!t.ok) throw new ProxyError('BAD_REQUEST', `non-canonical target: ${t.reason}`);
   const info = parseRequestInfo(method, t.path, t.query);
   const verb = authorizationVerb(info, { isUpgrade });
-  return { info, verb, target, longRunning: isLongRunning(info, t.query, isUpgrade) };
+  const parsed: ParsedRequest = Object.freeze({ info: Object.freeze({ ...info, parts: Object.freeze([...info.parts]) }), verb, target, longRunning: isLongRunning(info, t.query, isUpgrade) });
+  if (cacheable) {
+    // First in, first out: the oldest entry makes room (a Map iterates in insertion order).
+    if (parsedTargets.size >= PARSED_MAX) parsedTargets.delete(parsedTargets.keys().next().value as string);
+    parsedTargets.set(key, parsed);
+  }
+  return parsed;
 }
+
+/** Parsed targets kept, and the longest target kept (longer ones, rare and the costly shapes, are parsed every time). */
+const PARSED_MAX = 2048;
+const PARSED_KEY_MAX = 512;
+const parsedTargets = new Map<string, ParsedRequest>();
 
 /**
  * Mirrors kube-apiserver's long-running check (BasicLongRunningRequestCheck

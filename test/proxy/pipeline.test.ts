@@ -1,8 +1,11 @@
 // The pure pipeline stages: routing, parsing, authorization and deadlines.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import type { RuleSet } from '../../core/rule-set.ts';
 import { indexRuleSet } from '../../core/rule-index.ts';
+import { authorizationVerb, parseRequestInfo } from '../../core/request-info.ts';
+import { checkRequestTarget } from '../../core/request-target.ts';
 import type { ActiveBundle } from '../../runtime-proxy/bundle-store.ts';
 import { DISCOVERY_GRANT } from '../../runtime-proxy/discovery.ts';
 import { ProxyError } from '../../runtime-proxy/errors.ts';
@@ -123,6 +126,56 @@ describe('authorizeStage', () => {
     assert.equal(parseRequestStage('GET', '/api/v1/namespaces/a/pods/p/exec?command=ls', true).longRunning, true);
     assert.equal(parseRequestStage('GET', '/api/v1/namespaces/a/pods/p/log', false).longRunning, false);
     assert.equal(parseRequestStage('GET', '/api/v1/namespaces/a/pods', false).longRunning, false);
+  });
+
+  it('GIVEN a target parsed before WHEN parsed again THEN the same frozen result, told apart by method and upgrade; a refusal is refused every time; long targets and old entries are not kept', () => {
+    const t = '/api/v1/namespaces/memo/pods/p?timeoutSeconds=5';
+    const first = parseRequestStage('GET', t, false);
+    assert.equal(parseRequestStage('GET', t, false), first, 'the kept result');
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.info) && Object.isFrozen(first.info.parts));
+    assert.throws(() => ((first.info as { verb: string }).verb = 'delete'), TypeError, 'no caller can change what the next request gets');
+    assert.equal(parseRequestStage('DELETE', t, false).verb, 'delete');
+    assert.equal(parseRequestStage('GET', t, false).verb, 'get');
+    assert.equal(parseRequestStage('GET', '/api/v1/namespaces/memo/pods', false).longRunning, false);
+    assert.equal(parseRequestStage('GET', '/api/v1/namespaces/memo/pods', true).longRunning, true);
+    for (let i = 0; i < 2; i++) assert.throws(() => parseRequestStage('GET', '/api/v1/namespaces/memo/%2e%2e/pods', false), (e: unknown) => e instanceof ProxyError && e.code === 'BAD_REQUEST');
+    const long = `/api/v1/namespaces/memo/pods?labelSelector=${'a'.repeat(600)}`;
+    assert.notEqual(parseRequestStage('GET', long, false), parseRequestStage('GET', long, false), 'a long target is parsed every time');
+    assert.deepEqual(parseRequestStage('GET', long, false), parseRequestStage('GET', long, false));
+    // Past the bound, the oldest entry goes: the first target is parsed afresh (an equal, new result).
+    for (let i = 0; i < 3000; i++) parseRequestStage('GET', `/api/v1/namespaces/memo/configmaps/cm-${i}`, false);
+    const again = parseRequestStage('GET', t, false);
+    assert.notEqual(again, first);
+    assert.deepEqual(again, first);
+  });
+
+  it('GIVEN random targets WHEN each is parsed twice THEN the kept result equals a fresh parse (property)', () => {
+    // Mostly plain segments, some with escapes (most of those refused) and dots.
+    const seg = fc.oneof({ weight: 8, arbitrary: fc.stringMatching(/^[a-z0-9~_-]{1,6}$/) }, { weight: 1, arbitrary: fc.stringMatching(/^[a-z0-9.%]{1,4}$/) }, { weight: 1, arbitrary: fc.constantFrom('api', 'v1', 'namespaces', 'pods', 'apis') });
+    let parsed = 0;
+    fc.assert(
+      fc.property(fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH'), fc.array(seg, { minLength: 1, maxLength: 7 }), fc.constantFrom('', '?watch=1', '?labelSelector=a%3Db', '?fieldSelector=metadata.name%3Dx&limit=5', '?follow=true'), fc.boolean(), (method, parts, query, upgrade) => {
+        const target = `/${parts.join('/')}${query}`;
+        let once;
+        try {
+          once = parseRequestStage(method, target, upgrade);
+        } catch (err) {
+          assert.ok(err instanceof ProxyError && err.code === 'BAD_REQUEST');
+          assert.throws(() => parseRequestStage(method, target, upgrade), ProxyError);
+          return;
+        }
+        parsed++;
+        assert.equal(parseRequestStage(method, target, upgrade), once);
+        // What the stage computes without its cache.
+        const t = checkRequestTarget(target);
+        assert.ok(t.ok);
+        const info = parseRequestInfo(method, t.path, t.query);
+        assert.deepEqual(once.info, info);
+        assert.equal(once.verb, authorizationVerb(info, { isUpgrade: upgrade }));
+      }),
+      { numRuns: 400, seed: 1807 },
+    );
+    assert.ok(parsed >= 100, `only ${parsed} of 400 targets parsed`);
   });
 });
 
