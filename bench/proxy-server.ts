@@ -10,6 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { createAuthenticator, type AuthnConfig } from '../runtime-proxy/authn/index.ts';
 import { loadConfig } from '../runtime-proxy/config.ts';
+import { tuneHeapForProxy } from '../runtime-proxy/heap.ts';
 import { PortcullisProxy } from '../runtime-proxy/server.ts';
 import { watchGc } from './gc-stats.ts';
 
@@ -29,6 +30,8 @@ if (process.env.BENCH_NODELAY === '1') {
 }
 // Diagnosis only (BENCH_GC_STATS=FILE): the proxy's garbage collections, written to FILE when it stops.
 const gcReport = process.env.BENCH_GC_STATS ? watchGc('proxy') : undefined;
+// As `portcullis proxy` runs (runtime-proxy/run.ts): the proxy process's heap growth (heap.ts).
+tuneHeapForProxy();
 const config = loadConfig(file);
 const proxy = new PortcullisProxy({
   config,

@@ -1,9 +1,12 @@
 import { createAuthenticator, type AuthnConfig } from './authn/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { tuneHeapForProxy } from './heap.ts';
 import { PortcullisProxy } from './server.ts';
 
 /** `portcullis proxy --config FILE`: runs until SIGTERM/SIGINT, then drains and flushes the audit log. */
 export async function runProxy(configFile: string): Promise<void> {
+  // The proxy's own process: V8's heap growth set for it (heap.ts, issue 18).
+  tuneHeapForProxy();
   const config = loadConfig(configFile);
   let authenticator;
   try {
