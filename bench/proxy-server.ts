@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { createAuthenticator, type AuthnConfig } from '../runtime-proxy/authn/index.ts';
 import { loadConfig } from '../runtime-proxy/config.ts';
-import { tuneHeapForProxy } from '../runtime-proxy/heap.ts';
+import { collectStartupGarbage, tuneHeapForProxy } from '../runtime-proxy/heap.ts';
 import { PortcullisProxy } from '../runtime-proxy/server.ts';
 import { watchGc } from './gc-stats.ts';
 
@@ -39,6 +39,7 @@ const proxy = new PortcullisProxy({
   logger: pino({ name: 'portcullis-proxy', level: process.env.BENCH_LOG_LEVEL ?? 'info' }, pino.destination(2)),
 });
 const { port } = await proxy.start();
+collectStartupGarbage();
 process.stdout.write(`${JSON.stringify({ port, pid: process.pid })}\n`);
 // SIGUSR2: collect garbage (when run with --expose-gc) and print one memory line, for the watch benchmark.
 process.on('SIGUSR2', () => {

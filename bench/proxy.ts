@@ -58,6 +58,8 @@ const parts = new Set((args.includes('--parts') ? (args[args.indexOf('--parts') 
 const NS = 'portcullis-bench';
 const OBJECTS = 500;
 const WATCHES = 2000;
+/** When the idle RSS is read: V8's memory reducer gives back what starting used about 10 s after the last allocation. */
+const IDLE_MS = 12_000;
 const out = (s = '') => process.stdout.write(`${s}\n`);
 const say = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
@@ -166,7 +168,10 @@ async function main(): Promise<void> {
   say('starting the Portcullis proxy (child process)');
   const proxy = await startProxyChild(root, configFile, join(work, 'proxy.log'));
   children.push(proxy.child);
-  // Idle RSS as started, before any request (the issue's "idle RSS"; the watch part reports it again after the latency runs).
+  // RSS as started, before any request; the issue's "idle RSS" is read below, once the proxy has sat idle
+  // long enough for V8's memory reducer to give back what starting used (about 10 s); the watch part
+  // reports it again after the latency runs.
+  const startedAt = Date.now();
   await new Promise((r) => setTimeout(r, 1000));
   const startRss = rssMiB(proxy.pid);
 
@@ -233,11 +238,15 @@ async function main(): Promise<void> {
   out(`node floor = a minimal Node.js reverse proxy on the same undici pool as Portcullis (bench/node-floor-proxy.ts): what Node itself adds; go floor = the same in Go (bench/go-floor-proxy): what a compiled data plane would add; proxy CPU = the proxy process's user+system time per request`);
   out(`machine: ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start${process.env.BENCH_NODELAY === '1' ? '; BENCH_NODELAY=1 (diagnostic: Nagle off on the proxy\'s client sockets)' : ''}`);
   out();
+  let idleRss: number;
   {
     // Background work of an idle proxy (timers, watchers) would count in its CPU per request.
+    // Until IDLE_MS after start (the other proxies started meanwhile; none has sent it a request).
+    await new Promise((r) => setTimeout(r, Math.max(0, startedAt + IDLE_MS - 2000 - Date.now())));
     const c0 = treeCpuMs(proxy.pid);
     await new Promise((r) => setTimeout(r, 2000));
-    out(`idle proxy: ${((treeCpuMs(proxy.pid) - c0) / 20).toFixed(1)}% of a CPU over 2 s; RSS ${startRss.toFixed(0)} MiB after start, before any request (node floor: ${floor.pid !== undefined ? rssMiB(floor.pid).toFixed(0) : '?'} MiB after the first LIST)`);
+    idleRss = rssMiB(proxy.pid);
+    out(`idle proxy: ${((treeCpuMs(proxy.pid) - c0) / 20).toFixed(1)}% of a CPU over 2 s; RSS ${idleRss.toFixed(0)} MiB idle (${IDLE_MS / 1000} s after start, before any request), ${startRss.toFixed(0)} MiB 1 s after start (node floor: ${floor.pid !== undefined ? rssMiB(floor.pid).toFixed(0) : '?'} MiB after the first LIST)`);
   }
   const scenarios = !parts.has('latency') ? [] : [
     { name: 'GET 1 object', path: getPath, concurrency: 1, count: quick ? 200 : 1000 },
@@ -325,7 +334,7 @@ async function main(): Promise<void> {
   if (parts.has('reload')) await reloadBench(cluster.name, key);
   if (parts.has('watches')) {
     const watchProxies = targets.filter((t): t is Target & { pid: number } => (t.label === 'portcullis' || t.label === 'node floor') && t.pid !== undefined).map((target) => ({ target, pid: target.pid }));
-    await watchBench(watchProxies, proxy.memory, startRss);
+    await watchBench(watchProxies, proxy.memory, idleRss, startRss);
   }
   if (parts.has('audit')) {
     const audit = await auditThroughput(join(work, 'audit-bench.log'), quick ? 3 : 5);
@@ -381,7 +390,7 @@ async function reloadBench(clusterName: string, key: ReturnType<typeof signingKe
  * HTTP/2 goes first: a process keeps (and reuses) memory it has freed, so the second transport
  * starts above its idle RSS; its figure is still the RSS with its watches open.
  */
-async function watchBench(proxies: readonly { readonly target: Target; readonly pid: number }[], memory: () => Promise<ChildMemory | undefined>, startRss: number): Promise<void> {
+async function watchBench(proxies: readonly { readonly target: Target; readonly pid: number }[], memory: () => Promise<ChildMemory | undefined>, idleRss: number, startRss: number): Promise<void> {
   const watchPath = `/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=900&allowWatchBookmarks=false`;
   const n = quick ? 500 : WATCHES;
   const rss = new Map<string, number>();
@@ -413,7 +422,7 @@ async function watchBench(proxies: readonly { readonly target: Target; readonly 
   const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined ? `${(a / b).toFixed(2)}×` : 'n/a');
   const [ph2, ph1, fh2, fh1] = [rss.get('portcullis h2'), rss.get('portcullis h1'), rss.get('node floor h2'), rss.get('node floor h1')];
   out(`issue 18: RSS with ${WATCHES} watches${n < WATCHES ? ' (extrapolated)' : ''} over HTTP/2 ${met(ph2, 300)}, ${ratio(ph2, fh2)} the node floor's ${fh2?.toFixed(0) ?? 'n/a'} MiB; over HTTP/1.1 ${met(ph1, 300)}, ${ratio(ph1, fh1)} the node floor's ${fh1?.toFixed(0) ?? 'n/a'} MiB`);
-  out(`issue 18: idle RSS ${met(startRss, 100)} after start, ${met(beforeFirst, 100)} before the first watch (after the latency runs)`);
+  out(`issue 18: idle RSS ${met(idleRss, 100)} (${IDLE_MS / 1000} s after start; ${startRss.toFixed(0)} MiB 1 s after start), ${met(beforeFirst, 100)} before the first watch (after the latency runs)`);
 }
 
 type OpenedWatches = { ok: number; failed: number; firstError?: string; close: () => void };

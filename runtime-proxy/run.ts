@@ -1,6 +1,6 @@
 import { createAuthenticator, type AuthnConfig } from './authn/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { tuneHeapForProxy } from './heap.ts';
+import { collectStartupGarbage, tuneHeapForProxy } from './heap.ts';
 import { PortcullisProxy } from './server.ts';
 
 /** `portcullis proxy --config FILE`: runs until SIGTERM/SIGINT, then drains and flushes the audit log. */
@@ -16,6 +16,7 @@ export async function runProxy(configFile: string): Promise<void> {
   }
   const proxy = new PortcullisProxy({ config, authenticator });
   await proxy.start();
+  collectStartupGarbage();
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       proxy.log.info('signal received: draining');

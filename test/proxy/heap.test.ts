@@ -35,7 +35,31 @@ function fullCollections(setup: 'narrow' | 'narrow+tuned'): number {
   return (JSON.parse(r.stdout) as { full: number }).full;
 }
 
+/** In a child process: what collectStartupGarbage leaves, after 400,000 objects became garbage. */
+function afterStartupCollection(): { before: number; after: number; gcOnGlobal: string; gcInNewContext: string } {
+  const script = `
+    import { runInNewContext } from 'node:vm';
+    import { collectStartupGarbage } from ${JSON.stringify(join(ROOT, 'runtime-proxy/heap.ts'))};
+    globalThis.startup = Array.from({ length: 400_000 }, (_, i) => ({ i, s: 'x' + i }));
+    globalThis.startup = undefined;
+    const before = process.memoryUsage().heapUsed;
+    collectStartupGarbage();
+    const after = process.memoryUsage().heapUsed;
+    process.stdout.write(JSON.stringify({ before, after, gcOnGlobal: typeof globalThis.gc, gcInNewContext: runInNewContext('typeof gc') }));
+  `;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as { before: number; after: number; gcOnGlobal: string; gcInNewContext: string };
+}
+
 describe('the proxy process heap growth', () => {
+  it('GIVEN what starting left behind WHEN collectStartupGarbage runs THEN it is collected, and no gc function is left on the global nor in a new context', () => {
+    const r = afterStartupCollection();
+    assert.ok(r.before - r.after > 15 * 1048576, `heap used ${(r.before / 1048576).toFixed(1)} -> ${(r.after / 1048576).toFixed(1)} MiB`);
+    assert.equal(r.gcOnGlobal, 'undefined');
+    assert.equal(r.gcInNewContext, 'undefined', '--expose-gc is cleared again');
+  });
+
   it('GIVEN V8 growing the old generation by 10% only WHEN tuneHeapForProxy runs after start THEN the same workload needs at most half the full collections', () => {
     const narrow = fullCollections('narrow');
     const tuned = fullCollections('narrow+tuned');
