@@ -10,9 +10,9 @@ import { runInNewContext } from 'node:vm';
  * marking once the room left below the old generation's limit is no more than the young
  * generation's capacity. Under load the proxy's young generation sits at its 16 MiB maximum while
  * its old generation holds about 16 MiB alive, and V8's own growing factor for so small a heap
- * put the limit at 32 MiB: the next marking cycle was due as soon as one ended, 80-odd full
- * collections in a latency run against the node floor's 20. With this setting there were 8, and
- * the proxy spent a third less CPU over the same requests, while each collection stays
+ * put the limit at 32 MiB: the next marking cycle was due as soon as one ended, 76 full
+ * collections in a latency run against the node floor's 36. With this setting there were 8, and
+ * the proxy spent a fifth less CPU over the same requests, while each collection stays
  * incremental (no longer pause: turning incremental marking off, the other lever, gave 80 ms
  * pauses with 2,000 watches open).
  *
@@ -38,7 +38,7 @@ export function tuneHeapForProxy(): void {
  * configuration and bundles parsed, schemas compiled, modules loaded), so that the memory an
  * idle proxy holds is what it keeps, not what it once used. V8's memory reducer would give it
  * back too, but only some 10 s later, and not always before the first request (issue 18: 98–104 MiB
- * at rest on Node 22 without it, 87 with it). Node.js has no call for a collection without --expose-gc;
+ * at rest on Node 22 without it, 88–89 with it). Node.js has no call for a collection without --expose-gc;
  * with the flag set for a moment, a fresh context's `gc` is taken and the flag cleared again,
  * so nothing in the proxy's own global changes.
  */
