@@ -9,14 +9,13 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { authorizationVerb, parseRequestInfo } from '../core/request-info.ts';
 import { checkRequestTarget } from '../core/request-target.ts';
-import { indexRuleSet } from '../core/rule-index.ts';
 import type { RuleSet } from '../core/rule-set.ts';
 import { Chain, GENESIS } from '../runtime-proxy/audit/chain.ts';
 import { toAuditEvent, type AuditFacts } from '../runtime-proxy/audit/event.ts';
-import type { ActiveBundle } from '../runtime-proxy/bundle-store.ts';
-import { DISCOVERY_GRANT } from '../runtime-proxy/discovery.ts';
+import { decisionIndex, type ActiveBundle } from '../runtime-proxy/bundle-store.ts';
 import { buildUpstreamHeaders, type UpstreamIdentity } from '../runtime-proxy/headers.ts';
 import { authorizeStage, parseRequestStage, route, type AuthorizeFacts } from '../runtime-proxy/pipeline.ts';
+import { benchAuditFacts } from './proxy-support.ts';
 
 const { values } = parseArgs({ options: { calls: { type: 'string', default: '200000' } } });
 const CALLS = Math.min(Math.max(1000, Number(values.calls)), 2_000_000);
@@ -35,7 +34,7 @@ const BUNDLE: ActiveBundle = {
   notAfter: NOW + 86_400_000,
   sourceDigest: 'sha256:0',
   ruleSet: RS,
-  index: indexRuleSet({ ...RS, grants: [...RS.grants, DISCOVERY_GRANT], impersonable: { users: [], groups: ['oidc:sre', 'system:authenticated'] } }),
+  index: decisionIndex(RS),
   fingerprint: 'f',
   envelopeSha256: '0'.repeat(64),
 };
@@ -55,30 +54,10 @@ const parsed = parseRequestStage('GET', target, false);
 const facts: AuthorizeFacts = {};
 const admission = authorizeStage(parsed, ID, BUNDLE, new Map(), NOW, facts);
 const who: UpstreamIdentity = { authorization: 'Bearer sa-token', ...admission.impersonate, auditId: randomUUID() };
-const auditFacts = (): AuditFacts => ({
-  auditId: randomUUID(),
-  stage: 'ResponseComplete',
-  requestURI: URL_,
-  method: 'GET',
-  receivedAt: NOW,
-  at: NOW + 1,
-  sourceIP: '127.0.0.1',
-  userAgent: 'kubectl/v1.34.4',
-  cluster: 'dev',
-  transport: 'http1',
-  user: { name: ID.user, groups: ID.groups, issuer: ID.issuer },
-  impersonated: { user: admission.impersonate.user, groups: admission.impersonate.groups },
-  attributes: admission.attributes,
-  decision: 'allow',
-  reason: 'grant',
-  grantId: admission.grant.id,
-  source: facts.source ?? '',
-  bundleRevision: 1,
-  policyDigest: 'sha256:0',
-  code: 200,
-});
+// The audit bench's record of one GET, with this request's attributes: the facts an Event is built from.
+const facts0: AuditFacts = { ...benchAuditFacts(1, NOW, 'portcullis-bench'), attributes: admission.attributes };
 const chain = new Chain({ seq: 0, prev: GENESIS });
-const event = toAuditEvent(auditFacts());
+const event = toAuditEvent(facts0);
 
 const rows: [string, number][] = [
   ['route', perCall(() => route(URL_))],
@@ -89,7 +68,7 @@ const rows: [string, number][] = [
   ['parse stage (a target seen before)', perCall(() => parseRequestStage('GET', target, false))],
   ['authorize (decide, impersonation, deadline)', perCall(() => authorizeStage(parsed, ID, BUNDLE, new Map(), NOW, {}))],
   ['upstream headers', perCall(() => buildUpstreamHeaders(RAW, who))],
-  ['audit Event from the facts', perCall(() => toAuditEvent(auditFacts()))],
+  ['audit Event from the facts', perCall(() => toAuditEvent(facts0))],
   ['audit line: serialize + chain hash', perCall(() => chain.link(event))],
 ];
 process.stdout.write(`the proxy's own stages for one GET, hot (${CALLS.toLocaleString('en-US')} calls each, node ${process.version}), µs per call:\n`);

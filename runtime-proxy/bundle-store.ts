@@ -105,14 +105,20 @@ export class BundleStore {
   }
 }
 
-function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string, envelopeSha256: string, commit: string | undefined): ActiveBundle {
-  // The built-in discovery grant names system:authenticated, which every identity carries for
-  // authorization (never impersonated: kube-apiserver adds it upstream by itself).
-  const withDiscovery: RuleSet = {
+/**
+ * The index the proxy decides on for a cluster's rule set: its grants and the built-in discovery
+ * grant, which names system:authenticated, a group every identity carries for authorization
+ * (never impersonated: kube-apiserver adds it upstream by itself).
+ */
+export function decisionIndex(ruleSet: RuleSet): RuleIndex {
+  return indexRuleSet({
     ...ruleSet,
     grants: [...ruleSet.grants, DISCOVERY_GRANT],
     impersonable: { users: ruleSet.impersonable.users, groups: [...ruleSet.impersonable.groups, ALL_AUTHENTICATED] },
-  };
+  });
+}
+
+function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string, envelopeSha256: string, commit: string | undefined): ActiveBundle {
   return {
     cluster: st.cluster,
     revision: st.revision,
@@ -120,7 +126,7 @@ function toActive(st: BundleStatement, ruleSet: RuleSet, fingerprint: string, en
     sourceDigest: st.sourceDigest,
     ...(commit !== undefined ? { commit } : {}),
     ruleSet,
-    index: indexRuleSet(withDiscovery),
+    index: decisionIndex(ruleSet),
     fingerprint,
     envelopeSha256,
   };

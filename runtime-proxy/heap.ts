@@ -20,7 +20,7 @@ import { runInNewContext } from 'node:vm';
  * starts. The live heap is small (tens of MiB with thousands of watches open), and the watch
  * and idle RSS figures of `bench/proxy.ts` are measured with it.
  */
-export const HEAP_GROWING_PERCENT = 300;
+const HEAP_GROWING_PERCENT = 300;
 
 /**
  * Sets V8's heap growing factor for this process. Called by the proxy's process entry points

@@ -3,11 +3,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { RuleSet } from '../../core/rule-set.ts';
-import { indexRuleSet } from '../../core/rule-index.ts';
 import { authorizationVerb, parseRequestInfo } from '../../core/request-info.ts';
 import { checkRequestTarget } from '../../core/request-target.ts';
-import type { ActiveBundle } from '../../runtime-proxy/bundle-store.ts';
-import { DISCOVERY_GRANT } from '../../runtime-proxy/discovery.ts';
+import { decisionIndex, type ActiveBundle } from '../../runtime-proxy/bundle-store.ts';
 import { ProxyError } from '../../runtime-proxy/errors.ts';
 import { authenticateStage, authorizeStage, deadlineOf, parseRequestStage, route, type AuthorizeFacts } from '../../runtime-proxy/pipeline.ts';
 
@@ -29,7 +27,7 @@ const BUNDLE: ActiveBundle = {
   notAfter: Date.parse('2026-07-01T00:00:00Z'),
   sourceDigest: 'd',
   ruleSet: RS,
-  index: indexRuleSet({ ...RS, grants: [...RS.grants, DISCOVERY_GRANT], impersonable: { users: RS.impersonable.users, groups: [...RS.impersonable.groups, 'system:authenticated'] } }),
+  index: decisionIndex(RS),
   fingerprint: 'f',
   envelopeSha256: '0'.repeat(64),
 };
@@ -99,7 +97,7 @@ describe('authorizeStage', () => {
 
   it('GIVEN a deny on a group no grant names WHEN a user carries it besides a granted group THEN the deny holds (SECURITY rule 22)', () => {
     const denyGroup = { ...RS, denies: [...RS.denies, { id: 'no-contractor-pods', source: { file: 'p.ts', line: 30 }, subjects: [{ kind: 'Group' as const, name: 'oidc:contractors' }], except: [], rules: [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['pods'] }], scope: { kind: 'cluster' as const } }] };
-    const bundle = { ...BUNDLE, ruleSet: denyGroup, index: indexRuleSet({ ...denyGroup, grants: [...denyGroup.grants, DISCOVERY_GRANT], impersonable: { users: denyGroup.impersonable.users, groups: [...denyGroup.impersonable.groups, 'system:authenticated'] } }) };
+    const bundle = { ...BUNDLE, ruleSet: denyGroup, index: decisionIndex(denyGroup) };
     const facts: { denyId?: string } = {};
     assert.throws(() => authorizeStage(parseRequestStage('GET', '/api/v1/namespaces/a/pods', false), { ...ID, groups: ['oidc:contractors', 'oidc:dev'] }, bundle, new Map(), NOW, facts), (e: unknown) => (e as { code?: string }).code === 'FORBIDDEN');
     assert.equal(facts.denyId, 'no-contractor-pods');
